@@ -127,8 +127,8 @@ def stratified_split(dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15
                      seed: int = 0) -> tuple[EQDataset, ...]:
     """Split into parts (default train/validation/test) with each word's share kept per part.
 
-    Each word's settings are shuffled by ``seed`` and cut at the cumulative fractions, so every
-    part holds ``round(fraction * count)`` of every word (the last part takes the remainder).
+    Each word's settings are shuffled by ``seed`` and cut at ``round(cumulative fraction ×
+    count)``, so every part holds its share of every word to within one setting.
     """
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.ndim != 1 or len(fractions) < 2 or np.any(fractions < 0) or not np.isclose(

@@ -100,8 +100,9 @@ DEFAULT_LAYOUT = EQLayout(bands=(
 
 def _bounds_in_working_space(layout: EQLayout) -> tuple[np.ndarray, np.ndarray]:
     """Bounds after the log transform of frequency and Q, float32 like the arrays they meet."""
-    lower = np.where(layout.log_scaled, np.log(layout.lower), layout.lower)
-    upper = np.where(layout.log_scaled, np.log(layout.upper), layout.upper)
+    log = layout.log_scaled
+    lower = np.where(log, np.log(np.where(log, layout.lower, 1.0)), layout.lower)
+    upper = np.where(log, np.log(np.where(log, layout.upper, 1.0)), layout.upper)
     return lower.astype(np.float32), upper.astype(np.float32)
 
 
