@@ -1,0 +1,468 @@
+"""Apply an EQ setting to audio: filtering, strength, loudness matching and peak handling.
+
+Audio arrays are float ``[T]`` (mono) or ``[T, C]`` (frames × channels), full scale ±1.0.
+A setting is a physical ``[n_params]`` vector (see :mod:`neuraleq_jax.paramspace`) or a
+``{"band1_gain": ..., ...}`` dict. The filter is the setting's RBJ biquads
+(:func:`neuraleq_jax.response.second_order_sections`) run with ``scipy.signal.sosfilt`` in
+float64 along time, at the audio's own sample rate, with zero initial state; the output has the
+input's length (the filter's tail past the last frame is not appended).
+
+Band frequencies above ``NYQUIST_FRACTION × sample_rate`` (0.45·fs, e.g. 7.2 kHz for 16 kHz
+files) are lowered to that frequency, because a band at or above Nyquist has no digital
+realisation and one just below it is badly warped; every such change is listed in the report.
+
+Nothing is clipped silently: the report gives the output peak and the number of sample values
+above full scale, ``peak_mode="limit"`` scales the whole output down to a −0.1 dBFS peak, and
+``peak_mode="error"`` raises :class:`ClippingError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+import os
+import secrets
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+import soundfile as sf
+
+from neuraleq_jax import paramspace
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.response import second_order_sections
+
+NYQUIST_FRACTION = 0.45
+LIMIT_CEILING_DBFS = -0.1
+LOUDNESS_MODES = (None, "rms", "lufs")
+PEAK_MODES = ("report", "limit", "error")
+_MAX_CHANNELS = 256  # more than this is almost surely a channels-first [C, T] array
+
+# ITU-R BS.1770-4, tables 1 and 2: the two K-weighting stages (b, a) as published for 48 kHz.
+_BS1770_SHELF_48K = ((1.53512485958697, -2.69169618940638, 1.19839281085285),
+                     (1.0, -1.69065929318241, 0.73248077421585))
+_BS1770_HIGHPASS_48K = ((1.0, -2.0, 1.0), (1.0, -1.99004745483398, 0.99007225036621))
+_BS1770_OFFSET_DB = -0.691
+_BS1770_WEIGHTS_5_1 = (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)  # L R C LFE Ls Rs
+
+
+class ClippingError(ValueError):
+    """Raised by ``peak_mode="error"`` when the output exceeds 0 dBFS; carries the report."""
+
+    def __init__(self, message: str, report: "EQReport"):
+        super().__init__(message)
+        self.report = report
+
+
+class ClippingWarning(UserWarning):
+    """Issued by ``peak_mode="report"`` when the output exceeds 0 dBFS."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClampedBand:
+    """A band whose frequency was lowered below Nyquist (``band`` counts from 1)."""
+
+    band: int
+    kind: str
+    requested_hz: float
+    used_hz: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EQReport:
+    """What :func:`apply_eq` did. Levels in dB; ``None`` where a level is −∞ or not measured.
+
+    Attributes:
+      setting: the in-range setting after strength, ``[n_params]``.
+      filter_parameters: what the filter used: ``setting`` with clamped band frequencies.
+      loudness_in, loudness_out: dBFS RMS (``"rms"``) or LUFS (``"lufs"``), over all channels.
+      loudness_gain_db: gain applied to match loudness (0 without matching).
+      peak_in_dbfs, peak_out_dbfs: sample peaks; ``peak_out_dbfs`` is of the returned float data.
+      clipped_samples: sample values (all channels) above 0 dBFS in the returned data.
+      limit_gain_db: gain applied by ``peak_mode="limit"`` (0 when not needed).
+      in_path, out_path, format, subtype: set by :func:`apply_eq_to_file`.
+    """
+
+    sample_rate: float
+    frames: int
+    channels: int
+    strength: float
+    setting: tuple[float, ...]
+    filter_parameters: tuple[float, ...]
+    clamped_bands: tuple[ClampedBand, ...]
+    match_loudness: str | None
+    loudness_in: float | None
+    loudness_out: float | None
+    loudness_gain_db: float
+    peak_mode: str
+    peak_in_dbfs: float | None
+    peak_out_dbfs: float | None
+    clipped_samples: int
+    limit_gain_db: float
+    notes: tuple[str, ...] = ()
+    in_path: str | None = None
+    out_path: str | None = None
+    format: str | None = None
+    subtype: str | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (tuples become lists)."""
+        return json.loads(self.to_json())
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=indent, allow_nan=False)
+
+
+def _db(value: float) -> float | None:
+    """20·log10 of an amplitude; ``None`` for silence so that reports stay strict JSON."""
+    return 20.0 * math.log10(value) if value > 0 else None
+
+
+def _check_real(value, name: str, *, minimum: float | None = None) -> float:
+    """A finite real scalar (Python, NumPy or a 0-d array; not a bool) → float."""
+    numeric = isinstance(value, numbers.Real) or (
+        np.ndim(value) == 0 and getattr(value, "dtype", np.dtype(object)).kind in "fiu")
+    if isinstance(value, (bool, np.bool_)) or not numeric or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}; got {value!r}")
+    return float(value)
+
+
+def _check_audio(audio) -> np.ndarray:
+    """Float audio ``[T]`` or ``[T, C]`` → float64 ``[T, C]`` (a copy), with clear errors."""
+    array = np.asarray(audio)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"audio must be a float array in [-1, 1] (e.g. soundfile.read(..., "
+                         f"dtype='float64')); got dtype {array.dtype}")
+    if array.ndim not in (1, 2):
+        raise ValueError(f"audio must be [frames] or [frames, channels]; got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"audio has no samples (shape {array.shape})")
+    array = array.astype(np.float64).reshape(array.shape[0], -1)
+    frames, channels = array.shape
+    if channels > _MAX_CHANNELS:
+        raise ValueError(f"audio has shape {np.shape(audio)}: {channels} channels is more than "
+                         f"{_MAX_CHANNELS}; arrays are [frames, channels] (transpose a "
+                         f"channels-first array)")
+    if not np.isfinite(array).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    return array
+
+
+def _check_setting(setting, layout: EQLayout) -> np.ndarray:
+    """One setting (array or named dict) → validated float64 ``[n_params]``."""
+    if isinstance(setting, Mapping):
+        paramspace.from_dicts([setting], layout)  # raises on missing or bad values
+        setting = [setting[name] for name in layout.param_names]
+    checked = paramspace.validate(setting, layout, name="setting")
+    if checked.ndim != 1:
+        raise ValueError(f"setting must be one vector of {layout.n_params} values; "
+                         f"got shape {checked.shape}")
+    # validate() returns float32; re-read the caller's values so filtering stays float64
+    return np.clip(np.asarray(setting, np.float64), layout.lower, layout.upper)
+
+
+def scale_strength(setting, strength, layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+    """Scale the gains of settings toward flat: ``gain · strength``, clipped into the range.
+
+    Args:
+      setting: physical ``[..., n_params]``.
+      strength: a finite number ≥ 0, or an array of them broadcastable to ``setting[..., 0]``:
+        0 = flat (identity filter), 1 = unchanged, > 1 = exaggerated (gains clipped to range).
+    Returns:
+      float64 ``[..., n_params]``; frequencies and Q are unchanged.
+    """
+    try:
+        strength = np.asarray(strength, dtype=np.float64)
+        valid = bool(np.isfinite(strength).all() and (strength >= 0).all())
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError("strength must be finite and >= 0 (0 = flat, 1 = as given, "
+                         f"> 1 exaggerates); got {strength!r}")
+    scaled = np.array(setting, dtype=np.float64)
+    if scaled.ndim == 0 or scaled.shape[-1] != layout.n_params:
+        raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {scaled.shape}")
+    gains = layout.gain_indices
+    scaled[..., gains] = np.clip(scaled[..., gains] * strength[..., None],
+                                 layout.lower[gains], layout.upper[gains])
+    return scaled
+
+
+def clamp_band_frequencies(params, sample_rate: float, layout: EQLayout = DEFAULT_LAYOUT
+                           ) -> tuple[np.ndarray, tuple[ClampedBand, ...]]:
+    """Lower band frequencies above ``NYQUIST_FRACTION · sample_rate`` to that frequency.
+
+    Args:
+      params: physical ``[n_params]``.
+      sample_rate: in Hz.
+    Returns:
+      ``(params_used [n_params] float64, clamped bands)``. ``params_used`` may lie below a
+      band's frequency range: it describes the filter, not a setting.
+    """
+    used = np.array(params, dtype=np.float64)
+    ceiling = NYQUIST_FRACTION * float(sample_rate)
+    clamped = []
+    for band, index in enumerate(layout.freq_indices):
+        if used[index] > ceiling:
+            clamped.append(ClampedBand(band + 1, layout.kinds[band], float(used[index]), ceiling))
+            used[index] = ceiling
+    return used, tuple(clamped)
+
+
+def _design_k_stage(b48, a48, sample_rate: float, shelf: bool) -> np.ndarray:
+    """One K-weighting stage re-designed for ``sample_rate``: a ``[6]`` second-order section.
+
+    Writing a bilinear-transformed biquad with ``K = tan(π f0 / fs)`` as
+    ``a = [1 + K/Q + K², 2(K²−1), 1 − K/Q + K²] / (1 + K/Q + K²)`` and, for the shelf,
+    ``b = [Vh + Vb·K/Q + K², 2(K² − Vh), Vh − Vb·K/Q + K²] / (1 + K/Q + K²)`` gives
+    ``K² = (1+a1+a2)/(1−a1+a2)``, ``K/Q = 2(1−a2)/(1−a1+a2)``,
+    ``Vh = (b0−b1+b2)/(1−a1+a2)`` (gain at Nyquist) and ``Vb = (b0−b2)/(1−a2)``. We solve these
+    at 48 kHz, keep f0, Q, Vh and Vb, and evaluate the same form at ``sample_rate``; at 48 kHz
+    it returns the published values.
+    The high-pass keeps the standard's unnormalised numerator ``[1, −2, 1]``.
+    """
+    _, a1, a2 = a48
+    k48 = math.sqrt((1 + a1 + a2) / (1 - a1 + a2))
+    q = k48 / (2 * (1 - a2) / (1 - a1 + a2))
+    f0 = 48_000.0 / math.pi * math.atan(k48)
+    k = math.tan(math.pi * f0 / sample_rate)
+    a0 = 1 + k / q + k * k
+    a = np.array([a0, 2 * (k * k - 1), 1 - k / q + k * k]) / a0
+    if not shelf:
+        return np.concatenate([b48, a])
+    b0, b1, b2 = b48
+    vh = (b0 - b1 + b2) / (1 - a1 + a2)
+    vb = (b0 - b2) / (1 - a2)
+    b = np.array([vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k]) / a0
+    return np.concatenate([b, a])
+
+
+def k_weighting_sos(sample_rate: float) -> np.ndarray:
+    """BS.1770 K-weighting (pre-filter shelf, then RLB high-pass) as float64 ``[2, 6]`` sections."""
+    sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
+    return np.stack([_design_k_stage(*_BS1770_SHELF_48K, sample_rate, shelf=True),
+                     _design_k_stage(*_BS1770_HIGHPASS_48K, sample_rate, shelf=False)])
+
+
+def integrated_loudness(audio, sample_rate: float) -> float:
+    """ITU-R BS.1770-4 integrated loudness in LUFS (−inf if every block is below −70 LUFS).
+
+    K-weighting, mean square over 400 ms blocks with 75 % overlap, channel weights 1.0 (for six
+    channels the 5.1 order L R C LFE Ls Rs with weights 1, 1, 1, 0, 1.41, 1.41), an absolute
+    gate at −70 LUFS and a relative gate 10 LU below the absolutely gated loudness. Audio
+    shorter than one block is measured as a single block.
+
+    Args:
+      audio: float ``[T]`` or ``[T, C]``.
+      sample_rate: in Hz.
+    """
+    sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
+    x_TxC = _check_audio(audio)
+    frames, channels = x_TxC.shape
+    weights_C = np.array(_BS1770_WEIGHTS_5_1 if channels == 6 else (1.0,) * channels)
+    y_TxC = scipy.signal.sosfilt(k_weighting_sos(sample_rate), x_TxC, axis=0)
+    block = min(frames, round(0.4 * sample_rate))
+    n_blocks = 1 + int((frames - block) // (0.1 * sample_rate))
+    starts = np.round(np.arange(n_blocks) * 0.1 * sample_rate).astype(np.int64)
+    energy = np.concatenate([np.zeros((1, channels)), np.cumsum(y_TxC ** 2, axis=0)])
+    power_J = np.maximum((energy[starts + block] - energy[starts]) / block, 0.0) @ weights_C
+    with np.errstate(divide="ignore"):
+        loudness_J = _BS1770_OFFSET_DB + 10 * np.log10(power_J)
+    gated = loudness_J > -70.0
+    if not gated.any():
+        return -math.inf
+    relative_gate = _BS1770_OFFSET_DB + 10 * math.log10(power_J[gated].mean()) - 10.0
+    gated &= loudness_J > relative_gate
+    return _BS1770_OFFSET_DB + 10 * math.log10(power_J[gated].mean())
+
+
+def _loudness(x_TxC: np.ndarray, sample_rate: float, mode: str) -> float:
+    if mode == "rms":
+        rms = math.sqrt(float(np.mean(x_TxC ** 2)))
+        return 20 * math.log10(rms) if rms > 0 else -math.inf
+    return integrated_loudness(x_TxC, sample_rate)
+
+
+def apply_eq(audio, sample_rate: float, setting, strength: float = 1.0,
+             match_loudness: str | None = None, peak_mode: str = "report",
+             layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, EQReport]:
+    """Filter audio with an EQ setting.
+
+    Args:
+      audio: float ``[T]`` or ``[T, C]`` samples, full scale ±1.0.
+      sample_rate: the audio's sample rate in Hz.
+      setting: physical ``[n_params]`` (dB, Hz, Q) or a named dict; must be in range.
+      strength: ≥ 0; scales the gains toward flat (see :func:`scale_strength`).
+      match_loudness: ``None``, ``"rms"`` (output RMS = input RMS) or ``"lufs"``
+        (output BS.1770 integrated loudness = the input's).
+      peak_mode: ``"report"`` (leave peaks, report them, warn on clipping), ``"limit"`` (scale
+        the whole output down to a −0.1 dBFS peak when it is higher) or ``"error"`` (raise
+        :class:`ClippingError` when the output exceeds 0 dBFS).
+      layout: the setting's band layout.
+    Returns:
+      ``(out, report)``: float64 audio of the input's shape, and an :class:`EQReport`.
+    """
+    sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
+    strength = _check_real(strength, "strength (0 = flat, 1 = as given)", minimum=0.0)
+    if match_loudness not in LOUDNESS_MODES:
+        raise ValueError(f"match_loudness must be one of {LOUDNESS_MODES}; got {match_loudness!r}")
+    if peak_mode not in PEAK_MODES:
+        raise ValueError(f"peak_mode must be one of {PEAK_MODES}; got {peak_mode!r}")
+    x_TxC = _check_audio(audio)
+    setting = _check_setting(setting, layout)
+    scaled = scale_strength(setting, strength, layout)
+    used, clamped = clamp_band_frequencies(scaled, sample_rate, layout)
+    notes = [f"band {c.band} ({c.kind}) lowered from {c.requested_hz:g} Hz to {c.used_hz:g} Hz "
+             f"({NYQUIST_FRACTION:g} x the {sample_rate:g} Hz sample rate)" for c in clamped]
+    if np.any(scaled[layout.gain_indices] != setting[layout.gain_indices] * strength):
+        notes.append(f"strength {strength:g} pushed gains past their range; clipped into it")
+
+    y_TxC = scipy.signal.sosfilt(second_order_sections(used, sample_rate, layout), x_TxC, axis=0)
+
+    loudness_in = loudness_out = None
+    loudness_gain_db = 0.0
+    if match_loudness is not None:
+        level_in = _loudness(x_TxC, sample_rate, match_loudness)
+        level_out = _loudness(y_TxC, sample_rate, match_loudness)
+        if math.isfinite(level_in) and math.isfinite(level_out):
+            loudness_gain_db = level_in - level_out
+            y_TxC *= 10.0 ** (loudness_gain_db / 20.0)
+        else:
+            notes.append(f"loudness not matched: input or output is silent (below the "
+                         f"{'-70 LUFS gate' if match_loudness == 'lufs' else 'RMS floor'})")
+        loudness_in = level_in if math.isfinite(level_in) else None
+        measured = _loudness(y_TxC, sample_rate, match_loudness)
+        loudness_out = measured if math.isfinite(measured) else None
+
+    limit_gain_db = 0.0
+    peak_out = float(np.max(np.abs(y_TxC)))
+    ceiling = 10.0 ** (LIMIT_CEILING_DBFS / 20.0)
+    if peak_mode == "limit" and peak_out > ceiling:
+        limit_gain_db = LIMIT_CEILING_DBFS - 20.0 * math.log10(peak_out)
+        y_TxC *= ceiling / peak_out
+        peak_out = float(np.max(np.abs(y_TxC)))
+        notes.append(f"limited: whole output scaled by {limit_gain_db:.2f} dB to a "
+                     f"{LIMIT_CEILING_DBFS:g} dBFS peak")
+        if match_loudness is not None and loudness_out is not None:
+            measured = _loudness(y_TxC, sample_rate, match_loudness)
+            loudness_out = measured if math.isfinite(measured) else None
+    clipped = int(np.count_nonzero(np.abs(y_TxC) > 1.0))
+
+    report = EQReport(
+        sample_rate=sample_rate, frames=x_TxC.shape[0], channels=x_TxC.shape[1],
+        strength=strength, setting=tuple(map(float, scaled)),
+        filter_parameters=tuple(map(float, used)), clamped_bands=clamped,
+        match_loudness=match_loudness, loudness_in=loudness_in, loudness_out=loudness_out,
+        loudness_gain_db=loudness_gain_db, peak_mode=peak_mode,
+        peak_in_dbfs=_db(float(np.max(np.abs(x_TxC)))), peak_out_dbfs=_db(peak_out),
+        clipped_samples=clipped, limit_gain_db=limit_gain_db, notes=tuple(notes))
+    if clipped:
+        message = (f"output peak is {report.peak_out_dbfs:+.2f} dBFS: {clipped} sample value(s) "
+                   f"exceed 0 dBFS (use peak_mode='limit', a lower strength or loudness matching)")
+        if peak_mode == "error":
+            raise ClippingError(message, report)
+        warnings.warn(message, ClippingWarning, stacklevel=2)
+    return y_TxC.reshape(np.shape(audio)), report
+
+
+# ----------------------------------------------------------------------------- files
+
+_EXTENSION_ALIASES = {"aif": "AIFF", "wave": "WAV"}
+
+
+def output_formats() -> dict[str, str]:
+    """Accepted output extensions (lower case, no dot) → soundfile format name."""
+    formats = {name.lower(): name for name in sf.available_formats() if name != "RAW"}
+    formats.update({ext: name for ext, name in _EXTENSION_ALIASES.items()
+                    if name in formats.values()})
+    return dict(sorted(formats.items()))
+
+
+def _output_format(out_path: Path) -> str:
+    formats = output_formats()
+    extension = out_path.suffix.lower().lstrip(".")
+    if extension not in formats:
+        raise ValueError(f"unsupported output format {out_path.suffix or '(no extension)'!r} "
+                         f"for {out_path}; accepted extensions: "
+                         f"{', '.join('.' + e for e in formats)}")
+    return formats[extension]
+
+
+def _write_atomically(out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str,
+                      subtype: str) -> None:
+    """Write to a fresh temporary file beside ``out_path``, then rename it over the target."""
+    temporary = out_path.with_name(f".{out_path.name}.{secrets.token_hex(6)}.tmp")
+    # os.open with 0o666 lets the user's umask set the final file's permissions
+    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        sf.write(temporary, data_TxC, sample_rate, subtype=subtype, format=fmt)
+        os.replace(temporary, out_path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def apply_eq_to_file(in_path, out_path, setting, *, strength: float = 1.0,
+                     match_loudness: str | None = None, peak_mode: str = "report",
+                     overwrite: bool = False, subtype: str | None = None,
+                     layout: EQLayout = DEFAULT_LAYOUT) -> EQReport:
+    """Read an audio file, apply :func:`apply_eq`, write the result; return the report.
+
+    The output keeps the input's channels, length and sample rate. Its format follows the
+    output's extension (see :func:`output_formats`); its subtype is ``subtype`` if given, else
+    the input's where the output format supports it, else that format's default (noted in the
+    report). PCM outputs clip sample values above full scale (counted in the report).
+    The output is written atomically; the input file is only ever read.
+
+    Raises:
+      FileNotFoundError: missing input, or missing output folder.
+      FileExistsError: the output exists (or is the input itself) and ``overwrite`` is False.
+      ValueError: unreadable input, unsupported output extension or subtype, bad arguments;
+        :class:`ClippingError` with ``peak_mode="error"``. Nothing is written on any error.
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    if not in_path.is_file():
+        raise FileNotFoundError(f"input audio file not found (or not a file): {in_path}")
+    fmt = _output_format(out_path)
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {out_path.parent}")
+    if out_path.exists() and not overwrite:
+        same = os.path.samefile(in_path, out_path)
+        raise FileExistsError(f"{'output path is the input file' if same else 'output exists'}: "
+                              f"{out_path}; pass overwrite=True to replace it")
+    try:
+        info = sf.info(str(in_path))
+        data_TxC, sample_rate = sf.read(str(in_path), dtype="float64", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as error:
+        raise ValueError(f"cannot read {in_path} as audio ({error}); readable formats: "
+                         f"{', '.join(sorted(sf.available_formats()))}") from None
+
+    notes = []
+    if subtype is not None:
+        if not sf.check_format(fmt, subtype):
+            raise ValueError(f"subtype {subtype!r} is not valid for {fmt} output; accepted: "
+                             f"{', '.join(sf.available_subtypes(fmt))}")
+    elif sf.check_format(fmt, info.subtype):
+        subtype = info.subtype
+    else:
+        subtype = sf.default_subtype(fmt)
+        notes.append(f"input subtype {info.subtype} is not available in {fmt}; wrote {subtype}")
+
+    out_TxC, report = apply_eq(data_TxC, sample_rate, setting, strength, match_loudness,
+                               peak_mode, layout)
+    if report.clipped_samples and subtype not in ("FLOAT", "DOUBLE"):
+        notes.append(f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
+                     f"{subtype} output format")
+    try:
+        _write_atomically(out_path, out_TxC, sample_rate, fmt, subtype)
+    except (sf.SoundFileError, RuntimeError) as error:
+        raise ValueError(f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
+                         f"with {out_TxC.shape[1]} channel(s): {error}") from None
+    return dataclasses.replace(report, notes=report.notes + tuple(notes), in_path=str(in_path),
+                               out_path=str(out_path), format=fmt, subtype=subtype)
