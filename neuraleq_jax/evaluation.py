@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax import response, synthetic
+from neuraleq_jax import paramspace, response, synthetic
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # Rows of the pairwise-distance block held at once in silhouette_score: bounds memory at
@@ -66,8 +66,14 @@ def responses_db(settings_Nx15, *, layout: EQLayout = DEFAULT_LAYOUT,
                  sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """dB responses on the SPEC reference grid: ``[..., n_params]`` → float64 ``[..., 256]``."""
     settings = _settings(settings_Nx15, layout, "settings", min_ndim=1)
-    return np.asarray(response.reference_response_db(settings, sample_rate=float(sample_rate),
-                                                     layout=layout), dtype=np.float64)
+    flat = settings.reshape(-1, layout.n_params)
+    # pad the row count to a power of two so the jitted response compiles for few shapes
+    bucket = max(8, 1 << max(0, len(flat) - 1).bit_length())
+    padded = np.concatenate([flat, np.broadcast_to(paramspace.flat_setting(layout),
+                                                   (bucket - len(flat), layout.n_params))])
+    out = response.reference_response_db(padded.astype(np.float32),
+                                         sample_rate=float(sample_rate), layout=layout)
+    return np.asarray(out, dtype=np.float64)[:len(flat)].reshape(settings.shape[:-1] + (-1,))
 
 
 def _rms(a_xF, b_xF) -> np.ndarray:

@@ -67,11 +67,14 @@ def test_silhouette_rejects_bad_shapes_and_nan():
 
 # ---------------------------------------------------------------- the other figures
 
+import jax  # noqa: E402
+
 from neuraleq_jax import paramspace, response, synthetic  # noqa: E402
 from neuraleq_jax.data import EQDataset  # noqa: E402
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 GAINS = LAYOUT.gain_indices
+_response_one = jax.jit(response.magnitude_response_db)  # one setting at a time, for loops
 
 
 def _with_gains(gains_NxB, base=None):
@@ -124,8 +127,7 @@ def test_data_gain_boxes_are_per_word_percentiles():
 def test_response_error_against_direct_computation():
     ds = synthetic.make_synthetic(per_word=3, seed=1)
     other = synthetic.make_synthetic(per_word=3, seed=2)
-    expected = [float(response.rms_db(response.magnitude_response_db(a),
-                                      response.magnitude_response_db(b)))
+    expected = [float(response.rms_db(_response_one(a), _response_one(b)))
                 for a, b in zip(ds.settings, other.settings)]
     out = evaluation.response_error(ds.settings, other.settings)
     assert out["mean_db"] == pytest.approx(np.mean(expected), rel=1e-4)
@@ -149,13 +151,13 @@ def test_word_accuracy_on_class_means_is_one():
 def test_word_accuracy_matches_reference_loop():
     ds = synthetic.make_synthetic(per_word=6, seed=4)
     gen = synthetic.make_synthetic(per_word=2, seed=5)
-    resp = {i: np.asarray(response.magnitude_response_db(s), dtype=float)
+    resp = {i: np.asarray(_response_one(s), dtype=float)
             for i, s in enumerate(ds.settings)}
     means = [np.mean([resp[i] for i in range(len(ds)) if ds.word_ids[i] == w], axis=0)
              for w in range(8)]
 
     def label(setting):
-        r = np.asarray(response.magnitude_response_db(setting), dtype=float)
+        r = np.asarray(_response_one(setting), dtype=float)
         return int(np.argmin([np.sqrt(np.mean((r - m) ** 2)) for m in means]))
 
     expected_gen = np.mean([label(s) == w for s, w in zip(gen.settings, gen.word_ids)])
@@ -285,3 +287,59 @@ def test_evaluate_system_rejects_mismatched_vocabulary():
     other = EQDataset(ds.settings, ds.word_ids, tuple(reversed(ds.vocabulary)))
     with pytest.raises(ValueError, match="vocabulary"):
         evaluation.evaluate_system(_OracleSystem(ds), other)
+
+
+# ---------------------------------------------------------------- the command and the report
+
+import json  # noqa: E402
+
+from neuraleq_jax import data as data_mod  # noqa: E402
+from neuraleq_jax import evaluate, report  # noqa: E402
+
+SMALL_CONFIG = {"name": "tiny", "data": {"dataset": "synthetic", "per_word": 16, "data_seed": 2,
+                                         "split_seed": 1, "split_fractions": [0.5, 0.25, 0.25]}}
+
+
+def test_split_from_config_rebuilds_the_training_split():
+    train, heldout, _, text = evaluate.split_from_config(SMALL_CONFIG)
+    parts = data_mod.stratified_split(synthetic.make_synthetic(per_word=16, seed=2),
+                                      (0.5, 0.25, 0.25), seed=1)
+    np.testing.assert_array_equal(train.settings, parts[0].settings)
+    np.testing.assert_array_equal(heldout.settings, parts[2].settings)
+    assert "test part" in text
+    with pytest.raises(ValueError, match="supported: synthetic"):
+        evaluate.split_from_config({"data": {"dataset": "nope"}})
+
+
+def test_evaluate_command_baseline_only_small_config(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(SMALL_CONFIG))
+    code = evaluate.main(["--workdir", str(tmp_path), "--baseline-only", "--n-variations", "8",
+                          "--seed", "3"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON
+    assert metrics["model"] is None and metrics["setup"]["seed"] == 3
+    base = metrics["baseline"]
+    assert 0 < base["explained_variance"] <= 1 and base["all_in_range"]
+    assert base["morph_smoothness_max"] <= 1.5
+    assert {r["key"] for r in metrics["goals"]["baseline"]} == {g[0] for g in evaluation.GOALS}
+    text = (tmp_path / "report.md").read_text()
+    assert "| latent silhouette | ≥ 0.85 |" in text and "lite baseline" in text
+    for plot in metrics["plots"]:  # written when matplotlib is present
+        assert (tmp_path / plot).is_file() and (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
+    assert "box rate" in capsys.readouterr().out
+
+
+def test_evaluate_command_reports_a_missing_config(tmp_path, capsys):
+    assert evaluate.main(["--workdir", str(tmp_path / "absent"), "--baseline-only"]) == 2
+    assert "config.json" in capsys.readouterr().err
+
+
+def test_report_table_shows_pass_and_miss_with_margins():
+    figures = {"latent_silhouette": 0.9, "box_rate": 0.975, "response_error_mean_db": 0.4,
+               "word_accuracy": 0.8, "word_accuracy_data": 0.75, "calibration_median": 1.0,
+               "morph_smoothness_max": 1.2, "morph_endpoint_max_db": 0.1}
+    text = report.render_report({"setup": {}, "model": figures, "baseline": None,
+                                 "goals": {"model": evaluation.check_goals(figures)}})
+    assert "| latent silhouette | ≥ 0.85 | 0.900 | pass (+0.050) |" in text
+    assert "| box rate | ≥ 0.98 | 97.5% | **miss** (−0.5%) |" in text
+    assert "Model: box rate = 97.5%, goal ≥ 0.98, missed by 0.5%." in text

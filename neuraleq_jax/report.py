@@ -1,0 +1,144 @@
+"""The Markdown quality report: the model and the lite baseline side by side, against the goals.
+
+:func:`render_report` turns the ``metrics.json`` dict written by :mod:`neuraleq_jax.evaluate`
+into Markdown; :func:`write_report` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from neuraleq_jax import evaluation
+
+# Further figures shown under the goal table: (key, label, format).
+EXTRA_FIGURES = (
+    ("response_error_median_db", "response error (median, dB)", "{:.3f}"),
+    ("word_accuracy_data", "word accuracy of the held-out data itself", "{:.3f}"),
+    ("calibration_min", "variation calibration (min)", "{:.3f}"),
+    ("calibration_max", "variation calibration (max)", "{:.3f}"),
+    ("gain_in_box_rate", "gains in widened box (ignoring freq/Q)", "{:.1%}"),
+    ("freq_q_in_range_rate", "settings with every freq/Q in range", "{:.1%}"),
+    ("morph_smoothness_median", "morph smoothness (median pair)", "{:.3f}"),
+    ("morph_endpoint_mean_db", "morph end points (mean, dB)", "{:.3f}"),
+    ("all_in_range", "every returned setting in range", "{}"),
+    ("explained_variance", "PCA explained variance (baseline)", "{:.1%}"),
+)
+
+_FORMATS = {"box_rate": "{:.1%}", "latent_silhouette": "{:.3f}", "word_accuracy": "{:.3f}"}
+
+
+def _fmt(key: str, value, default: str = "{:.3f}") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return _FORMATS.get(key, default).format(value)
+
+
+def _verdict(row: dict | None) -> str:
+    if row is None or not math.isfinite(row["margin"]):
+        return "—"
+    margin = _fmt(row["key"], abs(row["margin"]))
+    return f"pass (+{margin})" if row["passed"] else f"**miss** (−{margin})"
+
+
+def _goal_table(metrics: dict) -> list[str]:
+    systems = [name for name in ("model", "baseline") if metrics.get(name)]
+    rows = {name: {r["key"]: r for r in metrics["goals"].get(name, [])} for name in systems}
+    titles = {"model": "model", "baseline": "lite baseline"}
+    head = "| figure | goal | " + " | ".join(f"{titles[s]} | {titles[s]} vs goal"
+                                               for s in systems) + " |"
+    lines = [head, "|" + " --- |" * (2 + 2 * len(systems))]
+    for key, label, _, _ in evaluation.GOALS:
+        goal = next((rows[s][key]["goal"] for s in systems if key in rows[s]), "")
+        cells = []
+        for s in systems:
+            cells += [_fmt(key, metrics[s].get(key)), _verdict(rows[s].get(key))]
+        lines.append(f"| {label} | {goal} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _extra_table(metrics: dict) -> list[str]:
+    systems = [name for name in ("model", "baseline") if metrics.get(name)]
+    lines = ["| figure | " + " | ".join("model" if s == "model" else "lite baseline"
+                                         for s in systems) + " |",
+             "|" + " --- |" * (1 + len(systems))]
+    for key, label, fmt in EXTRA_FIGURES:
+        values = [metrics[s].get(key) for s in systems]
+        if all(v is None for v in values):
+            continue
+        lines.append(f"| {label} | " + " | ".join(_fmt(key, v, fmt) for v in values) + " |")
+    return lines
+
+
+def _misses(metrics: dict) -> list[str]:
+    lines = []
+    for name, title in (("model", "Model"), ("baseline", "Lite baseline")):
+        missed = [r for r in metrics["goals"].get(name, []) if not r["passed"]]
+        if not metrics.get(name):
+            continue
+        if not missed:
+            lines.append(f"- {title}: every goal met.")
+            continue
+        for row in missed:
+            by = "(not computed)" if not math.isfinite(row["margin"]) else \
+                f"by {_fmt(row['key'], abs(row['margin']))}"
+            lines.append(f"- {title}: {row['label']} = {_fmt(row['key'], row['value'])}, "
+                         f"goal {row['goal']}, missed {by}.")
+    return lines
+
+
+def render_report(metrics: dict) -> str:
+    """Markdown text of the report for a ``metrics.json`` dict."""
+    setup = metrics.get("setup", {})
+    lines = [f"# neuraleq_jax evaluation: {setup.get('config_name', 'run')}", "",
+             f"- date: {setup.get('date', '?')}",
+             f"- machine: {setup.get('machine', '?')}",
+             f"- workdir: `{setup.get('workdir', '?')}`",
+             f"- data: {setup.get('data', '?')}",
+             f"- held-out split: {setup.get('split', '?')}",
+             f"- evaluation seed {setup.get('seed', '?')}, {setup.get('n_variations', '?')} "
+             f"generated settings per word, morphs of {setup.get('steps', '?')} steps for all "
+             f"{setup.get('n_pairs', '?')} word pairs",
+             f"- box rate boxes: {setup.get('boxes', '?')}, widened by 0.5 dB",
+             f"- lite baseline: {setup.get('baseline', '?')}", ""]
+    if metrics.get("model_error"):
+        lines += [f"> The model was not evaluated: {metrics['model_error']}", ""]
+    lines += ["## Figures against the goals (SPEC §6, issue 6)", ""] + _goal_table(metrics)
+    lines += ["", "Margins: how far inside (+) or outside (−) the goal the value lies.", "",
+              "## Further figures", ""] + _extra_table(metrics)
+    for name, title in (("model", "model"), ("baseline", "lite baseline")):
+        details = (metrics.get(name) or {}).get("details")
+        if details:
+            lines += ["", f"Worst morph pair ({title}): {details['worst_morph']}."]
+    lines += ["", "## Missed goals", ""] + _misses(metrics)
+    notes = metrics.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    plots = metrics.get("plots") or []
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file beside it and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_report(metrics: dict, path: str | Path) -> Path:
+    """Write :func:`render_report` of ``metrics`` to ``path`` atomically; returns the path."""
+    return atomic_write_text(path, render_report(metrics))
