@@ -159,7 +159,8 @@ class LiteBaseline:
         return self._to_physical(self._knn(np.atleast_2d(latents_MxC), rows))
 
     def centre_settings(self) -> np.ndarray:
-        """Each word's centre setting: its mean training latent, decoded among its own: ``[W, 15]``."""
+        """Each word's centre setting, ``[W, 15]``: its mean training latent, decoded among
+        its own settings."""
         self._require_fit()
         return np.stack([self._to_physical(self._knn(self._centres_WxC[w:w + 1], rows))[0]
                          for w, rows in enumerate(self._word_rows)])

@@ -135,7 +135,8 @@ def box_rate(settings_Nx15, word_ids_N, boxes_WxBx2, *, margin_db: float = 0.5,
       word_ids_N: the word each setting was generated for.
       boxes_WxBx2: per word and band ``[low, high]`` gains in dB.
     Returns:
-      ``{"box_rate", "gain_in_box_rate", "freq_q_in_range_rate", "per_word" [W]}``, shares in [0, 1].
+      ``{"box_rate", "gain_in_box_rate", "freq_q_in_range_rate", "per_word" [W]}``,
+      shares in [0, 1].
     """
     settings = _settings(settings_Nx15, layout, "settings")
     boxes = np.asarray(boxes_WxBx2, dtype=np.float64)
@@ -381,7 +382,8 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
     """Every SPEC §6 figure for a system (the neural facade or :class:`LiteBaseline`).
 
     The system must offer ``vocabulary``, ``layout``, ``encode(settings)``,
-    ``reconstruct(settings)``, ``generate_eq_from_semantic(word, variations, seed=, as_array=True)``,
+    ``reconstruct(settings)``,
+    ``generate_eq_from_semantic(word, variations, seed=, as_array=True)``,
     ``morph_between_terms(a, b, steps, seed=, as_array=True)``,
     ``explore_latent_space(n_samples, seed=, as_array=True)`` and ``centre_settings()`` ``[W, 15]``.
 
