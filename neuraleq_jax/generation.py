@@ -1,0 +1,542 @@
+"""The functional generation core: word models, generate, morph, explore, strength.
+
+Everything here is a pure function of ``(params, model_config, word_model, inputs, key)``.
+A *word model* is a dict of NumPy arrays fitted once after training (:func:`fit_word_model`)
+and stored in the checkpoint bundle; it holds, per word, the latent centre and a Gaussian spread
+(Cholesky factor) with a calibrated scale, plus what exploration needs (a Gaussian over all
+training latents and the dB responses of training settings for novelty ranking).
+
+Words enter as weight vectors over the vocabulary (``[W]`` or ``[B, W]``): a one-hot row is one
+word, several non-zero entries blend words (see :mod:`neuraleq_jax.compound`). Weights are
+normalised to sum 1 inside every function.
+
+The device-side work is jit-compiled; the public functions are thin wrappers that check shapes
+and pass only the word-model arrays each computation needs, so a large novelty reference never
+travels with a call that does not use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuraleq_jax import models, paramspace, response
+from neuraleq_jax.data import EQDataset
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+
+# keys of the word-model dict that each computation reads
+GENERATE_KEYS = ("variation_centres_WxL", "spread_WxLxK", "truncation")
+MORPH_KEYS = ("centres_WxL",)
+EXPLORE_KEYS = ("global_centre_L", "global_spread_LxL")
+NOVELTY_KEYS = EXPLORE_KEYS + ("reference_responses_RxF",)
+
+
+def _select(word_model, keys) -> dict:
+    missing = [k for k in keys if k not in word_model]
+    if missing:
+        raise ValueError(f"word model lacks {missing}; refit it with generation.fit_word_model")
+    return {k: word_model[k] for k in keys}
+
+
+def _normalise_weights(weights_BxW):
+    return weights_BxW / jnp.sum(weights_BxW, axis=-1, keepdims=True)
+
+
+def _in_latent_range(latents):
+    # the encoder's latents are tanh outputs: stay where the decoder was trained
+    return jnp.clip(latents, -1.0, 1.0)
+
+
+def _decode_physical(params, config: models.ModelConfig, latent_NxL, layout: EQLayout):
+    """Latents → physical settings, always inside the layout's ranges."""
+    unit = models.decode(params, config, latent_NxL)
+    return paramspace.clip(paramspace.denormalize(unit, layout), layout)
+
+
+def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
+    """Scale the gains of physical settings ``[..., P]`` toward flat by ``strength`` (broadcast to
+    the leading dims ``[...]``): 0 gives 0 dB gains, 1 leaves them, > 1 exaggerates (clipped to the
+    gain range). Frequencies and Q are unchanged."""
+    settings = jnp.asarray(settings, jnp.float32)
+    strength = jnp.asarray(strength, jnp.float32)[..., None]
+    gain_mask = np.zeros(layout.n_params, bool)
+    gain_mask[layout.gain_indices] = True
+    return paramspace.clip(jnp.where(gain_mask, settings * strength, settings), layout)
+
+
+# --------------------------------------------------------------------------- generate
+
+def _variation_latents(word_model, weights_W, key, first, variations: int):
+    """Latents of variations ``first … first + variations - 1`` of one weight vector; variation
+    ``v`` draws from ``fold_in(key, v)``, so a row does not depend on how many are asked for
+    (padding and chunking are invisible)."""
+    centres, spreads = word_model["variation_centres_WxL"], word_model["spread_WxLxK"]
+    cut = word_model["truncation"]
+    weights_W = weights_W / jnp.sum(weights_W)
+    centre_L = weights_W @ centres
+    # a blend's spread: the same standard draw through the weighted mix of the words' spreads
+    spread_LxK = jnp.einsum("w,wij->ij", weights_W, spreads)
+    keys_V = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
+    z_VxK = jax.vmap(lambda k: jax.random.truncated_normal(
+        k, -cut, cut, (spreads.shape[-1],)))(keys_V)
+    return _in_latent_range(centre_L + z_VxK @ spread_LxK.T)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "variations", "layout"))
+def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first, variations,
+              layout):
+    latents_BxVxL = jax.vmap(_variation_latents, (None, 0, 0, None, None))(
+        word_model, weights_BxW, keys_B, first, variations)
+    batch = latents_BxVxL.shape[0]
+    settings = _decode_physical(params, config, latents_BxVxL.reshape(batch * variations, -1),
+                                layout).reshape(batch, variations, layout.n_params)
+    return apply_strength(settings, strength_B[:, None], layout)
+
+
+def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B,
+             strength_B=1.0, *, variations: int = 1, first: int = 0,
+             layout: EQLayout = DEFAULT_LAYOUT):
+    """Settings for a batch of word blends, ``variations`` per blend.
+
+    Args:
+      weights_BxW: ``[B, W]`` non-negative weights over the vocabulary (one-hot = one word;
+        see :func:`one_hot`); each row is normalised to sum 1.
+      keys_B: ``[B]`` typed PRNG keys, one per row.
+      strength_B: scalar or ``[B]`` gain strength (0 flat, 1 as generated).
+      variations: settings per row; ``first`` is the index of the first one (variation ``v`` of
+        a row always draws from ``fold_in(key, v)``, so large counts can be made in pieces).
+    Returns:
+      ``[B, variations, P]`` physical settings (dB, Hz, Q), inside the layout's ranges.
+    """
+    chex.assert_rank(weights_BxW, 2)
+    batch = weights_BxW.shape[0]
+    chex.assert_shape(keys_B, (batch,))
+    strength_B = jnp.broadcast_to(jnp.asarray(strength_B, jnp.float32), (batch,))
+    return _generate(params, config, _select(word_model, GENERATE_KEYS),
+                     jnp.asarray(weights_BxW, jnp.float32), keys_B, strength_B,
+                     jnp.int32(first), int(variations), layout)
+
+
+def bucket_size(n: int) -> int:
+    """The smallest power of two >= ``n`` (the padded size compiled functions are served at)."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def one_hot(word_ids_B, n_words: int) -> np.ndarray:
+    """Word ids ``[B]`` → float32 weight rows ``[B, n_words]``."""
+    return np.eye(n_words, dtype=np.float32)[np.asarray(word_ids_B, dtype=np.int64)]
+
+
+# --------------------------------------------------------------------------- morph
+
+def _morph_one(params, config, centres_WxL, weights_a_W, weights_b_W, alphas_S, reparametrize,
+               dense, layout):
+    start_L = (weights_a_W / jnp.sum(weights_a_W)) @ centres_WxL
+    end_L = (weights_b_W / jnp.sum(weights_b_W)) @ centres_WxL
+
+    def settings_at(alpha_N):
+        latents = start_L + alpha_N[:, None] * (end_L - start_L)
+        return _decode_physical(params, config, latents, layout)
+
+    if reparametrize:
+        # equal latent steps need not give equal response steps: walk a dense path, measure its
+        # length in RMS dB, and place the requested fractions at equal response arc length
+        grid_D = jnp.linspace(0.0, 1.0, dense)
+        responses_DxF = response.magnitude_response_db(settings_at(grid_D), layout=layout)
+        step_D1 = response.rms_db(responses_DxF[1:], responses_DxF[:-1])
+        arc_D = jnp.concatenate([jnp.zeros(1), jnp.cumsum(step_D1)])
+        total = arc_D[-1]
+        arc_D = jnp.where(total > 0, arc_D / jnp.where(total > 0, total, 1.0), grid_D)
+        alphas_S = jnp.interp(alphas_S, arc_D, grid_D)
+    return settings_at(alphas_S)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "reparametrize", "dense", "layout"))
+def _morph(params, config, word_model, weights_a, weights_b, alphas_S, reparametrize, dense,
+           layout):
+    one = functools.partial(_morph_one, params, config, word_model["centres_WxL"],
+                            reparametrize=reparametrize, dense=dense, layout=layout)
+    if weights_a.ndim == 1:
+        return one(weights_a, weights_b, alphas_S)
+    return jax.vmap(one, (0, 0, None))(weights_a, weights_b, alphas_S)
+
+
+def morph(params, config: models.ModelConfig, word_model, weights_a, weights_b, alphas_S, *,
+          reparametrize: bool = True, dense: int = 129, layout: EQLayout = DEFAULT_LAYOUT):
+    """Settings along the path between two word blends (their latent centres).
+
+    Args:
+      weights_a, weights_b: ``[W]`` (one pair) or ``[B, W]`` (a batch of pairs) word weights.
+      alphas_S: ``[S]`` positions in ``[0, 1]``; 0 is ``a``'s centre setting, 1 is ``b``'s.
+      reparametrize: if True (default) ``alpha`` is the fraction of the path's length measured
+        in RMS dB of the response (from ``dense`` points), so equal alpha steps give equal
+        response steps; if False it is the fraction of the latent segment.
+    Returns:
+      ``[S, P]`` (or ``[B, S, P]``) physical settings, inside the layout's ranges.
+    """
+    weights_a = jnp.asarray(weights_a, jnp.float32)
+    weights_b = jnp.asarray(weights_b, jnp.float32)
+    chex.assert_equal_shape([weights_a, weights_b])
+    chex.assert_rank(alphas_S, 1)
+    if dense < 2:
+        raise ValueError(f"dense must be >= 2 points, got {dense}")
+    return _morph(params, config, _select(word_model, MORPH_KEYS), weights_a, weights_b,
+                  jnp.asarray(alphas_S, jnp.float32), bool(reparametrize), int(dense), layout)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "layout"))
+def _decode_jit(params, config, latents_NxL, layout):
+    return _decode_physical(params, config, latents_NxL, layout)
+
+
+def decode_latents(params, config: models.ModelConfig, latents_NxL,
+                   layout: EQLayout = DEFAULT_LAYOUT, *, chunk: int = 8192) -> np.ndarray:
+    """Latents ``[N, L]`` → physical settings ``[N, P]`` inside the ranges, in chunks."""
+    latents_NxL = np.asarray(latents_NxL, np.float32)
+    chex.assert_shape(latents_NxL, (None, config.latent_dim))
+    return np.concatenate([np.asarray(_decode_jit(params, config, latents_NxL[i:i + chunk],
+                                                  layout))
+                           for i in range(0, len(latents_NxL), chunk)])
+
+
+def centre_settings(params, config: models.ModelConfig, word_model,
+                    layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+    """Each word's centre setting (its decoded latent centre): ``[W, P]`` physical."""
+    return decode_latents(params, config, word_model["centres_WxL"], layout)
+
+
+# --------------------------------------------------------------------------- explore
+
+def _explore_latents(word_model, key, start, chunk: int, temperature):
+    """Latents for sample indices ``start … start + chunk - 1``; sample ``i`` draws from
+    ``fold_in(key, i)``, so results do not depend on the chunk size."""
+    centre_L, spread_LxL = word_model["global_centre_L"], word_model["global_spread_LxL"]
+    index_C = start + jnp.arange(chunk)
+    z_CxL = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i),
+                                                 centre_L.shape))(index_C)
+    return _in_latent_range(centre_L + temperature * z_CxL @ spread_LxL.T)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "chunk", "layout"))
+def _explore_chunk(params, config, word_model, key, start, temperature, chunk, layout):
+    return _decode_physical(params, config,
+                            _explore_latents(word_model, key, start, chunk, temperature), layout)
+
+
+def _check_explore_args(n: int, chunk: int):
+    if int(n) < 1:
+        raise ValueError(f"n (number of samples) must be >= 1, got {n}")
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+
+
+def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, *,
+                   chunk: int = 8192, temperature: float = 1.0,
+                   layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
+    """Stream ``n`` explored settings as host arrays of at most ``[chunk, P]``.
+
+    Latents are drawn from a Gaussian fitted to all training latents (``temperature`` scales its
+    spread) and decoded ``chunk`` at a time, so memory stays bounded for any ``n``; one compiled
+    function serves every chunk.
+    """
+    _check_explore_args(n, chunk)
+    # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
+    chunk = min(int(chunk), bucket_size(int(n)))
+    arrays = _select(word_model, EXPLORE_KEYS)
+    temperature = jnp.float32(temperature)
+    for start in range(0, int(n), chunk):
+        settings = _explore_chunk(params, config, arrays, key, jnp.int32(start), temperature,
+                                  chunk, layout)
+        yield np.asarray(settings)[: int(n) - start]
+
+
+def explore(params, config: models.ModelConfig, word_model, key, n: int, *, chunk: int = 8192,
+            temperature: float = 1.0, layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+    """``n`` explored settings ``[n, P]`` (see :func:`explore_chunks`), gathered on the host."""
+    return np.concatenate(list(explore_chunks(params, config, word_model, key, n, chunk=chunk,
+                                              temperature=temperature, layout=layout)))
+
+
+def novelty_db(settings_NxP, reference_responses_RxF, layout: EQLayout = DEFAULT_LAYOUT):
+    """RMS dB (reference grid) from each setting's response to the nearest reference response.
+
+    ``[N, P]`` settings, ``[R, F]`` responses → ``[N]`` dB.
+    """
+    responses_NxF = response.magnitude_response_db(settings_NxP, layout=layout)
+    # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: one matmul instead of an [N, R, F] tensor
+    sq_N = jnp.sum(responses_NxF ** 2, axis=-1)
+    sq_R = jnp.sum(reference_responses_RxF ** 2, axis=-1)
+    cross_NxR = responses_NxF @ reference_responses_RxF.T
+    nearest_N = jnp.min(sq_N[:, None] + sq_R[None, :] - 2.0 * cross_NxR, axis=-1)
+    return jnp.sqrt(jnp.maximum(nearest_N, 0.0) / responses_NxF.shape[-1])
+
+
+@functools.partial(jax.jit, static_argnames=("config", "n", "k", "chunk", "layout"))
+def _explore_novel(params, config, word_model, key, temperature, n, k, chunk, layout):
+    n_chunks = -(-n // chunk)
+
+    def body(carry, chunk_index):
+        best_scores_K, best_settings_KxP = carry
+        start = chunk_index * chunk
+        settings = _decode_physical(
+            params, config, _explore_latents(word_model, key, start, chunk, temperature), layout)
+        scores = novelty_db(settings, word_model["reference_responses_RxF"], layout)
+        valid = (start + jnp.arange(chunk) < n) & jnp.isfinite(scores) & jnp.all(
+            jnp.isfinite(settings), axis=-1)
+        scores = jnp.where(valid, scores, -jnp.inf)
+        # running top-k: merge this chunk's scores with the best so far
+        pooled_scores = jnp.concatenate([best_scores_K, scores])
+        pooled_settings = jnp.concatenate([best_settings_KxP, settings])
+        top_scores, top_index = jax.lax.top_k(pooled_scores, k)
+        return (top_scores, pooled_settings[top_index]), None
+
+    init = (jnp.full((k,), -jnp.inf), jnp.zeros((k, layout.n_params), jnp.float32))
+    (scores_K, settings_KxP), _ = jax.lax.scan(body, init, jnp.arange(n_chunks))
+    return settings_KxP, scores_K
+
+
+def explore_novel(params, config: models.ModelConfig, word_model, key, n: int, k: int, *,
+                  chunk: int = 8192, temperature: float = 1.0,
+                  layout: EQLayout = DEFAULT_LAYOUT):
+    """The ``k`` most novel of ``n`` explored settings, in one compiled scan over chunks.
+
+    Novelty is :func:`novelty_db` against the training settings' responses stored in the word
+    model. Memory is bounded by ``chunk`` (a running top-k is carried across chunks).
+
+    Returns:
+      ``(settings [k, P], novelty_db [k])``, most novel first; every setting is finite and
+      inside the layout's ranges.
+    """
+    _check_explore_args(n, chunk)
+    if not 1 <= int(k) <= int(n):
+        raise ValueError(f"k must be in [1, n={n}], got {k}")
+    chunk = min(int(chunk), int(n))
+    return _explore_novel(params, config, _select(word_model, NOVELTY_KEYS), key,
+                          jnp.float32(temperature), int(n), int(k), chunk, layout)
+
+
+# --------------------------------------------------------------------------- fitting
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _encode_latents(params, config, unit_NxP):
+    return models.encode(params, config, unit_NxP)[0]
+
+
+def encode_latents(params, config: models.ModelConfig, settings_NxP,
+                   layout: EQLayout = DEFAULT_LAYOUT, *, chunk: int = 8192) -> np.ndarray:
+    """Physical settings ``[N, P]`` → latents ``[N, L]`` (deterministic encoder), in chunks."""
+    unit = np.asarray(paramspace.normalize(np.asarray(settings_NxP, np.float32), layout),
+                      np.float32)
+    parts = [np.asarray(_encode_latents(params, config, unit[i:i + chunk]))
+             for i in range(0, len(unit), chunk)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+
+@functools.partial(jax.jit, static_argnames=("config", "layout"))
+def _gain_jacobians(params, config, centres_WxL, layout):
+    """d(gains in dB)/d(latent) at each word centre: ``[W, B, L]``."""
+    def gains(latent_L):
+        return _decode_physical(params, config, latent_L[None], layout)[0, layout.gain_indices]
+    return jax.vmap(jax.jacfwd(gains))(centres_WxL)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "layout"))
+def _calibration_draws(params, config, centres_WxL, spreads_WxLxK, z_MxK, layout):
+    """Settings ``[W, M, P]`` of each word's variations for a fixed set of standard draws."""
+    def one(centre_L, spread_LxK):
+        return _decode_physical(params, config, _in_latent_range(centre_L + z_MxK @ spread_LxK.T),
+                                layout)
+    return jax.vmap(one)(centres_WxL, spreads_WxLxK)
+
+
+def truncated_normal_std(cut: float) -> float:
+    """Standard deviation of a standard normal truncated to ``[-cut, cut]``."""
+    density = math.exp(-0.5 * cut * cut) / math.sqrt(2.0 * math.pi)
+    mass = math.erf(cut / math.sqrt(2.0))
+    return math.sqrt(1.0 - 2.0 * cut * density / mass)
+
+
+def _shrunk_covariances(values_NxD, ids_N, n_words: int, prior_weight: float):
+    """Per-word mean ``[W, D]`` and covariance ``[W, D, D]``, each shrunk toward the pooled
+    within-word covariance by ``prior_weight`` pseudo-samples (a word seen once still gets one)."""
+    means = np.stack([values_NxD[ids_N == w].mean(0) for w in range(n_words)])
+    residual = values_NxD - means[ids_N]
+    pooled = residual.T @ residual / max(len(values_NxD) - n_words, 1)
+    covs = []
+    for w in range(n_words):
+        r = residual[ids_N == w]
+        covs.append((r.T @ r + prior_weight * pooled) / (len(r) - 1 + prior_weight))
+    return means, np.stack(covs)
+
+
+def _sqrt_psd(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def _split_jacobian(jacobian_BxL, rcond: float = 1e-3):
+    """Pseudo-inverse ``[L, B]`` of a gain Jacobian, and the projector ``[L, L]`` onto the latent
+    directions that leave the gains unchanged (to first order)."""
+    u, s, vt = np.linalg.svd(jacobian_BxL, full_matrices=False)
+    keep = s > rcond * max(s.max(), 1e-12)
+    v = vt[keep].T
+    return (v / s[keep]) @ u[:, keep].T, np.eye(jacobian_BxL.shape[1]) - v @ v.T
+
+
+def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset, *,
+                   truncation: float = 1.5, prior_weight: float = 4.0,
+                   target_ratio: float = 1.0, min_in_range: float = 0.99,
+                   calibration_samples: int = 512, calibration_steps: int = 6,
+                   max_reference: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit the word model on training settings (after training).
+
+    Per word ``w``: the centre ``c_w`` is the mean of its training latents (decoded, it is the
+    word's *centre setting*: morph end points). A variation is ``clip(v_w + spread_w @ z)``
+    with ``z`` standard normal truncated at ``±truncation`` and
+
+        ``spread_w = [J⁺ (D R D)^½ | t N C^½]``.
+
+    Gains: ``J`` is the decoder's gain Jacobian (dB per latent unit) at ``c_w``, ``R`` the
+    correlation of the word's data gains and ``D`` per-band scales, so that to first order the
+    generated gains have the data's covariance (sampling the latent cloud directly would carry
+    over correlations between bands that the decoder introduces). Frequency and Q: ``C`` is the
+    word's latent covariance, ``N`` the projector onto the latent directions that leave the
+    gains unchanged and ``t = 1 / std(z)``, so they vary as the word's latents do.
+
+    Calibration on decoded draws (fixed key), since the decoder is not linear:
+    ``calibration_steps`` rounds set ``D`` per band so that std(generated gains) ÷ std(the
+    word's data gains) is ``target_ratio``, and move the variation centre ``v_w`` (from ``c_w``)
+    so that the mean generated gains are the data's mean gains. Then, while fewer than
+    ``min_in_range`` of a word's generated gains lie within its data range ± 0.5 dB, its spread
+    narrows: staying inside the word's box comes first.
+
+    Covariances are shrunk toward the pooled within-word ones by ``prior_weight``
+    pseudo-settings, so a word seen once still gets a spread.
+
+    Returns a dict of NumPy arrays (``W`` words, ``L`` latent dims, ``B`` bands, ``K = B + L``
+    standard draws per variation, ``F`` reference grid): ``centres_WxL``,
+    ``variation_centres_WxL``, ``spread_WxLxK``, ``truncation`` (scalar), ``counts_W``,
+    ``global_centre_L``, ``global_spread_LxL`` (all training latents, for explore),
+    ``reference_responses_RxF`` (training responses for novelty, at most ``max_reference``),
+    ``data_gain_mean_WxB``, ``data_gain_std_WxB``, ``data_gain_low_WxB``,
+    ``data_gain_high_WxB``, and what calibration reached on its own draws:
+    ``calibration_ratio_WxB``, ``in_range_rate_W``.
+    """
+    layout, n_words = dataset.layout, len(dataset.vocabulary)
+    counts = np.bincount(dataset.word_ids, minlength=n_words)
+    if np.any(counts == 0):
+        absent = [w for w, c in zip(dataset.vocabulary, counts) if c == 0]
+        raise ValueError(f"cannot fit a word model: no training settings for {absent}; every "
+                         f"word of the vocabulary needs at least one")
+    if not truncation > 0:
+        raise ValueError(f"truncation must be > 0, got {truncation}")
+    ids = dataset.word_ids
+    latents = encode_latents(params, model_config, dataset.settings, layout).astype(np.float64)
+    centres, latent_covs = _shrunk_covariances(latents, ids, n_words, prior_weight)
+
+    # ---- the word's data gains (dB)
+    gains = dataset.settings[:, layout.gain_indices].astype(np.float64)
+    gain_means, gain_covs = _shrunk_covariances(gains, ids, n_words, prior_weight)
+    gain_scales = np.sqrt(np.einsum("wbb->wb", gain_covs))
+    gain_corr = gain_covs / np.maximum(gain_scales[:, :, None] * gain_scales[:, None, :], 1e-12)
+    groups = [gains[ids == w] for w in range(n_words)]
+    data_std = np.stack([g.std(0, ddof=1) if len(g) > 1 else np.zeros(g.shape[1])
+                         for g in groups])
+    data_low = np.stack([g.min(0) for g in groups])
+    data_high = np.stack([g.max(0) for g in groups])
+
+    # ---- the spread: gain directions through the Jacobian, the rest from the latent cloud
+    jacobians = np.asarray(_gain_jacobians(params, model_config, centres.astype(np.float32),
+                                           layout), np.float64)
+    pinvs, nulls = map(np.stack, zip(*(_split_jacobian(j) for j in jacobians)))
+    z_std = truncated_normal_std(truncation)
+    other_part = nulls @ np.stack([_sqrt_psd(c) for c in latent_covs]) / z_std
+
+    def spreads(band_std_WxB, other_scale_W):
+        gain_part = np.stack([pinvs[w] @ _sqrt_psd(band_std_WxB[w, :, None] * gain_corr[w]
+                                                   * band_std_WxB[w, None, :])
+                              for w in range(n_words)])
+        return np.concatenate([gain_part, other_scale_W[:, None, None] * other_part],
+                              axis=2).astype(np.float32)
+
+    # ---- calibration on decoded draws
+    z = np.asarray(jax.random.truncated_normal(
+        jax.random.key(seed), -truncation, truncation,
+        (calibration_samples, layout.n_bands + latents.shape[1])))
+    gain_target = np.where(data_std > 1e-3, data_std, np.nan) * target_ratio
+
+    def measure(variation_centres, band_std, other_scale):
+        drawn = np.asarray(_calibration_draws(
+            params, model_config, variation_centres.astype(np.float32),
+            spreads(band_std, other_scale), z, layout), np.float64)[..., layout.gain_indices]
+        inside = ((drawn >= data_low[:, None] - 0.5)
+                  & (drawn <= data_high[:, None] + 0.5)).mean(axis=(1, 2))
+        return drawn.mean(axis=1), drawn.std(axis=1, ddof=1) / gain_target, inside
+
+    def calibrate_spread(variation_centres, band_std, rounds):
+        for _ in range(rounds):  # each band's spread, multiplicatively
+            _, ratio, _ = measure(variation_centres, band_std, other_scale)
+            band_std = band_std * np.clip(np.nan_to_num(1.0 / ratio, nan=1.0), 0.5, 2.0)
+        return band_std
+
+    other_scale = np.ones(n_words)
+    # to first order the draws have the data's std with this band_std
+    band_std = calibrate_spread(centres, gain_scales / z_std, calibration_steps)
+    # the decoder bends: move each variation centre so that the mean generated gains are the
+    # data's (damped Gauss-Newton steps from the best centre so far, halved where they fail)
+    best_centres, best_mean = centres.copy(), None
+    best_error, step = np.full(n_words, np.inf), np.full(n_words, 0.7)
+    variation_centres = centres
+    for _ in range(calibration_steps):
+        drawn_mean, _, _ = measure(variation_centres, band_std, other_scale)
+        error = np.sqrt(np.mean((drawn_mean - gain_means) ** 2, axis=1))
+        better = error < best_error
+        best_error = np.where(better, error, best_error)
+        best_centres = np.where(better[:, None], variation_centres, best_centres)
+        best_mean = drawn_mean if best_mean is None else np.where(better[:, None], drawn_mean,
+                                                                  best_mean)
+        step = np.where(better, step, step / 2)
+        variation_centres = np.clip(best_centres + step[:, None] * np.einsum(
+            "wlb,wb->wl", pinvs, gain_means - best_mean), -1.0, 1.0)
+    variation_centres = best_centres
+    band_std = calibrate_spread(variation_centres, band_std, 2)
+    drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale)
+    for _ in range(20):  # stay inside the word's range where the spread is too wide
+        narrow = inside < min_in_range
+        if not narrow.any():
+            break
+        band_std = np.where(narrow[:, None], band_std * 0.93, band_std)
+        other_scale = np.where(narrow, other_scale * 0.93, other_scale)
+        drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale)
+
+    # ---- what explore and novelty ranking need
+    reference = dataset.settings
+    if len(reference) > max_reference:
+        pick = np.random.default_rng(seed).choice(len(reference), max_reference, replace=False)
+        reference = reference[np.sort(pick)]
+    reference_responses = np.asarray(response.magnitude_response_db(reference, layout=layout))
+    global_cov = np.atleast_2d(np.cov(latents.T, bias=True))
+
+    return {
+        "centres_WxL": centres.astype(np.float32),
+        "variation_centres_WxL": variation_centres.astype(np.float32),
+        "spread_WxLxK": spreads(band_std, other_scale),
+        "truncation": np.float32(truncation),
+        "counts_W": counts.astype(np.int32),
+        "global_centre_L": latents.mean(axis=0).astype(np.float32),
+        "global_spread_LxL": _sqrt_psd(global_cov).astype(np.float32),
+        "reference_responses_RxF": reference_responses.astype(np.float32),
+        "data_gain_mean_WxB": gain_means.astype(np.float32),
+        "data_gain_std_WxB": data_std.astype(np.float32),
+        "data_gain_low_WxB": data_low.astype(np.float32),
+        "data_gain_high_WxB": data_high.astype(np.float32),
+        "calibration_ratio_WxB": (ratio * target_ratio).astype(np.float32),
+        "in_range_rate_W": inside.astype(np.float32),
+    }

@@ -1,0 +1,255 @@
+"""The functional generation core: word model, generate, morph, explore, strength, compounds.
+
+One model is trained once for the module on the synthetic train split (the default
+``synthetic`` preset, on one device); SPEC §6 figures are checked on the held-out split.
+"""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from neuraleq_jax import compound, data, generation, paramspace, response, synthetic
+from neuraleq_jax import config as config_module
+
+W = len(synthetic.VOCABULARY)
+WARM, BRIGHT = 0, 1
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from neuraleq_jax import training
+
+    train, _, heldout = data.stratified_split(synthetic.make_synthetic(70, seed=0),
+                                              (0.7, 0.15, 0.15), seed=0)
+    preset = config_module.load_preset("synthetic")
+    config = preset.model
+    result = training.fit(train, config, dataclasses.replace(preset.train, devices=1))
+    params = jax.device_put(result.params, jax.devices()[0])
+    word_model = generation.fit_word_model(params, config, train)
+    return dict(params=params, config=config, word_model=word_model, train=train,
+                heldout=heldout)
+
+
+def gen(t, weights, keys, strength=1.0, variations=4, first=0):
+    return np.asarray(generation.generate(t["params"], t["config"], t["word_model"], weights,
+                                          keys, strength, variations=variations, first=first))
+
+
+def keys(n, seed=0):
+    return jax.random.split(jax.random.key(seed), n)
+
+
+def reference_db(settings):
+    return np.asarray(response.reference_response_db(np.asarray(settings, np.float32)))
+
+
+def rms(a, b):
+    return np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2, axis=-1))
+
+
+# ------------------------------------------------------------------ word model
+
+def test_word_model_arrays_have_documented_shapes(trained):
+    wm, L = trained["word_model"], trained["config"].latent_dim
+    assert wm["centres_WxL"].shape == (W, L)
+    assert wm["spread_WxLxK"].shape[:2] == (W, L)
+    assert wm["global_spread_LxL"].shape == (L, L)
+    assert wm["reference_responses_RxF"].shape == (len(trained["train"]), 256)
+    assert all(np.all(np.isfinite(v)) for v in wm.values())
+    assert all(isinstance(v, np.ndarray) or np.isscalar(v) for v in wm.values())
+
+
+def test_word_model_needs_every_word(trained):
+    train = trained["train"]
+    without_hollow = train.subset(np.flatnonzero(train.word_ids != 7))
+    with pytest.raises(ValueError, match="hollow"):
+        generation.fit_word_model(trained["params"], trained["config"], without_hollow)
+
+
+# ------------------------------------------------------------------ generate
+
+def test_generate_shapes_ranges_and_reproducibility(trained):
+    weights = generation.one_hot(np.arange(W), W)
+    out = gen(trained, weights, keys(W), variations=6)
+    assert out.shape == (W, 6, 15)
+    paramspace.validate(out, tolerance=0.0)  # every value inside the physical ranges
+    np.testing.assert_array_equal(out, gen(trained, weights, keys(W), variations=6))
+    assert not np.allclose(out, gen(trained, weights, keys(W, seed=1), variations=6))
+
+
+def test_batched_generate_equals_per_item_calls(trained):
+    weights = np.stack([generation.one_hot([2], W)[0], compound.parse_weights(
+        "0.7 warm + 0.3 bright", synthetic.VOCABULARY), np.full(W, 1.0 / W, np.float32)])
+    ks = keys(3, seed=5)
+    batched = gen(trained, weights, ks, strength=np.array([1.0, 0.5, 2.0]), variations=5)
+    for i, s in enumerate([1.0, 0.5, 2.0]):
+        single = gen(trained, weights[i:i + 1], ks[i:i + 1], strength=s, variations=5)
+        np.testing.assert_allclose(batched[i], single[0], rtol=1e-5, atol=1e-4)
+
+
+def test_variations_do_not_depend_on_how_many_are_asked_for(trained):
+    weights, ks = generation.one_hot([WARM], W), keys(1)
+    eight = gen(trained, weights, ks, variations=8)
+    np.testing.assert_allclose(gen(trained, weights, ks, variations=3)[0], eight[0, :3],
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gen(trained, weights, ks, variations=5, first=3)[0],
+                               eight[0, 3:], atol=1e-5)
+
+
+def test_strength_scales_gains_toward_flat_and_keeps_frequency_and_q(trained):
+    weights, ks = generation.one_hot([WARM, BRIGHT], W), keys(2)
+    full = gen(trained, weights, ks, strength=1.0)
+    flat = gen(trained, weights, ks, strength=0.0)
+    half = gen(trained, weights, ks, strength=0.5)
+    gains = paramspace.DEFAULT_LAYOUT.gain_indices
+    assert np.all(flat[..., gains] == 0.0)
+    np.testing.assert_allclose(np.abs(reference_db(flat)), 0.0, atol=1e-4)  # a flat response
+    np.testing.assert_allclose(half[..., gains], 0.5 * full[..., gains], atol=1e-5)
+    others = np.setdiff1d(np.arange(15), gains)
+    np.testing.assert_array_equal(flat[..., others], full[..., others])
+    huge = gen(trained, weights, ks, strength=50.0)
+    assert np.all(np.abs(huge[..., gains]) <= 12.0)  # exaggeration stays in range
+
+
+def test_compound_of_two_words_lies_between_them(trained):
+    # mean response over many variations: the blend is closer to the parts' mean than to either
+    def mean_response(term, seed):
+        weights = compound.parse_weights(term, synthetic.VOCABULARY)[None]
+        return reference_db(gen(trained, weights, keys(1, seed), variations=200)[0]).mean(0)
+
+    warm, bright = mean_response("warm", 1), mean_response("bright", 2)
+    blend = mean_response("0.5 warm + 0.5 bright", 3)
+    to_mean = rms(blend, (warm + bright) / 2)
+    assert to_mean < rms(blend, warm) and to_mean < rms(blend, bright)
+    assert to_mean < 0.5 * min(rms(blend, warm), rms(blend, bright))
+
+
+# ------------------------------------------------------------------ SPEC §6 figures
+
+def test_box_rate_and_variation_calibration_meet_spec(trained):
+    out = gen(trained, generation.one_hot(np.arange(W), W), keys(W, seed=11), variations=200)
+    gains = out[..., paramspace.DEFAULT_LAYOUT.gain_indices]           # [W, V, 5]
+    boxes = synthetic.GAIN_BOXES_DB[:, None]                            # [W, 1, 5, 2]
+    inside = (gains >= boxes[..., 0] - 0.5) & (gains <= boxes[..., 1] + 0.5)
+    assert inside.mean() >= 0.98, f"box rate {inside.mean():.4f}"
+    heldout = trained["heldout"]
+    data_gains = heldout.settings[:, paramspace.DEFAULT_LAYOUT.gain_indices]
+    data_std = np.stack([data_gains[heldout.word_ids == w].std(0, ddof=1) for w in range(W)])
+    ratio = gains.std(axis=1, ddof=1) / data_std
+    assert 0.7 <= np.median(ratio) <= 1.3, f"calibration median {np.median(ratio):.3f}"
+
+
+def test_morph_is_smooth_and_ends_at_the_word_centres(trained):
+    pairs = np.array([(a, b) for a in range(W) for b in range(a + 1, W)])
+    eye = np.eye(W, dtype=np.float32)
+    alphas = np.linspace(0, 1, 33, dtype=np.float32)
+    paths = np.asarray(generation.morph(trained["params"], trained["config"],
+                                        trained["word_model"], eye[pairs[:, 0]],
+                                        eye[pairs[:, 1]], alphas))
+    assert paths.shape == (len(pairs), 33, 15)
+    paramspace.validate(paths, tolerance=0.0)
+    curves = reference_db(paths)
+    steps = rms(curves[:, 1:], curves[:, :-1])
+    smoothness = steps.max(axis=1) / steps.mean(axis=1)
+    assert smoothness.max() <= 1.5, f"worst smoothness {smoothness.max():.3f}"
+    centres = reference_db(generation.centre_settings(trained["params"], trained["config"],
+                                                      trained["word_model"]))
+    assert rms(curves[:, 0], centres[pairs[:, 0]]).max() <= 0.5
+    assert rms(curves[:, -1], centres[pairs[:, 1]]).max() <= 0.5
+    # one pair alone gives the same path as inside the batch
+    single = generation.morph(trained["params"], trained["config"], trained["word_model"],
+                              eye[pairs[3, 0]], eye[pairs[3, 1]], alphas)
+    np.testing.assert_allclose(np.asarray(single), paths[3], rtol=1e-4, atol=1e-3)
+
+
+def test_reparametrised_morph_has_more_even_steps_than_latent_interpolation(trained):
+    pairs = np.array([(a, b) for a in range(W) for b in range(a + 1, W)])  # as above: no recompile
+    eye = np.eye(W, dtype=np.float32)
+    alphas = np.linspace(0, 1, 33, dtype=np.float32)
+    worst = {}
+    for reparametrize in (False, True):
+        paths = generation.morph(trained["params"], trained["config"], trained["word_model"],
+                                 eye[pairs[:, 0]], eye[pairs[:, 1]], alphas,
+                                 reparametrize=reparametrize)
+        curves = reference_db(paths)
+        steps = rms(curves[:, 1:], curves[:, :-1])
+        worst[reparametrize] = (steps.max(1) / steps.mean(1)).max()
+    assert worst[True] <= min(worst[False], 1.1)
+
+
+# ------------------------------------------------------------------ explore
+
+def test_explore_does_not_depend_on_chunking_and_streams_bounded_chunks(trained):
+    args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(4))
+    whole = generation.explore(*args, 50, chunk=64)
+    np.testing.assert_allclose(generation.explore(*args, 50, chunk=7), whole, rtol=1e-5,
+                               atol=1e-5)
+    sizes = [c.shape for c in generation.explore_chunks(*args, 50, chunk=16)]
+    assert sizes == [(16, 15)] * 3 + [(2, 15)]
+    paramspace.validate(whole, tolerance=0.0)
+
+
+def test_novelty_ranking_matches_a_brute_force_search(trained):
+    args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(8))
+    settings, novelty = map(np.asarray, generation.explore_novel(*args, 300, 5, chunk=64))
+    candidates = generation.explore(*args, 300, chunk=300)
+    reference = trained["word_model"]["reference_responses_RxF"].astype(np.float64)
+    curves = reference_db(candidates).astype(np.float64)
+    nearest = np.array([rms(c, reference).min() for c in curves])  # plain loop, float64
+    order = np.argsort(-nearest)[:5]
+    np.testing.assert_allclose(novelty, nearest[order], atol=2e-3)
+    np.testing.assert_allclose(settings, candidates[order], atol=1e-4)
+
+
+def test_explore_rejects_bad_sizes(trained):
+    args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(0))
+    with pytest.raises(ValueError, match="n"):
+        generation.explore(*args, 0)
+    with pytest.raises(ValueError, match="k must be"):
+        generation.explore_novel(*args, 10, 11)
+
+
+# ------------------------------------------------------------------ compound descriptions
+
+@pytest.mark.parametrize("term, expected", [
+    ("warm", {"warm": 1.0}),
+    ("Warm and Punchy", {"warm": 0.5, "punchy": 0.5}),
+    ("0.7 warm + 0.3 bright", {"warm": 0.7, "bright": 0.3}),
+    ("7*warm + 3*bright", {"warm": 0.7, "bright": 0.3}),
+    ("70% warm, 30% bright", {"warm": 0.7, "bright": 0.3}),
+    ({"warm": 2, "bright": 2}, {"warm": 0.5, "bright": 0.5}),
+    (["soft", "hollow", "soft"], {"soft": 2 / 3, "hollow": 1 / 3}),
+])
+def test_compound_descriptions_parse_to_normalised_weights(term, expected):
+    weights = compound.parse_weights(term, synthetic.VOCABULARY)
+    wanted = np.zeros(W)
+    for word, value in expected.items():
+        wanted[synthetic.VOCABULARY.index(word)] = value
+    np.testing.assert_allclose(weights, wanted, rtol=1e-6)
+
+
+@pytest.mark.parametrize("term, message", [
+    ("warmm", "known words: warm, bright.*Did you mean 'warm'"),
+    ("warm and brigth", "Did you mean 'bright'"),
+    ("0 warm + 0 bright", "sum to 0"),
+    ({"warm": -1.0, "bright": 2.0}, ">= 0"),
+    ("0.7 warm - 0.3 bright", "subtracts"),
+    ("0.7 warm + bright", "every part"),
+    ({"warm": float("nan")}, "finite"),
+    ("", "empty"),
+])
+def test_bad_compound_descriptions_raise_clear_errors(term, message):
+    with pytest.raises(ValueError, match=message):
+        compound.parse_weights(term, synthetic.VOCABULARY)
+
+
+def test_truncated_normal_std_matches_sampling():
+    draws = np.asarray(jax.random.truncated_normal(jax.random.key(0), -1.5, 1.5, (200_000,)))
+    assert generation.truncated_normal_std(1.5) == pytest.approx(draws.std(), rel=5e-3)
+
+
+def test_bucket_sizes_are_powers_of_two():
+    assert [generation.bucket_size(n) for n in (1, 2, 3, 5, 8, 9, 1000)] == [
+        1, 2, 4, 8, 8, 16, 1024]
