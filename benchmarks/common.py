@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -57,3 +59,147 @@ def write_json(result: dict, name: str, directory: Path = RESULTS_DIR) -> Path:
     path = directory / name
     os.replace(temp, path)
     return path
+
+
+# ------------------------------------------------------------------ figures beside their targets
+
+def figure(name: str, value: float, unit: str, *, target: float | None = None,
+           goal: str | None = None, source: str = "") -> dict:
+    """One reported figure. ``goal`` is ``"<="`` (smaller is better: the figure should be at most
+    ``target``) or ``">="`` (the figure should be at least ``target``); the runner adds the
+    ratio ``value / target`` and whether the goal is met."""
+    if (target is None) != (goal is None):
+        raise ValueError(f"figure {name!r}: give both target and goal, or neither")
+    if goal not in (None, "<=", ">="):
+        raise ValueError(f"figure {name!r}: goal must be '<=' or '>=', got {goal!r}")
+    return {"name": name, "value": None if value is None else float(value), "unit": unit,
+            "target": None if target is None else float(target), "goal": goal, "source": source}
+
+
+# ------------------------------------------------------------------ the decoder's FLOPs and roofline
+
+def decoder_matmul_shapes(config) -> list[tuple[int, int]]:
+    """``(in, out)`` of every dense layer of the residual decoder for a ``ModelConfig``: per block
+    the two denses and, where the width changes, the skip projection; then the three heads."""
+    shapes, width_in = [], config.latent_dim
+    for width in config.decoder_widths:
+        shapes += [(width_in, width), (width, width)]
+        if width_in != width:
+            shapes.append((width_in, width))
+        width_in = width
+    return shapes + [(width_in, config.n_bands)] * 3
+
+
+def decoder_flops_per_setting(config) -> int:
+    """Matmul FLOPs (2 per multiply-add) the decoder spends on one setting; the elementwise work
+    (layer norms, GELU, biases, tanh heads) is left out, so achieved FLOP/s are conservative."""
+    return sum(2 * k * n for k, n in decoder_matmul_shapes(config))
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    block(fn())
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(fn())
+        best = min(best, time.perf_counter() - start)
+    return float(best)
+
+
+def matmul_roofline(config, rows=(256, 1024, 4096, 16384, 65536), repeats: int = 7) -> dict:
+    """The FLOP/s that plain matrix multiplies of the decoder's own shapes reach on this machine.
+
+    For each row count ``R`` the decoder's layer shapes ``[R, in] @ [in, out]`` are timed one by
+    one (best of ``repeats``) with NumPy and with a jitted ``jnp.matmul``; the chain's FLOP/s is
+    the total FLOPs over the summed times. The roofline is the best chain over ``R`` and over both
+    libraries: the highest rate at which this machine runs exactly the decoder's matmuls.
+    """
+    shapes = decoder_matmul_shapes(config)
+    rng = np.random.default_rng(0)
+    matmul = jax.jit(jnp.matmul)
+    per_rows = []
+    for r in rows:
+        flops = seconds_np = seconds_jax = 0.0
+        for k, n in shapes:
+            a = rng.standard_normal((r, k), dtype=np.float32)
+            b = rng.standard_normal((k, n), dtype=np.float32)
+            out = np.empty((r, n), np.float32)
+            a_dev, b_dev = jax.device_put(a), jax.device_put(b)
+            flops += 2.0 * r * k * n
+            seconds_np += _best_seconds(lambda: np.matmul(a, b, out=out), repeats)
+            seconds_jax += _best_seconds(lambda: matmul(a_dev, b_dev), repeats)
+        per_rows.append({"rows": int(r), "numpy_flops_per_s": flops / seconds_np,
+                         "jax_flops_per_s": flops / seconds_jax})
+    best_np = max(p["numpy_flops_per_s"] for p in per_rows)
+    best_jax = max(p["jax_flops_per_s"] for p in per_rows)
+    return {"shapes": [list(s) for s in shapes], "per_rows": per_rows,
+            "numpy_flops_per_s": best_np, "jax_flops_per_s": best_jax,
+            "roofline_flops_per_s": max(best_np, best_jax)}
+
+
+# ------------------------------------------------------------------ memory
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (VmHWM), in bytes."""
+    try:
+        with open("/proc/self/status") as stream:
+            for line in stream:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource  # not on every platform; ru_maxrss is in KiB on Linux
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def rss_bytes() -> int:
+    """This process's current resident set size, in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as stream:
+            return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+# ------------------------------------------------------------------ a model to benchmark
+
+@functools.lru_cache(maxsize=4)
+def bench_model(epochs: int = 0, seed: int = 0):
+    """``(params, model_config, word_model)`` for benchmarks, cached per process.
+
+    ``epochs=0``: freshly initialised parameters (speed does not depend on the weights);
+    otherwise trained for ``epochs`` on the synthetic set (accuracy figures need real weights).
+    The word model is fitted on the synthetic set in both cases.
+    """
+    from neuraleq_jax import generation, models, synthetic, training
+    from neuraleq_jax.config import TrainConfig
+
+    config = models.ModelConfig()
+    dataset = synthetic.make_synthetic(per_word=70, seed=seed)
+    if epochs:
+        params = training.fit(dataset, config, TrainConfig(epochs=epochs, seed=seed)).params
+    else:
+        params = models.init_params(config, jax.random.key(seed))
+    return params, config, generation.fit_word_model(params, config, dataset)
+
+
+def save_model(path: Path, params, word_model: dict) -> Path:
+    """Parameters and word model as one ``.npz`` (no pickle), for a benchmark subprocess."""
+    from flax.traverse_util import flatten_dict
+
+    arrays = {"params/" + "/".join(k): np.asarray(v) for k, v in flatten_dict(params).items()}
+    arrays.update({"word_model/" + k: np.asarray(v) for k, v in word_model.items()})
+    np.savez(path, **arrays)
+    return Path(path)
+
+
+def load_model(path: Path):
+    """Inverse of :func:`save_model`: ``(params, word_model)``."""
+    from flax.traverse_util import unflatten_dict
+
+    with np.load(path, allow_pickle=False) as stored:
+        params = unflatten_dict({tuple(k.split("/")[1:]): jnp.asarray(stored[k])
+                                 for k in stored.files if k.startswith("params/")})
+        word_model = {k.split("/", 1)[1]: stored[k] for k in stored.files
+                      if k.startswith("word_model/")}
+    return params, word_model

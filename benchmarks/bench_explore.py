@@ -1,0 +1,186 @@
+"""Exploration at scale: 10 million settings, throughput and peak resident memory.
+
+Run: ``python -m benchmarks explore [--quick]`` (or ``python -m benchmarks.bench_explore``).
+
+Each mode runs in a fresh subprocess, so its peak RSS (the child's own ``VmHWM``, cross-checked
+with ``getrusage(RUSAGE_CHILDREN)``) is the exploration's alone: Python, JAX, the compiled
+programs, the model and whatever the exploration keeps. Compilation happens in a warm-up call
+before the clock starts; the timed part includes the transfer of every setting to the host.
+
+Modes:
+  stream  ``generation.explore_chunks``: settings arrive as host chunks; the consumer keeps only
+          a running summary (count, per-parameter min / max / mean) — the way to explore 10M.
+  gather  ``generation.explore``: all ``n x 15`` float32 settings returned as one host array
+          (600 MB for 10M), to show what holding the result costs.
+  novel   ``generation.explore_novel``: the ``k`` most novel settings, chosen on the device by a
+          running top-k (only ``k`` settings come back); novelty scoring costs more than decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_SETTINGS = 10_000_000
+QUICK_N = 200_000
+NOVEL_N, QUICK_NOVEL_N, NOVEL_K = 1_000_000, 50_000, 100
+TARGET_FRACTION = 0.40  # issue 7: >= 40 % of the roofline for 10M settings
+TARGET_RSS = 1e9  # and peak RSS <= 1 GB
+CHILD_TIMEOUT_S = 1800
+
+
+# ------------------------------------------------------------------ the child process
+
+def _child(args) -> dict:
+    if args.cpu_devices:
+        import jax
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+    import jax
+
+    from benchmarks.common import load_model, peak_rss_bytes, rss_bytes
+    from neuraleq_jax import generation, models, paramspace
+
+    config = models.ModelConfig()
+    params, word_model = load_model(args.model)
+    key = jax.random.key(7)
+    layout = paramspace.DEFAULT_LAYOUT
+    kwargs = {} if args.chunk is None else {"chunk": args.chunk}
+
+    def stream(n):
+        count, low, high, total = 0, np.inf, -np.inf, 0.0
+        for part in generation.explore_chunks(params, config, word_model, key, n, **kwargs):
+            count += len(part)
+            low, high = np.minimum(low, part.min(0)), np.maximum(high, part.max(0))
+            total = total + part.sum(0, dtype=np.float64)
+        return count, low, high, total / count
+
+    def gather(n):
+        settings = generation.explore(params, config, word_model, key, n, **kwargs)
+        return (len(settings), settings.min(0), settings.max(0),
+                settings.mean(0, dtype=np.float64))
+
+    def novel(n):
+        settings, scores = generation.explore_novel(params, config, word_model, key, n,
+                                                    args.k, **kwargs)
+        settings = np.asarray(settings)
+        return n, settings.min(0), settings.max(0), np.asarray(scores, np.float64)
+
+    body = {"stream": stream, "gather": gather, "novel": novel}[args.mode]
+    warm_n = args.chunk or 8192
+    body(min(args.n, warm_n))  # compile the chunk program (and a tail shape) outside the clock
+    body(min(args.n, 2 * warm_n) + 1)
+    rss_before = rss_bytes()
+    start = time.perf_counter()
+    count, low, high, extra = body(args.n)
+    seconds = time.perf_counter() - start
+    inside = bool(np.all(low >= layout.lower - 1e-3) and np.all(high <= layout.upper + 1e-3)
+                  and np.all(np.isfinite(low)) and np.all(np.isfinite(high)))
+    return {"mode": args.mode, "n": args.n, "count": int(count), "seconds": seconds,
+            "settings_per_s": args.n / seconds, "rss_after_warmup_bytes": rss_before,
+            "peak_rss_bytes": peak_rss_bytes(), "all_inside_ranges": inside,
+            "devices": [str(d) for d in jax.devices()],
+            "summary": {"min": np.asarray(low).tolist(), "max": np.asarray(high).tolist()}}
+
+
+def run_child(model_path: Path, mode: str, n: int, *, chunk: int | None = None, k: int = NOVEL_K,
+              cpu_devices: int = 0) -> dict:
+    """Run one mode in a subprocess; returns its report plus ``getrusage`` of the children."""
+    command = [sys.executable, "-m", "benchmarks.bench_explore", "--child", "--model",
+               str(model_path), "--mode", mode, "--n", str(n), "--k", str(k),
+               "--cpu-devices", str(cpu_devices)]
+    if chunk is not None:
+        command += ["--chunk", str(chunk)]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
+                          timeout=CHILD_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"explore child ({mode}, n={n}) failed:\n{done.stderr[-4000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest of any child so far: only informative if it grew
+    report["rusage_children_maxrss_bytes"] = after * 1024 if after > before else None
+    return report
+
+
+# ------------------------------------------------------------------ the benchmark
+
+def run(quick: bool = False) -> dict:
+    from benchmarks.common import (bench_model, decoder_flops_per_setting, figure, machine,
+                                   matmul_roofline, save_model)
+
+    params, config, word_model = bench_model(epochs=0)
+    flops = float(decoder_flops_per_setting(config))
+    rows = (1024, 4096) if quick else (256, 1024, 4096, 16_384, 65_536)
+    n = QUICK_N if quick else N_SETTINGS
+    novel_n = QUICK_NOVEL_N if quick else NOVEL_N
+    roof_before = matmul_roofline(config, rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = save_model(Path(tmp) / "model.npz", params, word_model)
+        modes = {"stream": run_child(model_path, "stream", n),
+                 "gather": run_child(model_path, "gather", n),
+                 "novel": run_child(model_path, "novel", novel_n)}
+    roof_after = matmul_roofline(config, rows)
+    roofline = max(roof_before["roofline_flops_per_s"], roof_after["roofline_flops_per_s"])
+    for report in modes.values():
+        report["decoder_flops_per_s"] = flops * report["settings_per_s"]
+        report["fraction_of_roofline"] = report["decoder_flops_per_s"] / roofline
+
+    full = n >= N_SETTINGS
+    figures = []
+    for mode in ("stream", "gather"):
+        r = modes[mode]
+        figures += [
+            figure(f"explore {mode} {n:,}: fraction of roofline", r["fraction_of_roofline"],
+                   "fraction", target=TARGET_FRACTION if full else None,
+                   goal=">=" if full else None, source="issue: >= 40 % for 10M" if full else ""),
+            figure(f"explore {mode} {n:,}: peak RSS", r["peak_rss_bytes"], "bytes",
+                   target=TARGET_RSS if full else None, goal="<=" if full else None,
+                   source="issue: <= 1 GB for 10M" if full else ""),
+            figure(f"explore {mode} {n:,}: settings/s", r["settings_per_s"], "settings/s")]
+    r = modes["novel"]
+    figures += [figure(f"explore novel top-{NOVEL_K} of {novel_n:,}: settings/s",
+                       r["settings_per_s"], "settings/s"),
+                figure(f"explore novel top-{NOVEL_K} of {novel_n:,}: peak RSS",
+                       r["peak_rss_bytes"], "bytes")]
+    return {"benchmark": "explore", "machine": machine(), "quick": quick,
+            "decoder_matmul_flops_per_setting": flops,
+            "roofline": {"flops_per_s": roofline, "before": roof_before, "after": roof_after},
+            "modes": modes, "figures": figures}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI smoke runs")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=("stream", "gather", "novel"), default="stream",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=QUICK_N, help=argparse.SUPPRESS)
+    parser.add_argument("--k", type=int, default=NOVEL_K, help=argparse.SUPPRESS)
+    parser.add_argument("--chunk", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args)))
+        return
+    from benchmarks.common import write_json
+    result = run(quick=args.quick)
+    write_json(result, "explore_quick.json" if args.quick else "explore.json")
+    print(json.dumps(result["figures"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
