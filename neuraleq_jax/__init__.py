@@ -4,7 +4,8 @@ from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, Band, EQLayout
 from neuraleq_jax.response import magnitude_response_db, second_order_sections
 from neuraleq_jax.synthetic import VOCABULARY, make_synthetic
+from neuraleq_jax.system import NeuralEQMorphingSystem
 
-__all__ = ["DEFAULT_LAYOUT", "Band", "EQDataset", "EQLayout", "VOCABULARY",
-           "magnitude_response_db", "make_synthetic", "second_order_sections"]
+__all__ = ["DEFAULT_LAYOUT", "Band", "EQDataset", "EQLayout", "NeuralEQMorphingSystem",
+           "VOCABULARY", "magnitude_response_db", "make_synthetic", "second_order_sections"]
 __version__ = "0.1.0"

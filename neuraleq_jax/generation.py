@@ -31,8 +31,9 @@ from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # keys of the word-model dict that each computation reads
-GENERATE_KEYS = ("variation_centres_WxL", "spread_WxLxK", "truncation")
-MORPH_KEYS = ("centres_WxL",)
+GENERATE_KEYS = ("variation_centres_WxL", "variation_centre_gains_WxB", "gain_pinv_WxLxB",
+                 "spread_WxLxK", "truncation")
+MORPH_KEYS = ("centres_WxL", "centre_gains_WxB", "gain_pinv_WxLxB")
 EXPLORE_KEYS = ("global_centre_L", "global_spread_LxL")
 NOVELTY_KEYS = EXPLORE_KEYS + ("reference_responses_RxF",)
 
@@ -44,8 +45,13 @@ def _select(word_model, keys) -> dict:
     return {k: word_model[k] for k in keys}
 
 
-def _normalise_weights(weights_BxW):
-    return weights_BxW / jnp.sum(weights_BxW, axis=-1, keepdims=True)
+def _as_float32(x, shape=None):
+    """float32 without an eager device op for host inputs (each one costs a dispatch)."""
+    if isinstance(x, jax.Array):
+        x = x.astype(jnp.float32)
+        return x if shape is None else jnp.broadcast_to(x, shape)
+    x = np.asarray(x, np.float32)
+    return x if shape is None else np.broadcast_to(x, shape)
 
 
 def _in_latent_range(latents):
@@ -70,16 +76,42 @@ def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     return paramspace.clip(jnp.where(gain_mask, settings * strength, settings), layout)
 
 
+def _blend_centre(params, config, layout, weights_W, centres_WxL, gains_WxB, pinv_WxLxB,
+                  correct: bool):
+    """The latent centre of a word blend: the weighted mean of the words' centres and, if
+    ``correct``, one Gauss-Newton step (through the words' gain pseudo-inverses) toward decoded
+    gains equal to the weighted mean of the words' own (the decoder is not linear, so the latent
+    mean alone can sit closer to one word). A single word is left exactly where it is."""
+    weights_W = weights_W / jnp.sum(weights_W)
+    centre_L = weights_W @ centres_WxL
+    if not correct:
+        return centre_L
+    gains_B = _decode_physical(params, config, centre_L[None], layout)[0, layout.gain_indices]
+    step_L = jnp.einsum("w,wlb->lb", weights_W, pinv_WxLxB) @ (weights_W @ gains_WxB - gains_B)
+    return _in_latent_range(centre_L + step_L)
+
+
+def blend_needs_correction(weights) -> bool:
+    """Whether any row of host or concrete ``weights [..., W]`` mixes several words (a traced
+    array counts as yes). Single words skip the blend correction's extra decode."""
+    if isinstance(weights, jax.core.Tracer):
+        return True
+    return bool(np.any(np.count_nonzero(np.asarray(weights), axis=-1) > 1))
+
+
 # --------------------------------------------------------------------------- generate
 
-def _variation_latents(word_model, weights_W, key, first, variations: int):
+def _variation_latents(params, config, layout, word_model, weights_W, key, first,
+                       variations: int, correct: bool):
     """Latents of variations ``first … first + variations - 1`` of one weight vector; variation
     ``v`` draws from ``fold_in(key, v)``, so a row does not depend on how many are asked for
     (padding and chunking are invisible)."""
-    centres, spreads = word_model["variation_centres_WxL"], word_model["spread_WxLxK"]
-    cut = word_model["truncation"]
+    spreads, cut = word_model["spread_WxLxK"], word_model["truncation"]
+    centre_L = _blend_centre(params, config, layout, weights_W,
+                             word_model["variation_centres_WxL"],
+                             word_model["variation_centre_gains_WxB"],
+                             word_model["gain_pinv_WxLxB"], correct)
     weights_W = weights_W / jnp.sum(weights_W)
-    centre_L = weights_W @ centres
     # a blend's spread: the same standard draw through the weighted mix of the words' spreads
     spread_LxK = jnp.einsum("w,wij->ij", weights_W, spreads)
     keys_V = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
@@ -88,11 +120,12 @@ def _variation_latents(word_model, weights_W, key, first, variations: int):
     return _in_latent_range(centre_L + z_VxK @ spread_LxK.T)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "variations", "layout"))
+@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "correct"))
 def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first, variations,
-              layout):
-    latents_BxVxL = jax.vmap(_variation_latents, (None, 0, 0, None, None))(
-        word_model, weights_BxW, keys_B, first, variations)
+              layout, correct=True):
+    one = functools.partial(_variation_latents, params, config, layout, word_model,
+                            variations=variations, correct=correct)
+    latents_BxVxL = jax.vmap(one, (0, 0, None))(weights_BxW, keys_B, first)
     batch = latents_BxVxL.shape[0]
     settings = _decode_physical(params, config, latents_BxVxL.reshape(batch * variations, -1),
                                 layout).reshape(batch, variations, layout.n_params)
@@ -101,7 +134,7 @@ def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first
 
 def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B,
              strength_B=1.0, *, variations: int = 1, first: int = 0,
-             layout: EQLayout = DEFAULT_LAYOUT):
+             correct_blends: bool | None = None, layout: EQLayout = DEFAULT_LAYOUT):
     """Settings for a batch of word blends, ``variations`` per blend.
 
     Args:
@@ -111,16 +144,22 @@ def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B
       strength_B: scalar or ``[B]`` gain strength (0 flat, 1 as generated).
       variations: settings per row; ``first`` is the index of the first one (variation ``v`` of
         a row always draws from ``fold_in(key, v)``, so large counts can be made in pieces).
+      correct_blends: move blends so that their decoded gains are the weighted mean of the
+        words' (one extra decode per row); default: only if some row mixes several words.
     Returns:
       ``[B, variations, P]`` physical settings (dB, Hz, Q), inside the layout's ranges.
     """
     chex.assert_rank(weights_BxW, 2)
     batch = weights_BxW.shape[0]
     chex.assert_shape(keys_B, (batch,))
-    strength_B = jnp.broadcast_to(jnp.asarray(strength_B, jnp.float32), (batch,))
+    if int(variations) < 1:
+        raise ValueError(f"variations must be >= 1, got {variations}")
+    if correct_blends is None:
+        correct_blends = blend_needs_correction(weights_BxW)
     return _generate(params, config, _select(word_model, GENERATE_KEYS),
-                     jnp.asarray(weights_BxW, jnp.float32), keys_B, strength_B,
-                     jnp.int32(first), int(variations), layout)
+                     _as_float32(weights_BxW), keys_B,
+                     _as_float32(strength_B, (batch,)), np.int32(first), int(variations),
+                     layout, bool(correct_blends))
 
 
 def bucket_size(n: int) -> int:
@@ -135,10 +174,14 @@ def one_hot(word_ids_B, n_words: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- morph
 
-def _morph_one(params, config, centres_WxL, weights_a_W, weights_b_W, alphas_S, reparametrize,
-               dense, layout):
-    start_L = (weights_a_W / jnp.sum(weights_a_W)) @ centres_WxL
-    end_L = (weights_b_W / jnp.sum(weights_b_W)) @ centres_WxL
+def _morph_one(params, config, word_model, weights_a_W, weights_b_W, alphas_S, reparametrize,
+               dense, layout, correct):
+    def centre(weights_W):
+        return _blend_centre(params, config, layout, weights_W, word_model["centres_WxL"],
+                             word_model["centre_gains_WxB"], word_model["gain_pinv_WxLxB"],
+                             correct)
+
+    start_L, end_L = centre(weights_a_W), centre(weights_b_W)
 
     def settings_at(alpha_N):
         latents = start_L + alpha_N[:, None] * (end_L - start_L)
@@ -157,19 +200,23 @@ def _morph_one(params, config, centres_WxL, weights_a_W, weights_b_W, alphas_S, 
     return settings_at(alphas_S)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "reparametrize", "dense", "layout"))
+@functools.partial(jax.jit, static_argnames=("config", "reparametrize", "dense", "layout",
+                                             "correct"))
 def _morph(params, config, word_model, weights_a, weights_b, alphas_S, reparametrize, dense,
-           layout):
-    one = functools.partial(_morph_one, params, config, word_model["centres_WxL"],
-                            reparametrize=reparametrize, dense=dense, layout=layout)
+           layout, correct=True):
+    one = functools.partial(_morph_one, params, config, word_model,
+                            reparametrize=reparametrize, dense=dense, layout=layout,
+                            correct=correct)
     if weights_a.ndim == 1:
         return one(weights_a, weights_b, alphas_S)
     return jax.vmap(one, (0, 0, None))(weights_a, weights_b, alphas_S)
 
 
 def morph(params, config: models.ModelConfig, word_model, weights_a, weights_b, alphas_S, *,
-          reparametrize: bool = True, dense: int = 129, layout: EQLayout = DEFAULT_LAYOUT):
-    """Settings along the path between two word blends (their latent centres).
+          reparametrize: bool = True, dense: int = 129, correct_blends: bool | None = None,
+          layout: EQLayout = DEFAULT_LAYOUT):
+    """Settings along the path between two word blends (their latent centres; for a blend of
+    several words corrected as in :func:`generate`).
 
     Args:
       weights_a, weights_b: ``[W]`` (one pair) or ``[B, W]`` (a batch of pairs) word weights.
@@ -180,14 +227,15 @@ def morph(params, config: models.ModelConfig, word_model, weights_a, weights_b, 
     Returns:
       ``[S, P]`` (or ``[B, S, P]``) physical settings, inside the layout's ranges.
     """
-    weights_a = jnp.asarray(weights_a, jnp.float32)
-    weights_b = jnp.asarray(weights_b, jnp.float32)
+    weights_a, weights_b, alphas_S = map(_as_float32, (weights_a, weights_b, alphas_S))
     chex.assert_equal_shape([weights_a, weights_b])
     chex.assert_rank(alphas_S, 1)
     if dense < 2:
         raise ValueError(f"dense must be >= 2 points, got {dense}")
+    if correct_blends is None:
+        correct_blends = blend_needs_correction(weights_a) or blend_needs_correction(weights_b)
     return _morph(params, config, _select(word_model, MORPH_KEYS), weights_a, weights_b,
-                  jnp.asarray(alphas_S, jnp.float32), bool(reparametrize), int(dense), layout)
+                  alphas_S, bool(reparametrize), int(dense), layout, bool(correct_blends))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout"))
@@ -230,8 +278,8 @@ def _explore_chunk(params, config, word_model, key, start, temperature, chunk, l
 
 
 def _check_explore_args(n: int, chunk: int):
-    if int(n) < 1:
-        raise ValueError(f"n (number of samples) must be >= 1, got {n}")
+    if not 1 <= int(n) < 2 ** 31:  # sample indices are int32 (one fold_in per sample)
+        raise ValueError(f"n (number of samples) must be in [1, 2**31), got {n}")
     if int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
 
@@ -249,9 +297,9 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
     # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
     chunk = min(int(chunk), bucket_size(int(n)))
     arrays = _select(word_model, EXPLORE_KEYS)
-    temperature = jnp.float32(temperature)
+    temperature = np.float32(temperature)
     for start in range(0, int(n), chunk):
-        settings = _explore_chunk(params, config, arrays, key, jnp.int32(start), temperature,
+        settings = _explore_chunk(params, config, arrays, key, np.int32(start), temperature,
                                   chunk, layout)
         yield np.asarray(settings)[: int(n) - start]
 
@@ -318,7 +366,7 @@ def explore_novel(params, config: models.ModelConfig, word_model, key, n: int, k
         raise ValueError(f"k must be in [1, n={n}], got {k}")
     chunk = min(int(chunk), int(n))
     return _explore_novel(params, config, _select(word_model, NOVELTY_KEYS), key,
-                          jnp.float32(temperature), int(n), int(k), chunk, layout)
+                          np.float32(temperature), int(n), int(k), chunk, layout)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -390,6 +438,11 @@ def _split_jacobian(jacobian_BxL, rcond: float = 1e-3):
     return (v / s[keep]) @ u[:, keep].T, np.eye(jacobian_BxL.shape[1]) - v @ v.T
 
 
+def _gains_of(params, config, latents_NxL, layout) -> np.ndarray:
+    return decode_latents(params, config, latents_NxL, layout)[:, layout.gain_indices].astype(
+        np.float32)
+
+
 def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset, *,
                    truncation: float = 1.5, prior_weight: float = 4.0,
                    target_ratio: float = 1.0, min_in_range: float = 0.99,
@@ -422,7 +475,9 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
 
     Returns a dict of NumPy arrays (``W`` words, ``L`` latent dims, ``B`` bands, ``K = B + L``
     standard draws per variation, ``F`` reference grid): ``centres_WxL``,
-    ``variation_centres_WxL``, ``spread_WxLxK``, ``truncation`` (scalar), ``counts_W``,
+    ``variation_centres_WxL`` and the gains they decode to (``centre_gains_WxB``,
+    ``variation_centre_gains_WxB``), ``gain_pinv_WxLxB`` (``J⁺``, for blends),
+    ``spread_WxLxK``, ``truncation`` (scalar), ``counts_W``,
     ``global_centre_L``, ``global_spread_LxL`` (all training latents, for explore),
     ``reference_responses_RxF`` (training responses for novelty, at most ``max_reference``),
     ``data_gain_mean_WxB``, ``data_gain_std_WxB``, ``data_gain_low_WxB``,
@@ -524,9 +579,14 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     reference_responses = np.asarray(response.magnitude_response_db(reference, layout=layout))
     global_cov = np.atleast_2d(np.cov(latents.T, bias=True))
 
+    decoded_gains = _gains_of(params, model_config, np.concatenate([centres, variation_centres]),
+                              layout)
     return {
         "centres_WxL": centres.astype(np.float32),
+        "centre_gains_WxB": decoded_gains[:n_words],
         "variation_centres_WxL": variation_centres.astype(np.float32),
+        "variation_centre_gains_WxB": decoded_gains[n_words:],
+        "gain_pinv_WxLxB": pinvs.astype(np.float32),
         "spread_WxLxK": spreads(band_std, other_scale),
         "truncation": np.float32(truncation),
         "counts_W": counts.astype(np.int32),

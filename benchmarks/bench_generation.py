@@ -1,0 +1,119 @@
+"""Serving latency of the facade and the functional core, beside the seed's figures.
+
+Run: ``python -m benchmarks generation [--quick]`` (or ``python -m benchmarks.bench_generation``).
+
+Measured on one model (speed does not depend on the weights, so freshly initialised parameters
+with a word model fitted on the synthetic set are used; ``--epochs N`` trains instead):
+
+- ``facade_latency``: ``NeuralEQMorphingSystem.generate_eq_from_semantic("warm", variations=1)``
+  returning the named dict (the seed's single-setting path), p50/p90 over many calls with
+  fresh seeds; ``facade_latency_array`` the same with ``as_array=True``.
+- ``core_latency``: ``generation.generate`` for one word and one key, result on the host.
+- ``variations_1000``: 1000 variations of one word through the facade (``as_array=True``; and
+  as dicts in ``variations_1000_dicts``).
+- ``morph_10``: a 10-step warm→bright morph through the facade (dicts).
+- ``decoder_1000_roofline``: the time this machine's best plain matrix multiplies (NumPy or
+  jitted JAX, :func:`benchmarks.common.matmul_roofline`) need for the decoder's matmuls on 1000
+  rows: the floor for 1000 variations here, so ``variations_1000`` can be read against it.
+
+Seed figures (the original design): 0.80 ms per setting, 255 ms for 1000 variations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import numpy as np
+
+from benchmarks.common import (bench_model, decoder_flops_per_setting, machine, matmul_roofline,
+                               write_json)
+from neuraleq_jax import NeuralEQMorphingSystem, generation, synthetic
+
+SEED_PER_SETTING_S = 0.80e-3
+SEED_1000_VARIATIONS_S = 255e-3
+TARGET_PER_SETTING_S = 50e-6
+TARGET_1000_VARIATIONS_S = 1e-3
+
+
+def latency(fn, calls: int) -> dict:
+    """p50 / p90 / best wall time of ``fn(i)`` over ``calls`` calls after 3 warm-up calls."""
+    for i in range(3):
+        fn(i)
+    samples = np.empty(calls)
+    for i in range(calls):
+        start = time.perf_counter()
+        fn(i)
+        samples[i] = time.perf_counter() - start
+    return {"p50_s": float(np.median(samples)), "p90_s": float(np.quantile(samples, 0.9)),
+            "best_s": float(samples.min()), "calls": calls}
+
+
+def run(quick: bool = False, epochs: int = 0) -> dict:
+    params, config, word_model = bench_model(epochs)
+    system = NeuralEQMorphingSystem.from_params(params, config, word_model, synthetic.VOCABULARY)
+    calls = 300 if quick else 3000
+    big_calls = 10 if quick else 50
+
+    result = {"machine": machine(), "model": {"epochs": epochs, "latent_dim": config.latent_dim,
+                                              "decoder_widths": list(config.decoder_widths)}}
+    result["facade_latency"] = latency(
+        lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i), calls)
+    result["facade_latency_array"] = latency(
+        lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i, as_array=True),
+        calls)
+
+    weights = generation.one_hot([0], len(synthetic.VOCABULARY))
+    keys = [jax.random.split(jax.random.key(i), 1) for i in range(calls + 3)]
+    result["core_latency"] = latency(lambda i: np.asarray(generation.generate(
+        params, config, word_model, weights, keys[i])), calls)
+
+    result["variations_1000"] = latency(
+        lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i,
+                                                   as_array=True), big_calls)
+    result["variations_1000_dicts"] = latency(
+        lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i), big_calls)
+    result["morph_10"] = latency(
+        lambda i: system.morph_between_terms("warm", "bright", steps=10), big_calls)
+
+    roofline = matmul_roofline(config, rows=(1024,) if quick else (1024, 4096))
+    flops_1000 = 1000 * decoder_flops_per_setting(config)
+    floor_s = flops_1000 / roofline["roofline_flops_per_s"]
+    result["decoder_1000_roofline"] = {
+        "flops": flops_1000, "roofline_flops_per_s": roofline["roofline_flops_per_s"],
+        "matmul_floor_s": floor_s,
+        "variations_1000_over_floor": result["variations_1000"]["p50_s"] / floor_s}
+
+    result["beside_seed"] = {
+        "per_setting": {"seed_s": SEED_PER_SETTING_S, "target_s": TARGET_PER_SETTING_S,
+                        "facade_p50_s": result["facade_latency"]["p50_s"],
+                        "speedup_vs_seed": SEED_PER_SETTING_S / result["facade_latency"]["p50_s"]},
+        "variations_1000": {
+            "seed_s": SEED_1000_VARIATIONS_S, "target_s": TARGET_1000_VARIATIONS_S,
+            "facade_p50_s": result["variations_1000"]["p50_s"],
+            "speedup_vs_seed": SEED_1000_VARIATIONS_S / result["variations_1000"]["p50_s"]},
+    }
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls (CI smoke run)")
+    parser.add_argument("--epochs", type=int, default=0, help="train the model first")
+    parser.add_argument("--no-save", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, epochs=args.epochs)
+    print(json.dumps(result["beside_seed"] | {
+        "core_latency_p50_s": result["core_latency"]["p50_s"],
+        "facade_latency_array_p50_s": result["facade_latency_array"]["p50_s"],
+        "variations_1000_dicts_p50_s": result["variations_1000_dicts"]["p50_s"],
+        "morph_10_p50_s": result["morph_10"]["p50_s"],
+        "decoder_1000_roofline": result["decoder_1000_roofline"]}, indent=2))
+    if not args.no_save:
+        print("wrote", write_json(result, "generation.json"))
+
+
+if __name__ == "__main__":
+    main()

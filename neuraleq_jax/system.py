@@ -1,0 +1,419 @@
+"""The seed's facade, ``NeuralEQMorphingSystem``, on top of the functional core.
+
+>>> system = NeuralEQMorphingSystem(latent_dim=32)
+>>> system.load_dataset(eq_settings)          # labelled settings
+>>> system.train(epochs=50)
+>>> variations = system.generate_eq_from_semantic('warm', variations=5)
+>>> morph_steps = system.morph_between_terms('warm', 'bright', steps=10)
+>>> novel_eqs = system.explore_latent_space(n_samples=20)
+
+Results are lists of named dicts (``band1_gain`` … ``band5_q``) unless ``as_array=True``.
+Every call takes ``seed``: the same seed gives the same result; without one, results follow
+from the system's seed and a call counter (so a script is reproducible as a whole).
+
+Serving is built for low latency: each served shape is compiled ahead of time once
+(``jax.jit(f).lower(...).compile()``), variable sizes are padded to power-of-two buckets,
+parameters stay on one device, results come to the host with one ``np.asarray`` and are
+named in NumPy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuraleq_jax import compound, data, generation, models, paramspace
+from neuraleq_jax.data import EQDataset
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT
+
+GENERATE_CHUNK = 8192  # most variations decoded by one compiled call
+MORPH_DENSE = 129      # points of the dense path that measures a morph's response length
+
+
+def _count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _strength(value) -> float:
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"strength must be a number >= 0 (0 flat, 1 as generated), got "
+                         f"{value!r}") from None
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"strength must be finite and >= 0 (0 flat, 1 as generated, > 1 "
+                         f"exaggerates), got {value!r}")
+    return strength
+
+
+def _seed(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+            0 <= value < 2 ** 32):
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {value!r}")
+    return int(value)
+
+
+def _default_experiment():
+    """The synthetic preset (``configs/synthetic.py``) where the source tree has it, else the
+    config defaults (the same SPEC §4 values)."""
+    from neuraleq_jax import config  # imports checkpoints (orbax): only when a system is made
+
+    try:
+        return config.load_preset("synthetic")
+    except (ValueError, OSError):
+        return config.ExperimentConfig()
+
+
+class NeuralEQMorphingSystem:
+    """Words ↔ 5-band EQ settings through a trained latent space (SPEC §5).
+
+    Args:
+      latent_dim: latent size (ignored when ``model_config`` is given, which must agree).
+      encoder: ``"residual"`` or ``"transformer"``.
+      model_config: a full :class:`~neuraleq_jax.models.ModelConfig` (overrides the two above).
+      train_config: a :class:`~neuraleq_jax.config.TrainConfig` (default: the synthetic
+        preset's, on one device).
+      seed: initialisation/shuffling seed and the base of every unseeded call.
+    """
+
+    def __init__(self, latent_dim: int = 32, *, encoder: str = "residual",
+                 model_config: models.ModelConfig | None = None, train_config=None,
+                 seed: int = 0):
+        self.seed = _seed(seed)
+        default = _default_experiment()
+        if model_config is None:
+            model_config = dataclasses.replace(default.model, encoder=encoder,
+                                               latent_dim=_count(latent_dim, "latent_dim", 1))
+        elif (latent_dim, encoder) != (32, "residual") and (
+                model_config.latent_dim, model_config.encoder) != (latent_dim, encoder):
+            raise ValueError(f"latent_dim={latent_dim}, encoder={encoder!r} disagree with "
+                             f"model_config ({model_config.latent_dim}, "
+                             f"{model_config.encoder!r}); give one or the other")
+        self.model_config = model_config
+        # one device: a batch of 16 split over several only adds communication
+        self.train_config = train_config if train_config is not None else dataclasses.replace(
+            default.train, seed=self.seed, devices=1)
+        self.dataset: EQDataset | None = None
+        self.history: list[dict] = []
+        self.layout = DEFAULT_LAYOUT
+        self.vocabulary: tuple[str, ...] = ()
+        self._params = None
+        self._word_model: dict[str, np.ndarray] | None = None
+        self._step = 0
+        self._reset_serving()
+
+    # ------------------------------------------------------------------ data and training
+
+    def load_dataset(self, eq_settings, vocabulary: Sequence[str] | None = None) -> EQDataset:
+        """Set the labelled training data and return it as an :class:`EQDataset`.
+
+        Accepts an ``EQDataset``; a list of dicts each holding a word under ``term`` (or
+        ``semantic_label``) and the 15 named parameters ``band1_gain`` … ``band5_q``; or a
+        pair ``(settings [N, 15], words [N])``. ``vocabulary`` fixes the word order (default:
+        order of first appearance).
+        """
+        if isinstance(eq_settings, EQDataset):
+            dataset = eq_settings
+            if vocabulary is not None and tuple(vocabulary) != dataset.vocabulary:
+                raise ValueError("vocabulary= disagrees with the dataset's own vocabulary")
+        elif isinstance(eq_settings, tuple) and len(eq_settings) == 2:
+            dataset = data.from_arrays(eq_settings[0], eq_settings[1], vocabulary)
+        elif isinstance(eq_settings, Sequence) and not isinstance(eq_settings, str) and all(
+                isinstance(r, Mapping) for r in eq_settings):
+            dataset = data.from_records(eq_settings, vocabulary)
+        else:
+            raise TypeError(f"cannot load {type(eq_settings).__name__}; give an EQDataset, a "
+                            f"list of dicts with 'term'/'semantic_label' and the 15 parameters "
+                            f"(band1_gain ... band5_q), or a tuple (settings [N, 15], words [N])")
+        if dataset.layout.n_bands != self.model_config.n_bands:
+            raise ValueError(f"the data has {dataset.layout.n_bands} bands, the model "
+                             f"{self.model_config.n_bands}")
+        self.dataset = dataset
+        return dataset
+
+    def train(self, epochs: int = 50, **overrides) -> list[dict]:
+        """Train on the loaded data with ``training.fit``, then fit the word model.
+
+        ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …).
+        Returns the per-epoch history (list of metric dicts).
+        """
+        from neuraleq_jax import training
+
+        if self.dataset is None:
+            raise RuntimeError("no data to train on: call load_dataset(eq_settings) first")
+        train_config = dataclasses.replace(self.train_config,
+                                           epochs=_count(epochs, "epochs", 1), **overrides)
+        result = training.fit(self.dataset, self.model_config, train_config)
+        self.train_config = train_config
+        self.history = list(result.history)
+        params = jax.device_put(result.params, jax.devices()[0])
+        word_model = generation.fit_word_model(params, self.model_config, self.dataset,
+                                               seed=self.seed)
+        step = int(np.asarray(result.state.step)) if result.state is not None else 0
+        self._install(params, word_model, self.dataset.vocabulary, self.dataset.layout, step)
+        return self.history
+
+    def _install(self, params, word_model, vocabulary, layout, step: int = 0):
+        self._params = jax.device_put(params, jax.devices()[0])
+        self._word_model = {k: np.asarray(v) for k, v in word_model.items()}
+        self.vocabulary = tuple(vocabulary)
+        self.layout = layout
+        self._names = layout.param_names
+        self._step = step
+        self._reset_serving()
+
+    def _reset_serving(self):
+        self._compiled: dict[tuple, object] = {}
+        self._weights_cache: dict[str, np.ndarray] = {}
+        self._device_model: dict[str, jax.Array] = {}
+        self._calls = 0
+
+    @property
+    def is_trained(self) -> bool:
+        return self._params is not None
+
+    @property
+    def params(self):
+        """Trained model parameters (a pytree); see also :attr:`word_model`."""
+        self._require_trained()
+        return self._params
+
+    @property
+    def word_model(self) -> dict[str, np.ndarray]:
+        """The fitted word model (dict of NumPy arrays, see ``generation.fit_word_model``)."""
+        self._require_trained()
+        return self._word_model
+
+    def _require_trained(self):
+        if self._params is None:
+            raise RuntimeError("the system is not trained: call load_dataset(eq_settings) and "
+                               "train(), or NeuralEQMorphingSystem.load(path)")
+
+    # ------------------------------------------------------------------ serving helpers
+
+    def _arrays(self, keys) -> dict[str, jax.Array]:
+        for key in keys:
+            if key not in self._device_model:
+                self._device_model[key] = jax.device_put(self._word_model[key],
+                                                         jax.devices()[0])
+        return {key: self._device_model[key] for key in keys}
+
+    def _weights(self, term) -> np.ndarray:
+        if isinstance(term, str):
+            cached = self._weights_cache.get(term)
+            if cached is None:
+                cached = compound.parse_weights(term, self.vocabulary)[None, :]
+                self._weights_cache[term] = cached
+            return cached
+        return compound.parse_weights(term, self.vocabulary)[None, :]
+
+    def _key_parts(self, seed) -> tuple[np.ndarray, np.ndarray]:
+        """``(seed, stream)`` as uint32 scalars; the key is ``fold_in(key(seed), stream)``."""
+        if seed is None:
+            self._calls += 1
+            return np.uint32(self.seed), np.uint32(self._calls)
+        return np.uint32(_seed(seed)), np.uint32(0)
+
+    def _compile(self, name: str, function, *example_args):
+        """An ahead-of-time compiled ``function`` for these argument shapes (cached by name)."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = jax.jit(function).lower(*example_args).compile()
+            self._compiled[name] = compiled
+        return compiled
+
+    def _format(self, settings_NxP: np.ndarray, as_array: bool, extra=None):
+        if as_array:
+            return settings_NxP
+        names = self._names
+        rows = [dict(zip(names, row)) for row in settings_NxP.astype(np.float64).tolist()]
+        if extra is not None:
+            for key, values in extra.items():
+                for row, value in zip(rows, np.asarray(values, np.float64).tolist()):
+                    row[key] = value
+        return rows
+
+    # ------------------------------------------------------------------ the seed's API
+
+    def generate_eq_from_semantic(self, term, variations: int = 5, *, strength: float = 1.0,
+                                  seed: int | None = None, as_array: bool = False):
+        """``variations`` settings for a word or blend.
+
+        Args:
+          term: a word (``"warm"``), a compound (``"warm and punchy"``,
+            ``"0.7 warm + 0.3 bright"``) or a dict ``{"warm": 0.7, "bright": 0.3}``.
+          variations: how many settings (>= 1).
+          strength: gains scaled toward flat (0 flat, 1 as generated, > 1 exaggerated).
+          seed: makes the result reproducible (see the module docstring).
+        Returns:
+          A list of ``variations`` named dicts, or an array ``[variations, 15]``.
+        """
+        self._require_trained()
+        variations = _count(variations, "variations", 1)
+        strength = np.float32(_strength(strength))
+        weights = self._weights(term)
+        seed_u32, stream = self._key_parts(seed)
+        bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)
+        blend = generation.blend_needs_correction(weights)
+        compiled = self._compiled.get(("generate", bucket, blend))
+        if compiled is None:
+            compiled = self._compile_generate(bucket, blend, weights)
+        # few small arguments: parameters and word model are constants of the executable
+        parts = [compiled(weights, np.array([seed_u32, stream, first], np.uint32), strength)
+                 for first in range(0, variations, bucket)]
+        settings = np.asarray(parts[0] if len(parts) == 1 else jnp.concatenate(parts))
+        return self._format(settings[:variations], as_array)
+
+    def _compile_generate(self, bucket: int, blend: bool, weights_1xW: np.ndarray):
+        params, config, layout = self._params, self.model_config, self.layout
+        word_model = self._arrays(generation.GENERATE_KEYS)
+
+        def serve(weights, ints_3, strength):
+            seed, stream, first = ints_3[0], ints_3[1], ints_3[2].astype(jnp.int32)
+            key = jax.random.fold_in(jax.random.key(seed), stream)
+            return generation._generate(params, config, word_model, weights, key[None],
+                                        strength[None], first, bucket, layout, blend)[0]
+
+        return self._compile(("generate", bucket, blend), serve, weights_1xW,
+                             np.zeros(3, np.uint32), np.float32(1.0))
+
+    def morph_between_terms(self, term1, term2, steps: int = 10, *, seed: int | None = None,
+                            as_array: bool = False):
+        """``steps`` settings from ``term1``'s centre setting to ``term2``'s (both included),
+        evenly spaced in response (equal RMS-dB steps). Words or compounds, like
+        :meth:`generate_eq_from_semantic`. The path is deterministic; ``seed`` is accepted for a
+        uniform call signature and does not change it.
+        """
+        self._require_trained()
+        steps = _count(steps, "steps", 2)
+        if seed is not None:
+            _seed(seed)
+        weights_a, weights_b = self._weights(term1)[0], self._weights(term2)[0]
+        bucket = generation.bucket_size(steps)
+        blend = generation.blend_needs_correction(np.stack([weights_a, weights_b]))
+        alphas = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped
+        alphas[:steps] = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+        params, config, layout = self._params, self.model_config, self.layout
+        word_model = self._arrays(generation.MORPH_KEYS)
+
+        def serve(a_W, b_W, alphas_S):
+            return generation._morph(params, config, word_model, a_W, b_W, alphas_S, True,
+                                     MORPH_DENSE, layout, blend)
+
+        compiled = self._compile(("morph", bucket, blend), serve, weights_a, weights_b, alphas)
+        settings = np.asarray(compiled(weights_a, weights_b, alphas))
+        return self._format(settings[:steps], as_array)
+
+    def explore_latent_space(self, n_samples: int = 20, *, novel=None, seed: int | None = None,
+                             as_array: bool = False, temperature: float = 1.0):
+        """Settings decoded from latents spread like the whole training set.
+
+        Args:
+          n_samples: how many settings to return.
+          novel: None/False: plain samples. True or an integer ``m``: draw ``64 * n_samples``
+            (or ``m``) candidates and return the ``n_samples`` most novel (largest RMS-dB
+            distance to the nearest training setting), most novel first; dicts then carry
+            ``novelty_db``.
+          temperature: scales the spread of the latent Gaussian.
+        Returns:
+          A list of named dicts or an array ``[n_samples, 15]``.
+        """
+        self._require_trained()
+        n_samples = _count(n_samples, "n_samples", 1)
+        seed_u32, stream = self._key_parts(seed)
+        key = jax.random.fold_in(jax.random.key(seed_u32), stream)
+        common = dict(temperature=float(temperature), layout=self.layout)
+        if novel is None or novel is False:
+            settings = generation.explore(self._params, self.model_config,
+                                          self._arrays(generation.EXPLORE_KEYS), key, n_samples,
+                                          **common)
+            return self._format(settings, as_array)
+        candidates = 64 * n_samples if novel is True else _count(novel, "novel", n_samples)
+        settings, novelty = generation.explore_novel(
+            self._params, self.model_config, self._arrays(generation.NOVELTY_KEYS), key,
+            candidates, n_samples, **common)
+        settings = np.asarray(settings)
+        return self._format(settings, as_array, extra={"novelty_db": np.asarray(novelty)})
+
+    # ------------------------------------------------------------------ model access
+
+    def centre_settings(self) -> np.ndarray:
+        """Each word's centre setting (its decoded latent centre), ``[W, 15]`` physical."""
+        self._require_trained()
+        return np.asarray(generation.centre_settings(self._params, self.model_config,
+                                                     self._arrays(generation.MORPH_KEYS),
+                                                     self.layout))
+
+    def encode(self, settings_Nx15) -> np.ndarray:
+        """Physical settings ``[N, 15]`` (validated) → latents ``[N, latent_dim]``."""
+        self._require_trained()
+        settings = paramspace.validate(settings_Nx15, self.layout, name="settings")
+        return generation.encode_latents(self._params, self.model_config,
+                                         settings.reshape(-1, self.layout.n_params), self.layout)
+
+    def reconstruct(self, settings_Nx15) -> np.ndarray:
+        """Encode then decode: ``[N, 15]`` physical → ``[N, 15]`` physical."""
+        latents = self.encode(settings_Nx15)
+        return np.asarray(generation.decode_latents(self._params, self.model_config, latents,
+                                                    self.layout))
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path) -> Path:
+        """Write the trained model (params, configs, vocabulary, layout, word model) as an Orbax
+        bundle under ``path`` (atomically); returns the bundle folder."""
+        from neuraleq_jax import checkpoints
+
+        self._require_trained()
+        bundle = checkpoints.ModelBundle(
+            params=self._params, model_config=self.model_config,
+            train_config=self.train_config, layout=self.layout, vocabulary=self.vocabulary,
+            word_model=self._word_model, step=self._step,
+            metadata={"saved_by": "NeuralEQMorphingSystem", "seed": self.seed})
+        return checkpoints.save_bundle(path, bundle)
+
+    @classmethod
+    def from_params(cls, params, model_config: models.ModelConfig, word_model,
+                    vocabulary: Sequence[str], layout=DEFAULT_LAYOUT, *, train_config=None,
+                    seed: int = 0) -> "NeuralEQMorphingSystem":
+        """A ready system from trained parts (``training.fit`` parameters and a word model from
+        ``generation.fit_word_model``), e.g. to serve a model trained outside the facade."""
+        if word_model is None or "centres_WxL" not in word_model:
+            raise ValueError("word_model must be the dict returned by generation.fit_word_model")
+        if len(vocabulary) != len(word_model["centres_WxL"]):
+            raise ValueError(f"{len(vocabulary)} words but the word model has "
+                             f"{len(word_model['centres_WxL'])}")
+        system = cls(model_config=model_config, train_config=train_config, seed=seed)
+        system._install(params, word_model, vocabulary, layout)
+        return system
+
+    @classmethod
+    def load(cls, path) -> "NeuralEQMorphingSystem":
+        """A system from a bundle written by :meth:`save` or by ``python -m neuraleq_jax.train
+        --workdir W`` (pass ``W``)."""
+        from neuraleq_jax import checkpoints
+
+        bundle = checkpoints.load_bundle(path)
+        if bundle.word_model is None:
+            raise checkpoints.CheckpointError(
+                f"the bundle at {path} has no word model; refit one with "
+                f"generation.fit_word_model(params, model_config, training_data) and save it")
+        system = cls(model_config=bundle.model_config, train_config=bundle.train_config,
+                     seed=int(bundle.metadata.get("seed", bundle.train_config.seed)))
+        system._install(bundle.params, bundle.word_model, bundle.vocabulary, bundle.layout,
+                        bundle.step)
+        return system
+
+    def __repr__(self) -> str:
+        state = f"{len(self.vocabulary)} words" if self.is_trained else "untrained"
+        return (f"NeuralEQMorphingSystem(latent_dim={self.model_config.latent_dim}, "
+                f"encoder={self.model_config.encoder!r}, {state})")
