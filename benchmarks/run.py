@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
 
 SCHEMA = "neuraleq_jax.benchmarks/1"
 # run order: cheap and independent first; explore (a 10M-setting subprocess) last
-BENCHMARKS = ("data", "generation", "throughput", "training", "explore")
+BENCHMARKS = ("data", "curves", "generation", "throughput", "training", "explore")
 
 # Seed figures (the original design's measurements) and the targets.
 SEED_PER_SETTING_S = 0.80e-3
@@ -43,6 +43,9 @@ TARGETS = (
      None, None, ""),
     ("data", "response_reference_grid.responses_per_s", "responses/s (256-point grid)",
      "responses/s", None, None, ""),
+    ("curves", "results.default.curves_per_s", "40-band curve fits/s (default options)",
+     "curves/s", None, None, ""),
+    ("curves", "results.default.rms_db_max", "curve fit, max RMS error", "dB", None, None, ""),
     ("generation", "facade_latency.p50_s", "facade latency p50 (1 setting)", "s",
      SEED_PER_SETTING_S, "<=", "seed 0.80 ms per setting"),
     ("generation", "facade_latency.p50_s", "facade latency p50 (1 setting)", "s",

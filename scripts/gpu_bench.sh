@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Run the benchmark suite on a GPU machine and keep its JSON.
+#
+#   scripts/gpu_bench.sh                      # every benchmark, full size
+#   scripts/gpu_bench.sh throughput explore   # only these
+#   QUICK=1 scripts/gpu_bench.sh              # small sizes (a smoke run)
+#   ALLOW_CPU=1 QUICK=1 scripts/gpu_bench.sh  # dry run of this script where there is no GPU
+#
+# Environment: PYTHON (default: python3 of the active environment) must have neuraleq_jax and a
+# CUDA build of jax installed, e.g. `pip install -e . "jax[cuda12]"`; INSTALL=1 runs that first.
+# The JSON lands in benchmarks/results/run_<UTC time>_gpu.json; commit it with
+#   git add benchmarks/results/run_*_gpu.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+
+if [[ "${INSTALL:-0}" == 1 ]]; then
+  "$PYTHON" -m pip install -e . "jax[cuda12]"
+fi
+
+# The explore benchmark runs each mode in a child process beside the parent: neither may grab
+# most of the GPU's memory up front (JAX's default), or the child cannot start.
+export XLA_PYTHON_CLIENT_PREALLOCATE="${XLA_PYTHON_CLIENT_PREALLOCATE:-false}"
+
+backend="$("$PYTHON" -c 'import jax; print(jax.default_backend())')"
+if [[ "$backend" != "gpu" && "${ALLOW_CPU:-0}" != 1 ]]; then
+  echo "gpu_bench: JAX sees no GPU (default backend: $backend)." >&2
+  echo "  install a CUDA build of jax (INSTALL=1 does: pip install -e . 'jax[cuda12]')," >&2
+  echo "  or set ALLOW_CPU=1 to run the suite on $backend anyway." >&2
+  exit 2
+fi
+
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+fi
+"$PYTHON" -c 'import jax; print("jax", jax.__version__, "devices:", jax.devices())'
+
+args=("$@")
+if [[ "${QUICK:-0}" == 1 ]]; then
+  args+=(--quick)
+fi
+"$PYTHON" -m benchmarks "${args[@]}"
+echo "gpu_bench: results in benchmarks/results/ (newest: $(ls -t benchmarks/results/run_*.json | head -1))"
