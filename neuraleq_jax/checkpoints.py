@@ -1,0 +1,322 @@
+"""Checkpoints: the Orbax training store (resume, keep last N + best) and the final model bundle.
+
+Layout of a training workdir ``W``::
+
+    W/config.json        the ExperimentConfig used (JSON)
+    W/metrics.jsonl      one JSON line per epoch
+    W/checkpoints/<epoch>/{state,meta}   Orbax CheckpointManager steps (numbered by epochs done)
+    W/bundle/            the final ModelBundle: params (Orbax), bundle.json, word_model.npz
+
+Every write is atomic (Orbax writes to a temporary directory and renames it; JSON and NPZ
+files go through a temporary file and ``os.replace``). Each stored tree carries a SHA-256
+digest of its arrays, so a garbled file is reported as corrupt instead of loading wrong numbers.
+No pickle is used anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from neuraleq_jax import paramspace
+from neuraleq_jax.models import ModelConfig
+
+BUNDLE_DIR = "bundle"
+BUNDLE_JSON = "bundle.json"
+CHECKPOINT_DIR = "checkpoints"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or bundle is missing, incomplete or corrupt."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint or bundle where one was expected."""
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def host_array(x) -> np.ndarray:
+    """A host copy of ``x``; for arrays spread over processes, this process's replica."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return np.asarray(x.addressable_data(0))
+    return np.asarray(x)
+
+
+def tree_digest(tree) -> str:
+    """SHA-256 over every leaf's path, dtype, shape and bytes (host replica of each leaf)."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        array = np.ascontiguousarray(host_array(leaf))
+        digest.update(jax.tree_util.keystr(path).encode())
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def abstract_like(tree, sharding: jax.sharding.Sharding):
+    """``ShapeDtypeStruct`` leaves with an explicit ``sharding``: the restore target for Orbax."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def _local_checkpointer() -> ocp.StandardCheckpointer:
+    """A checkpointer that this process drives alone (bundles are written by one process)."""
+    if jax.process_count() == 1:
+        return ocp.StandardCheckpointer()
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}))
+
+
+def _default_sharding() -> jax.sharding.Sharding:
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
+def _corrupt(what: str, path: Path, error: BaseException | str) -> CheckpointError:
+    return CheckpointError(f"{what} at {path} is corrupt or incomplete ({error}). Delete it "
+                           f"(earlier checkpoints, if any, are used then) or retrain.")
+
+
+# ------------------------------------------------------------------ model bundle
+
+
+@dataclasses.dataclass
+class ModelBundle:
+    """Everything needed to generate with a trained model.
+
+    Attributes:
+      params: model parameters (pytree of arrays).
+      model_config: the architecture.
+      train_config: the training settings (a ``config.TrainConfig``).
+      layout: the EQ layout the model was trained in.
+      vocabulary: the words, in the training order.
+      word_model: per-word latent statistics from ``generation.fit_word_model`` (or None).
+      step: optimiser steps done.
+      metadata: free JSON-ready extras (data set, metrics, timings ...).
+    """
+
+    params: Any
+    model_config: ModelConfig
+    train_config: Any
+    layout: paramspace.EQLayout
+    vocabulary: tuple[str, ...]
+    word_model: dict[str, np.ndarray] | None = None
+    step: int = 0
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+
+def _bundle_json(bundle: ModelBundle, digest: str) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_config": json.loads(json.dumps(dataclasses.asdict(bundle.model_config))),
+        "train_config": json.loads(json.dumps(dataclasses.asdict(bundle.train_config))),
+        "layout": paramspace.layout_to_json(bundle.layout),
+        "vocabulary": list(bundle.vocabulary),
+        "step": int(bundle.step),
+        "metadata": bundle.metadata,
+        "params_digest": digest,
+        "has_word_model": bundle.word_model is not None,
+    }
+
+
+def save_bundle(directory: str | Path, bundle: ModelBundle) -> Path:
+    """Write ``bundle`` to ``directory/bundle`` atomically and return that path.
+
+    The bundle is assembled in a temporary sibling folder and renamed into place, so a crash
+    leaves either the old bundle or the new one. Params go through Orbax, configs, vocabulary
+    and layout into ``bundle.json``, the word model into ``word_model.npz``.
+    """
+    if not bundle.vocabulary:
+        raise ValueError("bundle.vocabulary is empty; a model bundle needs its words")
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / BUNDLE_DIR
+    tmp = directory / f".{BUNDLE_DIR}.tmp-{uuid.uuid4().hex}"
+    params = jax.tree.map(host_array, bundle.params)
+    try:
+        checkpointer = _local_checkpointer()
+        checkpointer.save(tmp / "params", params)
+        checkpointer.wait_until_finished()
+        checkpointer.close()
+        if bundle.word_model is not None:
+            arrays = {k: np.asarray(v) for k, v in bundle.word_model.items()}
+            if any(a.dtype == object for a in arrays.values()):
+                raise ValueError("word_model arrays must be numeric (no object arrays)")
+            fd, npz_tmp = tempfile.mkstemp(suffix=".npz", dir=tmp)
+            os.close(fd)
+            np.savez(npz_tmp, **arrays)
+            os.replace(npz_tmp, tmp / "word_model.npz")
+        atomic_write_text(tmp / BUNDLE_JSON,
+                          json.dumps(_bundle_json(bundle, tree_digest(params)), indent=2))
+        if final.exists():
+            old = directory / f".{BUNDLE_DIR}.old-{uuid.uuid4().hex}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _find_bundle(directory: Path) -> Path:
+    for candidate in (directory / BUNDLE_DIR, directory):
+        if (candidate / BUNDLE_JSON).is_file():
+            return candidate
+    if not directory.exists():
+        raise CheckpointNotFoundError(f"no model bundle at {directory}: the folder does not exist")
+    raise CheckpointNotFoundError(
+        f"no model bundle in {directory}: expected {directory / BUNDLE_DIR / BUNDLE_JSON}. Train "
+        f"one with `python -m neuraleq_jax.train --workdir {directory}` (or save one with "
+        f"checkpoints.save_bundle).")
+
+
+def load_bundle(directory: str | Path) -> ModelBundle:
+    """Load the bundle written by :func:`save_bundle` (``directory`` or ``directory/bundle``).
+
+    Raises:
+      CheckpointNotFoundError: nothing there.
+      CheckpointError: the bundle is incomplete, garbled, or fails its digest check.
+    """
+    from neuraleq_jax.config import TrainConfig  # config imports this module for atomic writes
+
+    path = _find_bundle(Path(directory).resolve())
+    try:
+        meta = json.loads((path / BUNDLE_JSON).read_text())
+        model_config = ModelConfig(**meta["model_config"])
+        train_config = TrainConfig(**meta["train_config"])
+        layout = paramspace.layout_from_json(meta["layout"])
+        vocabulary = tuple(meta["vocabulary"])
+        digest = meta["params_digest"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
+        raise _corrupt("model bundle description", path / BUNDLE_JSON,
+                       f"{type(error).__name__}: {error}") from None
+    from neuraleq_jax import models  # local: keeps import of this module light
+
+    shapes = jax.eval_shape(lambda: models.init_params(model_config, jax.random.key(0)))
+    target = abstract_like(shapes, _default_sharding())
+    try:
+        checkpointer = _local_checkpointer()
+        params = checkpointer.restore(path / "params", target)
+        checkpointer.close()
+    except Exception as error:  # orbax/tensorstore raise many types for damaged files
+        raise _corrupt("model bundle parameters", path / "params",
+                       f"{type(error).__name__}: {error}") from None
+    if tree_digest(params) != digest:
+        raise _corrupt("model bundle parameters", path / "params",
+                       "the stored digest does not match the parameters read back")
+    word_model = None
+    if meta.get("has_word_model"):
+        try:
+            with np.load(path / "word_model.npz", allow_pickle=False) as archive:
+                word_model = {key: archive[key] for key in archive.files}
+        except Exception as error:
+            raise _corrupt("word model", path / "word_model.npz",
+                           f"{type(error).__name__}: {error}") from None
+    return ModelBundle(params=params, model_config=model_config, train_config=train_config,
+                       layout=layout, vocabulary=vocabulary, word_model=word_model,
+                       step=int(meta.get("step", 0)), metadata=dict(meta.get("metadata", {})))
+
+
+# ------------------------------------------------------------------ training checkpoints
+
+
+class TrainingCheckpoints:
+    """Orbax ``CheckpointManager`` for training: train state + JSON meta, numbered by epochs done.
+
+    Keeps the ``keep`` latest checkpoints and the best one by ``metric`` (lower is better).
+    The meta holds the experiment config, vocabulary, layout and a digest of the state.
+    """
+
+    def __init__(self, directory: str | Path, *, keep: int = 3, metric: str = "val_loss"):
+        self.directory = Path(directory).resolve() / CHECKPOINT_DIR
+        self.metric = metric
+        policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+            ocp.checkpoint_managers.LatestN(n=keep),
+            # BestN keeps the *last* n after sorting; reverse=True sorts descending → lowest kept
+            ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[metric], reverse=True, n=1),
+        ])
+        # best_fn makes the manager write each step's metrics to disk, so the best checkpoint
+        # is still known (and kept) after a restart
+        options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True,
+                                               best_fn=lambda m: m[metric], best_mode="min")
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_epoch(self) -> int | None:
+        """Epochs done at the newest complete checkpoint, or None when there is none."""
+        self.manager.reload()
+        return self.manager.latest_step()
+
+    def all_epochs(self) -> list[int]:
+        self.manager.reload()
+        return sorted(self.manager.all_steps())
+
+    def save(self, epoch: int, state, meta: dict, metrics: dict[str, float]) -> None:
+        """Start saving ``state`` after ``epoch`` epochs (asynchronous; see :meth:`wait`)."""
+        meta = dict(meta, epoch=int(epoch), state_digest=tree_digest(state))
+        self.manager.save(int(epoch), args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            metrics={k: float(v) for k, v in metrics.items()})
+
+    def restore(self, epoch: int, abstract_state) -> tuple[Any, dict]:
+        """Restore ``(state, meta)``; ``abstract_state`` gives the shapes and target shardings."""
+        step_dir = self.directory / str(epoch)
+        try:
+            restored = self.manager.restore(int(epoch), args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+            state, meta = restored.state, restored.meta
+        except Exception as error:
+            raise _corrupt("training checkpoint", step_dir,
+                           f"{type(error).__name__}: {error}") from None
+        if not isinstance(meta, dict) or tree_digest(state) != meta.get("state_digest"):
+            raise _corrupt("training checkpoint", step_dir,
+                           "the stored digest does not match the state read back")
+        return state, meta
+
+    def best_epoch(self) -> int | None:
+        """The kept checkpoint with the lowest metric, or None without metrics."""
+        self.manager.reload()
+        return self.manager.best_step()
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
