@@ -1,0 +1,110 @@
+"""Configs: presets, typed overrides, JSON round trip, and the train command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from neuraleq_jax import checkpoints, config, train
+from neuraleq_jax.config import ExperimentConfig, TrainConfig
+
+
+@pytest.mark.parametrize("name", ["synthetic", "transformer", "large"])
+def test_presets_load_and_round_trip_through_json(name, tmp_path):
+    preset = config.load_preset(name)
+    assert isinstance(preset, ExperimentConfig) and preset.name == name
+    config.save_json(preset, tmp_path / "c.json")
+    assert config.load_json(tmp_path / "c.json") == preset
+    assert config.load_preset(str(tmp_path / "c.json")) == preset
+
+
+def test_synthetic_preset_follows_the_spec_defaults():
+    preset = config.load_preset("synthetic")
+    assert (preset.model.latent_dim, preset.train.epochs, preset.train.batch_size,
+            preset.train.learning_rate) == (32, 50, 16, 1e-3)
+    assert preset.model.encoder == "residual" and preset.data.dataset == "synthetic"
+    assert config.load_preset("transformer").model.encoder == "transformer"
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match="synthetic"):
+        config.load_preset("synthetc")
+
+
+def test_overrides_are_typed():
+    base = config.load_preset("synthetic")
+    changed = config.apply_overrides(base, config.parse_overrides([
+        "--train.epochs=7", "--model.encoder_widths", "32,64", "--temperature=0.05",
+        "--data.split_fractions=[0.8, 0.2]", "--model.encoder=transformer", "--name", "x"]))
+    assert changed.train.epochs == 7 and changed.train.temperature == 0.05
+    assert changed.model.encoder_widths == (32, 64) and changed.model.encoder == "transformer"
+    assert changed.data.split_fractions == (0.8, 0.2) and changed.name == "x"
+    assert config.differences(base, changed).keys() == {
+        "name", "train.epochs", "train.temperature", "model.encoder_widths", "model.encoder",
+        "data.split_fractions"}
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--train.epoch=3"], "unknown config field 'train.epoch'.*train.epochs"),
+    (["--train.epochs=2.5"], "expects an integer"),
+    (["--train.learning_rate=fast"], "expects a number"),
+    (["--model.encoder_widths=a,b"], "expects an integer"),
+    (["--train.epochs=0"], "epochs must be >= 1"),
+    (["--model.encoder=lstm"], "encoder must be one of"),
+    (["--data.split_fractions=0.5,0.1"], "sum"),
+    (["--train.epochs"], "needs a value"),
+    (["train.epochs=3"], "expected --section.field=value"),
+])
+def test_bad_overrides_are_clear_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        config.apply_overrides(config.load_preset("synthetic"), config.parse_overrides(args))
+
+
+def test_train_config_validates_its_fields():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
+
+
+def test_cli_reports_bad_fields_and_exits_2(capsys, tmp_path):
+    assert train.main(["--workdir", str(tmp_path), "--train.lr=3"]) == 2
+    assert "unknown config field 'train.lr'" in capsys.readouterr().err
+
+
+def test_cli_prints_the_resolved_config(capsys, tmp_path):
+    assert train.main(["--workdir", str(tmp_path), "--print_config", "--train.epochs=9"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["train"]["epochs"] == 9 and printed["model"]["latent_dim"] == 32
+
+
+TINY_ARGS = ["--model.encoder_widths=8", "--model.decoder_widths=8", "--model.latent_dim=4",
+             "--model.embedding_dim=8", "--model.mlp_width=8", "--train.epochs=3",
+             "--train.checkpoint_every=1", "--train.response_weight=0",
+             "--train.cluster_weight=0", "--train.devices=1", "--data.per_word=6", "--quiet"]
+
+
+def test_cli_trains_resumes_and_writes_a_loadable_bundle(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEURALEQ_JAX_CACHE_DIR", "off")
+    # the generation module fits the word model; here only the call site is under test
+    monkeypatch.setattr(train, "_fit_word_model",
+                        lambda params, model_config, ds: {"centres": np.zeros((8, 4))})
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert train.main(["--workdir", str(full), *TINY_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "3 epochs" in out and "held-out: silhouette" in out and "bundle:" in out
+    assert train.main(["--workdir", str(cut), "--stop_after_epoch=2", *TINY_ARGS]) == 0
+    assert "stopped early" in capsys.readouterr().out
+    assert not (cut / "bundle").exists()
+    assert train.main(["--workdir", str(cut), *TINY_ARGS]) == 0
+    a, b = checkpoints.load_bundle(full), checkpoints.load_bundle(cut)
+    for x, y in zip(__import__("jax").tree.leaves(a.params),
+                    __import__("jax").tree.leaves(b.params), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6, rtol=0)
+    assert b.word_model["centres"].shape == (8, 4) and b.step == a.step
+    saved = config.load_json(cut / "config.json")
+    assert saved.train.epochs == 3 and saved.model.latent_dim == 4
+    assert len((cut / "metrics.jsonl").read_text().splitlines()) == 3
+    # a different model in the same workdir is refused, naming the field
+    assert train.main(["--workdir", str(cut), *TINY_ARGS, "--model.latent_dim=5"]) == 1
+    assert "model.latent_dim: 4 → 5" in capsys.readouterr().err

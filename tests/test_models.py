@@ -1,0 +1,98 @@
+"""Models: shapes, bounds, determinism, dropout, encoder choice, config validation."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neuraleq_jax import models, paramspace
+from neuraleq_jax.synthetic import make_synthetic
+
+TINY = models.ModelConfig(encoder_widths=(16, 24), decoder_widths=(24,), latent_dim=6,
+                          embedding_dim=10, mlp_width=12, dropout=0.2, transformer_dim=8,
+                          transformer_heads=2, transformer_layers=1)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return jnp.asarray(make_synthetic(per_word=2, seed=4).normalized())
+
+
+@pytest.mark.parametrize("encoder", models.ENCODERS)
+def test_shapes_and_bounds(encoder, batch):
+    config = dataclasses.replace(TINY, encoder=encoder)
+    params = models.init_params(config, jax.random.key(0))
+    latent, embedding, recon = models.apply(params, config, batch)
+    assert latent.shape == (16, 6) and embedding.shape == (16, 10) and recon.shape == (16, 15)
+    assert np.all(np.abs(latent) < 1) and np.all(np.abs(recon) < 1)
+    physical = np.asarray(paramspace.denormalize(recon))
+    assert np.all(physical >= paramspace.DEFAULT_LAYOUT.lower - 1e-3)
+    assert np.all(physical <= paramspace.DEFAULT_LAYOUT.upper * (1 + 1e-5))
+
+
+@pytest.mark.parametrize("encoder", models.ENCODERS)
+def test_inference_is_deterministic_and_dropout_is_not(encoder, batch):
+    config = dataclasses.replace(TINY, encoder=encoder)
+    params = models.init_params(config, jax.random.key(1))
+    first = models.apply(params, config, batch)
+    second = models.apply(params, config, batch)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    # perturb the zero-initialised block scales so the dropped branches matter
+    params = jax.tree.map(lambda x: x + 0.1, params)
+    noisy_a = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(2))
+    noisy_b = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(3))
+    assert not np.allclose(noisy_a[2], noisy_b[2])
+
+
+@pytest.mark.parametrize("encoder", models.ENCODERS)
+def test_encode_and_decode_agree_with_apply(encoder, batch):
+    config = dataclasses.replace(TINY, encoder=encoder)
+    params = models.init_params(config, jax.random.key(5))
+    latent, embedding, recon = models.apply(params, config, batch)
+    latent2, embedding2 = models.encode(params, config, batch)
+    np.testing.assert_allclose(latent, latent2, atol=1e-6)
+    np.testing.assert_allclose(embedding, embedding2, atol=1e-6)
+    np.testing.assert_allclose(models.decode(params, config, latent), recon, atol=1e-6)
+
+
+def test_encoders_have_different_parameters(batch):
+    residual = models.init_params(dataclasses.replace(TINY, encoder="residual"), jax.random.key(0))
+    transformer = models.init_params(dataclasses.replace(TINY, encoder="transformer"),
+                                     jax.random.key(0))
+    assert "position" in transformer["encoder"]
+    assert "position" not in residual["encoder"]
+
+
+def test_transformer_reads_band_positions(batch):
+    config = dataclasses.replace(TINY, encoder="transformer")
+    params = models.init_params(config, jax.random.key(7))
+    params = jax.tree.map(lambda x: x + 0.05, params)
+    swapped = batch.reshape(-1, 5, 3)[:, ::-1].reshape(-1, 15)
+    a, _ = models.encode(params, config, batch)
+    b, _ = models.encode(params, config, swapped)
+    assert not np.allclose(a, b, atol=1e-4)
+
+
+def test_residual_blocks_start_as_their_skip_path():
+    block = models.ResidualBlock(width=8, dropout=0.0)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5)), jnp.float32)
+    variables = block.init(jax.random.key(0), x, train=False)
+    skip = variables["params"]["skip"]
+    expected = jax.nn.gelu(x @ skip["kernel"] + skip["bias"])
+    np.testing.assert_allclose(block.apply(variables, x, train=False), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("field,value", [("encoder", "lstm"), ("latent_dim", 0),
+                                         ("dropout", 1.0), ("transformer_heads", 3)])
+def test_bad_config_is_rejected(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(models.ModelConfig(), **{field: value})
+
+
+def test_wrong_input_width_is_rejected(batch):
+    params = models.init_params(TINY, jax.random.key(0))
+    with pytest.raises(AssertionError):
+        models.apply(params, TINY, batch[:, :12])
