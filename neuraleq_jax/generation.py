@@ -2,9 +2,13 @@
 
 Everything here is a pure function of ``(params, model_config, word_model, inputs, key)``.
 A *word model* is a dict of NumPy arrays fitted once after training (:func:`fit_word_model`)
-and stored in the checkpoint bundle; it holds, per word, the latent centre and a Gaussian spread
-(Cholesky factor) with a calibrated scale, plus what exploration needs (a Gaussian over all
-training latents and the dB responses of training settings for novelty ranking).
+and stored in the checkpoint bundle; it holds, per word, the latent centre, where variations are
+centred and a linear spread of truncated-normal draws (calibrated so that generated gains vary
+like the word's data), plus what exploration needs (a Gaussian over all training latents and the
+dB responses of training settings for novelty ranking).
+
+Sections: generate (variations of words and blends), morph (response-evenly spaced paths),
+explore (chunked, streaming, novelty top-k), fitting the word model.
 
 Words enter as weight vectors over the vocabulary (``[W]`` or ``[B, W]``): a one-hot row is one
 word, several non-zero entries blend words (see :mod:`neuraleq_jax.compound`). Weights are
@@ -277,11 +281,13 @@ def _explore_chunk(params, config, word_model, key, start, temperature, chunk, l
                             _explore_latents(word_model, key, start, chunk, temperature), layout)
 
 
-def _check_explore_args(n: int, chunk: int):
+def _check_explore_args(n: int, chunk: int, temperature: float):
     if not 1 <= int(n) < 2 ** 31:  # sample indices are int32 (one fold_in per sample)
         raise ValueError(f"n (number of samples) must be in [1, 2**31), got {n}")
     if int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
 
 
 def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, *,
@@ -293,15 +299,25 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
     spread) and decoded ``chunk`` at a time, so memory stays bounded for any ``n``; one compiled
     function serves every chunk.
     """
-    _check_explore_args(n, chunk)
+    _check_explore_args(n, chunk, temperature)
+    n = int(n)
     # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
-    chunk = min(int(chunk), bucket_size(int(n)))
+    chunk = min(int(chunk), bucket_size(n))
     arrays = _select(word_model, EXPLORE_KEYS)
     temperature = np.float32(temperature)
-    for start in range(0, int(n), chunk):
-        settings = _explore_chunk(params, config, arrays, key, np.int32(start), temperature,
-                                  chunk, layout)
-        yield np.asarray(settings)[: int(n) - start]
+
+    def dispatch(start):
+        return start, _explore_chunk(params, config, arrays, key, np.int32(start), temperature,
+                                     chunk, layout)
+
+    # the next chunk is dispatched before this one is copied out, so decoding overlaps the
+    # consumer; at most two chunks are alive at a time
+    pending = dispatch(0)
+    for start in range(chunk, n + chunk, chunk):
+        following = dispatch(start) if start < n else None
+        done, settings = pending
+        yield np.asarray(settings)[: n - done]
+        pending = following
 
 
 def explore(params, config: models.ModelConfig, word_model, key, n: int, *, chunk: int = 8192,
@@ -361,7 +377,7 @@ def explore_novel(params, config: models.ModelConfig, word_model, key, n: int, k
       ``(settings [k, P], novelty_db [k])``, most novel first; every setting is finite and
       inside the layout's ranges.
     """
-    _check_explore_args(n, chunk)
+    _check_explore_args(n, chunk, temperature)
     if not 1 <= int(k) <= int(n):
         raise ValueError(f"k must be in [1, n={n}], got {k}")
     chunk = min(int(chunk), int(n))
