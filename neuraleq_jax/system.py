@@ -207,14 +207,17 @@ class NeuralEQMorphingSystem:
                                                          jax.devices()[0])
         return {key: self._device_model[key] for key in keys}
 
-    def _weights(self, term) -> np.ndarray:
-        if isinstance(term, str):
-            cached = self._weights_cache.get(term)
-            if cached is None:
-                cached = compound.parse_weights(term, self.vocabulary)[None, :]
+    def _weights(self, term) -> tuple[np.ndarray, bool]:
+        """``(weights [1, W], whether they blend several words)``; strings are parsed once."""
+        cached = self._weights_cache.get(term) if isinstance(term, str) else None
+        if cached is None:
+            weights = compound.parse_weights(term, self.vocabulary)[None, :]
+            cached = (weights, generation.blend_needs_correction(weights))
+            if isinstance(term, str):
+                if len(self._weights_cache) >= 4096:  # bounded: terms may be free text
+                    self._weights_cache.clear()
                 self._weights_cache[term] = cached
-            return cached
-        return compound.parse_weights(term, self.vocabulary)[None, :]
+        return cached
 
     def _key_parts(self, seed) -> tuple[np.ndarray, np.ndarray]:
         """``(seed, stream)`` as uint32 scalars; the key is ``fold_in(key(seed), stream)``."""
@@ -260,10 +263,9 @@ class NeuralEQMorphingSystem:
         self._require_trained()
         variations = _count(variations, "variations", 1)
         strength = np.float32(_strength(strength))
-        weights = self._weights(term)
+        weights, blend = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
         bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)
-        blend = generation.blend_needs_correction(weights)
         compiled = self._compiled.get(("generate", bucket, blend))
         if compiled is None:
             compiled = self._compile_generate(bucket, blend, weights)
@@ -297,9 +299,9 @@ class NeuralEQMorphingSystem:
         steps = _count(steps, "steps", 2)
         if seed is not None:
             _seed(seed)
-        weights_a, weights_b = self._weights(term1)[0], self._weights(term2)[0]
+        (weights_a, blend_a), (weights_b, blend_b) = self._weights(term1), self._weights(term2)
+        weights_a, weights_b, blend = weights_a[0], weights_b[0], blend_a or blend_b
         bucket = generation.bucket_size(steps)
-        blend = generation.blend_needs_correction(np.stack([weights_a, weights_b]))
         alphas = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped
         alphas[:steps] = np.linspace(0.0, 1.0, steps, dtype=np.float32)
         params, config, layout = self._params, self.model_config, self.layout
