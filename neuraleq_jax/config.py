@@ -21,6 +21,7 @@ from pathlib import Path
 from neuraleq_jax.models import ModelConfig
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
+DATASET_NAMES = ("synthetic", "safe", "curves")
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -101,10 +102,26 @@ class DataConfig:
     data_seed: int = 0
     split_seed: int = 0
     split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
+    # real data ("safe", "curves"): file path ("" = SAFE-DB in ../shared), words kept (empty =
+    # all), minimum examples per word, and SAFE's own slider layout or SPEC's ranges (clipped)
+    path: str = ""
+    words: tuple[str, ...] = ()
+    min_examples: int = 20
+    layout: str = "safe"
+    max_fit_rms_db: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
+        object.__setattr__(self, "words", tuple(str(w) for w in self.words))
         _check(self.per_word >= 1, "data.per_word must be >= 1, got", self.per_word)
+        _check(self.dataset in DATASET_NAMES, f"data.dataset must be one of {DATASET_NAMES}, got",
+               self.dataset)
+        _check(self.dataset != "curves" or bool(self.path),
+               "data.path must name a curve file (JSON) when data.dataset is 'curves', got",
+               repr(self.path))
+        _check(self.min_examples >= 1, "data.min_examples must be >= 1, got", self.min_examples)
+        _check(self.layout in ("safe", "spec"), "data.layout must be 'safe' or 'spec', got",
+               self.layout)
         fractions = self.split_fractions
         _check(len(fractions) in (2, 3) and all(f >= 0 for f in fractions)
                and abs(sum(fractions) - 1.0) < 1e-6 and fractions[0] > 0,

@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax import data as data_mod
-from neuraleq_jax import evaluation, report, synthetic
+from neuraleq_jax import evaluation, report
 from neuraleq_jax.baseline import LiteBaseline
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
-SUPPORTED_DATASETS = ("synthetic",)
 
 
 # ------------------------------------------------------------------ data and split
@@ -51,29 +49,35 @@ def read_config(workdir: str | Path) -> dict:
 
 
 def split_from_config(config: Mapping):
-    """Rebuild ``(train, heldout, description)`` exactly as training split the data.
+    """Rebuild ``(train, heldout, description, split)`` exactly as training split the data.
 
-    The held-out part is the last part of ``data.split_fractions`` (the test part of a
-    train/validation/test split).
+    Uses the training command's own :func:`neuraleq_jax.train.build_datasets`, so the held-out
+    part (the last of ``data.split_fractions``: test, or held-out contributors for real data)
+    is the one training never saw.
     """
-    section = dict(config.get("data", {}))
-    dataset = section.get("dataset", "synthetic")
-    if dataset not in SUPPORTED_DATASETS:
-        raise ValueError(f"evaluate cannot rebuild data set {dataset!r} yet; supported: "
-                         f"{', '.join(SUPPORTED_DATASETS)}")
-    per_word = int(section.get("per_word", synthetic.REFERENCE_PER_WORD))
-    data_seed = int(section.get("data_seed", 0))
-    split_seed = int(section.get("split_seed", 0))
-    fractions = tuple(float(f) for f in section.get("split_fractions", (0.7, 0.15, 0.15)))
-    full = synthetic.make_synthetic(per_word=per_word, seed=data_seed)
-    parts = data_mod.stratified_split(full, fractions, seed=split_seed)
-    names = ("train", "validation", "test")[:len(parts)] if len(parts) <= 3 else None
-    held = names[-1] if names else f"part {len(parts)}"
-    description = (f"synthetic, {per_word} per word (data seed {data_seed}), "
-                   f"{len(full)} settings")
-    split = (f"stratified {'/'.join(f'{f:g}' for f in fractions)} (seed {split_seed}); "
-             f"train {len(parts[0])}, held-out = {held} part, {len(parts[-1])} settings")
-    return parts[0], parts[-1], description, split
+    from neuraleq_jax import config as config_lib
+    from neuraleq_jax.train import build_datasets
+
+    experiment = config_lib.from_dict(config)
+    data = experiment.data
+    parts = [p for p in build_datasets(data) if p is not None]
+    train, heldout = parts[0], parts[-1]
+    if data.dataset == "synthetic":
+        description = (f"synthetic, {data.per_word} per word (data seed {data.data_seed}), "
+                       f"{sum(len(p) for p in parts)} settings")
+    else:
+        words = ", ".join(f"{w} {c}" for w, c in heldout.counts().items())
+        description = (f"{data.dataset} ({data.path or 'SAFE-DB in ../shared'}), words "
+                       f"{', '.join(train.vocabulary)}, layout {data.layout}")
+        description += f"; held-out per word: {words}"
+    grouped = train.contributors is not None
+    kind = "contributor-grouped" if grouped else "stratified"
+    split = (f"{kind} {'/'.join(f'{f:g}' for f in data.split_fractions)} (seed "
+             f"{data.split_seed}); train {len(train)}, held-out {len(heldout)} settings")
+    if grouped:
+        split += (f" from {len(set(heldout.contributors))} held-out contributors "
+                  f"(none of them in training)")
+    return train, heldout, description, split
 
 
 # ------------------------------------------------------------------ systems

@@ -34,8 +34,28 @@ def _synthetic(data: DataConfig) -> EQDataset:
     return make_synthetic(per_word=data.per_word, seed=data.data_seed)
 
 
-# dataset name → loader; other data sets register here
-DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {"synthetic": _synthetic}
+def _safe(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.safedb import load_safe_db
+    dataset, report = load_safe_db(data.path or None, layout=data.layout,
+                                   min_examples=data.min_examples, words=data.words or None)
+    return dataset
+
+
+def _curves(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.curves import load_curve_dataset
+    dataset, _curves_read, _fit = load_curve_dataset(data.path, max_rms_db=data.max_fit_rms_db,
+                                                     seed=data.data_seed)
+    if data.words:
+        from neuraleq_jax.data import from_arrays
+        keep = [i for i, word in enumerate(dataset.words) if word in data.words]
+        dataset = from_arrays(dataset.settings[keep], [dataset.words[i] for i in keep],
+                              vocabulary=data.words, layout=dataset.layout)
+    return dataset
+
+
+# dataset name → loader (config.DATASET_NAMES lists the same names)
+DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
+    "synthetic": _synthetic, "safe": _safe, "curves": _curves}
 
 
 def build_datasets(data: DataConfig) -> tuple[EQDataset, EQDataset | None, EQDataset | None]:
