@@ -6,6 +6,8 @@ Each mode runs in a fresh subprocess, so its peak RSS (the child's own ``VmHWM``
 with ``getrusage(RUSAGE_CHILDREN)``) is the exploration's alone: Python, JAX, the compiled
 programs, the model and whatever the exploration keeps. Compilation happens in a warm-up call
 before the clock starts; the timed part includes the transfer of every setting to the host.
+The child sees as many CPU devices as this process (see ``python -m benchmarks --cpu-devices``);
+a full run on a machine with several cores also times JAX's default single CPU device.
 
 Modes:
   stream  ``generation.explore_chunks``: settings arrive as host chunks; the consumer keeps only
@@ -33,6 +35,7 @@ import numpy as np
 N_SETTINGS = 10_000_000
 QUICK_N = 200_000
 NOVEL_N, QUICK_NOVEL_N, NOVEL_K = 1_000_000, 50_000, 100
+ONE_DEVICE_N = 2_000_000
 TARGET_FRACTION = 0.40  # issue 7: >= 40 % of the roofline for 10M settings
 TARGET_RSS = 1e9  # and peak RSS <= 1 GB
 CHILD_TIMEOUT_S = 1800
@@ -102,6 +105,8 @@ def run_child(model_path: Path, mode: str, n: int, *, chunk: int | None = None, 
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    # on a GPU the parent already holds device memory: the child allocates as it goes
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
                           timeout=CHILD_TIMEOUT_S)
@@ -120,7 +125,11 @@ def run(quick: bool = False) -> dict:
     from benchmarks.common import (bench_model, decoder_flops_per_setting, figure, machine,
                                    matmul_roofline, save_model)
 
+    import jax
+
     params, config, word_model = bench_model(epochs=0)
+    # the child sees the same devices as this process (on CPU: as many CPU devices)
+    cpu_devices = len(jax.devices()) if jax.default_backend() == "cpu" else 0
     flops = float(decoder_flops_per_setting(config))
     rows = (1024, 4096) if quick else (256, 1024, 4096, 16_384, 65_536)
     n = QUICK_N if quick else N_SETTINGS
@@ -128,9 +137,11 @@ def run(quick: bool = False) -> dict:
     roof_before = matmul_roofline(config, rows)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = save_model(Path(tmp) / "model.npz", params, word_model)
-        modes = {"stream": run_child(model_path, "stream", n),
-                 "gather": run_child(model_path, "gather", n),
-                 "novel": run_child(model_path, "novel", novel_n)}
+        modes = {mode: run_child(model_path, mode, size, cpu_devices=cpu_devices)
+                 for mode, size in (("stream", n), ("gather", n), ("novel", novel_n))}
+        if cpu_devices > 1 and not quick:  # what JAX's default single CPU device reaches
+            modes["stream_one_device"] = run_child(model_path, "stream", ONE_DEVICE_N,
+                                                   cpu_devices=1)
     roof_after = matmul_roofline(config, rows)
     roofline = max(roof_before["roofline_flops_per_s"], roof_after["roofline_flops_per_s"])
     for report in modes.values():
@@ -149,6 +160,10 @@ def run(quick: bool = False) -> dict:
                    target=TARGET_RSS if full else None, goal="<=" if full else None,
                    source="issue: <= 1 GB for 10M" if full else ""),
             figure(f"explore {mode} {n:,}: settings/s", r["settings_per_s"], "settings/s")]
+    if "stream_one_device" in modes:
+        r = modes["stream_one_device"]
+        figures.append(figure(f"explore stream {ONE_DEVICE_N:,} on 1 CPU device: fraction of "
+                              f"roofline", r["fraction_of_roofline"], "fraction"))
     r = modes["novel"]
     figures += [figure(f"explore novel top-{NOVEL_K} of {novel_n:,}: settings/s",
                        r["settings_per_s"], "settings/s"),

@@ -19,6 +19,7 @@ import argparse
 import datetime
 import importlib
 import math
+import os
 import sys
 import time
 import traceback
@@ -180,10 +181,23 @@ def main(argv=None) -> int:
     parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for the JSON (default: benchmarks/results)")
+    parser.add_argument("--cpu-devices", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="JAX CPU devices to create (default: one per core, so batched "
+                             "generation and exploration use every core; 0: JAX's default)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
+
+    if args.cpu_devices < 0:
+        parser.error(f"--cpu-devices must be >= 0, got {args.cpu_devices}")
+    if args.cpu_devices:
+        import jax
+
+        try:  # only possible before JAX has created its CPU client
+            jax.config.update("jax_num_cpu_devices", args.cpu_devices)
+        except RuntimeError as error:
+            print(f"[benchmarks] --cpu-devices ignored: {error}", file=sys.stderr)
 
     from benchmarks.common import RESULTS_DIR, write_json
 

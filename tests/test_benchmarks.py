@@ -46,7 +46,7 @@ def _only_json(directory):
 
 
 def test_quick_run_writes_one_json_with_schema(tmp_path, fake_benchmarks, capsys):
-    assert run.main(["fake", "--quick", "--out", str(tmp_path)]) == 0
+    assert run.main(["fake", "--quick", "--cpu-devices", "0", "--out", str(tmp_path)]) == 0
     assert fake_benchmarks == [True]
     path, record = _only_json(tmp_path)
     assert path.name.startswith("run_") and path.name.endswith("_cpu_quick.json")
@@ -68,7 +68,8 @@ def test_quick_run_writes_one_json_with_schema(tmp_path, fake_benchmarks, capsys
 
 def test_no_save_writes_nothing_and_a_failure_does_not_hide_the_others(
         tmp_path, fake_benchmarks, capsys):
-    status = run.main(["broken", "fake", "--quick", "--no-save", "--out", str(tmp_path)])
+    status = run.main(["broken", "fake", "--quick", "--no-save", "--cpu-devices", "0",
+                       "--out", str(tmp_path)])
     assert status == 1
     assert list(tmp_path.iterdir()) == []
     assert fake_benchmarks == [True]
