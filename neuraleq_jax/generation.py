@@ -7,8 +7,9 @@ centred and a linear spread of truncated-normal draws (calibrated so that genera
 like the word's data), plus what exploration needs (a Gaussian over all training latents and the
 dB responses of training settings for novelty ranking).
 
-Sections: generate (variations of words and blends), morph (response-evenly spaced paths),
-explore (chunked, streaming, novelty top-k), fitting the word model.
+Sections: generate (variations of words and blends), large batches (row tiles, devices),
+morph (response-evenly spaced paths), explore (chunked, streaming, novelty top-k), fitting the
+word model.
 
 Words enter as weight vectors over the vocabulary (``[W]`` or ``[B, W]``): a one-hot row is one
 word, several non-zero entries blend words (see :mod:`neuraleq_jax.compound`). Weights are
@@ -21,6 +22,7 @@ travels with a call that does not use it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -29,15 +31,19 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from neuraleq_jax import models, paramspace, response
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # keys of the word-model dict that each computation reads
-GENERATE_KEYS = ("variation_centres_WxL", "variation_centre_gains_WxB", "gain_pinv_WxLxB",
-                 "spread_WxLxK", "truncation")
-MORPH_KEYS = ("centres_WxL", "centre_gains_WxB", "gain_pinv_WxLxB")
+GENERATE_KEYS = ("variation_centres_WxL", "variation_centre_responses_WxF", "spread_WxLxK",
+                 "truncation")
+MORPH_KEYS = ("centres_WxL", "centre_responses_WxF")
+BLEND_STEPS = 3
+PROTOTYPE_ANCHOR = 0.002
 EXPLORE_KEYS = ("global_centre_L", "global_spread_LxL")
 NOVELTY_KEYS = EXPLORE_KEYS + ("reference_responses_RxF",)
 
@@ -63,10 +69,15 @@ def _in_latent_range(latents):
     return jnp.clip(latents, -1.0, 1.0)
 
 
-def _decode_physical(params, config: models.ModelConfig, latent_NxL, layout: EQLayout):
-    """Latents → physical settings, always inside the layout's ranges."""
-    unit = models.decode(params, config, latent_NxL)
-    return paramspace.clip(paramspace.denormalize(unit, layout), layout)
+def _decode_physical(params, config: models.ModelConfig, latent_NxL, layout: EQLayout, *,
+                     tile: int | None = None):
+    """Latents → physical settings, always inside the layout's ranges (``tile``: decode in row
+    tiles of that many, see :func:`_map_tiles`)."""
+    def decode(latent_TxL):
+        unit = models.decode(params, config, latent_TxL)
+        return paramspace.clip(paramspace.denormalize(unit, layout), layout)
+
+    return decode(latent_NxL) if tile is None else _map_tiles(decode, latent_NxL, tile)
 
 
 def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
@@ -80,19 +91,42 @@ def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     return paramspace.clip(jnp.where(gain_mask, settings * strength, settings), layout)
 
 
-def _blend_centre(params, config, layout, weights_W, centres_WxL, gains_WxB, pinv_WxLxB,
+def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF,
                   correct: bool):
     """The latent centre of a word blend: the weighted mean of the words' centres and, if
-    ``correct``, one Gauss-Newton step (through the words' gain pseudo-inverses) toward decoded
-    gains equal to the weighted mean of the words' own (the decoder is not linear, so the latent
-    mean alone can sit closer to one word). A single word is left exactly where it is."""
+    ``correct``, ``BLEND_STEPS`` damped Gauss-Newton steps toward a decoded response equal to
+    the weighted mean of the words' own responses (dB). The decoder is not linear, so the latent
+    mean alone can sit closer to one word, or decode to atypical frequencies and Q. A single
+    word is left exactly where it is (and callers skip the correction's cost for single words:
+    see :func:`blend_needs_correction`)."""
     weights_W = weights_W / jnp.sum(weights_W)
     centre_L = weights_W @ centres_WxL
     if not correct:
         return centre_L
-    gains_B = _decode_physical(params, config, centre_L[None], layout)[0, layout.gain_indices]
-    step_L = jnp.einsum("w,wlb->lb", weights_W, pinv_WxLxB) @ (weights_W @ gains_WxB - gains_B)
-    return _in_latent_range(centre_L + step_L)
+    target_F = weights_W @ responses_WxF
+
+    def respond(latent_L):
+        setting = _decode_physical(params, config, latent_L[None], layout)[0]
+        return response.magnitude_response_db(setting, layout=layout)
+
+    def misfit(latent_L):
+        return jnp.mean((target_F - respond(latent_L)) ** 2)
+
+    corrected_L = centre_L
+    for _ in range(BLEND_STEPS):
+        jacobian_FxL = jax.jacfwd(respond)(corrected_L)
+        residual_F = target_F - respond(corrected_L)
+        gram_LxL = jacobian_FxL.T @ jacobian_FxL
+        damping = 1e-2 * jnp.trace(gram_LxL) / gram_LxL.shape[0] + 1e-6
+        step_L = jnp.linalg.solve(gram_LxL + damping * jnp.eye(gram_LxL.shape[0]),
+                                  jacobian_FxL.T @ residual_F)
+        # safeguard: keep the best of no step, the full step and shorter ones (the decoder is
+        # not linear, and a full Gauss-Newton step can overshoot)
+        candidates_CxL = _in_latent_range(
+            corrected_L + jnp.array([0.0, 1.0, 0.5, 0.25])[:, None] * step_L)
+        corrected_L = candidates_CxL[jnp.argmin(jax.vmap(misfit)(candidates_CxL))]
+    # a single word in a batch of blends stays bit-identical to its uncorrected self
+    return jnp.where(jnp.max(weights_W) >= 1.0 - 1e-6, centre_L, corrected_L)
 
 
 def blend_needs_correction(weights) -> bool:
@@ -113,8 +147,7 @@ def _variation_latents(params, config, layout, word_model, weights_W, key, first
     spreads, cut = word_model["spread_WxLxK"], word_model["truncation"]
     centre_L = _blend_centre(params, config, layout, weights_W,
                              word_model["variation_centres_WxL"],
-                             word_model["variation_centre_gains_WxB"],
-                             word_model["gain_pinv_WxLxB"], correct)
+                             word_model["variation_centre_responses_WxF"], correct)
     weights_W = weights_W / jnp.sum(weights_W)
     # a blend's spread: the same standard draw through the weighted mix of the words' spreads
     spread_LxK = jnp.einsum("w,wij->ij", weights_W, spreads)
@@ -124,16 +157,25 @@ def _variation_latents(params, config, layout, word_model, weights_W, key, first
     return _in_latent_range(centre_L + z_VxK @ spread_LxK.T)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "correct"))
+@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "correct",
+                                             "plan"))
 def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first, variations,
-              layout, correct=True):
-    one = functools.partial(_variation_latents, params, config, layout, word_model,
-                            variations=variations, correct=correct)
-    latents_BxVxL = jax.vmap(one, (0, 0, None))(weights_BxW, keys_B, first)
-    batch = latents_BxVxL.shape[0]
-    settings = _decode_physical(params, config, latents_BxVxL.reshape(batch * variations, -1),
-                                layout).reshape(batch, variations, layout.n_params)
-    return apply_strength(settings, strength_B[:, None], layout)
+              layout, correct=True, plan=None):
+    def rows(shared, rows_R):
+        params, word_model, first = shared
+        weights_RxW, keys_R, strength_R = rows_R
+        one = functools.partial(_variation_latents, params, config, layout, word_model,
+                                variations=variations, correct=correct)
+        latents_RxVxL = jax.vmap(one, (0, 0, None))(weights_RxW, keys_R, first)
+        n_rows = latents_RxVxL.shape[0]
+        settings = _decode_physical(
+            params, config, latents_RxVxL.reshape(n_rows * variations, -1), layout,
+            tile=None if plan is None else plan.decode_tile,
+        ).reshape(n_rows, variations, layout.n_params)
+        return apply_strength(settings, strength_R[:, None], layout)
+
+    return _over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B),
+                      plan)
 
 
 def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B,
@@ -160,10 +202,12 @@ def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B
         raise ValueError(f"variations must be >= 1, got {variations}")
     if correct_blends is None:
         correct_blends = blend_needs_correction(weights_BxW)
-    return _generate(params, config, _select(word_model, GENERATE_KEYS),
-                     _as_float32(weights_BxW), keys_B,
-                     _as_float32(strength_B, (batch,)), np.int32(first), int(variations),
-                     layout, bool(correct_blends))
+    plan = large_batch_plan(batch, int(variations))
+    args = (params, _select(word_model, GENERATE_KEYS), _as_float32(weights_BxW), keys_B,
+            _as_float32(strength_B, (batch,)))
+    params, word_model, weights_BxW, keys_B, strength_B = _place(args, plan)
+    return _generate(params, config, word_model, weights_BxW, keys_B, strength_B,
+                     np.int32(first), int(variations), layout, bool(correct_blends), plan)
 
 
 def bucket_size(n: int) -> int:
@@ -176,14 +220,111 @@ def one_hot(word_ids_B, n_words: int) -> np.ndarray:
     return np.eye(n_words, dtype=np.float32)[np.asarray(word_ids_B, dtype=np.int64)]
 
 
+# --------------------------------------------------------------------------- large batches
+#
+# Decoding a large batch in one piece streams every layer's [N, 256] activations through main
+# memory, and the decoder's matmuls then run at memory speed. From LARGE_BATCH settings on, the
+# rows are cut into tiles that one lax.map walks through, so a tile's activations stay in cache
+# (on a CPU about twice the throughput), and the rows are split across the local devices when
+# there are several (GPUs, or CPU devices made with ``jax_num_cpu_devices``), each walking its
+# own tiles. Accelerators get one tile per device: they want the whole batch in each matmul.
+# Small batches keep the plain path, so serving latency is untouched.
+
+LARGE_BATCH = 16_384     # settings per call from which the tiled path is used
+CPU_TILE = 2_048         # settings per tile on a CPU: [2048, 256] float32 is 2 MB, one L2
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    """How a large batch is laid out (hashable: a static jit argument).
+
+    Attributes:
+      mesh: a 1-D ``data`` mesh over the local devices, or None for one device.
+      row_tile: rows (of ``row_size`` settings each) per tile.
+      decode_tile: settings per decoder tile when one row alone is larger than a tile, else
+        None.
+    """
+
+    mesh: Mesh | None
+    row_tile: int
+    decode_tile: int | None
+
+
+def large_batch_plan(n_rows: int, row_size: int = 1, *, devices=None) -> BatchPlan | None:
+    """The tiling and device split for ``n_rows`` rows of ``row_size`` settings each, or None
+    when the batch is small enough for the plain path (fewer than ``LARGE_BATCH`` settings)."""
+    n_rows, row_size = int(n_rows), int(row_size)
+    if n_rows * row_size < LARGE_BATCH:
+        return None
+    devices = list(jax.local_devices() if devices is None else devices)
+    # split rows over devices only when each gets at least one
+    n_devices = len(devices) if n_rows >= len(devices) else 1
+    rows_per_device = -(-n_rows // n_devices)
+    if devices[0].platform == "cpu":
+        tile = CPU_TILE
+    else:
+        tile = rows_per_device * row_size
+    row_tile = max(1, min(rows_per_device, tile // row_size))
+    return BatchPlan(mesh=Mesh(np.array(devices[:n_devices]), ("data",)) if n_devices > 1
+                     else None, row_tile=row_tile,
+                     decode_tile=tile if row_size > tile else None)
+
+
+def _take_rows(tree, n_rows: int, padded: int):
+    """Every array of ``tree`` padded along axis 0 from ``n_rows`` to ``padded`` rows by
+    repeating the last row (a gather, which also works for typed PRNG keys)."""
+    if padded == n_rows:
+        return tree
+    index = jnp.minimum(jnp.arange(padded), n_rows - 1)
+    return jax.tree_util.tree_map(lambda x: x[index], tree)
+
+
+def _map_tiles(fn, rows, tile: int):
+    """``fn`` over the leading axis of the pytree ``rows`` in tiles of ``tile`` rows (one
+    ``lax.map``; the last tile is padded and the padding dropped). Returns ``fn``'s pytree."""
+    n_rows = jax.tree_util.tree_leaves(rows)[0].shape[0]
+    if n_rows <= tile:
+        return fn(rows)
+    padded = -(-n_rows // tile) * tile
+    tiles = jax.tree_util.tree_map(lambda x: x.reshape((-1, tile) + x.shape[1:]),
+                                   _take_rows(rows, n_rows, padded))
+    out = jax.lax.map(fn, tiles)
+    return jax.tree_util.tree_map(lambda y: y.reshape((padded,) + y.shape[2:])[:n_rows], out)
+
+
+def _over_rows(fn, shared, rows, plan: BatchPlan | None):
+    """``fn(shared, rows)`` for the pytree ``rows`` laid out by ``plan``: in row tiles, and split
+    across the plan's devices (``shared`` replicated). ``plan`` None: one plain call."""
+    if plan is None:
+        return fn(shared, rows)
+
+    def local(shared, rows):
+        return _map_tiles(functools.partial(fn, shared), rows, plan.row_tile)
+
+    if plan.mesh is None:
+        return local(shared, rows)
+    n_rows, n_devices = jax.tree_util.tree_leaves(rows)[0].shape[0], plan.mesh.size
+    padded = -(-n_rows // n_devices) * n_devices
+    out = jax.shard_map(local, mesh=plan.mesh, in_specs=(P(), P("data")),
+                        out_specs=P("data"))(shared, _take_rows(rows, n_rows, padded))
+    return jax.tree_util.tree_map(lambda y: y[:n_rows], out)
+
+
+def _place(arrays, plan: BatchPlan | None):
+    """Arrays replicated on the plan's devices (a multi-device computation cannot take inputs
+    committed to one device); unchanged without a mesh."""
+    if plan is None or plan.mesh is None:
+        return arrays
+    return jax.device_put(arrays, NamedSharding(plan.mesh, P()))
+
+
 # --------------------------------------------------------------------------- morph
 
 def _morph_one(params, config, word_model, weights_a_W, weights_b_W, alphas_S, reparametrize,
                dense, layout, correct):
     def centre(weights_W):
         return _blend_centre(params, config, layout, weights_W, word_model["centres_WxL"],
-                             word_model["centre_gains_WxB"], word_model["gain_pinv_WxLxB"],
-                             correct)
+                             word_model["centre_responses_WxF"], correct)
 
     start_L, end_L = centre(weights_a_W), centre(weights_b_W)
 
@@ -268,17 +409,29 @@ def centre_settings(params, config: models.ModelConfig, word_model,
 def _explore_latents(word_model, key, start, chunk: int, temperature):
     """Latents for sample indices ``start … start + chunk - 1``; sample ``i`` draws from
     ``fold_in(key, i)``, so results do not depend on the chunk size."""
+    return _explore_latents_at(word_model, key, start + jnp.arange(chunk), temperature)
+
+
+def _explore_latents_at(word_model, key, index_C, temperature):
+    """Latents ``[C, L]`` of the sample indices ``index_C``."""
     centre_L, spread_LxL = word_model["global_centre_L"], word_model["global_spread_LxL"]
-    index_C = start + jnp.arange(chunk)
     z_CxL = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i),
                                                  centre_L.shape))(index_C)
     return _in_latent_range(centre_L + temperature * z_CxL @ spread_LxL.T)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "chunk", "layout"))
-def _explore_chunk(params, config, word_model, key, start, temperature, chunk, layout):
-    return _decode_physical(params, config,
-                            _explore_latents(word_model, key, start, chunk, temperature), layout)
+@functools.partial(jax.jit, static_argnames=("config", "chunk", "layout", "plan"))
+def _explore_chunk(params, config, word_model, key, start, temperature, chunk, layout,
+                   plan=None):
+    def tile(shared, index_T):
+        # sampling inside the tile too: its latents never leave the cache either
+        params, word_model, key, temperature = shared
+        return _decode_physical(params, config,
+                                _explore_latents_at(word_model, key, index_T, temperature),
+                                layout)
+
+    return _over_rows(tile, (params, word_model, key, temperature), start + jnp.arange(chunk),
+                      plan)
 
 
 def _check_explore_args(n: int, chunk: int, temperature: float):
@@ -290,25 +443,32 @@ def _check_explore_args(n: int, chunk: int, temperature: float):
         raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
 
 
+EXPLORE_CHUNK = 65_536  # settings per compiled call when streaming (4 MB on the host)
+
+
 def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, *,
-                   chunk: int = 8192, temperature: float = 1.0,
+                   chunk: int = EXPLORE_CHUNK, temperature: float = 1.0,
                    layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
     """Stream ``n`` explored settings as host arrays of at most ``[chunk, P]``.
 
     Latents are drawn from a Gaussian fitted to all training latents (``temperature`` scales its
     spread) and decoded ``chunk`` at a time, so memory stays bounded for any ``n``; one compiled
-    function serves every chunk.
+    function serves every chunk. A large chunk is decoded in cache-sized tiles and split across
+    the local devices (see *large batches* above); results do not depend on either.
     """
     _check_explore_args(n, chunk, temperature)
     n = int(n)
     # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
     chunk = min(int(chunk), bucket_size(n))
-    arrays = _select(word_model, EXPLORE_KEYS)
+    plan = large_batch_plan(chunk)
+    params, arrays, key = _place((params, _select(word_model, EXPLORE_KEYS), key), plan)
     temperature = np.float32(temperature)
 
     def dispatch(start):
-        return start, _explore_chunk(params, config, arrays, key, np.int32(start), temperature,
-                                     chunk, layout)
+        settings = _explore_chunk(params, config, arrays, key, np.int32(start), temperature,
+                                  chunk, layout, plan)
+        settings.copy_to_host_async()  # on an accelerator the copy overlaps the next chunk
+        return start, settings
 
     # the next chunk is dispatched before this one is copied out, so decoding overlaps the
     # consumer; at most two chunks are alive at a time
@@ -320,11 +480,23 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
         pending = following
 
 
-def explore(params, config: models.ModelConfig, word_model, key, n: int, *, chunk: int = 8192,
-            temperature: float = 1.0, layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
-    """``n`` explored settings ``[n, P]`` (see :func:`explore_chunks`), gathered on the host."""
-    return np.concatenate(list(explore_chunks(params, config, word_model, key, n, chunk=chunk,
-                                              temperature=temperature, layout=layout)))
+def explore(params, config: models.ModelConfig, word_model, key, n: int, *,
+            chunk: int = EXPLORE_CHUNK, temperature: float = 1.0,
+            layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+    """``n`` explored settings ``[n, P]`` (see :func:`explore_chunks`), gathered on the host.
+
+    The result alone is ``60 n`` bytes (600 MB for 10M settings); it is filled chunk by chunk,
+    never held twice. To look at more settings than fit in memory, consume
+    :func:`explore_chunks` or rank on the device with :func:`explore_novel`.
+    """
+    _check_explore_args(n, chunk, temperature)
+    settings = np.empty((int(n), layout.n_params), np.float32)
+    done = 0
+    for part in explore_chunks(params, config, word_model, key, n, chunk=chunk,
+                               temperature=temperature, layout=layout):
+        settings[done:done + len(part)] = part
+        done += len(part)
+    return settings
 
 
 def novelty_db(settings_NxP, reference_responses_RxF, layout: EQLayout = DEFAULT_LAYOUT):
@@ -420,6 +592,39 @@ def _calibration_draws(params, config, centres_WxL, spreads_WxLxK, z_MxK, layout
     return jax.vmap(one)(centres_WxL, spreads_WxLxK)
 
 
+@functools.partial(jax.jit, static_argnames=("config", "layout", "steps"))
+def _prototype_latents(params, config, start_WxL, scale_WxL, target_db_WxF, layout,
+                       steps: int = 300, learning_rate: float = 0.02,
+                       anchor_weight: float = PROTOTYPE_ANCHOR):
+    """Latents whose decoded responses best match each word's mean data response (RMS dB).
+
+    The mean of a word's latents can decode to atypical frequencies and Q (those carry no word
+    information, so nothing pins them at the latent mean); the prototype is the decodable
+    setting nearest the word's average sound. Adam in latent space from ``start``, clipped to
+    the tanh range, all words at once; ``anchor_weight`` (dB² per squared within-word standard
+    deviation ``scale``) keeps it inside the word's own latent cloud, where the decoder was
+    trained and is smooth.
+    """
+    import optax
+
+    def loss(latent_WxL):
+        decoded = _decode_physical(params, config, latent_WxL, layout)
+        mismatch = jnp.mean((response.magnitude_response_db(decoded, layout=layout)
+                             - target_db_WxF) ** 2, axis=-1)
+        drift = jnp.mean(((latent_WxL - start_WxL) / scale_WxL) ** 2, axis=-1)
+        return jnp.sum(mismatch + anchor_weight * drift)
+
+    optimizer = optax.adam(learning_rate)
+
+    def step(carry, _):
+        latent, state = carry
+        updates, state = optimizer.update(jax.grad(loss)(latent), state)
+        return (jnp.clip(optax.apply_updates(latent, updates), -0.999, 0.999), state), None
+
+    (latent, _), _ = jax.lax.scan(step, (start_WxL, optimizer.init(start_WxL)), None, steps)
+    return latent
+
+
 def truncated_normal_std(cut: float) -> float:
     """Standard deviation of a standard normal truncated to ``[-cut, cut]``."""
     density = math.exp(-0.5 * cut * cut) / math.sqrt(2.0 * math.pi)
@@ -463,11 +668,16 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
                    truncation: float = 1.5, prior_weight: float = 4.0,
                    target_ratio: float = 1.0, min_in_range: float = 0.99,
                    calibration_samples: int = 512, calibration_steps: int = 6,
-                   max_reference: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
+                   max_reference: int = 4096, freq_q_scale: float = 0.5,
+                   prototype: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
     """Fit the word model on training settings (after training).
 
-    Per word ``w``: the centre ``c_w`` is the mean of its training latents (decoded, it is the
-    word's *centre setting*: morph end points). A variation is ``clip(v_w + spread_w @ z)``
+    Per word ``w``: the centre ``c_w`` is the mean of its training latents, refined (with
+    ``prototype``, the default) to the latent whose decoded response is nearest the word's mean
+    training response in RMS dB; decoded, it is the word's *centre setting* (morph end points).
+    Without the refinement the latent mean decodes to atypical frequencies and Q, and generated
+    settings are recognised as their word less often (synthetic set: word accuracy 0.72 → 0.81
+    and more). A variation is ``clip(v_w + spread_w @ z)``
     with ``z`` standard normal truncated at ``±truncation`` and
 
         ``spread_w = [J⁺ (D R D)^½ | t N C^½]``.
@@ -477,7 +687,9 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     generated gains have the data's covariance (sampling the latent cloud directly would carry
     over correlations between bands that the decoder introduces). Frequency and Q: ``C`` is the
     word's latent covariance, ``N`` the projector onto the latent directions that leave the
-    gains unchanged and ``t = 1 / std(z)``, so they vary as the word's latents do.
+    gains unchanged and ``t = freq_q_scale / std(z)``: at 1 they vary as the word's latents do;
+    the default 0.5 keeps variations nearer the word's typical sound (they carry no word
+    information, so full spread only blurs the word; calibration concerns gains).
 
     Calibration on decoded draws (fixed key), since the decoder is not linear:
     ``calibration_steps`` rounds set ``D`` per band so that std(generated gains) ÷ std(the
@@ -491,8 +703,9 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
 
     Returns a dict of NumPy arrays (``W`` words, ``L`` latent dims, ``B`` bands, ``K = B + L``
     standard draws per variation, ``F`` reference grid): ``centres_WxL``,
-    ``variation_centres_WxL`` and the gains they decode to (``centre_gains_WxB``,
-    ``variation_centre_gains_WxB``), ``gain_pinv_WxLxB`` (``J⁺``, for blends),
+    ``variation_centres_WxL``, the gains and dB responses they decode to
+    (``centre_gains_WxB``, ``variation_centre_gains_WxB``, ``centre_responses_WxF``,
+    ``variation_centre_responses_WxF``: blend targets), ``gain_pinv_WxLxB`` (``J⁺``),
     ``spread_WxLxK``, ``truncation`` (scalar), ``counts_W``,
     ``global_centre_L``, ``global_spread_LxL`` (all training latents, for explore),
     ``reference_responses_RxF`` (training responses for novelty, at most ``max_reference``),
@@ -511,6 +724,15 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     ids = dataset.word_ids
     latents = encode_latents(params, model_config, dataset.settings, layout).astype(np.float64)
     centres, latent_covs = _shrunk_covariances(latents, ids, n_words, prior_weight)
+    if prototype:
+        data_db = np.asarray(response.magnitude_response_db(dataset.settings, layout=layout))
+        mean_db = np.stack([data_db[ids == w].mean(axis=0) for w in range(n_words)])
+        scale = np.sqrt(np.einsum("wll->wl", latent_covs)) + 1e-3
+        centres = np.asarray(_prototype_latents(params, model_config,
+                                                centres.astype(np.float32),
+                                                scale.astype(np.float32),
+                                                mean_db.astype(np.float32), layout),
+                             np.float64)
 
     # ---- the word's data gains (dB)
     gains = dataset.settings[:, layout.gain_indices].astype(np.float64)
@@ -557,7 +779,7 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
             band_std = band_std * np.clip(np.nan_to_num(1.0 / ratio, nan=1.0), 0.5, 2.0)
         return band_std
 
-    other_scale = np.ones(n_words)
+    other_scale = np.full(n_words, float(freq_q_scale))
     # to first order the draws have the data's std with this band_std
     band_std = calibrate_spread(centres, gain_scales / z_std, calibration_steps)
     # the decoder bends: move each variation centre so that the mean generated gains are the
@@ -597,11 +819,16 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
 
     decoded_gains = _gains_of(params, model_config, np.concatenate([centres, variation_centres]),
                               layout)
+    centre_responses = np.asarray(response.magnitude_response_db(
+        decode_latents(params, model_config, np.concatenate([centres, variation_centres])
+                       .astype(np.float32), layout), layout=layout), np.float32)
     return {
         "centres_WxL": centres.astype(np.float32),
         "centre_gains_WxB": decoded_gains[:n_words],
         "variation_centres_WxL": variation_centres.astype(np.float32),
         "variation_centre_gains_WxB": decoded_gains[n_words:],
+        "centre_responses_WxF": centre_responses[:n_words],
+        "variation_centre_responses_WxF": centre_responses[n_words:],
         "gain_pinv_WxLxB": pinvs.astype(np.float32),
         "spread_WxLxK": spreads(band_std, other_scale),
         "truncation": np.float32(truncation),
