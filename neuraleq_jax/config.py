@@ -48,6 +48,8 @@ class TrainConfig:
       devices: number of devices on the ``data`` axis (0: all of them).
       checkpoint_every: save a checkpoint every this many epochs (and after the last).
       keep_checkpoints: how many of the latest checkpoints to keep (the best one is kept too).
+      variation_ratio: target std of generated gains ÷ std of the word's training gains.
+      freq_q_spread: spread of generated frequencies and Q relative to the word's latents.
     """
 
     epochs: int = 50
@@ -66,6 +68,10 @@ class TrainConfig:
     devices: int = 0
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
+    # the word model fitted after training (generation.fit_word_model): generated gains vary
+    # like the word's data times variation_ratio; freq/Q at freq_q_spread of the data's spread
+    variation_ratio: float = 1.0
+    freq_q_spread: float = 0.5
 
     def __post_init__(self):
         _check(self.epochs >= 1, "train.epochs must be >= 1, got", self.epochs)
@@ -91,6 +97,10 @@ class TrainConfig:
                self.checkpoint_every)
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1, got",
                self.keep_checkpoints)
+        _check(self.variation_ratio > 0, "train.variation_ratio must be > 0, got",
+               self.variation_ratio)
+        _check(self.freq_q_spread >= 0, "train.freq_q_spread must be >= 0, got",
+               self.freq_q_spread)
 
 
 @dataclasses.dataclass(frozen=True)

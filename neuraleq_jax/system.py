@@ -156,8 +156,9 @@ class NeuralEQMorphingSystem:
         self.train_config = train_config
         self.history = list(result.history)
         params = jax.device_put(result.params, jax.devices()[0])
-        word_model = generation.fit_word_model(params, self.model_config, self.dataset,
-                                               seed=self.seed)
+        word_model = generation.fit_word_model(
+            params, self.model_config, self.dataset, seed=self.seed,
+            target_ratio=train_config.variation_ratio, freq_q_scale=train_config.freq_q_spread)
         step = int(np.asarray(result.state.step)) if result.state is not None else 0
         self._install(params, word_model, self.dataset.vocabulary, self.dataset.layout, step)
         return self.history

@@ -24,6 +24,7 @@ from neuraleq_jax.data import EQDataset
 CONFIG_FILE = "config.json"
 # fields that may differ between the run that wrote a workdir and the one resuming it
 RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
+                     "train.variation_ratio", "train.freq_q_spread",
                      "train.devices", "distributed.coordinator_address",
                      "distributed.num_processes", "distributed.process_id",
                      "distributed.local_devices")
@@ -103,10 +104,12 @@ def prepare_workdir(workdir: Path, config: ExperimentConfig) -> None:
     config_lib.save_json(config, path)
 
 
-def _fit_word_model(params, model_config, train_ds):
+def _fit_word_model(params, model_config, train_config, train_ds):
     """The one call site of the word model (generation.fit_word_model, issue 5)."""
     from neuraleq_jax import generation
-    return generation.fit_word_model(params, model_config, train_ds)
+    return generation.fit_word_model(params, model_config, train_ds,
+                                     target_ratio=train_config.variation_ratio,
+                                     freq_q_scale=train_config.freq_q_spread)
 
 
 def run(config: ExperimentConfig, workdir: str | Path, *, progress: bool = True,
@@ -148,7 +151,7 @@ def run(config: ExperimentConfig, workdir: str | Path, *, progress: bool = True,
         summary["held_out"] = training.evaluate_dataset(params, config.model, config.train,
                                                         held_out, reference_ds=train_ds)
     if primary:
-        word_model = _fit_word_model(params, config.model, train_ds)
+        word_model = _fit_word_model(params, config.model, config.train, train_ds)
         bundle = checkpoints.ModelBundle(
             params=params, model_config=config.model, train_config=config.train,
             layout=train_ds.layout, vocabulary=train_ds.vocabulary, word_model=word_model,
