@@ -7,13 +7,14 @@ import functools
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from neuraleq_jax.fileio import atomic_write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -52,13 +53,7 @@ def machine() -> dict:
 
 def write_json(result: dict, name: str, directory: Path = RESULTS_DIR) -> Path:
     """Write ``result`` atomically as ``directory/name``; returns the path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(result, stream, indent=2)
-    path = directory / name
-    os.replace(temp, path)
-    return path
+    return atomic_write_text(directory / name, json.dumps(result, indent=2))
 
 
 # ------------------------------------------------------------------ figures beside their targets

@@ -23,7 +23,6 @@ import json
 import math
 import numbers
 import os
-import secrets
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ import scipy.signal
 import soundfile as sf
 
 from neuraleq_jax import paramspace
+from neuraleq_jax.fileio import atomic_path
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.response import second_order_sections
 
@@ -397,15 +397,8 @@ def _output_format(out_path: Path) -> str:
 def _write_atomically(out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str,
                       subtype: str) -> None:
     """Write to a fresh temporary file beside ``out_path``, then rename it over the target."""
-    temporary = out_path.with_name(f".{out_path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 lets the user's umask set the final file's permissions
-    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
+    with atomic_path(out_path) as temporary:
         sf.write(temporary, data_TxC, sample_rate, subtype=subtype, format=fmt)
-        os.replace(temporary, out_path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def apply_eq_to_file(in_path, out_path, setting, *, strength: float = 1.0,

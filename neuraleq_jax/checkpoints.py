@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from neuraleq_jax import paramspace
+from neuraleq_jax.fileio import atomic_save_npz, atomic_write_text
 from neuraleq_jax.models import ModelConfig
 
 BUNDLE_DIR = "bundle"
@@ -47,27 +47,6 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 
 # ------------------------------------------------------------------ small helpers
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def host_array(x) -> np.ndarray:
@@ -176,10 +155,7 @@ def save_bundle(directory: str | Path, bundle: ModelBundle) -> Path:
             arrays = {k: np.asarray(v) for k, v in bundle.word_model.items()}
             if any(a.dtype == object for a in arrays.values()):
                 raise ValueError("word_model arrays must be numeric (no object arrays)")
-            fd, npz_tmp = tempfile.mkstemp(suffix=".npz", dir=tmp)
-            os.close(fd)
-            np.savez(npz_tmp, **arrays)
-            os.replace(npz_tmp, tmp / "word_model.npz")
+            atomic_save_npz(tmp / "word_model.npz", **arrays)
         atomic_write_text(tmp / BUNDLE_JSON,
                           json.dumps(_bundle_json(bundle, tree_digest(params)), indent=2))
         if final.exists():

@@ -118,8 +118,10 @@ def cmd_explore(args, _):
     settings = np.asarray(settings)
     if args.out:
         if args.out.endswith(".npz"):
-            _save_npz_atomic(args.out, settings=settings.astype(np.float32),
-                             parameter_names=np.array(system.layout.param_names))
+            from neuraleq_jax.fileio import atomic_save_npz
+
+            atomic_save_npz(args.out, settings=settings.astype(np.float32),
+                            parameter_names=np.array(system.layout.param_names))
             print(f"wrote {len(settings)} setting(s) to {args.out}")
         else:
             labels = [f"explore #{i + 1}" for i in range(len(settings))]
@@ -128,22 +130,6 @@ def cmd_explore(args, _):
     else:
         labels = [f"explore #{i + 1}" for i in range(len(settings))]
         _emit(settings, system.layout, args.format, None, labels)
-
-
-def _save_npz_atomic(path, **arrays) -> None:
-    """``np.savez`` through a temporary file and ``os.replace`` (plain arrays: no pickle)."""
-    import tempfile
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _setting_for(source: str, args):

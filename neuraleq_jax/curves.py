@@ -38,6 +38,7 @@ import optax
 
 from neuraleq_jax import paramspace, response
 from neuraleq_jax.data import EQDataset
+from neuraleq_jax.fileio import atomic_write_text
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 N_BANDS = 40
@@ -360,7 +361,4 @@ def save_curves(path: str | os.PathLike, curves: CurveSet) -> Path:
     document = curve_document(curves.words, curves.gains_db, curves.freqs,
                               agreement=curves.agreement if has_agreement else None,
                               counts=curves.counts if has_counts else None)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(document), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return atomic_write_text(path, json.dumps(document))

@@ -13,8 +13,6 @@ above 0.45·fs are lowered exactly as :func:`neuraleq_jax.audio.apply_eq` lowers
 from __future__ import annotations
 
 import functools
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from neuraleq_jax import paramspace
 from neuraleq_jax.audio import clamp_band_frequencies
+from neuraleq_jax.fileio import atomic_path
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.response import DEFAULT_SAMPLE_RATE, magnitude_response_db
 
@@ -58,13 +57,8 @@ def _check_out_path(out_path) -> Path:
 
 def _save(figure, out_path: Path) -> Path:
     """Render ``figure`` to a temporary PNG beside ``out_path``, then rename it into place."""
-    temporary = out_path.with_name(f".{out_path.name}.{secrets.token_hex(6)}.tmp")
-    try:
+    with atomic_path(out_path) as temporary:
         figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, out_path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return out_path
 
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from neuraleq_jax import paramspace, response
+from neuraleq_jax.fileio import atomic_write_text
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 FORMATS = ("json", "apo", "csv")
@@ -118,24 +117,6 @@ def _format_of(path: Path, format: str | None) -> str:
     except KeyError:
         raise ValueError(f"cannot tell the preset format from {path.name!r}; use a suffix in "
                          f"{sorted(SUFFIX_FORMATS)} or pass format= one of {FORMATS}") from None
-
-
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``, so
-    a reader never sees a half-written file and a failure leaves any old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_preset(path, settings, *, format: str | None = None, names=None, preamp: bool = True,

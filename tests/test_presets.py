@@ -82,7 +82,9 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(presets.os, "replace", fail)
+    from neuraleq_jax import fileio
+
+    monkeypatch.setattr(fileio.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         presets.write_preset(path, random_settings(1, seed=9))
     assert path.read_text() == before           # the old preset survives a failed write

@@ -1,0 +1,69 @@
+"""Atomic file writes: every file the library writes goes through here.
+
+A temporary file is created beside the target (same folder, so the rename cannot cross file
+systems), filled, flushed to disk and renamed over the target with ``os.replace``. A reader never
+sees a half-written file, and a failure leaves any earlier file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; rename it over ``path`` if the block succeeds.
+
+    For writers that want a file name (soundfile, matplotlib). On an exception the temporary
+    file is removed and the target is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".tmp")
+    os.close(handle)
+    # mkstemp creates 0600; give the final file the permissions the user's umask allows
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (fsynced before the rename); returns the path."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``path`` atomically; returns the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays) -> Path:
+    """``np.savez`` of plain numeric arrays, atomically (object arrays, which would need pickle
+    to read back, are refused)."""
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    pickled = [name for name, value in arrays.items() if value.dtype == object]
+    if pickled:
+        raise ValueError(f"arrays {pickled} hold Python objects; only numeric and string arrays "
+                         "are saved (they must load without pickle)")
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())

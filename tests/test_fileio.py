@@ -1,0 +1,41 @@
+"""Atomic writes: a failed write leaves the old file and no temporary files behind."""
+
+import os
+
+import numpy as np
+import pytest
+
+from neuraleq_jax import fileio
+
+
+def test_text_bytes_and_npz_round_trip(tmp_path):
+    fileio.atomic_write_text(tmp_path / "a" / "t.txt", "héllo")
+    assert (tmp_path / "a" / "t.txt").read_text(encoding="utf-8") == "héllo"
+    fileio.atomic_save_npz(tmp_path / "x.npz", values=np.arange(3.0), names=np.array(["a", "b"]))
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as arrays:
+        np.testing.assert_array_equal(arrays["values"], [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="Python objects"):
+        fileio.atomic_save_npz(tmp_path / "y.npz", bad=np.array([{"a": 1}], dtype=object))
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch):
+    target = tmp_path / "keep.txt"
+    fileio.atomic_write_text(target, "old")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fileio.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        fileio.atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
+
+
+def test_atomic_path_removes_temporary_on_error(tmp_path):
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_path(tmp_path / "out.bin") as temporary:
+            temporary.write_bytes(b"partial")
+            raise RuntimeError("writer failed")
+    assert os.listdir(tmp_path) == []
