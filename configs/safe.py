@@ -8,7 +8,7 @@ $NEURALEQ_SHARED_DATA). Settings keep SAFE's own slider ranges (``data.layout=sa
 is clipped; ``--data.layout=spec`` clips into SPEC's ranges instead. The split is by contributor
 (no contributor in two parts); 0.6/0.2/0.2 because a handful of contributors hold most rows, and
 the held-out part must still hold several of them. Real descriptors are noisy: a variation as
-wide as the crowd's is often mistaken for the other word, so variations are drawn at 0.7 of the
+wide as the crowd's is often mistaken for the other word, so variations are drawn at 0.8 of the
 data's gain spread (``--train.variation_ratio``) and a quarter of its frequency/Q spread.
 """
 
@@ -22,9 +22,10 @@ def get_config() -> ExperimentConfig:
     return ExperimentConfig(
         name="safe",
         model=dataclasses.replace(ModelConfig(), latent_dim=32, dropout=0.1),
-        # generated variations a little tighter than the crowd's (calibration stays in 0.7-1.3
-        # on held-out contributors) so they are recognised as their word as often as real ones
-        train=TrainConfig(epochs=30, batch_size=32, learning_rate=1e-3, variation_ratio=0.7,
+        # variation_ratio chosen on the validation contributors (never on the test ones): the
+        # widest spread whose generated settings are recognised as their word at least as often
+        # as the validation contributors' own (0.6: 0.97, 0.7: 0.94, 0.8: 0.90, 1.0: 0.83 vs 0.86)
+        train=TrainConfig(epochs=30, batch_size=32, learning_rate=1e-3, variation_ratio=0.8,
                           freq_q_spread=0.25),
         data=DataConfig(dataset="safe", min_examples=20, words=("warm", "bright"),
                         split_fractions=(0.6, 0.2, 0.2), layout="safe"),
