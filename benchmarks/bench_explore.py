@@ -6,8 +6,7 @@ Each mode runs in a fresh subprocess, so its peak RSS (the child's own ``VmHWM``
 with ``getrusage(RUSAGE_CHILDREN)``) is the exploration's alone: Python, JAX, the compiled
 programs, the model and whatever the exploration keeps. Compilation happens in a warm-up call
 before the clock starts; the timed part includes the transfer of every setting to the host.
-The child sees as many CPU devices as this process (see ``python -m benchmarks --cpu-devices``);
-a full run on a machine with several cores also times JAX's default single CPU device.
+The child sees as many CPU devices as this process (see ``python -m benchmarks --cpu-devices``).
 
 Modes:
   stream  ``generation.explore_chunks``: settings arrive as host chunks; the consumer keeps only
@@ -35,7 +34,6 @@ import numpy as np
 N_SETTINGS = 10_000_000
 QUICK_N = 200_000
 NOVEL_N, QUICK_NOVEL_N, NOVEL_K = 1_000_000, 50_000, 100
-ONE_DEVICE_N = 2_000_000
 TARGET_FRACTION = 0.40  # issue 7: >= 40 % of the roofline for 10M settings
 TARGET_RSS = 1e9  # and peak RSS <= 1 GB
 CHILD_TIMEOUT_S = 1800
@@ -139,9 +137,6 @@ def run(quick: bool = False) -> dict:
         model_path = save_model(Path(tmp) / "model.npz", params, word_model)
         modes = {mode: run_child(model_path, mode, size, cpu_devices=cpu_devices)
                  for mode, size in (("stream", n), ("gather", n), ("novel", novel_n))}
-        if cpu_devices > 1 and not quick:  # what JAX's default single CPU device reaches
-            modes["stream_one_device"] = run_child(model_path, "stream", ONE_DEVICE_N,
-                                                   cpu_devices=1)
     roof_after = matmul_roofline(config, rows)
     roofline = max(roof_before["roofline_flops_per_s"], roof_after["roofline_flops_per_s"])
     for report in modes.values():
@@ -160,10 +155,6 @@ def run(quick: bool = False) -> dict:
                    target=TARGET_RSS if full else None, goal="<=" if full else None,
                    source="issue: <= 1 GB for 10M" if full else ""),
             figure(f"explore {mode} {n:,}: settings/s", r["settings_per_s"], "settings/s")]
-    if "stream_one_device" in modes:
-        r = modes["stream_one_device"]
-        figures.append(figure(f"explore stream {ONE_DEVICE_N:,} on 1 CPU device: fraction of "
-                              f"roofline", r["fraction_of_roofline"], "fraction"))
     r = modes["novel"]
     figures += [figure(f"explore novel top-{NOVEL_K} of {novel_n:,}: settings/s",
                        r["settings_per_s"], "settings/s"),

@@ -19,7 +19,6 @@ import argparse
 import datetime
 import importlib
 import math
-import os
 import sys
 import time
 import traceback
@@ -181,9 +180,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for the JSON (default: benchmarks/results)")
-    parser.add_argument("--cpu-devices", type=int, default=os.cpu_count() or 1, metavar="N",
-                        help="JAX CPU devices to create (default: one per core, so batched "
-                             "generation and exploration use every core; 0: JAX's default)")
+    parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
+                        help="JAX CPU devices to create (default 0: JAX's default, one; the "
+                             "library keeps a CPU batch on one device, whose threads use every "
+                             "core)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

@@ -149,11 +149,16 @@ def _variation_latents(params, config, layout, word_model, weights_W, key, first
                              word_model["variation_centres_WxL"],
                              word_model["variation_centre_responses_WxF"], correct)
     weights_W = weights_W / jnp.sum(weights_W)
-    # a blend's spread: the same standard draw through the weighted mix of the words' spreads
-    spread_LxK = jnp.einsum("w,wij->ij", weights_W, spreads)
     keys_V = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
     z_VxK = jax.vmap(lambda k: jax.random.truncated_normal(
         k, -cut, cut, (spreads.shape[-1],)))(keys_V)
+    # a blend's spread: the same standard draw through the weighted mix of the words' spreads
+    if variations < spreads.shape[0]:
+        # few draws (large batches of rows): through every word's spread, then mixed: one
+        # [V, K] x [K, W*L] matmul per row instead of building each row's [L, K] mix
+        per_word_VxWxL = jnp.einsum("vk,wlk->vwl", z_VxK, spreads)
+        return _in_latent_range(centre_L + jnp.einsum("w,vwl->vl", weights_W, per_word_VxWxL))
+    spread_LxK = jnp.einsum("w,wij->ij", weights_W, spreads)
     return _in_latent_range(centre_L + z_VxK @ spread_LxK.T)
 
 
@@ -223,12 +228,13 @@ def one_hot(word_ids_B, n_words: int) -> np.ndarray:
 # --------------------------------------------------------------------------- large batches
 #
 # Decoding a large batch in one piece streams every layer's [N, 256] activations through main
-# memory, and the decoder's matmuls then run at memory speed. From LARGE_BATCH settings on, the
-# rows are cut into tiles that one lax.map walks through, so a tile's activations stay in cache
-# (on a CPU about twice the throughput), and the rows are split across the local devices when
-# there are several (GPUs, or CPU devices made with ``jax_num_cpu_devices``), each walking its
-# own tiles. Accelerators get one tile per device: they want the whole batch in each matmul.
-# Small batches keep the plain path, so serving latency is untouched.
+# memory, and the decoder's matmuls then run at memory speed. From LARGE_BATCH settings on, a
+# CPU cuts the rows into tiles that one lax.map walks through, so a tile's activations stay in
+# cache (about twice the throughput; XLA's intra-op threads still use every core). Accelerators
+# instead split the rows across the local devices, one tile per device: they want the whole
+# batch in each matmul. CPU "devices" (``jax_num_cpu_devices``) share the same cores, bring no
+# speed, and some programs split across them deadlock in XLA's CPU runtime, so a CPU batch stays
+# on one device. Small batches keep the plain path, so serving latency is untouched.
 
 LARGE_BATCH = 16_384     # settings per call from which the tiled path is used
 CPU_TILE = 2_048         # settings per tile on a CPU: [2048, 256] float32 is 2 MB, one L2
@@ -257,13 +263,11 @@ def large_batch_plan(n_rows: int, row_size: int = 1, *, devices=None) -> BatchPl
     if n_rows * row_size < LARGE_BATCH:
         return None
     devices = list(jax.local_devices() if devices is None else devices)
-    # split rows over devices only when each gets at least one
-    n_devices = len(devices) if n_rows >= len(devices) else 1
+    on_cpu = devices[0].platform == "cpu"
+    # split rows over accelerators only when each gets at least one
+    n_devices = 1 if on_cpu or n_rows < len(devices) else len(devices)
     rows_per_device = -(-n_rows // n_devices)
-    if devices[0].platform == "cpu":
-        tile = CPU_TILE
-    else:
-        tile = rows_per_device * row_size
+    tile = CPU_TILE if on_cpu else rows_per_device * row_size
     row_tile = max(1, min(rows_per_device, tile // row_size))
     return BatchPlan(mesh=Mesh(np.array(devices[:n_devices]), ("data",)) if n_devices > 1
                      else None, row_tile=row_tile,

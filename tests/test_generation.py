@@ -218,6 +218,62 @@ def test_explore_rejects_bad_sizes(trained):
         generation.explore_novel(*args, 10, 11)
 
 
+# ------------------------------------------------------------------ large batches
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """The large-batch machinery at test sizes: from 64 settings on, in tiles of 32."""
+    monkeypatch.setattr(generation, "LARGE_BATCH", 64)
+    monkeypatch.setattr(generation, "CPU_TILE", 32)
+
+
+def test_large_batch_plan_tiles_cpu_batches_on_one_device(small_tiles):
+    assert generation.large_batch_plan(63) is None
+    plan = generation.large_batch_plan(300)  # even with the 8 test devices: CPU stays on one
+    assert (plan.mesh, plan.row_tile, plan.decode_tile) == (None, 32, None)
+    assert generation.large_batch_plan(10, 8).row_tile == 4  # whole rows per tile
+    plan = generation.large_batch_plan(2, 100)  # a row larger than a tile: decoder tiles inside
+    assert (plan.row_tile, plan.decode_tile) == (1, 32)
+
+
+def test_tiled_generate_and_explore_equal_the_plain_path(trained, small_tiles):
+    weights, ks = generation.one_hot(np.arange(100) % W, W), keys(100, seed=3)
+    halves = [gen(trained, weights[i:i + 50], ks[i:i + 50], variations=1) for i in (0, 50)]
+    # 100 rows in tiles of 32 (the last one padded) against two plain calls of 50
+    np.testing.assert_allclose(gen(trained, weights, ks, variations=1), np.concatenate(halves),
+                               rtol=1e-5, atol=1e-4)
+    pieces = [gen(trained, weights[:1], ks[:1], variations=50, first=f) for f in (0, 50)]
+    np.testing.assert_allclose(gen(trained, weights[:1], ks[:1], variations=100),
+                               np.concatenate(pieces, axis=1), rtol=1e-5, atol=1e-4)
+    blends = np.random.default_rng(0).uniform(0.1, 1.0, (70, W)).astype(np.float32)
+    halves = [gen(trained, blends[i:i + 35], ks[i:i + 35], variations=1) for i in (0, 35)]
+    # the blend correction (a Gauss-Newton solve) amplifies round-off a little
+    np.testing.assert_allclose(gen(trained, blends, ks[:70], variations=1),
+                               np.concatenate(halves), rtol=2e-4, atol=1e-3)
+    args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(6))
+    tiled = generation.explore(*args, 300, chunk=256)
+    np.testing.assert_allclose(tiled, generation.explore(*args, 300, chunk=32), rtol=1e-5,
+                               atol=1e-4)
+    paramspace.validate(tiled, tolerance=0.0)
+
+
+def test_rows_split_across_devices_equal_one_device(trained):
+    # the accelerator layout (rows split over a mesh, tiles on each device), run here on the
+    # test's CPU devices: padding to the device count and the shard specs must be invisible
+    devices = jax.devices()[:4]
+    plan = generation.BatchPlan(mesh=jax.sharding.Mesh(np.array(devices), ("data",)),
+                                row_tile=16, decode_tile=None)
+    config, rest = trained["config"], (np.int32(5), np.float32(1.0), 150,
+                                        paramspace.DEFAULT_LAYOUT)
+    params, arrays, key = (trained["params"], generation._select(
+        trained["word_model"], generation.EXPLORE_KEYS), jax.random.key(2))
+    one_device = generation._explore_chunk(params, config, arrays, key, *rest)
+    params, arrays, key = generation._place((params, arrays, key), plan)
+    split = generation._explore_chunk(params, config, arrays, key, *rest, plan)
+    assert len(split.sharding.device_set) == 4
+    np.testing.assert_allclose(np.asarray(split), np.asarray(one_device), rtol=1e-5, atol=1e-4)
+
+
 # ------------------------------------------------------------------ compound descriptions
 
 @pytest.mark.parametrize("term, expected", [
