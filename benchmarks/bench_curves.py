@@ -8,13 +8,11 @@ results/).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import numpy as np
 
-from benchmarks.common import machine, write_json
+from benchmarks.common import machine, standalone_main
 from neuraleq_jax import curves, paramspace, response
 
 CONFIGS = {
@@ -57,12 +55,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="64 curves instead of 512")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    write_json(result, "curves_quick.json" if args.quick else "curves.json")
-    print(json.dumps(result, indent=2))
+    return standalone_main(run, "curves", __doc__, argv)
 
 
 if __name__ == "__main__":

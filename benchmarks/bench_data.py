@@ -5,13 +5,11 @@ Run: ``python -m benchmarks.bench_data [--quick]`` (prints JSON, saves it under 
 
 from __future__ import annotations
 
-import argparse
-import json
 
 import jax
 import numpy as np
 
-from benchmarks.common import machine, time_call, write_json
+from benchmarks.common import machine, standalone_main, time_call
 from neuraleq_jax import response, synthetic
 
 
@@ -42,12 +40,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="10x smaller, for CI smoke runs")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    write_json(result, "data_quick.json" if args.quick else "data.json")
-    print(json.dumps(result, indent=2))
+    return standalone_main(run, "data", __doc__, argv)
 
 
 if __name__ == "__main__":

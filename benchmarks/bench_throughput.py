@@ -16,9 +16,7 @@ Run: ``python -m benchmarks throughput [--quick]`` (or ``python -m benchmarks.be
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import time
 
 import jax
@@ -26,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import (bench_model, block, decoder_flops_per_setting, figure, machine,
-                               matmul_roofline, write_json)
+                               matmul_roofline, standalone_main)
 from neuraleq_jax import generation, models, paramspace, response
 
 BATCHES = (1, 16, 256, 4096, 65_536, 262_144, 1_048_576)
@@ -205,12 +203,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for CI smoke runs")
-    args = parser.parse_args(argv)
-    result = run(quick=args.quick)
-    write_json(result, "throughput_quick.json" if args.quick else "throughput.json")
-    print(json.dumps(result["figures"], indent=2))
+    return standalone_main(run, "throughput", __doc__, argv, summary=lambda result: result["figures"])
 
 
 if __name__ == "__main__":

@@ -14,12 +14,9 @@ The result goes to stdout and, atomically, to ``benchmarks/results/training.json
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import time
 
-import jax
 import numpy as np
 
 from benchmarks import common
@@ -141,15 +138,8 @@ def run(quick: bool = False) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
-    print(json.dumps(result, indent=2))
-    if not args.no_save:
-        common.write_json(result, "training_quick.json" if args.quick else "training.json")
+def main(argv=None):
+    return common.standalone_main(run, "training", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,24 @@ def machine() -> dict:
     }
 
 
+def standalone_main(run, name: str, doc: str | None, argv=None, summary=None) -> dict:
+    """``python -m benchmarks.bench_<name> [--quick] [--no-save]``: run, print JSON, save it.
+
+    ``summary`` picks what to print from the result (default: all of it).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI smoke runs")
+    parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick)
+    print(json.dumps(result if summary is None else summary(result), indent=2))
+    if not args.no_save:
+        write_json(result, f"{name}_quick.json" if args.quick else f"{name}.json")
+    return result
+
+
 def write_json(result: dict, name: str, directory: Path = RESULTS_DIR) -> Path:
     """Write ``result`` atomically as ``directory/name``; returns the path."""
     return atomic_write_text(directory / name, json.dumps(result, indent=2))
