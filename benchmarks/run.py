@@ -19,6 +19,7 @@ import argparse
 import datetime
 import importlib
 import math
+import os
 import sys
 import time
 import traceback
@@ -134,6 +135,13 @@ def table(figures: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not on every platform
+        return None
+
+
 def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
     """Run the named benchmarks (all when ``names`` is empty) and return the run's record."""
     import jax
@@ -151,6 +159,7 @@ def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
     for name in names:
         log(f"[benchmarks] {name}{' (quick)' if quick else ''} ...", flush=True)
         began = time.perf_counter()
+        load_before = _loadavg()
         entry = {}
         try:
             module = importlib.import_module(f"benchmarks.bench_{name}")
@@ -161,8 +170,11 @@ def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
             entry = {"status": "error", "error": traceback.format_exc()}
             log(entry["error"], flush=True)
         entry["wall_s"] = time.perf_counter() - began
+        # other processes on the machine lower every figure: keep the load beside them
+        entry["loadavg_before"], entry["loadavg_after"] = load_before, _loadavg()
         record["benchmarks"][name] = entry
-        log(f"[benchmarks] {name}: {entry['status']} in {entry['wall_s']:.1f} s", flush=True)
+        log(f"[benchmarks] {name}: {entry['status']} in {entry['wall_s']:.1f} s (load average "
+            f"{entry['loadavg_before']} -> {entry['loadavg_after']})", flush=True)
     record["wall_s"] = time.perf_counter() - start
     return record
 

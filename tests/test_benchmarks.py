@@ -56,6 +56,7 @@ def test_quick_run_writes_one_json_with_schema(tmp_path, fake_benchmarks, capsys
     for key in ("date", "platform", "cpu_count", "backend"):
         assert key in record["machine"]
     assert record["benchmarks"]["fake"]["status"] == "ok"
+    assert {"wall_s", "loadavg_before", "loadavg_after"} <= set(record["benchmarks"]["fake"])
     latency, fraction, rate = record["figures"]
     # ratio = figure / target; goal "<=" is met when the ratio is <= 1, ">=" when >= 1
     assert latency["ratio"] == pytest.approx(2.0) and latency["meets"] is False
