@@ -36,12 +36,15 @@ TARGET_BATCH = 65_536
 
 
 def time_adaptive(fn, *, budget_s: float = 1.0, max_repeats: int = 50) -> dict:
-    """Best and median wall time of ``fn()`` after one warm-up (compile) call; as many repeats
-    as fit in ``budget_s`` (at least 3)."""
+    """Best and median wall time of ``fn()`` after a warm-up (compile) call; as many repeats as
+    fit in ``budget_s`` by a second call's time (at least 5)."""
     start = time.perf_counter()
     block(fn())
     first = time.perf_counter() - start
-    repeats = int(min(max(3, budget_s / max(first, 1e-6)), max_repeats))
+    start = time.perf_counter()
+    block(fn())
+    second = time.perf_counter() - start
+    repeats = int(min(max(5, budget_s / max(second, 1e-6)), max_repeats))
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -203,7 +206,8 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv=None):
-    return standalone_main(run, "throughput", __doc__, argv, summary=lambda result: result["figures"])
+    return standalone_main(run, "throughput", __doc__, argv,
+                           summary=lambda result: result["figures"])
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ def one_hot(word_ids_B, n_words: int) -> np.ndarray:
 # --------------------------------------------------------------------------- large batches
 #
 # Decoding a large batch in one piece streams every layer's [N, 256] activations through main
-# memory, and the decoder's matmuls then run at memory speed. From LARGE_BATCH settings on, a
+# memory, and the decoder's matmuls then run at memory speed. From two tiles' worth on, a
 # CPU cuts the rows into tiles that one lax.map walks through, so a tile's activations stay in
 # cache (about twice the throughput; XLA's intra-op threads still use every core). Accelerators
 # instead split the rows across the local devices, one tile per device: they want the whole
@@ -236,8 +236,9 @@ def one_hot(word_ids_B, n_words: int) -> np.ndarray:
 # speed, and some programs split across them deadlock in XLA's CPU runtime, so a CPU batch stays
 # on one device. Small batches keep the plain path, so serving latency is untouched.
 
-LARGE_BATCH = 16_384     # settings per call from which the tiled path is used
-CPU_TILE = 2_048         # settings per tile on a CPU: [2048, 256] float32 is 2 MB, one L2
+CPU_TILE = 2_048             # settings per tile on a CPU: [2048, 256] float32 is 2 MB, one L2
+LARGE_BATCH = 4_096          # CPU: settings per call from which rows are tiled (two tiles)
+ACCELERATOR_SPLIT = 65_536   # accelerators: settings per call from which rows are split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,21 +258,24 @@ class BatchPlan:
 
 
 def large_batch_plan(n_rows: int, row_size: int = 1, *, devices=None) -> BatchPlan | None:
-    """The tiling and device split for ``n_rows`` rows of ``row_size`` settings each, or None
-    when the batch is small enough for the plain path (fewer than ``LARGE_BATCH`` settings)."""
+    """How to lay out ``n_rows`` rows of ``row_size`` settings each, or None for the plain path.
+
+    CPU: from ``LARGE_BATCH`` settings on, whole rows in tiles of about ``CPU_TILE`` settings
+    (a row larger than that is decoded in tiles inside). Accelerators: from ``ACCELERATOR_SPLIT``
+    settings on, rows split across the local devices, one tile per device; one device keeps the
+    plain path.
+    """
     n_rows, row_size = int(n_rows), int(row_size)
-    if n_rows * row_size < LARGE_BATCH:
-        return None
     devices = list(jax.local_devices() if devices is None else devices)
-    on_cpu = devices[0].platform == "cpu"
-    # split rows over accelerators only when each gets at least one
-    n_devices = 1 if on_cpu or n_rows < len(devices) else len(devices)
-    rows_per_device = -(-n_rows // n_devices)
-    tile = CPU_TILE if on_cpu else rows_per_device * row_size
-    row_tile = max(1, min(rows_per_device, tile // row_size))
-    return BatchPlan(mesh=Mesh(np.array(devices[:n_devices]), ("data",)) if n_devices > 1
-                     else None, row_tile=row_tile,
-                     decode_tile=tile if row_size > tile else None)
+    if devices[0].platform == "cpu":
+        if n_rows * row_size < LARGE_BATCH:
+            return None
+        return BatchPlan(mesh=None, row_tile=max(1, min(n_rows, CPU_TILE // row_size)),
+                         decode_tile=CPU_TILE if row_size > CPU_TILE else None)
+    if n_rows * row_size < ACCELERATOR_SPLIT or n_rows < len(devices) or len(devices) < 2:
+        return None
+    return BatchPlan(mesh=Mesh(np.array(devices), ("data",)),
+                     row_tile=-(-n_rows // len(devices)), decode_tile=None)
 
 
 def _take_rows(tree, n_rows: int, padded: int):
