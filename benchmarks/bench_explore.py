@@ -2,9 +2,11 @@
 
 Run: ``python -m benchmarks explore [--quick]`` (or ``python -m benchmarks.bench_explore``).
 
-Each mode runs in a fresh subprocess, so its peak RSS (the child's own ``VmHWM``, cross-checked
-with ``getrusage(RUSAGE_CHILDREN)``) is the exploration's alone: Python, JAX, the compiled
-programs, the model and whatever the exploration keeps. Compilation happens in a warm-up call
+Each mode runs in a fresh subprocess, so its peak RSS (the child's own ``VmHWM`` from
+``/proc/self/status``) is the exploration's alone: Python, JAX, the compiled programs, the model
+and whatever the exploration keeps. (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` would not do: Linux
+carries the parent's peak RSS at ``fork`` into the child's ``ru_maxrss`` across ``exec``, so a
+child of a 2.5 GB runner reports 2.5 GB however little it uses.) Compilation happens in a warm-up call
 before the clock starts; the timed part includes the transfer of every setting to the host.
 The child sees as many CPU devices as this process (see ``python -m benchmarks --cpu-devices``).
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,7 @@ def _child(args) -> dict:
 
 def run_child(model_path: Path, mode: str, n: int, *, chunk: int | None = None, k: int = NOVEL_K,
               cpu_devices: int = 0) -> dict:
-    """Run one mode in a subprocess; returns its report plus ``getrusage`` of the children."""
+    """Run one mode in a subprocess and return its report."""
     command = [sys.executable, "-m", "benchmarks.bench_explore", "--child", "--model",
                str(model_path), "--mode", mode, "--n", str(n), "--k", str(k),
                "--cpu-devices", str(cpu_devices)]
@@ -105,16 +106,11 @@ def run_child(model_path: Path, mode: str, n: int, *, chunk: int | None = None, 
         [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     # on a GPU the parent already holds device memory: the child allocates as it goes
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
                           timeout=CHILD_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"explore child ({mode}, n={n}) failed:\n{done.stderr[-4000:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of any child so far: only informative if it grew
-    report["rusage_children_maxrss_bytes"] = after * 1024 if after > before else None
-    return report
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------ the benchmark

@@ -161,8 +161,13 @@ def peak_rss_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import resource  # not on every platform; ru_maxrss is in KiB on Linux
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    # no /proc: ru_maxrss (KiB on Linux, bytes on macOS), which after fork + exec can include the
+    # parent's peak
+    import resource
+    import sys
+
+    scale = 1 if sys.platform == "darwin" else 1024
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
 
 
 def rss_bytes() -> int:
