@@ -77,9 +77,10 @@ def _child(args) -> dict:
         return n, settings.min(0), settings.max(0), np.asarray(scores, np.float64)
 
     body = {"stream": stream, "gather": gather, "novel": novel}[args.mode]
-    warm_n = args.chunk or 8192
-    body(min(args.n, warm_n))  # compile the chunk program (and a tail shape) outside the clock
-    body(min(args.n, 2 * warm_n) + 1)
+    # compile outside the clock: streaming uses one program per chunk size (the last chunk is
+    # computed whole), the novelty scan one program per n
+    chunk = args.chunk or generation.default_explore_chunk()
+    body(args.n if args.mode == "novel" else min(args.n, chunk))
     rss_before = rss_bytes()
     start = time.perf_counter()
     count, low, high, extra = body(args.n)
@@ -117,7 +118,7 @@ def run_child(model_path: Path, mode: str, n: int, *, chunk: int | None = None, 
 
 def run(quick: bool = False) -> dict:
     from benchmarks.common import (bench_model, decoder_flops_per_setting, figure, machine,
-                                   matmul_roofline, save_model)
+                                   matmul_roofline, roofline_rows, save_model)
 
     import jax
 
@@ -125,7 +126,7 @@ def run(quick: bool = False) -> dict:
     # the child sees the same devices as this process (on CPU: as many CPU devices)
     cpu_devices = len(jax.devices()) if jax.default_backend() == "cpu" else 0
     flops = float(decoder_flops_per_setting(config))
-    rows = (1024, 4096) if quick else (256, 1024, 4096, 16_384, 65_536)
+    rows = roofline_rows(quick)
     n = QUICK_N if quick else N_SETTINGS
     novel_n = QUICK_NOVEL_N if quick else NOVEL_N
     roof_before = matmul_roofline(config, rows)

@@ -24,13 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import (bench_model, block, decoder_flops_per_setting, figure, machine,
-                               matmul_roofline, standalone_main)
+                               matmul_roofline, roofline_rows, standalone_main)
 from neuraleq_jax import generation, models, paramspace, response
 
 BATCHES = (1, 16, 256, 4096, 65_536, 262_144, 1_048_576)
 QUICK_BATCHES = (1, 256, 4096)
-ROOFLINE_ROWS = (256, 1024, 4096, 16_384, 65_536)
-QUICK_ROOFLINE_ROWS = (1024, 4096)
 TARGET_FRACTION = 0.60  # issue 7: batched generation >= 60 % of the roofline at batch >= 64k
 TARGET_BATCH = 65_536
 
@@ -156,7 +154,7 @@ def bf16_response_error(params, config, word_model, n: int) -> dict:
 def run(quick: bool = False) -> dict:
     params, config, word_model = bench_model(epochs=0 if quick else 50)
     flops = float(decoder_flops_per_setting(config))
-    rows = QUICK_ROOFLINE_ROWS if quick else ROOFLINE_ROWS
+    rows = roofline_rows(quick)
     roof_before = matmul_roofline(config, rows)
 
     curve = []

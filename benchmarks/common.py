@@ -119,6 +119,15 @@ def _best_seconds(fn, repeats: int) -> float:
     return float(best)
 
 
+def roofline_rows(quick: bool = False) -> tuple[int, ...]:
+    """Row counts the roofline is measured at: cache-sized to memory-sized on a CPU; an
+    accelerator reaches its peak only on much taller matrices."""
+    if quick:
+        return (1024, 4096)
+    rows = (256, 1024, 4096, 16_384, 65_536)
+    return rows if jax.default_backend() == "cpu" else rows + (262_144, 1_048_576)
+
+
 def matmul_roofline(config, rows=(256, 1024, 4096, 16384, 65536), repeats: int = 7) -> dict:
     """The FLOP/s that plain matrix multiplies of the decoder's own shapes reach on this machine.
 

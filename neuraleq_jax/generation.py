@@ -442,22 +442,31 @@ def _explore_chunk(params, config, word_model, key, start, temperature, chunk, l
                       plan)
 
 
-def _check_explore_args(n: int, chunk: int, temperature: float):
+def _check_explore_args(n: int, chunk: int | None, temperature: float):
     if not 1 <= int(n) < 2 ** 31:  # sample indices are int32 (one fold_in per sample)
         raise ValueError(f"n (number of samples) must be in [1, 2**31), got {n}")
-    if int(chunk) < 1:
+    if chunk is not None and int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
 
 
-EXPLORE_CHUNK = 65_536  # settings per compiled call when streaming (4 MB on the host)
+# settings per compiled call when streaming: 4 MB on the host from a CPU; an accelerator gets
+# more per call, so that dispatch and the copy to the host stay small beside the decoding
+EXPLORE_CHUNK = {"cpu": 65_536}
+ACCELERATOR_EXPLORE_CHUNK = 1 << 20
+
+
+def default_explore_chunk() -> int:
+    """The chunk ``explore_chunks`` uses when none is given, for the default backend."""
+    return EXPLORE_CHUNK.get(jax.default_backend(), ACCELERATOR_EXPLORE_CHUNK)
 
 
 def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, *,
-                   chunk: int = EXPLORE_CHUNK, temperature: float = 1.0,
+                   chunk: int | None = None, temperature: float = 1.0,
                    layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
-    """Stream ``n`` explored settings as host arrays of at most ``[chunk, P]``.
+    """Stream ``n`` explored settings as host arrays of at most ``[chunk, P]``
+    (``chunk`` None: :func:`default_explore_chunk`).
 
     Latents are drawn from a Gaussian fitted to all training latents (``temperature`` scales its
     spread) and decoded ``chunk`` at a time, so memory stays bounded for any ``n``; one compiled
@@ -467,7 +476,7 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
     _check_explore_args(n, chunk, temperature)
     n = int(n)
     # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
-    chunk = min(int(chunk), bucket_size(n))
+    chunk = min(default_explore_chunk() if chunk is None else int(chunk), bucket_size(n))
     plan = large_batch_plan(chunk)
     params, arrays, key = _place((params, _select(word_model, EXPLORE_KEYS), key), plan)
     temperature = np.float32(temperature)
@@ -489,7 +498,7 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
 
 
 def explore(params, config: models.ModelConfig, word_model, key, n: int, *,
-            chunk: int = EXPLORE_CHUNK, temperature: float = 1.0,
+            chunk: int | None = None, temperature: float = 1.0,
             layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
     """``n`` explored settings ``[n, P]`` (see :func:`explore_chunks`), gathered on the host.
 
