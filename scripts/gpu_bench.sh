@@ -40,4 +40,5 @@ if [[ "${QUICK:-0}" == 1 ]]; then
   args+=(--quick)
 fi
 "$PYTHON" -m benchmarks "${args[@]}"
-echo "gpu_bench: results in benchmarks/results/ (newest: $(ls -t benchmarks/results/run_*.json | head -1))"
+newest="$(ls -t benchmarks/results/run_*_gpu.json 2>/dev/null | head -n 1 || true)"
+echo "gpu_bench: done; newest GPU result: ${newest:-none (a --quick run keeps no file in git)}"
