@@ -343,10 +343,23 @@ def code_version() -> dict:
     return out
 
 
+def _dumps(value, depth: int = 0) -> str:
+    """Indented strict JSON, with lists of plain numbers kept on one line (the per-split labels
+    would otherwise take one line per setting)."""
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and value and not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        items = [f"{inner}{_dumps(v, depth + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
 def write_json(result: dict, path: str | Path) -> Path:
     """Write ``result`` as strict JSON, atomically."""
-    text = json.dumps(result, indent=1, allow_nan=False) + "\n"
-    return fileio.atomic_write_text(path, text)
+    return fileio.atomic_write_text(path, _dumps(result) + "\n")
 
 
 def _ratios(text: str) -> tuple[float, ...]:
