@@ -85,6 +85,42 @@ def test_residual_blocks_start_as_their_skip_path():
     np.testing.assert_allclose(block.apply(variables, x, train=False), expected, atol=1e-6)
 
 
+def _layer_norm(x, scale, bias, eps=1e-6):
+    centred = x - x.mean(-1, keepdims=True)
+    return centred / np.sqrt((centred ** 2).mean(-1, keepdims=True) + eps) * scale + bias
+
+
+def _gelu(x):  # flax's default (tanh) approximation
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
+    # a float64 loop over the layers as SPEC §4 describes them, one dense at a time
+    config = dataclasses.replace(TINY, decoder_widths=(24, 24, 16))
+    rng = np.random.default_rng(3)
+    params = models.init_params(config, jax.random.key(1))
+    # non-zero layer-norm scales, so that every layer of the block matters
+    params = jax.tree_util.tree_map(
+        lambda x: x + 0.3 * rng.normal(size=x.shape).astype(np.float32), params)
+    latent = rng.uniform(-1, 1, (7, config.latent_dim)).astype(np.float32)
+    p = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params["decoder"])
+
+    def dense(layer, x):
+        return x @ layer["kernel"] + layer["bias"]
+
+    h = latent.astype(np.float64)
+    for i, width in enumerate(config.decoder_widths):
+        block = p[f"ResidualBlock_{i}"]
+        inner = _gelu(_layer_norm(dense(block["Dense_0"], h), **block["LayerNorm_0"]))
+        inner = _layer_norm(dense(block["Dense_1"], inner), **block["LayerNorm_1"])
+        skip = dense(block["skip"], h) if "skip" in block else h
+        assert ("skip" in block) == (h.shape[-1] != width)
+        h = _gelu(inner + skip)
+    heads = [np.tanh(dense(p[f"{field}_head"], h)) for field in ("gain", "freq", "q")]
+    expected = np.stack(heads, -1).reshape(len(latent), config.n_params)
+    np.testing.assert_allclose(models.decode(params, config, latent), expected, atol=2e-5)
+
+
 @pytest.mark.parametrize("field,value", [("encoder", "lstm"), ("latent_dim", 0),
                                          ("dropout", 1.0), ("transformer_heads", 3)])
 def test_bad_config_is_rejected(field, value):

@@ -4,10 +4,16 @@ The module trains one system with the seed's snippet exactly as SPEC §5 writes 
 configuration, 50 epochs) on the synthetic set given as a list of labelled dicts.
 """
 
+import os
+import subprocess
+import sys
+
+import jax
 import numpy as np
 import pytest
 
-from neuraleq_jax import NeuralEQMorphingSystem, paramspace, response, synthetic
+from neuraleq_jax import (NeuralEQMorphingSystem, compound, generation, paramspace, response,
+                          synthetic, use_synchronous_cpu_dispatch)
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 
 GAINS = DEFAULT_LAYOUT.gain_indices
@@ -86,6 +92,34 @@ def test_same_seed_same_output_and_unseeded_calls_follow_the_system_seed(snippet
                                   system.explore_latent_space(6, seed=3, as_array=True))
 
 
+def test_facade_equals_the_functional_core(snippet):
+    # the facade serves ahead-of-time executables compiled with their own options; the numbers
+    # must be the functional core's, with the key the module docstring documents
+    system = snippet["system"]
+    for term, seed in (("soft", 7), ("0.6 warm + 0.4 bright", 2)):
+        weights = compound.parse_weights(term, system.vocabulary)[None, :]
+        key = jax.random.fold_in(jax.random.key(seed), 0)[None]
+        core = generation.generate(system.params, system.model_config, system.word_model,
+                                   weights, key, variations=5)[0]
+        np.testing.assert_allclose(system.generate_eq_from_semantic(term, 5, seed=seed,
+                                                                    as_array=True),
+                                   core, rtol=1e-4, atol=1e-4)  # float32 round-off
+
+
+def test_synchronous_cpu_dispatch_must_come_first():
+    # here JAX is long initialised: the switch can no longer work, and says so
+    with pytest.raises(RuntimeError, match="before the first JAX computation"):
+        use_synchronous_cpu_dispatch()
+    # in a fresh process it takes effect and computations still run
+    code = ("import neuraleq_jax, jax, jax.numpy as jnp\n"
+            "neuraleq_jax.use_synchronous_cpu_dispatch()\n"
+            "print(jax.config.read('jax_cpu_enable_async_dispatch'), float(jnp.ones(4).sum()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "4.0"]
+
+
 def test_results_as_dicts_equal_results_as_arrays(snippet):
     system = snippet["system"]
     rows = system.generate_eq_from_semantic("hollow", 3, seed=1)
@@ -101,7 +135,7 @@ def test_variation_counts_share_compiled_buckets_and_large_counts_chunk(snippet)
     five = system.generate_eq_from_semantic("sharp", 5, seed=4, as_array=True)
     seven = system.generate_eq_from_semantic("sharp", 7, seed=4, as_array=True)
     np.testing.assert_allclose(seven[:5], five, rtol=1e-5, atol=1e-5)
-    assert sum(1 for key in system._compiled if key[:2] == ("generate", 8)) == 1
+    assert sum(1 for key in system._compiled if key == ("generate", 8, False)) == 1
     many = system.generate_eq_from_semantic("sharp", 9000, seed=4, as_array=True)
     assert many.shape == (9000, 15)
     np.testing.assert_allclose(many[:5], five, rtol=1e-5, atol=1e-5)
