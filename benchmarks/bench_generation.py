@@ -15,6 +15,9 @@ with a word model fitted on the synthetic set are used; ``--epochs N`` trains in
 - ``decoder_1000_roofline``: the time this machine's best plain matrix multiplies (NumPy or
   jitted JAX, :func:`benchmarks.common.matmul_roofline`) need for the decoder's matmuls on 1000
   rows: the floor for 1000 variations here, so ``variations_1000`` can be read against it.
+- ``synchronous_dispatch`` (CPU only): the facade figures again in a fresh process that called
+  ``neuraleq_jax.use_synchronous_cpu_dispatch()`` first, as an interactive program would
+  (XLA's CPU client otherwise runs each call on a worker thread, tens of microseconds to wake).
 
 Seed figures (the original design): 0.80 ms per setting, 255 ms for 1000 variations.
 """
@@ -23,7 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -52,6 +59,42 @@ def latency(fn, calls: int) -> dict:
             "calls": calls}
 
 
+CHILD_TIMEOUT_S = 600
+
+
+def facade_figures(system, calls: int, big_calls: int) -> dict:
+    """The facade's single-setting, 1000-variation and morph latencies."""
+    return {
+        "facade_latency": latency(
+            lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i), calls),
+        "facade_latency_array": latency(
+            lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i,
+                                                       as_array=True), calls),
+        "variations_1000": latency(
+            lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i,
+                                                       as_array=True), big_calls),
+        "variations_1000_dicts": latency(
+            lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i),
+            big_calls),
+        "morph_10": latency(
+            lambda i: system.morph_between_terms("warm", "bright", steps=10), big_calls),
+    }
+
+
+def synchronous_child(quick: bool, epochs: int) -> dict:
+    """:func:`facade_figures` in a fresh process with synchronous CPU dispatch."""
+    command = [sys.executable, "-m", "benchmarks.bench_generation", "--child-synchronous",
+               "--epochs", str(epochs)] + (["--quick"] if quick else [])
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
+                          timeout=CHILD_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"synchronous-dispatch child failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run(quick: bool = False, epochs: int = 0) -> dict:
     params, config, word_model = bench_model(epochs)
     system = NeuralEQMorphingSystem.from_params(params, config, word_model, synthetic.VOCABULARY)
@@ -60,24 +103,15 @@ def run(quick: bool = False, epochs: int = 0) -> dict:
 
     result = {"machine": machine(), "model": {"epochs": epochs, "latent_dim": config.latent_dim,
                                               "decoder_widths": list(config.decoder_widths)}}
-    result["facade_latency"] = latency(
-        lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i), calls)
-    result["facade_latency_array"] = latency(
-        lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i, as_array=True),
-        calls)
+    result.update(facade_figures(system, calls, big_calls))
 
     weights = generation.one_hot([0], len(synthetic.VOCABULARY))
     keys = [jax.random.split(jax.random.key(i), 1) for i in range(calls + 3)]
     result["core_latency"] = latency(lambda i: np.asarray(generation.generate(
         params, config, word_model, weights, keys[i])), calls)
 
-    result["variations_1000"] = latency(
-        lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i,
-                                                   as_array=True), big_calls)
-    result["variations_1000_dicts"] = latency(
-        lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i), big_calls)
-    result["morph_10"] = latency(
-        lambda i: system.morph_between_terms("warm", "bright", steps=10), big_calls)
+    if jax.default_backend() == "cpu":
+        result["synchronous_dispatch"] = synchronous_child(quick, epochs)
 
     roofline = matmul_roofline(config, rows=(1024,) if quick else (1024, 4096))
     flops_1000 = 1000 * decoder_flops_per_setting(config)
@@ -96,6 +130,11 @@ def run(quick: bool = False, epochs: int = 0) -> dict:
             "facade_p50_s": result["variations_1000"]["p50_s"],
             "speedup_vs_seed": SEED_1000_VARIATIONS_S / result["variations_1000"]["p50_s"]},
     }
+    if "synchronous_dispatch" in result:
+        result["beside_seed"]["per_setting"]["facade_p50_s_synchronous"] = (
+            result["synchronous_dispatch"]["facade_latency"]["p50_s"])
+        result["beside_seed"]["variations_1000"]["facade_p50_s_synchronous"] = (
+            result["synchronous_dispatch"]["variations_1000"]["p50_s"])
     return result
 
 
@@ -104,7 +143,19 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer calls (CI smoke run)")
     parser.add_argument("--epochs", type=int, default=0, help="train the model first")
     parser.add_argument("--no-save", action="store_true", help="print only")
+    parser.add_argument("--child-synchronous", action="store_true",
+                        help="internal: facade figures with synchronous CPU dispatch, as JSON")
     args = parser.parse_args(argv)
+    if args.child_synchronous:
+        from neuraleq_jax import use_synchronous_cpu_dispatch
+
+        use_synchronous_cpu_dispatch()  # before this process's first JAX computation
+        params, config, word_model = bench_model(args.epochs)
+        system = NeuralEQMorphingSystem.from_params(params, config, word_model,
+                                                    synthetic.VOCABULARY)
+        print(json.dumps(facade_figures(system, 300 if args.quick else 3000,
+                                        10 if args.quick else 50)))
+        return
     result = run(quick=args.quick, epochs=args.epochs)
     print(json.dumps(result["beside_seed"] | {
         "core_latency_p50_s": result["core_latency"]["p50_s"],
