@@ -1,6 +1,6 @@
 """Repeated contributor-grouped evaluation of the SAFE preset (issue 8's acceptance).
 
-    python scripts/safe_cv.py                      # 5 split seeds, writes results/safe_cv.json
+    python scripts/safe_cv.py        # 5 split seeds, writes benchmarks/results/safe_cv.json
     python scripts/safe_cv.py --repeats 10 --ratios 0.6,0.8,1.0 --out /tmp/cv.json
 
 One contributor-grouped split holds only a handful of test contributors, and its figures move by
@@ -49,7 +49,7 @@ from neuraleq_jax.config import ExperimentConfig
 from neuraleq_jax.data import EQDataset, grouped_split
 
 DEFAULT_RATIOS = (0.6, 0.7, 0.8, 0.9, 1.0)
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "results" / "safe_cv.json"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "safe_cv.json"
 # the test figures kept per system and split (keys of evaluation.evaluate_system's result)
 FIGURES = ("word_accuracy", "word_accuracy_data", "latent_silhouette", "calibration_median",
            "box_rate", "response_error_mean_db")
