@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,21 +95,16 @@ def _child(args) -> dict:
 def run_child(model_path: Path, mode: str, n: int, *, chunk: int | None = None, k: int = NOVEL_K,
               cpu_devices: int = 0) -> dict:
     """Run one mode in a subprocess and return its report."""
-    command = [sys.executable, "-m", "benchmarks.bench_explore", "--child", "--model",
-               str(model_path), "--mode", mode, "--n", str(n), "--k", str(k),
-               "--cpu-devices", str(cpu_devices)]
+    from benchmarks.common import run_module_child
+
+    args = ["--child", "--model", str(model_path), "--mode", mode, "--n", str(n), "--k", str(k),
+            "--cpu-devices", str(cpu_devices)]
     if chunk is not None:
-        command += ["--chunk", str(chunk)]
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        args += ["--chunk", str(chunk)]
     # on a GPU the parent already holds device memory: the child allocates as it goes
-    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
-                          timeout=CHILD_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"explore child ({mode}, n={n}) failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE",
+                                                           "false")}
+    return run_module_child("benchmarks.bench_explore", args, timeout=CHILD_TIMEOUT_S, env=env)
 
 
 # ------------------------------------------------------------------ the benchmark

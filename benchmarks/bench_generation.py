@@ -26,17 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from benchmarks.common import (bench_model, decoder_flops_per_setting, machine, matmul_roofline,
-                               write_json)
+                               run_module_child, write_json)
 from neuraleq_jax import NeuralEQMorphingSystem, generation, synthetic
 
 SEED_PER_SETTING_S = 0.80e-3
@@ -83,16 +79,8 @@ def facade_figures(system, calls: int, big_calls: int) -> dict:
 
 def synchronous_child(quick: bool, epochs: int) -> dict:
     """:func:`facade_figures` in a fresh process with synchronous CPU dispatch."""
-    command = [sys.executable, "-m", "benchmarks.bench_generation", "--child-synchronous",
-               "--epochs", str(epochs)] + (["--quick"] if quick else [])
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    done = subprocess.run(command, capture_output=True, text=True, cwd=root, env=env,
-                          timeout=CHILD_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"synchronous-dispatch child failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["--child-synchronous", "--epochs", str(epochs)] + (["--quick"] if quick else [])
+    return run_module_child("benchmarks.bench_generation", args, timeout=CHILD_TIMEOUT_S)
 
 
 def run(quick: bool = False, epochs: int = 0) -> dict:

@@ -69,6 +69,25 @@ def standalone_main(run, name: str, doc: str | None, argv=None, summary=None) ->
     return result
 
 
+def run_module_child(module: str, args: list[str], *, timeout: float,
+                     env: dict[str, str] | None = None) -> dict:
+    """Run ``python -m module *args`` in a fresh process from the repository root and return
+    the JSON object on the last line of its stdout (a fresh process: its own peak memory, its
+    own JAX options). ``env`` adds variables to this process's environment."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    child_env = dict(os.environ, **(env or {}))
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=root, env=child_env, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def write_json(result: dict, name: str, directory: Path = RESULTS_DIR) -> Path:
     """Write ``result`` atomically as ``directory/name``; returns the path."""
     return atomic_write_text(directory / name, json.dumps(result, indent=2))
