@@ -22,7 +22,19 @@ from neuraleq_jax.models import ModelConfig
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 DATASET_NAMES = ("synthetic", "safe", "curves")
-CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def find_configs_dir(package: Path) -> Path:
+    """The presets' folder for the package folder ``package``: the repository's ``configs/`` in
+    a source tree or editable install, else the copy a wheel installs as
+    ``neuraleq_jax/configs`` (see pyproject.toml)."""
+    for candidate in (package.parent / "configs", package / "configs"):
+        if (candidate / "synthetic.py").is_file():
+            return candidate
+    return package.parent / "configs"
+
+
+CONFIGS_DIR = find_configs_dir(Path(__file__).resolve().parent)
 
 
 @dataclasses.dataclass(frozen=True)

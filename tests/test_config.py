@@ -1,6 +1,7 @@
 """Configs: presets, typed overrides, JSON round trip, and the train command line."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,26 @@ def test_synthetic_preset_follows_the_spec_defaults():
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ValueError, match="synthetic"):
         config.load_preset("synthetc")
+
+
+def test_presets_are_found_in_a_source_tree_and_in_an_installed_wheel(tmp_path):
+    # source tree / editable install: <root>/configs beside <root>/neuraleq_jax
+    source = tmp_path / "source"
+    (source / "neuraleq_jax").mkdir(parents=True)
+    (source / "configs").mkdir()
+    (source / "configs" / "synthetic.py").write_text("")
+    assert config.find_configs_dir(source / "neuraleq_jax") == source / "configs"
+    # a wheel in site-packages: the presets travel inside the package, and a stray configs/
+    # folder of another project beside it is not taken for ours
+    site = tmp_path / "site-packages"
+    (site / "neuraleq_jax" / "configs").mkdir(parents=True)
+    (site / "configs").mkdir()
+    real = Path(config.CONFIGS_DIR, "synthetic.py").read_text()
+    (site / "neuraleq_jax" / "configs" / "synthetic.py").write_text(real)
+    found = config.find_configs_dir(site / "neuraleq_jax")
+    assert found == site / "neuraleq_jax" / "configs"
+    assert config.available_presets(found) == ["synthetic"]
+    assert config.load_preset("synthetic", found) == config.load_preset("synthetic")
 
 
 def test_overrides_are_typed():
