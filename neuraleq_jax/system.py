@@ -181,6 +181,7 @@ class NeuralEQMorphingSystem:
         ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …).
         Returns the per-epoch history (list of metric dicts).
         """
+        from neuraleq_jax import train as train_entry
         from neuraleq_jax import training
 
         if self.dataset is None:
@@ -191,9 +192,8 @@ class NeuralEQMorphingSystem:
         self.train_config = train_config
         self.history = list(result.history)
         params = jax.device_put(result.params, jax.devices()[0])
-        word_model = generation.fit_word_model(
-            params, self.model_config, self.dataset, seed=self.seed,
-            target_ratio=train_config.variation_ratio, freq_q_scale=train_config.freq_q_spread)
+        word_model = train_entry.fit_word_model(params, self.model_config, train_config,
+                                                self.dataset, seed=self.seed)
         step = int(np.asarray(result.state.step)) if result.state is not None else 0
         self._install(params, word_model, self.dataset.vocabulary, self.dataset.layout, step)
         return self.history

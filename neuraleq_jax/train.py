@@ -104,10 +104,14 @@ def prepare_workdir(workdir: Path, config: ExperimentConfig) -> None:
     config_lib.save_json(config, path)
 
 
-def _fit_word_model(params, model_config, train_config, train_ds):
-    """The one call site of the word model (generation.fit_word_model, issue 5)."""
+def fit_word_model(params, model_config, train_config: config_lib.TrainConfig, train_ds, *,
+                   seed: int = 0) -> dict:
+    """The word model as a training run fits it: :func:`generation.fit_word_model` on the
+    training settings with the spreads ``train_config`` asks for (``variation_ratio``,
+    ``freq_q_spread``). The trainer, the facade and scripts that refit a word model all call
+    this, so the config reaches the word model in one place."""
     from neuraleq_jax import generation
-    return generation.fit_word_model(params, model_config, train_ds,
+    return generation.fit_word_model(params, model_config, train_ds, seed=seed,
                                      target_ratio=train_config.variation_ratio,
                                      freq_q_scale=train_config.freq_q_spread)
 
@@ -151,7 +155,7 @@ def run(config: ExperimentConfig, workdir: str | Path, *, progress: bool = True,
         summary["held_out"] = training.evaluate_dataset(params, config.model, config.train,
                                                         held_out, reference_ds=train_ds)
     if primary:
-        word_model = _fit_word_model(params, config.model, config.train, train_ds)
+        word_model = fit_word_model(params, config.model, config.train, train_ds)
         bundle = checkpoints.ModelBundle(
             params=params, model_config=config.model, train_config=config.train,
             layout=train_ds.layout, vocabulary=train_ds.vocabulary, word_model=word_model,

@@ -15,7 +15,7 @@ settings are recognised as their word as often as real held-out settings are. Fo
    by the rule configs/safe.py documents: the widest ratio of the grid whose generated settings
    are recognised as their word at least as often as the validation contributors' own settings
    (if none is, the one recognised most often). Only the word model is refitted per ratio
-   (``generation.fit_word_model`` through ``train._fit_word_model``); the network is not
+   (``generation.fit_word_model`` through ``train.fit_word_model``); the network is not
    retrained;
 3. reports SPEC §6 figures on the TEST contributors (``evaluation.evaluate_system``) for the
    chosen ratio, for the preset's own ratio, and for the lite baseline fitted on the same
@@ -76,10 +76,10 @@ def make_system(params, experiment: ExperimentConfig, train_ds: EQDataset, ratio
     ratio reach ``generation.fit_word_model`` exactly as after ``python -m neuraleq_jax.train``.
     """
     from neuraleq_jax.system import NeuralEQMorphingSystem
-    from neuraleq_jax.train import _fit_word_model
+    from neuraleq_jax.train import fit_word_model
 
     train_config = dataclasses.replace(experiment.train, variation_ratio=float(ratio))
-    word_model = _fit_word_model(params, experiment.model, train_config, train_ds)
+    word_model = fit_word_model(params, experiment.model, train_config, train_ds)
     return NeuralEQMorphingSystem.from_params(params, experiment.model, word_model,
                                               train_ds.vocabulary, train_ds.layout,
                                               train_config=train_config,

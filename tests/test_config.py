@@ -108,8 +108,8 @@ TINY_ARGS = ["--model.encoder_widths=8", "--model.decoder_widths=8", "--model.la
 def test_cli_trains_resumes_and_writes_a_loadable_bundle(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NEURALEQ_JAX_CACHE_DIR", "off")
     # the generation module fits the word model; here only the call site is under test
-    monkeypatch.setattr(train, "_fit_word_model",
-                        lambda params, model_config, train_config, ds: {"centres": np.zeros((8, 4))})
+    monkeypatch.setattr(train, "fit_word_model", lambda params, model_config, train_config, ds,
+                        **kw: {"centres": np.zeros((8, 4))})
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert train.main(["--workdir", str(full), *TINY_ARGS]) == 0
     out = capsys.readouterr().out

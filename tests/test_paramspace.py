@@ -1,7 +1,6 @@
 """Parameter space: layout, normalisation round trip, clipping, validation, named dicts."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
