@@ -139,19 +139,38 @@ def blend_needs_correction(weights) -> bool:
 
 # --------------------------------------------------------------------------- generate
 
+def _standard_draws(word_model, key, first, variations: int):
+    """``[variations, K]`` truncated-normal draws; variation ``v`` draws from
+    ``fold_in(key, first + v)``."""
+    cut, k = word_model["truncation"], word_model["spread_WxLxK"].shape[-1]
+    keys_V = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
+    return jax.vmap(lambda one: jax.random.truncated_normal(one, -cut, cut, (k,)))(keys_V)
+
+
+def word_variations(params, config: models.ModelConfig, word_model, word, key, strength,
+                    first, variations: int, layout: EQLayout = DEFAULT_LAYOUT):
+    """Settings ``[variations, P]`` of the single word with index ``word`` (a traced int32
+    scalar): what :func:`generate` gives for a one-hot row, without the blend arithmetic over
+    the whole vocabulary. This is the single-setting latency path (the facade compiles it with
+    the parameters as constants); call it inside ``jit``."""
+    z_VxK = _standard_draws(word_model, key, first, variations)
+    latents_VxL = _in_latent_range(word_model["variation_centres_WxL"][word]
+                                   + z_VxK @ word_model["spread_WxLxK"][word].T)
+    return apply_strength(_decode_physical(params, config, latents_VxL, layout), strength,
+                          layout)
+
+
 def _variation_latents(params, config, layout, word_model, weights_W, key, first,
                        variations: int, correct: bool):
     """Latents of variations ``first … first + variations - 1`` of one weight vector; variation
     ``v`` draws from ``fold_in(key, v)``, so a row does not depend on how many are asked for
     (padding and chunking are invisible)."""
-    spreads, cut = word_model["spread_WxLxK"], word_model["truncation"]
+    spreads = word_model["spread_WxLxK"]
     centre_L = _blend_centre(params, config, layout, weights_W,
                              word_model["variation_centres_WxL"],
                              word_model["variation_centre_responses_WxF"], correct)
     weights_W = weights_W / jnp.sum(weights_W)
-    keys_V = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
-    z_VxK = jax.vmap(lambda k: jax.random.truncated_normal(
-        k, -cut, cut, (spreads.shape[-1],)))(keys_V)
+    z_VxK = _standard_draws(word_model, key, first, variations)
     # a blend's spread: the same standard draw through the weighted mix of the words' spreads
     if variations < spreads.shape[0]:
         # few draws (large batches of rows): through every word's spread, then mixed: one

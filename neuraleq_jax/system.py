@@ -243,12 +243,15 @@ class NeuralEQMorphingSystem:
                                                          jax.devices()[0])
         return {key: self._device_model[key] for key in keys}
 
-    def _weights(self, term) -> tuple[np.ndarray, bool]:
-        """``(weights [1, W], whether they blend several words)``; strings are parsed once."""
+    def _weights(self, term) -> tuple[np.ndarray, bool, int]:
+        """``(weights [1, W], whether they blend several words, the word's index or -1 for a
+        blend)``; strings are parsed once."""
         cached = self._weights_cache.get(term) if isinstance(term, str) else None
         if cached is None:
             weights = compound.parse_weights(term, self.vocabulary)[None, :]
-            cached = (weights, generation.blend_needs_correction(weights))
+            nonzero = np.flatnonzero(weights[0])
+            cached = (weights, generation.blend_needs_correction(weights),
+                      int(nonzero[0]) if len(nonzero) == 1 else -1)
             if isinstance(term, str):
                 if len(self._weights_cache) >= 4096:  # bounded: terms may be free text
                     self._weights_cache.clear()
@@ -302,35 +305,51 @@ class NeuralEQMorphingSystem:
         """
         self._require_trained()
         variations = _count(variations, "variations", 1)
-        strength = np.float32(_strength(strength))
-        weights, blend = self._weights(term)
+        # one uint32 argument: seed, stream, first variation, word (or -1), strength's bits;
+        # the parameters and the word model are constants of the executable
+        strength_bits = int(np.float32(_strength(strength)).view(np.uint32))
+        weights, _, word = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
         bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)
-        compiled = self._compiled.get(("generate", bucket, blend))
+        kind = "word" if word >= 0 else "blend"
+        compiled = self._compiled.get(("generate", bucket, kind))
         if compiled is None:
-            compiled = self._compile_generate(bucket, blend, weights)
-        # few small arguments: parameters and word model are constants of the executable
+            compiled = self._compile_generate(bucket, kind, weights)
+        word_or_weights, word = ((), word) if word >= 0 else ((weights,), 0)
         if variations <= bucket:  # the common case, kept short: it is the latency path
-            settings = np.asarray(compiled(weights, np.array((seed_u32, stream, 0), np.uint32),
-                                           strength))
+            settings = np.asarray(compiled(*word_or_weights, np.array(
+                (seed_u32, stream, 0, word, strength_bits), np.uint32)))
         else:
-            settings = np.asarray(jnp.concatenate([
-                compiled(weights, np.array((seed_u32, stream, first), np.uint32), strength)
+            settings = np.asarray(jnp.concatenate([compiled(*word_or_weights, np.array(
+                (seed_u32, stream, first, word, strength_bits), np.uint32))
                 for first in range(0, variations, bucket)]))
         return self._format(settings[:variations], as_array)
 
-    def _compile_generate(self, bucket: int, blend: bool, weights_1xW: np.ndarray):
+    def _compile_generate(self, bucket: int, kind: str, weights_1xW: np.ndarray):
+        """The executable for ``bucket`` variations of a single word (``kind="word"``: the
+        latency path, no weight vector) or of a blend (``kind="blend"``)."""
         params, config, layout = self._params, self.model_config, self.layout
         word_model = self._arrays(generation.GENERATE_KEYS)
 
-        def serve(weights, ints_3, strength):
-            seed, stream, first = ints_3[0], ints_3[1], ints_3[2].astype(jnp.int32)
-            key = jax.random.fold_in(jax.random.key(seed), stream)
-            return generation._generate(params, config, word_model, weights, key[None],
-                                        strength[None], first, bucket, layout, blend)[0]
+        def unpack(ints_5):
+            key = jax.random.fold_in(jax.random.key(ints_5[0]), ints_5[1])
+            strength = jax.lax.bitcast_convert_type(ints_5[4], jnp.float32)
+            return key, ints_5[2].astype(jnp.int32), ints_5[3].astype(jnp.int32), strength
 
-        return self._compile(("generate", bucket, blend), serve, weights_1xW,
-                             np.zeros(3, np.uint32), np.float32(1.0))
+        def serve_word(ints_5):
+            key, first, word, strength = unpack(ints_5)
+            return generation.word_variations(params, config, word_model, word, key, strength,
+                                              first, bucket, layout)
+
+        def serve_weights(weights, ints_5):
+            key, first, _, strength = unpack(ints_5)
+            return generation._generate(params, config, word_model, weights, key[None],
+                                        strength[None], first, bucket, layout, True)[0]
+
+        ints = np.zeros(5, np.uint32)
+        if kind == "word":
+            return self._compile(("generate", bucket, kind), serve_word, ints)
+        return self._compile(("generate", bucket, kind), serve_weights, weights_1xW, ints)
 
     def morph_between_terms(self, term1, term2, steps: int = 10, *, seed: int | None = None,
                             as_array: bool = False):
@@ -343,7 +362,8 @@ class NeuralEQMorphingSystem:
         steps = _count(steps, "steps", 2)
         if seed is not None:
             _seed(seed)
-        (weights_a, blend_a), (weights_b, blend_b) = self._weights(term1), self._weights(term2)
+        (weights_a, blend_a, _), (weights_b, blend_b, _) = (self._weights(term1),
+                                                            self._weights(term2))
         weights_a, weights_b, blend = weights_a[0], weights_b[0], blend_a or blend_b
         bucket = generation.bucket_size(steps)
         alphas = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped

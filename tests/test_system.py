@@ -135,7 +135,7 @@ def test_variation_counts_share_compiled_buckets_and_large_counts_chunk(snippet)
     five = system.generate_eq_from_semantic("sharp", 5, seed=4, as_array=True)
     seven = system.generate_eq_from_semantic("sharp", 7, seed=4, as_array=True)
     np.testing.assert_allclose(seven[:5], five, rtol=1e-5, atol=1e-5)
-    assert sum(1 for key in system._compiled if key == ("generate", 8, False)) == 1
+    assert sum(1 for key in system._compiled if key == ("generate", 8, "word")) == 1
     many = system.generate_eq_from_semantic("sharp", 9000, seed=4, as_array=True)
     assert many.shape == (9000, 15)
     np.testing.assert_allclose(many[:5], five, rtol=1e-5, atol=1e-5)
