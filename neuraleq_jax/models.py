@@ -13,6 +13,7 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 ENCODERS = ("residual", "transformer")
 
@@ -54,6 +55,37 @@ class ModelConfig:
         return 3 * self.n_bands
 
 
+class _DenseParameters(nn.Module):
+    """The kernel ``[fan_in, features]`` and bias ``[features]`` of a dense layer, made exactly
+    as ``nn.Dense`` makes them (same names, shapes and initialisers), for layers that read the
+    same input and can then share one matmul at inference."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, fan_in: int):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (fan_in, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return kernel, bias
+
+
+def _dense(x, kernel, bias):
+    """``x @ kernel + bias`` over the last axis, computed as ``nn.Dense`` computes it."""
+    y = jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+    return y + jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
+
+
+def _dense_layers(x, layers, *, train: bool):
+    """The outputs of several dense layers ``[(kernel, bias), ...]`` that read ``x``: one at a
+    time in training (the numbers training has always produced), as one matmul at inference
+    (a single setting then needs fewer kernels; the outputs agree to float32 round-off)."""
+    if train or len(layers) == 1:
+        return [_dense(x, kernel, bias) for kernel, bias in layers]
+    joined = _dense(x, jnp.concatenate([k for k, _ in layers], axis=1),
+                    jnp.concatenate([b for _, b in layers]))
+    return jnp.split(joined, np.cumsum([k.shape[1] for k, _ in layers])[:-1].tolist(), axis=-1)
+
+
 class ResidualBlock(nn.Module):
     """dense → LN → act → dropout → dense → LN, plus a skip (projected if widths differ), → act."""
 
@@ -62,14 +94,18 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        h = nn.Dense(self.width)(x)
+        fan_in = x.shape[-1]
+        layers = [_DenseParameters(self.width, name="Dense_0")(fan_in)]
+        if fan_in != self.width:
+            layers.append(_DenseParameters(self.width, name="skip")(fan_in))
+        h, *projected = _dense_layers(x, layers, train=train)
         h = nn.gelu(nn.LayerNorm()(h))
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
         # zero-initialised scale: each block starts as its skip path, which on a few hundred
         # settings generalises far better (held-out response error about halves)
-        h = nn.LayerNorm(scale_init=nn.initializers.zeros)(nn.Dense(self.width)(h))
-        skip = x if x.shape[-1] == self.width else nn.Dense(self.width, name="skip")(x)
-        return nn.gelu(h + skip)
+        h = nn.Dense(self.width, name="Dense_1")(h)
+        h = nn.LayerNorm(scale_init=nn.initializers.zeros)(h)
+        return nn.gelu(h + (projected[0] if projected else x))
 
 
 class _LatentHeads(nn.Module):
@@ -139,10 +175,11 @@ class ResidualDecoder(nn.Module):
         h = latent_BxL
         for width in cfg.decoder_widths:
             h = ResidualBlock(width, cfg.dropout)(h, train=train)
-        heads = [jnp.tanh(nn.Dense(cfg.n_bands, name=f"{field}_head")(h))
-                 for field in ("gain", "freq", "q")]
+        heads = _dense_layers(h, [_DenseParameters(cfg.n_bands, name=f"{field}_head")(
+            h.shape[-1]) for field in ("gain", "freq", "q")], train=train)
         # [B, bands, 3] → band-major layout [gain, freq, q] per band
-        return jnp.stack(heads, axis=-1).reshape(h.shape[:-1] + (cfg.n_params,))
+        stacked = jnp.stack([jnp.tanh(head) for head in heads], axis=-1)
+        return stacked.reshape(h.shape[:-1] + (cfg.n_params,))
 
 
 class EQAutoencoder(nn.Module):

@@ -76,6 +76,21 @@ def test_transformer_reads_band_positions(batch):
     assert not np.allclose(a, b, atol=1e-4)
 
 
+@pytest.mark.parametrize("encoder", models.ENCODERS)
+def test_training_and_inference_paths_compute_the_same_function(encoder, batch):
+    # at inference, dense layers that read the same input share one matmul; in training they
+    # run one at a time. Without dropout the two must agree to float32 round-off.
+    config = dataclasses.replace(TINY, encoder=encoder, dropout=0.0)
+    rng = np.random.default_rng(5)
+    params = models.init_params(config, jax.random.key(2))
+    params = jax.tree_util.tree_map(
+        lambda x: x + 0.2 * rng.normal(size=x.shape).astype(np.float32), params)
+    trained = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(0))
+    served = models.apply(params, config, batch)
+    for a, b in zip(trained, served):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_residual_blocks_start_as_their_skip_path():
     block = models.ResidualBlock(width=8, dropout=0.0)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5)), jnp.float32)
