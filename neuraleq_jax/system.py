@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def use_synchronous_cpu_dispatch() -> None:
 
 
 def _count(value, name: str, minimum: int) -> int:
+    if type(value) is int and value >= minimum:  # the common case first: the latency path
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -91,6 +94,8 @@ def _strength(value) -> float:
 
 
 def _seed(value) -> int:
+    if type(value) is int and 0 <= value < 2 ** 32:  # the common case first
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
             0 <= value < 2 ** 32):
         raise ValueError(f"seed must be an integer in [0, 2**32), got {value!r}")
@@ -305,9 +310,11 @@ class NeuralEQMorphingSystem:
         """
         self._require_trained()
         variations = _count(variations, "variations", 1)
-        # one uint32 argument: seed, stream, first variation, word (or -1), strength's bits;
-        # the parameters and the word model are constants of the executable
-        strength_bits = int(np.float32(_strength(strength)).view(np.uint32))
+        # one uint32 argument: seed, stream, first variation, word (0 for a blend, whose
+        # weights go separately), strength's float32 bits; the parameters and the word model
+        # are constants of the executable. (A strength beyond 1e30 saturates every gain
+        # anyway, and float32 would overflow.)
+        strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
         weights, _, word = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
         bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)

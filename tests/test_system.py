@@ -157,6 +157,16 @@ def test_compound_terms_and_strength_through_the_facade(snippet):
                                               distance(mean_curve, centres[1]))
     flat = system.generate_eq_from_semantic("warm", 3, strength=0.0, seed=1, as_array=True)
     assert np.all(flat[:, GAINS] == 0)
+    # strength scales gains (clipped to the gain range) and leaves frequency and Q alone,
+    # up to strengths far beyond float32
+    one = system.generate_eq_from_semantic("warm", 3, seed=1, as_array=True)
+    half = system.generate_eq_from_semantic("warm", 3, strength=0.5, seed=1, as_array=True)
+    np.testing.assert_allclose(half[:, GAINS], 0.5 * one[:, GAINS], rtol=1e-6, atol=1e-6)
+    huge = system.generate_eq_from_semantic("warm", 3, strength=1e300, seed=1, as_array=True)
+    limit = DEFAULT_LAYOUT.upper[GAINS]
+    np.testing.assert_array_equal(huge[:, GAINS], np.sign(one[:, GAINS]) * limit)
+    others = np.setdiff1d(np.arange(15), GAINS)
+    np.testing.assert_array_equal(huge[:, others], one[:, others])
 
 
 def test_encode_and_reconstruct(snippet):
