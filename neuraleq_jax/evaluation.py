@@ -228,7 +228,8 @@ def word_accuracy(generated_Nx15, asked_ids_N, heldout_settings_Mx15, heldout_id
     """Word accuracy of generated settings, beside the same classifier on the held-out data.
 
     The classifier labels a setting with the word whose mean held-out response is nearest in
-    RMS dB. Returns ``{"generated", "data", "per_word_generated" [W]}``, shares in [0, 1].
+    RMS dB. Returns ``{"generated", "data", "per_word_generated" [W]}``, shares in [0, 1],
+    and the labels behind them: ``"predicted_generated" [N]`` and ``"predicted_data" [M]``.
     """
     generated = _settings(generated_Nx15, layout, "generated")
     asked = _word_ids(asked_ids_N, len(generated), n_words, "asked_ids")
@@ -236,11 +237,13 @@ def word_accuracy(generated_Nx15, asked_ids_N, heldout_settings_Mx15, heldout_id
     heldout_ids = _word_ids(heldout_ids_M, len(heldout), n_words, "heldout_ids")
     kw = dict(layout=layout, sample_rate=sample_rate)
     centroids = word_centroid_responses(heldout, heldout_ids, n_words, **kw)
-    hit = nearest_word(generated, centroids, **kw) == asked
-    data_hit = nearest_word(heldout, centroids, **kw) == heldout_ids
+    predicted, predicted_data = (nearest_word(generated, centroids, **kw),
+                                 nearest_word(heldout, centroids, **kw))
+    hit, data_hit = predicted == asked, predicted_data == heldout_ids
     return {"generated": float(hit.mean()), "data": float(data_hit.mean()),
             "per_word_generated": [float(hit[asked == w].mean()) if np.any(asked == w)
-                                   else float("nan") for w in range(n_words)]}
+                                   else float("nan") for w in range(n_words)],
+            "predicted_generated": predicted, "predicted_data": predicted_data}
 
 
 def variation_calibration(generated_Nx15, generated_ids_N, heldout_settings_Mx15,
@@ -470,6 +473,9 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
     }
     if return_arrays:
         result["arrays"] = {"latents": latents, "word_ids": np.asarray(ids),
-                            "generated": generated_WxVxP, "paths": paths, "pairs": pairs,
+                            "generated": generated_WxVxP, "generated_word_ids": gen_ids,
+                            "generated_predicted": accuracy["predicted_generated"],
+                            "data_predicted": accuracy["predicted_data"],
+                            "paths": paths, "pairs": pairs,
                             "centres": centres, "reconstructed": recon, "explored": explored}
     return result

@@ -144,8 +144,11 @@ def test_word_accuracy_on_class_means_is_one():
     heldout_ids = np.repeat(np.arange(8), 4)
     out = evaluation.word_accuracy(centres, np.arange(8), heldout, heldout_ids, 8)
     assert out["generated"] == 1.0 and out["data"] == 1.0
+    np.testing.assert_array_equal(out["predicted_generated"], np.arange(8))
+    np.testing.assert_array_equal(out["predicted_data"], heldout_ids)
     wrong = evaluation.word_accuracy(centres, np.roll(np.arange(8), 1), heldout, heldout_ids, 8)
     assert wrong["generated"] == 0.0
+    np.testing.assert_array_equal(wrong["predicted_generated"], np.arange(8))
 
 
 def test_word_accuracy_matches_reference_loop():
