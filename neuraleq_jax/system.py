@@ -214,7 +214,7 @@ class NeuralEQMorphingSystem:
 
     def _reset_serving(self):
         self._compiled: dict[tuple, object] = {}
-        self._weights_cache: dict[str, np.ndarray] = {}
+        self._weights_cache: dict[str, tuple[np.ndarray, int]] = {}
         self._device_model: dict[str, jax.Array] = {}
         self._calls = 0
 
@@ -248,15 +248,14 @@ class NeuralEQMorphingSystem:
                                                          jax.devices()[0])
         return {key: self._device_model[key] for key in keys}
 
-    def _weights(self, term) -> tuple[np.ndarray, bool, int]:
-        """``(weights [1, W], whether they blend several words, the word's index or -1 for a
-        blend)``; strings are parsed once."""
+    def _weights(self, term) -> tuple[np.ndarray, int]:
+        """``(weights [1, W], the word's index, or -1 when the weights blend several words)``;
+        strings are parsed once."""
         cached = self._weights_cache.get(term) if isinstance(term, str) else None
         if cached is None:
             weights = compound.parse_weights(term, self.vocabulary)[None, :]
             nonzero = np.flatnonzero(weights[0])
-            cached = (weights, generation.blend_needs_correction(weights),
-                      int(nonzero[0]) if len(nonzero) == 1 else -1)
+            cached = (weights, int(nonzero[0]) if len(nonzero) == 1 else -1)
             if isinstance(term, str):
                 if len(self._weights_cache) >= 4096:  # bounded: terms may be free text
                     self._weights_cache.clear()
@@ -315,19 +314,20 @@ class NeuralEQMorphingSystem:
         # are constants of the executable. (A strength beyond 1e30 saturates every gain
         # anyway, and float32 would overflow.)
         strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
-        weights, _, word = self._weights(term)
+        weights, word = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
         bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)
         kind = "word" if word >= 0 else "blend"
         compiled = self._compiled.get(("generate", bucket, kind))
         if compiled is None:
             compiled = self._compile_generate(bucket, kind, weights)
-        word_or_weights, word = ((), word) if word >= 0 else ((weights,), 0)
+        weights_arg = () if word >= 0 else (weights,)
+        word = max(word, 0)
         if variations <= bucket:  # the common case, kept short: it is the latency path
-            settings = np.asarray(compiled(*word_or_weights, np.array(
+            settings = np.asarray(compiled(*weights_arg, np.array(
                 (seed_u32, stream, 0, word, strength_bits), np.uint32)))
         else:
-            settings = np.asarray(jnp.concatenate([compiled(*word_or_weights, np.array(
+            settings = np.asarray(jnp.concatenate([compiled(*weights_arg, np.array(
                 (seed_u32, stream, first, word, strength_bits), np.uint32))
                 for first in range(0, variations, bucket)]))
         return self._format(settings[:variations], as_array)
@@ -369,9 +369,8 @@ class NeuralEQMorphingSystem:
         steps = _count(steps, "steps", 2)
         if seed is not None:
             _seed(seed)
-        (weights_a, blend_a, _), (weights_b, blend_b, _) = (self._weights(term1),
-                                                            self._weights(term2))
-        weights_a, weights_b, blend = weights_a[0], weights_b[0], blend_a or blend_b
+        (weights_a, word_a), (weights_b, word_b) = self._weights(term1), self._weights(term2)
+        weights_a, weights_b, blend = weights_a[0], weights_b[0], min(word_a, word_b) < 0
         bucket = generation.bucket_size(steps)
         alphas = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped
         alphas[:steps] = np.linspace(0.0, 1.0, steps, dtype=np.float32)
