@@ -62,6 +62,9 @@ class TrainConfig:
       keep_checkpoints: how many of the latest checkpoints to keep (the best one is kept too).
       variation_ratio: target std of generated gains ÷ std of the word's training gains.
       freq_q_spread: spread of generated frequencies and Q relative to the word's latents.
+      fold_variations: reflect a word's variations that would sound nearer another word (to
+        first order, against the training data's mean responses) back to its own side.
+      fold_margin: how far inside that boundary folded variations stay, in standard draws.
     """
 
     epochs: int = 50
@@ -84,6 +87,8 @@ class TrainConfig:
     # like the word's data times variation_ratio; freq/Q at freq_q_spread of the data's spread
     variation_ratio: float = 1.0
     freq_q_spread: float = 0.5
+    fold_variations: bool = True
+    fold_margin: float = 0.0
 
     def __post_init__(self):
         _check(self.epochs >= 1, "train.epochs must be >= 1, got", self.epochs)
@@ -113,6 +118,8 @@ class TrainConfig:
                self.variation_ratio)
         _check(self.freq_q_spread >= 0, "train.freq_q_spread must be >= 0, got",
                self.freq_q_spread)
+        _check(self.fold_margin >= 0, "train.fold_margin must be >= 0 (standard draws), got",
+               self.fold_margin)
 
 
 @dataclasses.dataclass(frozen=True)

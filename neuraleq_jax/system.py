@@ -205,7 +205,9 @@ class NeuralEQMorphingSystem:
 
     def _install(self, params, word_model, vocabulary, layout, step: int = 0):
         self._params = jax.device_put(params, jax.devices()[0])
-        self._word_model = {k: np.asarray(v) for k, v in word_model.items()}
+        # a word model fitted before folding existed still serves (it never folds)
+        self._word_model = {k: np.asarray(v)
+                            for k, v in generation.with_fold_defaults(word_model).items()}
         self.vocabulary = tuple(vocabulary)
         self.layout = layout
         self._names = layout.param_names

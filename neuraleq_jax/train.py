@@ -24,7 +24,8 @@ from neuraleq_jax.data import EQDataset
 CONFIG_FILE = "config.json"
 # fields that may differ between the run that wrote a workdir and the one resuming it
 RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.variation_ratio", "train.freq_q_spread",
+                     "train.variation_ratio", "train.freq_q_spread", "train.fold_variations",
+                     "train.fold_margin",
                      "train.devices", "distributed.coordinator_address",
                      "distributed.num_processes", "distributed.process_id",
                      "distributed.local_devices")
@@ -108,12 +109,14 @@ def fit_word_model(params, model_config, train_config: config_lib.TrainConfig, t
                    seed: int = 0) -> dict:
     """The word model as a training run fits it: :func:`generation.fit_word_model` on the
     training settings with the spreads ``train_config`` asks for (``variation_ratio``,
-    ``freq_q_spread``). The trainer, the facade and scripts that refit a word model all call
+    ``freq_q_spread``, ``fold_variations``, ``fold_margin``). The trainer, the facade and scripts that refit a word model all call
     this, so the config reaches the word model in one place."""
     from neuraleq_jax import generation
     return generation.fit_word_model(params, model_config, train_ds, seed=seed,
                                      target_ratio=train_config.variation_ratio,
-                                     freq_q_scale=train_config.freq_q_spread)
+                                     freq_q_scale=train_config.freq_q_spread,
+                                     fold_margin=(train_config.fold_margin
+                                                  if train_config.fold_variations else None))
 
 
 def run(config: ExperimentConfig, workdir: str | Path, *, progress: bool = True,
