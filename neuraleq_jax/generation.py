@@ -827,9 +827,10 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     responses) are linearised into planes in each word's draw space (:func:`fold_planes`), and
     a draw past a plane is reflected back (:func:`fold_draws`) to stay ``fold_margin`` standard
     draws inside: variations keep the data's spread along the boundary and lose only what would
-    sound like the other word. SAFE-DB warm/bright, held-out contributors, 19 splits, variations
-    as wide as the data's: recognised as their word 0.83 of the time without the fold (data
-    0.88), 0.96 with a margin of 0.5 (scripts/safe_cv.py).
+    sound like the other word. SAFE-DB warm/bright, held-out contributors, 19 splits
+    (scripts/safe_cv.py): generated settings recognised as their word 0.878 of the time without
+    the fold, as often as the contributors' own settings (0.878); 0.964 folded with a margin of
+    0.5 at the data's full spread.
 
     Covariances are shrunk toward the pooled within-word ones by ``prior_weight``
     pseudo-settings, so a word seen once still gets a spread.
