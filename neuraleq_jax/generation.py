@@ -41,8 +41,6 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 # keys of the word-model dict that each computation reads
 GENERATE_KEYS = ("variation_centres_WxL", "variation_centre_responses_WxF", "spread_WxLxK",
                  "truncation", "fold_normals_WxWxK", "fold_offsets_WxW")
-# a fold offset that no draw reaches: the plane of a word with itself, or no fold at all
-NO_FOLD = 2.0 ** 100  # exact in float32
 FOLD_ROUNDS = 2
 MORPH_KEYS = ("centres_WxL", "centre_responses_WxF")
 BLEND_STEPS = 3
@@ -52,13 +50,13 @@ NOVELTY_KEYS = EXPLORE_KEYS + ("reference_responses_RxF",)
 
 
 def with_fold_defaults(word_model) -> dict:
-    """``word_model`` with fold planes that never fold added where it has none (word models
-    fitted before folding existed generate exactly as they did)."""
+    """``word_model`` with fold planes that never fold (zero normals) added where it has none
+    (word models fitted before folding existed generate exactly as they did)."""
     if "fold_normals_WxWxK" in word_model or "spread_WxLxK" not in word_model:
         return word_model
     n_words, _, k = np.shape(word_model["spread_WxLxK"])
     return {**word_model, "fold_normals_WxWxK": np.zeros((n_words, n_words, k), np.float32),
-            "fold_offsets_WxW": np.full((n_words, n_words), NO_FOLD, np.float32)}
+            "fold_offsets_WxW": np.zeros((n_words, n_words), np.float32)}
 
 
 def _select(word_model, keys) -> dict:
@@ -161,22 +159,44 @@ def _standard_draws(word_model, key, first, variations: int):
     return jax.vmap(lambda one: jax.random.truncated_normal(one, -cut, cut, (k,)))(keys_V)
 
 
-def fold_draws(z_VxK, normals_PxK, offsets_P, weights_P=None, rounds: int = FOLD_ROUNDS):
+def _deepest(excess_VxP):
+    """Each row's largest entry, the others zeroed: a masked matmul applies it with fewer
+    kernels than a gather on the single-setting path (ties between crossed planes have
+    probability 0)."""
+    return jnp.where(excess_VxP >= jnp.max(excess_VxP, axis=1, keepdims=True), excess_VxP, 0.0)
+
+
+def fold_draws(z_VxK, normals_PxK, offsets_P, rounds: int = FOLD_ROUNDS):
     """Reflect standard draws ``[V, K]`` back across the planes ``n·z = offset`` they cross.
 
     Plane ``p`` (unit normal ``normals_PxK[p]``) bounds a word's side of its boundary with
     another word, in draw space. In each of ``rounds`` rounds a draw is mirrored across the plane
     it crosses deepest, ``z - 2 (n·z - offset) n``: one plane is folded exactly, and a draw past
     two similar planes is not thrown twice as far. Draws keep their spread along every
-    direction parallel to the planes. ``weights_P`` scales each plane's fold (a blend folds by
-    its words' weights). Returns ``[V, K]``."""
+    direction parallel to the planes. A zero normal never folds (offsets are >= 0).
+    Returns ``[V, K]``."""
     for _ in range(rounds):
         excess_VxP = jnp.maximum(z_VxK @ normals_PxK.T - offsets_P, 0.0)
-        if weights_P is not None:
-            excess_VxP = excess_VxP * weights_P
-        deepest_V = jnp.argmax(excess_VxP, axis=1)
-        depth_Vx1 = jnp.take_along_axis(excess_VxP, deepest_V[:, None], axis=1)
-        z_VxK = z_VxK - 2.0 * depth_Vx1 * normals_PxK[deepest_V]
+        z_VxK = z_VxK - 2.0 * _deepest(excess_VxP) @ normals_PxK
+    return z_VxK
+
+
+def fold_blend_draws(z_VxK, weights_W, normals_WxWxK, offsets_WxW, rounds: int = FOLD_ROUNDS):
+    """:func:`fold_draws` for a blend with weights ``[W]`` (summing to 1): across its words'
+    planes against each word ``v``, mixed by weight, ``m_v = Σ_w weights_w n_wv`` at offset
+    ``Σ_w weights_w offset_wv`` (a word's plane with itself is zero). Continuous in the weights,
+    and exactly ``fold_draws(z, normals[w], offsets[w])`` for a one-hot row. Computed as two
+    matmuls per round against all ``W²`` planes at once, which batches of rows share (mixing
+    the planes per row first would leave a tiny matmul per row). Returns ``[V, K]``."""
+    n_words = normals_WxWxK.shape[0]
+    planes_PxK = normals_WxWxK.reshape(n_words * n_words, -1)
+    offsets_W = weights_W @ offsets_WxW
+    for _ in range(rounds):
+        along_VxWxW = (z_VxK @ planes_PxK.T).reshape(-1, n_words, n_words)
+        excess_VxW = jnp.maximum(jnp.einsum("w,xwv->xv", weights_W, along_VxWxW) - offsets_W,
+                                 0.0)
+        coefficients_VxP = (weights_W[None, :, None] * _deepest(excess_VxW)[:, None, :])
+        z_VxK = z_VxK - 2.0 * coefficients_VxP.reshape(-1, n_words * n_words) @ planes_PxK
     return z_VxK
 
 
@@ -204,13 +224,8 @@ def _variation_latents(params, config, layout, word_model, weights_W, key, first
                              word_model["variation_centres_WxL"],
                              word_model["variation_centre_responses_WxF"], correct)
     weights_W = weights_W / jnp.sum(weights_W)
-    # each word's fold, weighted (a one-hot row folds exactly as word_variations does)
-    normals_WxWxK = word_model["fold_normals_WxWxK"]
-    n_words = normals_WxWxK.shape[0]
-    z_VxK = fold_draws(_standard_draws(word_model, key, first, variations),
-                       normals_WxWxK.reshape(n_words * n_words, -1),
-                       word_model["fold_offsets_WxW"].reshape(-1),
-                       jnp.repeat(weights_W, n_words))
+    z_VxK = fold_blend_draws(_standard_draws(word_model, key, first, variations), weights_W,
+                             word_model["fold_normals_WxWxK"], word_model["fold_offsets_WxW"])
     # a blend's spread: the same standard draw through the weighted mix of the words' spreads
     if variations < spreads.shape[0]:
         # few draws (large batches of rows): through every word's spread, then mixed: one
@@ -694,12 +709,12 @@ def fold_planes(centre_responses_WxF, response_jacobians_WxFxK, centroids_WxF,
       margin: how far inside the boundary folded draws stay, in standard draws.
     Returns:
       ``normals [W, W, K]`` and ``offsets [W, W]``; a word's plane with itself (and a pair whose
-      boundary the draws cannot move across) never folds (normal 0, offset :data:`NO_FOLD`).
+      boundary the draws cannot move across) never folds (normal 0, offset 0).
     """
     n_words, _, k = response_jacobians_WxFxK.shape
     mu = np.asarray(centroids_WxF, np.float64)
     normals = np.zeros((n_words, n_words, k))
-    offsets = np.full((n_words, n_words), NO_FOLD)
+    offsets = np.zeros((n_words, n_words))
     for w in range(n_words):
         for v in range(n_words):
             if v == w:

@@ -103,12 +103,41 @@ def test_fold_draws_across_two_similar_planes_mirrors_once():
     # mirrored across the deeper plane only, which puts it behind both (adding both mirrors
     # at once would throw it to -6)
     np.testing.assert_allclose(folded, [[-2.0, 0.0, 0.0]], atol=1e-6)
-    # weights scale each plane's mirror: weight 0 leaves the draw, 0.5 moves it to the plane
+    # zero normals never fold; a normal of length a (a blend's mix) moves a draw by 2 a² excess
     np.testing.assert_array_equal(
-        generation.fold_draws(z, normals, np.zeros(2, np.float32), np.zeros(2, np.float32)), z)
-    half = np.asarray(generation.fold_draws(z, normals[:1], np.zeros(1, np.float32),
-                                            np.array([0.5], np.float32)))
+        generation.fold_draws(z, np.zeros_like(normals), np.zeros(2, np.float32)), z)
+    half = np.asarray(generation.fold_draws(z, np.sqrt(0.5) * normals[:1],
+                                            np.zeros(1, np.float32)))
     np.testing.assert_allclose(half, [[0.0, 0.0, 0.0]], atol=1e-6)
+
+
+def test_fold_blend_draws_mixes_the_words_planes_by_weight():
+    rng = np.random.default_rng(3)
+    n_words, k = 4, 9
+    normals = rng.normal(size=(n_words, n_words, k))
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals[np.arange(n_words), np.arange(n_words)] = 0.0   # a word's plane with itself
+    offsets = rng.uniform(0.0, 0.8, (n_words, n_words)).astype(np.float32)
+    normals = normals.astype(np.float32)
+    z = rng.normal(size=(300, k)).astype(np.float32)
+    weights = np.array([0.5, 0.3, 0.2, 0.0], np.float32)
+    folded = np.asarray(generation.fold_blend_draws(z, weights, normals, offsets))
+    # reference: each word v's planes mixed by weight, then two rounds of the deepest mirror
+    mixed = np.einsum("w,wvk->vk", weights, normals)
+    mixed_offsets = weights @ offsets
+    for before, after in zip(z, folded):
+        expected = before.astype(np.float64)
+        for _ in range(generation.FOLD_ROUNDS):
+            excess = np.maximum(mixed @ expected - mixed_offsets, 0.0)
+            deepest = int(np.argmax(excess))
+            expected = expected - 2.0 * excess[deepest] * mixed[deepest]
+        np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-4)
+    assert np.mean(np.any(np.abs(folded - z) > 1e-3, axis=1)) > 0.2  # the test folds some
+    for w in range(n_words):  # one-hot: the word's own planes
+        np.testing.assert_allclose(
+            generation.fold_blend_draws(z, np.eye(n_words, dtype=np.float32)[w], normals,
+                                        offsets),
+            generation.fold_draws(z, normals[w], offsets[w]), rtol=1e-5, atol=1e-5)
 
 
 def test_fold_planes_are_the_nearest_centroid_boundary_of_a_linear_response():
@@ -121,7 +150,7 @@ def test_fold_planes_are_the_nearest_centroid_boundary_of_a_linear_response():
     jacobians = rng.normal(0.0, 1.0, (n_words, f, k))
     normals, offsets = generation.fold_planes(centre_db, jacobians, centroids, margin=0.0)
     assert normals.shape == (n_words, n_words, k) and offsets.shape == (n_words, n_words)
-    np.testing.assert_array_equal(np.diag(offsets), generation.NO_FOLD)
+    np.testing.assert_array_equal(normals[np.arange(n_words), np.arange(n_words)], 0.0)
     z = rng.normal(0.0, 2.0, (2000, k))
     for w in range(n_words):
         responses = centre_db[w] + z @ jacobians[w].T                       # [N, F]
@@ -152,7 +181,7 @@ def test_folded_variations_are_recognised_as_their_word_more_often(trained):
     args = (trained["params"], trained["config"], trained["train"])
     unfolded = generation.fit_word_model(*args, fold_margin=None)
     folded = trained["word_model"]  # the default: folded at the boundary (margin 0)
-    assert np.all(unfolded["fold_offsets_WxW"] == generation.NO_FOLD)
+    assert np.all(unfolded["fold_normals_WxWxK"] == 0.0)
     weights, ks = generation.one_hot(np.repeat(np.arange(W), 100), W), keys(100 * W, seed=5)
     asked = np.repeat(np.arange(W), 100)
     shares = {}
@@ -183,7 +212,22 @@ def test_a_word_model_without_fold_arrays_generates_unfolded(trained):
         np.testing.assert_allclose(out[w], expected, rtol=1e-5, atol=1e-4)
     system = NeuralEQMorphingSystem.from_params(trained["params"], trained["config"], model,
                                                 synthetic.VOCABULARY, trained["train"].layout)
-    assert np.all(system.word_model["fold_offsets_WxW"] == generation.NO_FOLD)
+    assert np.all(system.word_model["fold_normals_WxWxK"] == 0.0)
+
+
+def test_a_blend_folds_continuously_into_its_main_word(trained):
+    """A blend's fold mixes its words' planes by weight: as a second word's weight goes to 0
+    the blend's variations approach the single word's (same key), folded draws included."""
+    warm = generation.one_hot(np.array([WARM]), W)
+    ks = keys(1, seed=12)
+    single = gen(trained, warm, ks, variations=64)
+    distances = []
+    for eps in (0.1, 0.01, 0.001):
+        weights = (1.0 - eps) * warm + eps * generation.one_hot(np.array([BRIGHT]), W)
+        blend = gen(trained, weights, ks, variations=64)
+        distances.append(np.sqrt(np.mean((reference_db(blend[0]) - reference_db(single[0])) ** 2)))
+    assert distances[0] > distances[1] > distances[2], distances
+    assert distances[2] < 0.05, distances  # dB RMS
 
 
 def test_fold_margin_must_not_be_negative(trained):
