@@ -4,7 +4,8 @@ Everything here is a pure function of ``(params, model_config, word_model, input
 A *word model* is a dict of NumPy arrays fitted once after training (:func:`fit_word_model`)
 and stored in the checkpoint bundle; it holds, per word, the latent centre, where variations are
 centred and a linear spread of truncated-normal draws (calibrated so that generated gains vary
-like the word's data), plus what exploration needs (a Gaussian over all training latents and the
+like the word's data), with planes that fold draws back from the other words' side of the
+nearest-word boundaries, plus what exploration needs (a Gaussian over all training latents and the
 dB responses of training settings for novelty ranking).
 
 Sections: generate (variations of words and blends), large batches (row tiles, devices),
