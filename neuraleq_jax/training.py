@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,6 +36,9 @@ from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import EQLayout
 
 METRICS_FILE = "metrics.jsonl"
+# settings per evaluation call: the contrastive and cluster terms hold [N, N] pairwise arrays
+# (a 60k-setting validation set would need ~70 GB at once)
+EVAL_CHUNK = 4096
 # fold_in tags that keep the streams of one seed apart
 _INIT, _SHUFFLE, _DROPOUT = 0, 1, 2
 
@@ -150,7 +153,11 @@ def train_epoch(state: TrainState, x_unit_TxBxP, labels_TxB, **step_kwargs):
 
 def evaluate_batch(params, x_unit_NxP, labels_N, *, model_config: models.ModelConfig,
                    train_config: TrainConfig, layout: EQLayout) -> dict:
-    """Deterministic losses of a whole set (one batch) and its latents ``[N, L]``.
+    """Deterministic losses of a set (one batch) and its latents ``[N, L]``.
+
+    :func:`fit` and :func:`evaluate_dataset` call it on chunks of at most :data:`EVAL_CHUNK`
+    settings and average (:func:`combine_chunks`): for a larger set the pairwise terms
+    (``contrastive``, ``cluster`` and so ``loss``) are means over chunks, the others are exact.
 
     Returns scalars ``loss``, ``recon``, ``response``, ``contrastive``, ``cluster``, ``recon_gain``,
     ``recon_freq``, ``recon_q`` (unit-space MSE of each field), ``response_db`` (mean over
@@ -317,6 +324,30 @@ def _host_metrics(metrics: dict) -> dict[str, np.ndarray]:
     return {k: checkpoints.host_array(v) for k, v in metrics.items()}
 
 
+def eval_slices(n: int, chunk: int | None = None) -> list[slice]:
+    """Consecutive slices covering ``n`` rows, at most ``chunk`` (default :data:`EVAL_CHUNK`)
+    each, their sizes differing by at most one (so a set of any size compiles at most two
+    evaluation shapes)."""
+    chunk = EVAL_CHUNK if chunk is None else chunk
+    parts = max(1, -(-int(n) // int(chunk)))
+    base, extra = divmod(int(n), parts)
+    bounds = np.cumsum([0] + [base + (i < extra) for i in range(parts)])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def combine_chunks(chunks: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Host metrics of a set evaluated in chunks (:func:`evaluate_batch` outputs): scalars
+    averaged with the chunks' sizes as weights, latents concatenated. One chunk is returned as
+    it is."""
+    host = [_host_metrics(chunk) for chunk in chunks]
+    if len(host) == 1:
+        return host[0]
+    sizes = [len(h["latents"]) for h in host]
+    out = {k: np.average([h[k] for h in host], weights=sizes) for k in host[0] if k != "latents"}
+    out["latents"] = np.concatenate([h["latents"] for h in host])
+    return out
+
+
 def _silhouette(latents_NxL: np.ndarray, labels_N: np.ndarray) -> float | None:
     from neuraleq_jax.evaluation import silhouette_score
     if not 2 <= len(np.unique(labels_N)) <= len(labels_N) - 1:
@@ -380,9 +411,10 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
     x_unit_NxP = train_ds.normalized()
     labels_N = train_ds.word_ids.astype(np.int32)
     orders_ExN = epoch_orders(tc.seed, tc.epochs, n_train)
-    if val_ds is not None:
-        val_x = programs.put(val_ds.normalized(), "replicated")
-        val_y = programs.put(val_ds.word_ids.astype(np.int32), "replicated")
+    if val_ds is not None:  # in chunks: the pairwise loss terms need memory ∝ rows²
+        val_parts = [(programs.put(val_ds.normalized()[rows], "replicated"),
+                      programs.put(val_ds.word_ids[rows].astype(np.int32), "replicated"))
+                     for rows in eval_slices(len(val_ds))]
 
     def epoch_batches(epoch: int):
         rows_TxB = orders_ExN[epoch, :steps_per_epoch * tc.batch_size].reshape(
@@ -428,12 +460,16 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
     cache = programs.executables
     if ("epoch", x0.shape) not in cache:
         cache["epoch", x0.shape] = programs.epoch.lower(state, x0, y0).compile()
-    epoch_fn, eval_fn = cache["epoch", x0.shape], None
+    epoch_fn = cache["epoch", x0.shape]
     if val_ds is not None:
-        if ("eval", val_x.shape) not in cache:
-            cache["eval", val_x.shape] = programs.evaluate.lower(state.params, val_x,
-                                                                 val_y).compile()
-        eval_fn = cache["eval", val_x.shape]
+        for val_x, val_y in val_parts:
+            if ("eval", val_x.shape) not in cache:
+                cache["eval", val_x.shape] = programs.evaluate.lower(state.params, val_x,
+                                                                     val_y).compile()
+
+    def evaluate_val(params):
+        """Dispatch the validation chunks (asynchronously; combined on the host later)."""
+        return [cache["eval", x.shape](params, x, y) for x, y in val_parts]
     compile_s = time.perf_counter() - t0
 
     bar = None
@@ -453,7 +489,7 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         record = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch}
         record.update({f"train_{k}": float(np.mean(v)) for k, v in host.items()})
         if val_metrics is not None:
-            val = _host_metrics(val_metrics)
+            val = combine_chunks(val_metrics)
             latents = val.pop("latents")
             record.update({f"val_{k}": float(v) for k, v in val.items()})
             record["val_silhouette"] = _silhouette(latents, val_ds.word_ids)
@@ -482,7 +518,7 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         for epoch in range(start_epoch, tc.epochs):
             x_TxBxP, y_TxB = epoch_batches(epoch)
             new_state, step_metrics = epoch_fn(state, x_TxBxP, y_TxB)
-            val_metrics = eval_fn(new_state.params, val_x, val_y) if val_ds else None
+            val_metrics = evaluate_val(new_state.params) if val_ds else None
             if pending is not None:
                 stop = finish(*pending)
                 finished_state, epochs_done = pending[1], pending[0] + 1
@@ -520,10 +556,11 @@ def evaluate_dataset(params, model_config: models.ModelConfig, train_config: Tra
     layout = dataset.layout
     x_unit = dataset.normalized()
     params = jax.tree.map(checkpoints.host_array, params)
-    out = jax.jit(lambda p, x, y: evaluate_batch(p, x, y, model_config=model_config,
-                                                 train_config=train_config, layout=layout))(
-        params, x_unit, dataset.word_ids.astype(np.int32))
-    out = {k: np.asarray(v) for k, v in out.items()}
+    evaluate = jax.jit(lambda p, x, y: evaluate_batch(p, x, y, model_config=model_config,
+                                                      train_config=train_config, layout=layout))
+    ids = dataset.word_ids.astype(np.int32)
+    out = combine_chunks([evaluate(params, x_unit[rows], ids[rows])
+                          for rows in eval_slices(len(dataset))])
     latents = out.pop("latents")
     figures = {k: float(v) for k, v in out.items()}
     figures["silhouette"] = _silhouette(latents, dataset.word_ids)

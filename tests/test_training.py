@@ -80,6 +80,40 @@ def test_fit_logs_metrics_and_learns(splits, tmp_path):
     assert result.timings["compile_s"] > 0 and result.timings["epochs_run"] == 6
 
 
+@pytest.mark.parametrize("n, chunk", [(1, 4096), (4096, 4096), (4097, 4096), (60_000, 4096),
+                                      (16, 5)])
+def test_eval_slices_cover_the_set_in_near_equal_chunks(n, chunk):
+    slices = training.eval_slices(n, chunk)
+    sizes = [s.stop - s.start for s in slices]
+    assert slices[0].start == 0 and slices[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+    assert max(sizes) <= chunk and max(sizes) - min(sizes) <= 1
+    assert len(slices) == -(-n // chunk)
+
+
+def test_validation_in_chunks_equals_one_chunk_where_the_terms_are_per_setting(splits,
+                                                                                monkeypatch):
+    """Sets larger than EVAL_CHUNK are evaluated in chunks (the pairwise terms need memory
+    ∝ rows²): per-setting figures and latents are what one whole-set call gives, training is
+    untouched, and only the pairwise terms become means over chunks."""
+    train, val = splits
+    tc = dataclasses.replace(TINY_TRAIN, epochs=2, devices=1)
+    whole = training.fit(train, TINY, tc, val_ds=val)
+    monkeypatch.setattr(training, "EVAL_CHUNK", 7)  # 16 validation settings: chunks of 5-6
+    chunked = training.fit(train, TINY, tc, val_ds=val)
+    assert_trees_close(whole.params, chunked.params, atol=0)
+    for a, b in zip(whole.history, chunked.history, strict=True):
+        for key in ("val_recon", "val_response", "val_response_db", "val_recon_gain",
+                    "val_recon_freq", "val_recon_q", "val_silhouette"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-7, err_msg=key)
+        assert b["val_contrastive"] != a["val_contrastive"]  # within-chunk pairs only
+    held_chunked = training.evaluate_dataset(whole.params, TINY, tc, val)
+    monkeypatch.setattr(training, "EVAL_CHUNK", 4096)
+    held_one = training.evaluate_dataset(whole.params, TINY, tc, val)
+    for key in ("recon", "response_db", "silhouette"):
+        np.testing.assert_allclose(held_chunked[key], held_one[key], rtol=1e-5, err_msg=key)
+
+
 def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(splits, tmp_path):
     train, val = splits
     full = training.fit(train, TINY, TINY_TRAIN, val_ds=val, workdir=tmp_path / "full")
