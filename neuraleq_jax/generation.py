@@ -50,14 +50,19 @@ EXPLORE_KEYS = ("global_centre_L", "global_spread_LxL")
 NOVELTY_KEYS = EXPLORE_KEYS + ("reference_responses_RxF",)
 
 
+def _no_fold_planes(n_words: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold planes that never fold: zero normals ``[W, W, K]`` (and zero offsets ``[W, W]``)."""
+    return np.zeros((n_words, n_words, k), np.float32), np.zeros((n_words, n_words), np.float32)
+
+
 def with_fold_defaults(word_model) -> dict:
-    """``word_model`` with fold planes that never fold (zero normals) added where it has none
-    (word models fitted before folding existed generate exactly as they did)."""
+    """``word_model`` with fold planes that never fold added where it has none (word models
+    fitted before folding existed generate exactly as they did)."""
     if "fold_normals_WxWxK" in word_model or "spread_WxLxK" not in word_model:
         return word_model
     n_words, _, k = np.shape(word_model["spread_WxLxK"])
-    return {**word_model, "fold_normals_WxWxK": np.zeros((n_words, n_words, k), np.float32),
-            "fold_offsets_WxW": np.zeros((n_words, n_words), np.float32)}
+    normals, offsets = _no_fold_planes(n_words, k)
+    return {**word_model, "fold_normals_WxWxK": normals, "fold_offsets_WxW": offsets}
 
 
 def _select(word_model, keys) -> dict:
@@ -208,7 +213,8 @@ def word_variations(params, config: models.ModelConfig, word_model, word, key, s
     the whole vocabulary. This is the single-setting latency path (the facade compiles it with
     the parameters as constants); call it inside ``jit``."""
     z_VxK = fold_draws(_standard_draws(word_model, key, first, variations),
-                       word_model["fold_normals_WxWxK"][word], word_model["fold_offsets_WxW"][word])
+                       word_model["fold_normals_WxWxK"][word],
+                       word_model["fold_offsets_WxW"][word])
     latents_VxL = _in_latent_range(word_model["variation_centres_WxL"][word]
                                    + z_VxK @ word_model["spread_WxLxK"][word].T)
     return apply_strength(_decode_physical(params, config, latents_VxL, layout), strength,
@@ -686,11 +692,11 @@ def _calibration_draws(params, config, centres_WxL, spreads_WxLxK, z_WxMxK, layo
 
 @functools.partial(jax.jit, static_argnames=("config", "layout"))
 def _response_jacobians(params, config, latents_WxL, layout):
-    """dB responses ``[W, F]`` of decoded latents and their Jacobians ``[W, F, L]``."""
+    """d(dB response)/d(latent) of decoded latents: ``[W, F, L]``."""
     def respond(latent_L):
         setting = _decode_physical(params, config, latent_L[None], layout)[0]
         return response.magnitude_response_db(setting, layout=layout)
-    return jax.vmap(respond)(latents_WxL), jax.vmap(jax.jacfwd(respond))(latents_WxL)
+    return jax.vmap(jax.jacfwd(respond))(latents_WxL)
 
 
 def fold_planes(centre_responses_WxF, response_jacobians_WxFxK, centroids_WxF,
@@ -698,7 +704,8 @@ def fold_planes(centre_responses_WxF, response_jacobians_WxFxK, centroids_WxF,
     """Each word's boundaries with every other word, as planes in its standard-draw space.
 
     A setting is recognised as word ``w`` rather than ``v`` when its dB response ``r`` is nearer
-    ``w``'s centroid ``μ_w`` (RMS dB, SPEC §6's classifier): ``2 r·(μ_v - μ_w) <= |μ_v|² - |μ_w|²``.
+    ``w``'s centroid ``μ_w`` (RMS dB, SPEC §6's classifier):
+    ``2 r·(μ_v - μ_w) <= |μ_v|² - |μ_w|²``.
     With ``r ≈ r_w + G_w z`` (``G_w``: the response's Jacobian in the draws ``z`` at the
     variation centre) this is ``a·z <= b``, returned as a unit normal ``a/|a|`` and the offset
     ``b/|a| - margin`` (draw units, floored at 0 so that a fold never passes the centre).
@@ -795,11 +802,6 @@ def _split_jacobian(jacobian_BxL, rcond: float = 1e-3):
     keep = s > rcond * max(s.max(), 1e-12)
     v = vt[keep].T
     return (v / s[keep]) @ u[:, keep].T, np.eye(jacobian_BxL.shape[1]) - v @ v.T
-
-
-def _gains_of(params, config, latents_NxL, layout) -> np.ndarray:
-    return decode_latents(params, config, latents_NxL, layout)[:, layout.gain_indices].astype(
-        np.float32)
 
 
 def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset, *,
@@ -965,17 +967,23 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
         other_scale = np.where(narrow, other_scale * 0.93, other_scale)
         drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale)
 
+    # ---- the centres' and variation centres' settings: gains and dB responses
+    decoded = decode_latents(params, model_config, np.concatenate([centres, variation_centres])
+                             .astype(np.float32), layout)
+    decoded_gains = decoded[:, layout.gain_indices].astype(np.float32)
+    centre_responses = np.asarray(response.magnitude_response_db(decoded, layout=layout),
+                                  np.float32)
+
     # ---- keep variations on their word's side of the boundaries with the other words
     spread = spreads(band_std, other_scale)
-    centre_db, jacobians_db = map(np.asarray, _response_jacobians(
-        params, model_config, variation_centres.astype(np.float32), layout))
     if fold_margin is None:
-        fold = with_fold_defaults({"spread_WxLxK": spread})
-        fold_normals, fold_offsets = fold["fold_normals_WxWxK"], fold["fold_offsets_WxW"]
+        fold_normals, fold_offsets = _no_fold_planes(n_words, spread.shape[2])
     else:
+        jacobians_db = np.asarray(_response_jacobians(
+            params, model_config, variation_centres.astype(np.float32), layout))
         fold_normals, fold_offsets = fold_planes(
-            centre_db.astype(np.float64), np.einsum("wfl,wlk->wfk", jacobians_db, spread),
-            mean_db, float(fold_margin))
+            centre_responses[n_words:].astype(np.float64),
+            np.einsum("wfl,wlk->wfk", jacobians_db, spread), mean_db, float(fold_margin))
         # what calibration reached, as generated (folded)
         z_folded = np.asarray(jax.vmap(fold_draws)(z, fold_normals, fold_offsets))
         drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale, z_folded)
@@ -988,11 +996,6 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     reference_responses = np.asarray(response.magnitude_response_db(reference, layout=layout))
     global_cov = np.atleast_2d(np.cov(latents.T, bias=True))
 
-    decoded_gains = _gains_of(params, model_config, np.concatenate([centres, variation_centres]),
-                              layout)
-    centre_responses = np.asarray(response.magnitude_response_db(
-        decode_latents(params, model_config, np.concatenate([centres, variation_centres])
-                       .astype(np.float32), layout), layout=layout), np.float32)
     return {
         "centres_WxL": centres.astype(np.float32),
         "centre_gains_WxB": decoded_gains[:n_words],

@@ -109,8 +109,9 @@ def fit_word_model(params, model_config, train_config: config_lib.TrainConfig, t
                    seed: int = 0) -> dict:
     """The word model as a training run fits it: :func:`generation.fit_word_model` on the
     training settings with the spreads ``train_config`` asks for (``variation_ratio``,
-    ``freq_q_spread``, ``fold_variations``, ``fold_margin``). The trainer, the facade and scripts that refit a word model all call
-    this, so the config reaches the word model in one place."""
+    ``freq_q_spread``, ``fold_variations``, ``fold_margin``). The trainer, the facade and
+    scripts that refit a word model all call this, so the config reaches the word model in one
+    place."""
     from neuraleq_jax import generation
     return generation.fit_word_model(params, model_config, train_ds, seed=seed,
                                      target_ratio=train_config.variation_ratio,

@@ -412,8 +412,9 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
     labels_N = train_ds.word_ids.astype(np.int32)
     orders_ExN = epoch_orders(tc.seed, tc.epochs, n_train)
     if val_ds is not None:  # in chunks: the pairwise loss terms need memory ∝ rows²
-        val_parts = [(programs.put(val_ds.normalized()[rows], "replicated"),
-                      programs.put(val_ds.word_ids[rows].astype(np.int32), "replicated"))
+        val_x_NxP, val_y_N = val_ds.normalized(), val_ds.word_ids.astype(np.int32)
+        val_parts = [(programs.put(val_x_NxP[rows], "replicated"),
+                      programs.put(val_y_N[rows], "replicated"))
                      for rows in eval_slices(len(val_ds))]
 
     def epoch_batches(epoch: int):
