@@ -1,7 +1,7 @@
 """PNG plots of EQ settings: response curves, morphs, data envelopes and 2-D latent maps.
 
-matplotlib is an optional extra (``pip install 'neuraleq_jax[plots]'``), imported only when a
-plot is drawn. Figures are drawn on the Agg canvas directly, never through ``pyplot``, so no
+matplotlib is a dependency, imported only when a plot is drawn (so commands that never plot
+start faster). Figures are drawn on the Agg canvas directly, never through ``pyplot``, so no
 global backend or figure state is touched. Every function writes its PNG atomically (a
 temporary file beside the target, then ``os.replace``) and returns the path written.
 
@@ -31,8 +31,9 @@ _TICKS_HZ = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
 _MARKERS = {"low_shelf": "s", "high_shelf": "s", "peaking": "o"}
 
 
-def _matplotlib():
-    """Import the pieces of matplotlib we use, or say how to install it."""
+def require_matplotlib():
+    """Import the pieces of matplotlib we use, or raise ImportError saying how to install it.
+    Callers that create folders for plots call this first, so a broken install leaves none."""
     try:
         import matplotlib
         import matplotlib.cm
@@ -41,8 +42,9 @@ def _matplotlib():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as error:
-        raise ImportError("plotting needs matplotlib, an optional extra: "
-                          "pip install 'neuraleq_jax[plots]'") from error
+        raise ImportError(f"plotting needs matplotlib, which is missing or broken in this "
+                          f"environment ({error}); install it with: pip install matplotlib"
+                          ) from error
     return matplotlib, Figure, FigureCanvasAgg
 
 
@@ -149,7 +151,7 @@ def plot_responses(settings_NxP, labels: Sequence[str], out_path, title: str | N
     Returns:
       ``out_path`` as a Path.
     """
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     settings_NxP = _check_settings(settings_NxP, layout, "settings")
     labels = _check_labels(labels, len(settings_NxP), "setting")
     out_path = _check_out_path(out_path)
@@ -183,7 +185,7 @@ def plot_morph(settings_SxP, out_path, *, start_label: str | None = None,
     Returns:
       ``out_path`` as a Path.
     """
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     settings_SxP = _check_settings(settings_SxP, layout, "morph steps", min_rows=2)
     out_path = _check_out_path(out_path)
     if colormap not in matplotlib.colormaps:
@@ -223,7 +225,7 @@ def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str |
     Returns:
       ``out_path`` as a Path.
     """
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     generated_NxP = _check_settings(generated_NxP, layout, "generated")
     data_NxP = _check_settings(data_NxP, layout, "data", min_rows=2)
     low, high = percentiles
@@ -262,7 +264,7 @@ def plot_latent_2d(points_Nx2, labels, vocabulary: Sequence[str], out_path, *,
     Returns:
       ``out_path`` as a Path.
     """
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     points_Nx2 = np.asarray(points_Nx2, dtype=np.float64)
     if points_Nx2.ndim != 2 or points_Nx2.shape[1] != 2 or len(points_Nx2) == 0:
         raise ValueError(f"points must be [N, 2] with N >= 1; got shape {points_Nx2.shape}")

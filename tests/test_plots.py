@@ -1,6 +1,7 @@
 """Tests for neuraleq_jax.plots: each plot writes a real PNG; bad shapes give clear errors."""
 
 import builtins
+import re
 import struct
 
 import numpy as np
@@ -110,5 +111,18 @@ def test_missing_matplotlib_gives_an_install_hint(tmp_path, monkeypatch, data):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(ImportError, match=r"pip install 'neuraleq_jax\[plots\]'"):
+    with pytest.raises(ImportError, match=r"install it with: pip install matplotlib"):
         plots.plot_responses(data.settings[:1], ["a"], tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plots_come_with_the_plain_install():
+    """README's first command installs the package without extras and then plots: matplotlib
+    must be a core dependency, not an extra."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    names = [re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].lower()
+             for spec in project["project"]["dependencies"]]
+    assert "matplotlib" in names
