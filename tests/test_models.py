@@ -9,6 +9,7 @@ import pytest
 
 from neuraleq_jax import models, paramspace
 from neuraleq_jax.synthetic import make_synthetic
+from tolerances import decode_tolerance
 
 TINY = models.ModelConfig(encoder_widths=(16, 24), decoder_widths=(24,), latent_dim=6,
                           embedding_dim=10, mlp_width=12, dropout=0.2, transformer_dim=8,
@@ -87,8 +88,9 @@ def test_training_and_inference_paths_compute_the_same_function(encoder, batch):
         lambda x: x + 0.2 * rng.normal(size=x.shape).astype(np.float32), params)
     trained = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(0))
     served = models.apply(params, config, batch)
+    # encoder and decoder are residual stacks of similar depth: twice the decoder's bound
     for a, b in zip(trained, served):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a, b, rtol=0, atol=decode_tolerance(config, 2.0))
 
 
 def test_residual_blocks_start_as_their_skip_path():
@@ -133,7 +135,8 @@ def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
         h = _gelu(inner + skip)
     heads = [np.tanh(dense(p[f"{field}_head"], h)) for field in ("gain", "freq", "q")]
     expected = np.stack(heads, -1).reshape(len(latent), config.n_params)
-    np.testing.assert_allclose(models.decode(params, config, latent), expected, atol=2e-5)
+    np.testing.assert_allclose(models.decode(params, config, latent), expected,
+                               atol=decode_tolerance(config))
 
 
 @pytest.mark.parametrize("field,value", [("encoder", "lstm"), ("latent_dim", 0),
