@@ -396,10 +396,9 @@ def _one_line(error: BaseException) -> str:
 def _show_notes() -> None:
     """Library notes (a lock taken over, a cut-off metrics line) as ``note: …`` lines."""
     logger = logging.getLogger("neuraleq_jax")
-    for handler in logger.handlers:
-        if getattr(handler, "neuraleq_notes", False):
-            handler.setStream(sys.stderr)  # the current stderr (tests swap it)
-            return
+    for handler in list(logger.handlers):
+        if getattr(handler, "neuraleq_notes", False):  # bound to an earlier sys.stderr
+            logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("note: %(message)s"))
     handler.neuraleq_notes = True
