@@ -68,7 +68,7 @@ def wait_for_epochs(metrics: Path, process: subprocess.Popen, timeout: float = 3
     pytest.fail("no epoch finished in time")
 
 
-def wait_for_lock(workdir: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for_lock(workdir: Path, process: subprocess.Popen, timeout: float = 120) -> None:
     """Return once ``process`` has written itself into the workdir's lock file."""
     lock = workdir / ".lock"
     deadline = time.monotonic() + timeout
@@ -158,15 +158,18 @@ def test_signal_handlers_are_restored_after_the_run():
 
 def test_a_second_run_on_a_busy_workdir_refuses_in_one_line(tmp_path):
     workdir = tmp_path / "run"
-    first = start(train_command(workdir, *ENDLESS_ARGS))
+    first, second = start(train_command(workdir, *ENDLESS_ARGS)), None
     try:
         wait_for_lock(workdir, first)
         second = start(train_command(workdir, *ENDLESS_ARGS))  # boots while the first compiles
         wait_for_epochs(workdir / "metrics.jsonl", first)
-        _, second_err = second.communicate(timeout=300)
+        _, second_err = second.communicate(timeout=120)
     finally:
         first.send_signal(signal.SIGTERM)  # the signal a cluster sends before preempting
         _, first_err = first.communicate(timeout=300)
+        if second is not None and second.poll() is None:
+            second.kill()
+            second.communicate()
     assert second.returncode == 1
     lines = second_err.strip().splitlines()
     assert len(lines) == 1, second_err
