@@ -110,6 +110,7 @@ def uninterrupted(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------ signals
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_the_running_epoch_and_resuming_is_bit_identical(uninterrupted,
                                                                            tmp_path):
     """SIGINT (SIGTERM takes the same path: see the busy-workdir test)."""
@@ -156,6 +157,7 @@ def test_signal_handlers_are_restored_after_the_run():
 # ------------------------------------------------------------------ the workdir lock
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_busy_workdir_refuses_in_one_line(tmp_path):
     workdir = tmp_path / "run"
     first, second = start(train_command(workdir, *ENDLESS_ARGS)), None
@@ -183,14 +185,18 @@ def test_a_second_run_on_a_busy_workdir_refuses_in_one_line(tmp_path):
     assert checkpoints.TrainingCheckpoints(workdir).all_epochs() == [epoch]
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_note(tmp_path, in_process,
                                                                   capsys):
     workdir = tmp_path / "run"
     workdir.mkdir()
-    holder = start([sys.executable, "-c", "import sys, time\n"
-                    "from neuraleq_jax.workdir import WorkdirLock\n"
-                    "WorkdirLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
-                    "time.sleep(600)\n", str(workdir)])
+    # the lock module alone (standard library only), so the holder starts without jax
+    holder = start([sys.executable, "-c", "import importlib.util, sys, time\n"
+                    "spec = importlib.util.spec_from_file_location('lock', sys.argv[2])\n"
+                    "lock = importlib.util.module_from_spec(spec)\n"
+                    "spec.loader.exec_module(lock)\n"
+                    "lock.WorkdirLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
+                    "time.sleep(600)\n", str(workdir), str(REPO / "neuraleq_jax" / "workdir.py")])
     assert holder.stdout.readline().strip() == "locked"
     holder.kill()
     holder.communicate(timeout=60)
@@ -289,6 +295,7 @@ def read_only_copy(uninterrupted, tmp_path):
         _set_read_only(workdir, False)
 
 
+@pytest.mark.slow
 def test_train_on_a_finished_read_only_run_says_so_in_one_line(read_only_copy):
     workdir, _ = read_only_copy
     before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
@@ -300,6 +307,7 @@ def test_train_on_a_finished_read_only_run_says_so_in_one_line(read_only_copy):
     assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_evaluate_checks_its_output_folder_first_and_writes_to_out(read_only_copy):
     workdir, out = read_only_copy
     command = [sys.executable, "-m", "neuraleq_jax.evaluate", "--workdir", str(workdir),
