@@ -195,8 +195,10 @@ def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
         if received:
             raise StopNow(signum)
         received.append(signum)
-        print(f"{signal.Signals(signum).name}: stopping after this epoch's checkpoint "
-              f"(signal again to stop at once)", file=sys.stderr, flush=True)
+        # os.write, not print: the handler may interrupt a write to sys.stderr (the progress
+        # bar), and the buffered stream refuses a reentrant call; "\n" leaves the bar's line
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this epoch's checkpoint "
+                    f"(signal again to stop at once)\n".encode())
 
     previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
