@@ -6,7 +6,8 @@ Reads ``W/config.json`` (written by ``python -m neuraleq_jax.train``), rebuilds 
 set and split, loads the model with ``NeuralEQMorphingSystem.load(W)``, fits the lite baseline
 on the same training part, computes every figure for both on the held-out part, and writes
 ``metrics.json``, ``report.md`` and PNG plots (when matplotlib is installed) into W (or
-``--out``). ``--baseline-only`` evaluates the baseline alone (no trained model needed).
+``--out DIR``, for a workdir that is read-only; checked before anything is computed).
+``--baseline-only`` evaluates the baseline alone (no trained model needed).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from neuraleq_jax import evaluation, report
 from neuraleq_jax.baseline import LiteBaseline
+from neuraleq_jax.workdir import check_writable
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -165,6 +167,9 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
     workdir = Path(workdir)
     out_dir = Path(out_dir) if out_dir is not None else workdir
     config = read_config(workdir)
+    # before minutes of computing: an unwritable output folder would lose every figure
+    check_writable(out_dir, purpose="the evaluation (metrics.json, report.md, plots/)",
+                   hint="Write it elsewhere with --out DIR (out_dir=)")
     train, heldout, data_text, split_text = split_from_config(config)
     kw = dict(n_variations=n_variations, steps=steps, seed=seed, return_arrays=True)
 
@@ -258,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Compute every SPEC §6 figure for a trained workdir and the lite baseline; "
                     "write metrics.json, report.md and plots.")
     parser.add_argument("--workdir", required=True, help="training workdir (holds config.json)")
-    parser.add_argument("--out", default=None, help="output folder (default: the workdir)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: the workdir; give one when the workdir "
+                             "is read-only)")
     parser.add_argument("--n-variations", type=int, default=100,
                         help="generated settings per word (default 100)")
     parser.add_argument("--steps", type=int, default=33, help="morph steps (default 33)")
@@ -277,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an output folder that cannot be written
+        print(f"evaluate: error: {error}", file=sys.stderr)
+        return 1
     out = Path(args.out or args.workdir)
     for name in ("model", "baseline"):
         for row in metrics["goals"].get(name, []):

@@ -31,6 +31,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from neuraleq_jax import checkpoints, losses, models, paramspace, response
+from neuraleq_jax import workdir as workdir_lib
 from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import EQLayout
@@ -63,6 +64,8 @@ class TrainResult:
       state: the final :class:`TrainState` (optimiser state included).
       epochs_done: epochs completed (counting those restored from a checkpoint).
       timings: ``compile_s`` (ahead-of-time compile) and ``train_s`` (the epoch loop).
+      interrupted: training stopped because ``stop_requested`` said so (a checkpoint of the
+        last finished epoch was saved when there is a workdir).
     """
 
     params: Any
@@ -72,6 +75,7 @@ class TrainResult:
     state: TrainState | None = None
     epochs_done: int = 0
     timings: dict = dataclasses.field(default_factory=dict)
+    interrupted: bool = False
 
 
 # ------------------------------------------------------------------ mesh and optimiser
@@ -224,12 +228,16 @@ def compile_programs(model_config: models.ModelConfig, train_config: TrainConfig
     replicated; a global batch that the device count does not divide raises ValueError.
     Programs are cached by their arguments, so a resumed or repeated run compiles nothing.
     """
-    if mesh is not None and mesh.size > 1 and train_config.batch_size % mesh.size:
-        raise ValueError(
-            f"batch_size {train_config.batch_size} is not divisible by the {mesh.size} devices "
-            f"of the 'data' mesh axis; use a multiple of {mesh.size} or fewer devices "
-            f"(train.devices)")
+    if mesh is not None:
+        _check_batch_divides(train_config.batch_size, mesh.size)
     return _compile_programs(model_config, train_config, layout, steps_per_epoch, mesh)
+
+
+def _check_batch_divides(batch_size: int, n_devices: int) -> None:
+    if n_devices > 1 and batch_size % n_devices:
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {n_devices} devices of the "
+            f"'data' mesh axis; use a multiple of {n_devices} or fewer devices (train.devices)")
 
 
 @functools.lru_cache(maxsize=16)
@@ -320,6 +328,19 @@ def _check_inputs(train_ds: EQDataset, val_ds: EQDataset | None,
             raise ValueError(f"val_ds needs at least 2 settings, got {len(val_ds)}")
 
 
+def check_run(train_ds: EQDataset, val_ds: EQDataset | None, model_config: models.ModelConfig,
+              train_config: TrainConfig) -> None:
+    """Everything :func:`fit` would refuse, checked without compiling or writing anything:
+    the data (at least 2 words, one batch, finite, validation set compatible), the device count
+    and the batch size's split over it. Raises ValueError (TypeError for a non-dataset)."""
+    _check_inputs(train_ds, val_ds, model_config, train_config)
+    available = jax.device_count()
+    if train_config.devices > available:
+        raise ValueError(f"train.devices asks for {train_config.devices} devices but only "
+                         f"{available} are available ({jax.devices()[0].platform})")
+    _check_batch_divides(train_config.batch_size, train_config.devices or available)
+
+
 def _host_metrics(metrics: dict) -> dict[str, np.ndarray]:
     return {k: checkpoints.host_array(v) for k, v in metrics.items()}
 
@@ -356,15 +377,7 @@ def _silhouette(latents_NxL: np.ndarray, labels_N: np.ndarray) -> float | None:
 
 
 def _read_history(path: Path, before_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    history = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if record.get("epoch", 0) <= before_epoch:
-                history.append(record)
-    return history
+    return [r for r in workdir_lib.read_metrics(path) if r.get("epoch", 0) <= before_epoch]
 
 
 def _write_history(path: Path, history: list[dict]) -> None:
@@ -381,6 +394,7 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         val_ds: EQDataset | None = None, workdir: str | Path | None = None,
         progress: bool = False, mesh: Mesh | None = None,
         on_epoch_end: Callable[[dict], bool | None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
         metadata: dict | None = None) -> TrainResult:
     """Train the model on ``train_ds``; resume from ``workdir``'s newest checkpoint if present.
 
@@ -393,6 +407,9 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
       mesh: the device mesh (default: ``train_config.devices`` devices on axis ``data``).
       on_epoch_end: called with each epoch's record; returning True stops training there
         (the state after that epoch is returned; what was not checkpointed is not saved).
+      stop_requested: polled before each epoch is dispatched; once it returns True no new
+        epoch starts, the one running is finished and checkpointed, and the result has
+        ``interrupted=True`` (how a signal handler stops a run without losing epochs).
       metadata: extra JSON-ready values stored in every checkpoint's meta.
 
     Returns:
@@ -478,8 +495,10 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         from tqdm.auto import tqdm
         bar = tqdm(total=tc.epochs, initial=start_epoch, desc="training", unit="epoch")
 
-    def finish(epoch: int, state_e: TrainState, step_metrics, val_metrics) -> bool:
-        """Host side of epoch ``epoch``: NaN check, validation, log, checkpoint. True = stop."""
+    def finish(epoch: int, state_e: TrainState, step_metrics, val_metrics, *,
+               checkpoint: bool = False) -> bool:
+        """Host side of epoch ``epoch``: NaN check, validation, log, checkpoint (when due, or
+        ``checkpoint``). True = stop."""
         host = _host_metrics(step_metrics)
         if not np.all(np.isfinite(host["loss"])):
             bad = int(np.argmin(np.isfinite(host["loss"])))
@@ -499,7 +518,8 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         if workdir is not None and primary:
             _append_line(workdir / METRICS_FILE, record)
         done = epoch + 1
-        if store is not None and (done % tc.checkpoint_every == 0 or done == tc.epochs):
+        if store is not None and (checkpoint or done % tc.checkpoint_every == 0
+                                  or done == tc.epochs):
             key = "val_loss" if val_ds else "train_loss"
             store.save(done, state_e, meta, {key: record[key]})
         if bar is not None:
@@ -514,9 +534,12 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
 
     # ---- the loop: dispatch epoch e, then do the host work of epoch e - 1
     t_start = time.perf_counter()
-    pending, finished_state, epochs_done = None, state, start_epoch
+    pending, finished_state, epochs_done, interrupted = None, state, start_epoch, False
     try:
         for epoch in range(start_epoch, tc.epochs):
+            if stop_requested is not None and stop_requested():
+                interrupted = True
+                break
             x_TxBxP, y_TxB = epoch_batches(epoch)
             new_state, step_metrics = epoch_fn(state, x_TxBxP, y_TxB)
             val_metrics = evaluate_val(new_state.params) if val_ds else None
@@ -529,7 +552,7 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
             pending = (epoch, new_state, step_metrics, val_metrics)
             state = new_state
         if pending is not None:
-            finish(*pending)
+            finish(*pending, checkpoint=interrupted)
             finished_state, epochs_done = pending[1], pending[0] + 1
         jax.block_until_ready(finished_state)
     finally:
@@ -540,6 +563,7 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
     train_s = time.perf_counter() - t_start
     return TrainResult(params=finished_state.params, history=history, model_config=model_config,
                        train_config=tc, state=finished_state, epochs_done=epochs_done,
+                       interrupted=interrupted,
                        timings={"compile_s": compile_s, "train_s": train_s,
                                 "epochs_run": epochs_done - start_epoch,
                                 "steps_per_epoch": steps_per_epoch})
