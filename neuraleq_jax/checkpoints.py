@@ -15,6 +15,7 @@ No pickle is used anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -111,30 +112,39 @@ def summarise_error(error: BaseException | str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _drop_closed_loop_noise() -> None:
+def _is_restore_leftover(unraisable) -> bool:
+    value, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+        return True
+    return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
+@contextlib.contextmanager
+def _quiet_restore_leftovers():
     """Silence the leftovers of a failed Orbax restore, reported as unraisable exceptions.
 
     When a restore fails, TensorStore reads still in flight complete after Orbax's asyncio loop
     has closed (each reports ``RuntimeError: Event loop is closed``), and Orbax's other read
     coroutines are discarded with their own copy of the error (each with a ~60-line TensorStore
-    spec): dozens of tracebacks that bury the one error already raised. Exactly those two
-    kinds are dropped; every other unraisable exception still reaches the previous hook.
+    spec): dozens of tracebacks, during and after the restore, that bury the one error raised.
+    Exactly those two kinds are dropped; other unraisable exceptions reach the previous hook.
+    The filter stays installed after a failure (the leftovers arrive late) and is removed
+    after a success.
     """
     previous = sys.unraisablehook
-    if getattr(previous, "drops_closed_loop_noise", False):
+    if getattr(previous, "drops_restore_leftovers", False):
+        yield
         return
 
     def hook(unraisable):
-        value, source = unraisable.exc_value, unraisable.object
-        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
-            return
-        code = getattr(source, "cr_code", None)
-        if code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename:
-            return
-        previous(unraisable)
+        if not _is_restore_leftover(unraisable):
+            previous(unraisable)
 
-    hook.drops_closed_loop_noise = True
+    hook.drops_restore_leftovers = True
     sys.unraisablehook = hook
+    yield  # an exception propagates from here and leaves the filter in place
+    if sys.unraisablehook is hook:
+        sys.unraisablehook = previous
 
 
 def _corrupt(what: str, path: Path, error: BaseException | str, advice: str) -> CheckpointError:
@@ -290,9 +300,9 @@ def load_bundle(directory: str | Path) -> ModelBundle:
     target = abstract_like(shapes, _default_sharding())
     checkpointer = _local_checkpointer()
     try:
-        params = checkpointer.restore(path / "params", target)
+        with _quiet_restore_leftovers():
+            params = checkpointer.restore(path / "params", target)
     except Exception as error:  # orbax/tensorstore raise many types for damaged files
-        _drop_closed_loop_noise()
         raise _corrupt("model bundle parameters", path / "params", error, advice) from None
     finally:
         checkpointer.close()
@@ -355,11 +365,12 @@ class TrainingCheckpoints:
         """Restore ``(state, meta)``; ``abstract_state`` gives the shapes and target shardings."""
         step_dir = self.directory / str(epoch)
         try:
-            restored = self.manager.restore(int(epoch), args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+            with _quiet_restore_leftovers():
+                restored = self.manager.restore(int(epoch), args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state),
+                    meta=ocp.args.JsonRestore()))
             state, meta = restored.state, restored.meta
         except Exception as error:
-            _drop_closed_loop_noise()
             raise _corrupt("training checkpoint", step_dir, error,
                            _checkpoint_advice(step_dir)) from None
         if not isinstance(meta, dict) or tree_digest(state) != meta.get("state_digest"):

@@ -147,9 +147,10 @@ class _Writer:
             sys.stdout.write(text)
             return
         self._stream.write(text)
-        self.bytes_written += len(text.encode("utf-8"))
-        if rows and self.rows_written == 0:
-            self._check_space(rows)
+        if self.rows_written == 0:  # size the whole file from its first rows
+            self.bytes_written += len(text.encode("utf-8"))
+            if rows:
+                self._check_space(rows)
         self.rows_written += rows
 
     def _check_space(self, rows: int) -> None:
@@ -235,7 +236,8 @@ def cmd_generate(args, _):
     fmt = _resolve_format(args)
     count = args.n if args.n is not None else (1 if fmt == "apo" else 5)
     system = _load_system(args.workdir)
-    chunks = system.generate_eq_chunks(args.term, count, strength=args.strength, seed=args.seed)
+    chunks = system.generate_eq_chunks(args.term, count, strength=args.strength, seed=args.seed,
+                                       chunk=STREAM_CHUNK)
     _emit(chunks, count, system.layout, fmt, args.out, lambda i: f"{args.term} #{i + 1}")
 
 

@@ -335,16 +335,18 @@ class NeuralEQMorphingSystem:
         return self._format(settings[:variations], as_array)
 
     def generate_eq_chunks(self, term, variations: int, *, strength: float = 1.0,
-                           seed: int | None = None):
+                           seed: int | None = None, chunk: int = GENERATE_CHUNK):
         """The settings of :meth:`generate_eq_from_semantic` (same arguments, ``as_array=True``),
-        yielded as float32 arrays ``[<= GENERATE_CHUNK, 15]`` so that any count fits in memory.
+        yielded as float32 arrays of at most ``chunk`` rows (rounded up to a power of two,
+        capped at ``GENERATE_CHUNK``) ``[C, 15]``, so that any count fits in memory.
         Concatenated, they equal ``generate_eq_from_semantic(..., as_array=True)``."""
         self._require_trained()
         variations = _count(variations, "variations", 1)
         strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
         weights, word = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
-        bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)
+        bucket = min(generation.bucket_size(variations), GENERATE_CHUNK,
+                     generation.bucket_size(_count(chunk, "chunk", 1)))
         kind = "word" if word >= 0 else "blend"
         compiled = self._compiled.get(("generate", bucket, kind))
         if compiled is None:
