@@ -19,23 +19,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from neuraleq_jax import audio, checkpoints, cli, paramspace, presets, train
+from neuraleq_jax import checkpoints, cli, paramspace, presets
+from neuraleq_jax import cli_output as output
 from neuraleq_jax.system import NeuralEQMorphingSystem
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 TINY = ["--train.epochs=2", "--data.per_word=20", "--model.encoder_widths=32,32",
-        "--model.decoder_widths=32,32", "--model.mlp_width=32", "--model.embedding_dim=32"]
+        "--model.decoder_widths=32,32", "--model.mlp_width=32", "--model.embedding_dim=32",
+        "--quiet"]
 
 
-def tiny_config():
-    config, _ = train.parse_args(["--workdir", "unused", *TINY])
-    return config
+def train_tiny(path: Path) -> None:
+    assert cli.main(["train", "--workdir", str(path), *TINY]) == 0
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("faults") / "run"
-    train.run(tiny_config(), path, progress=False)
+    train_tiny(path)
     return path
 
 
@@ -128,11 +129,27 @@ def test_rerunning_training_rebuilds_a_damaged_bundle(workdir, tmp_path, capsys)
     damage(run, "params_data")
     with pytest.raises(checkpoints.CheckpointError, match="Rerun the training command"):
         checkpoints.load_bundle(run)
-    train.run(tiny_config(), run, progress=False)
+    train_tiny(run)  # the same command again
     rebuilt, original = checkpoints.load_bundle(run), checkpoints.load_bundle(workdir)
     assert checkpoints.tree_digest(rebuilt.params) == checkpoints.tree_digest(original.params)
     for key, value in original.word_model.items():
         np.testing.assert_array_equal(rebuilt.word_model[key], value)
+
+
+def test_damaged_training_checkpoint_advice_is_true(workdir, tmp_path, capsys):
+    """'Delete it and rerun': the run resumes from an earlier checkpoint or, as here where the
+    damaged one is the only one, starts over and ends with the same model."""
+    run = copy_of(workdir, tmp_path)
+    (newest,) = sorted((run / "checkpoints").glob("[0-9]*"), key=lambda d: int(d.name))[-1:]
+    for chunk in newest.rglob("d/*"):
+        truncate(chunk)
+    assert cli.main(["train", "--workdir", str(run), *TINY]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"Delete {newest.resolve()} and rerun the training command" in line
+    shutil.rmtree(newest)
+    train_tiny(run)
+    rebuilt, original = checkpoints.load_bundle(run), checkpoints.load_bundle(workdir)
+    assert checkpoints.tree_digest(rebuilt.params) == checkpoints.tree_digest(original.params)
 
 
 def test_bundle_without_checkpoints_is_not_told_to_rerun_training(workdir, tmp_path):
@@ -302,7 +319,7 @@ def test_out_suffix_chooses_the_format_and_format_wins(workdir, shared_system, t
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_path, capsys,
                                                    fmt):
-    count = 2 * cli.STREAM_CHUNK + 3  # three chunks, the last one short
+    count = 2 * output.STREAM_CHUNK + 3  # three chunks, the last one short
     out = tmp_path / f"many.{fmt}"
     assert cli.main(["generate", "warm", "-n", str(count), "--out", str(out),
                      "--workdir", str(workdir)]) == 0
@@ -315,10 +332,10 @@ def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_p
 
 
 def test_large_output_streams_in_bounded_memory(workdir, shared_system, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "STREAM_CHUNK", 1024)
-    count = 16 * cli.STREAM_CHUNK
+    monkeypatch.setattr(output, "STREAM_CHUNK", 1024)
+    count = 16 * output.STREAM_CHUNK
     out = tmp_path / "large.csv"
-    next(shared_system.generate_eq_chunks("warm", count, chunk=cli.STREAM_CHUNK))  # compile
+    next(shared_system.generate_eq_chunks("warm", count, chunk=output.STREAM_CHUNK))  # compile
     tracemalloc.start()
     try:
         assert cli.main(["generate", "warm", "-n", str(count), "--out", str(out),
@@ -337,7 +354,7 @@ def test_output_that_cannot_fit_is_refused_and_leaves_nothing(workdir, shared_sy
     folder = tmp_path / "out"
     folder.mkdir()
     usage = collections.namedtuple("usage", "total used free")(10_000, 9_000, 1_000)
-    monkeypatch.setattr(cli.shutil, "disk_usage", lambda path: usage)
+    monkeypatch.setattr(output.shutil, "disk_usage", lambda path: usage)
     assert cli.main(["generate", "warm", "-n", "100", "--out", str(folder / "f.csv"),
                      "--workdir", str(workdir)]) == 1
     assert "would take about" in one_line(capsys.readouterr().err)
@@ -347,19 +364,19 @@ def test_output_that_cannot_fit_is_refused_and_leaves_nothing(workdir, shared_sy
 def test_long_labels_keep_their_number():
     labels = [f"0.5 warm + 0.3 bright + 0.2 punchy #{i}" for i in (1, 2, 3)]
     settings = np.tile(paramspace.flat_setting(), (3, 1))
-    rows = cli._table(settings, labels, LAYOUT).splitlines()[1:]
-    shown = [row[:cli.LABEL_WIDTH].rstrip() for row in rows]
+    rows = output.table(settings, labels, LAYOUT).splitlines()[1:]
+    shown = [row[:output.LABEL_WIDTH].rstrip() for row in rows]
     assert len(set(shown)) == 3 and [label.split()[-1] for label in shown] == ["#1", "#2", "#3"]
-    assert all(row[cli.LABEL_WIDTH] == " " for row in rows)  # label and numbers stay apart
+    assert all(row[output.LABEL_WIDTH] == " " for row in rows)  # label and numbers stay apart
 
 
 @pytest.mark.parametrize("label", ["warm #1", "0.5 warm + 0.3 bright + 0.2 punchy #12",
                                    "warm→bright 0.25", "x" * 40, "a very long word list " * 3
                                    + "#7"])
 def test_short_label_fits_and_keeps_the_last_word(label):
-    short = cli.short_label(label)
-    assert len(short) <= cli.LABEL_WIDTH
-    if len(label) <= cli.LABEL_WIDTH:
+    short = output.short_label(label)
+    assert len(short) <= output.LABEL_WIDTH
+    if len(label) <= output.LABEL_WIDTH:
         assert short == label
     else:
         tail = label.rsplit(" ", 1)[-1]
