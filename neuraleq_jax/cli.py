@@ -127,22 +127,25 @@ def cmd_explore(args, _):
         raise CommandError(f"--novel {args.novel} asks for more settings than the -n {args.n} "
                            "candidates explored; use --novel K with K <= N")
     system = _load_system(args.workdir)
-    if args.novel is None:
-        settings = system.explore_latent_space(n_samples=args.n, seed=args.seed, as_array=True)
-    else:  # N candidates, the K most novel of them (the facade counts the other way round)
-        settings = system.explore_latent_space(n_samples=args.novel, novel=args.n,
-                                               seed=args.seed, as_array=True)
-    settings = np.asarray(settings)
+    if args.novel is not None:
+        # N candidates, the K most novel of them (the facade counts the other way round)
+        chunks = [np.asarray(system.explore_latent_space(
+            n_samples=args.novel, novel=args.n, seed=args.seed, as_array=True))]
+    elif fmt == "npz":  # one array in the file: 60 bytes per setting in memory
+        chunks = [np.asarray(system.explore_latent_space(n_samples=args.n, seed=args.seed,
+                                                         as_array=True))]
+    else:
+        chunks = system.explore_chunks(args.n, seed=args.seed, chunk=output.STREAM_CHUNK)
     if fmt == "npz":
         from neuraleq_jax.fileio import atomic_save_npz
 
+        settings = np.concatenate(list(chunks))
         atomic_save_npz(args.out, settings=settings.astype(np.float32),
                         parameter_names=np.array(system.layout.param_names))
         print(f"wrote {len(settings)} setting(s) to {args.out}")
         return
-    step = output.STREAM_CHUNK
-    chunks = (settings[i:i + step] for i in range(0, len(settings), step))
-    output.emit(chunks, len(settings), system.layout, fmt, args.out, lambda i: f"explore #{i + 1}")
+    count = args.n if args.novel is None else args.novel
+    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"explore #{i + 1}")
 
 
 def _setting_for(source: str, args) -> tuple[np.ndarray, str]:

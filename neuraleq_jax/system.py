@@ -441,6 +441,19 @@ class NeuralEQMorphingSystem:
         settings = np.asarray(settings)
         return self._format(settings, as_array, extra={"novelty_db": np.asarray(novelty)})
 
+    def explore_chunks(self, n_samples: int, *, seed: int | None = None,
+                       temperature: float = 1.0, chunk: int | None = None):
+        """The settings of :meth:`explore_latent_space` (plain samples, ``as_array=True``),
+        yielded as float32 arrays ``[<= chunk, 15]`` so that any count fits in memory (see
+        :func:`generation.explore_chunks`). Concatenated, they equal that method's result."""
+        self._require_trained()
+        n_samples = _count(n_samples, "n_samples", 1)
+        seed_u32, stream = self._key_parts(seed)
+        key = jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
+        yield from generation.explore_chunks(
+            self._params, self.model_config, self._arrays(generation.EXPLORE_KEYS), key,
+            n_samples, chunk=chunk, temperature=float(temperature), layout=self.layout)
+
     # ------------------------------------------------------------------ model access
 
     def centre_settings(self) -> np.ndarray:

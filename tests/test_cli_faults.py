@@ -8,6 +8,7 @@ advice that is true.
 
 import collections
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -331,6 +332,18 @@ def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_p
     assert f"{count}/{count}" in capsys.readouterr().err  # the progress bar
 
 
+def test_explore_streams_its_text_output(workdir, shared_system, tmp_path, monkeypatch):
+    monkeypatch.setattr(output, "STREAM_CHUNK", 1024)
+    count = 2 * output.STREAM_CHUNK + 3
+    out = tmp_path / "explored.csv"
+    assert cli.main(["explore", "-n", str(count), "--out", str(out),
+                     "--workdir", str(workdir)]) == 0
+    settings = shared_system.explore_latent_space(count, seed=0, as_array=True)
+    reference = presets.write_preset(tmp_path / "reference.csv", settings,
+                                     names=[f"explore #{i + 1}" for i in range(count)])
+    assert out.read_text() == reference.read_text()
+
+
 def test_large_output_streams_in_bounded_memory(workdir, shared_system, tmp_path, monkeypatch):
     monkeypatch.setattr(output, "STREAM_CHUNK", 1024)
     count = 16 * output.STREAM_CHUNK
@@ -358,6 +371,21 @@ def test_output_that_cannot_fit_is_refused_and_leaves_nothing(workdir, shared_sy
     assert cli.main(["generate", "warm", "-n", "100", "--out", str(folder / "f.csv"),
                      "--workdir", str(workdir)]) == 1
     assert "would take about" in one_line(capsys.readouterr().err)
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway")
+def test_unwritable_output_folder_is_a_failure_with_exit_1(workdir, shared_system, tmp_path,
+                                                           capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert cli.main(["generate", "warm", "--out", str(folder / "w.json"),
+                         "--workdir", str(workdir)]) == 1
+    finally:
+        folder.chmod(0o700)
+    assert "Permission denied" in one_line(capsys.readouterr().err)
     assert list(folder.iterdir()) == []
 
 
