@@ -11,7 +11,8 @@ Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and ex
 - 1: the command is right but could not be carried out: no trained model in ``--workdir`` or
   a damaged or too new one, a file-system error (permissions, full disk), peaks refused by
   ``--peaks error``, or an unexpected error;
-- 130: interrupted (Ctrl-C).
+- 130 / 143: interrupted by Ctrl-C (SIGINT) / stopped by SIGTERM; a file being written is
+  removed, an earlier one at the same path is left as it was.
 
 ``neuraleq --debug COMMAND ...`` prints the traceback as well. ``train``, ``evaluate`` and
 ``bench`` pass their arguments on and return the exit status of the module they run.
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from neuraleq_jax import cli_output as output
 
 DEFAULT_WORKDIR = os.environ.get("NEURALEQ_WORKDIR", "runs/synthetic")
 FORMATS = ("table", "json", "apo", "csv")
-BAD_USAGE, FAILED, INTERRUPTED = 2, 1, 130
+BAD_USAGE, FAILED, INTERRUPTED, TERMINATED = 2, 1, 130, 143
 PRESET_SUFFIXES = (".json", ".csv", ".txt", ".apo", ".cfg")
 
 
@@ -43,6 +46,14 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = BAD_USAGE):
         super().__init__(message)
         self.code = code
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that files being written are cleaned up."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -404,14 +415,22 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
     else:
         args, extra = parser.parse_args(argv), []
+    own_signals = (args.command not in passthrough  # train handles its signals itself
+                   and threading.current_thread() is threading.main_thread())
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if own_signals else None
+    error = None
     try:
         return int(args.func(args, extra) or 0)
     except KeyboardInterrupt:
         message, code = "interrupted", INTERRUPTED
-        error = None
+    except _Terminated:
+        message, code = "stopped by SIGTERM", TERMINATED
     except Exception as caught:  # every failure ends as one line (see the module docstring)
         message, code = _failure(caught)
         error = caught
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if args.debug and error is not None:
         traceback.print_exception(error)
     print(f"neuraleq {args.command}: {_one_line(message)}", file=sys.stderr)

@@ -11,8 +11,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -390,6 +392,30 @@ def test_unwritable_output_folder_is_a_failure_with_exit_1(workdir, shared_syste
     finally:
         folder.chmod(0o700)
     assert "Permission denied" in one_line(capsys.readouterr().err)
+    assert list(folder.iterdir()) == []
+
+
+def test_sigterm_while_writing_leaves_no_file_behind(workdir, tmp_path):
+    """A real process stopped mid-write: exit 143, one line, neither the target nor the
+    temporary file remains."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "neuraleq_jax.cli", "generate", "warm", "-n", "100000000",
+         "--out", str(folder / "huge.csv"), "--workdir", str(workdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(folder.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(folder.iterdir()), "the temporary output never appeared"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143
+    assert "Traceback" not in err  # the progress bar's lines, then the one-line message
+    assert err.strip().splitlines()[-1] == "neuraleq generate: stopped by SIGTERM"
     assert list(folder.iterdir()) == []
 
 
