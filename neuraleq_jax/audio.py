@@ -40,6 +40,7 @@ NYQUIST_FRACTION = 0.45
 LIMIT_CEILING_DBFS = -0.1
 LOUDNESS_MODES = (None, "rms", "lufs")
 PEAK_MODES = ("report", "limit", "error")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # file subtypes that hold values beyond full scale
 _MAX_CHANNELS = 256  # more than this is almost surely a channels-first [C, T] array
 
 # ITU-R BS.1770-4, tables 1 and 2: the two K-weighting stages (b, a) as published for 48 kHz.
@@ -82,7 +83,8 @@ class EQReport:
       loudness_in, loudness_out: dBFS RMS (``"rms"``) or LUFS (``"lufs"``), over all channels.
       loudness_gain_db: gain applied to match loudness (0 without matching).
       peak_in_dbfs, peak_out_dbfs: sample peaks; ``peak_out_dbfs`` is of the returned float data.
-      clipped_samples: sample values (all channels) above 0 dBFS in the returned data.
+      clipped_samples: sample values (all channels) beyond full scale (±1.0) in the returned
+        data; an integer PCM file clips them when written, a float file keeps them.
       limit_gain_db: gain applied by ``peak_mode="limit"`` (0 when not needed).
       in_path, out_path, format, subtype: set by :func:`apply_eq_to_file`.
     """
@@ -410,7 +412,8 @@ def apply_eq_to_file(in_path, out_path, setting, *, strength: float = 1.0,
     The output keeps the input's channels, length and sample rate. Its format follows the
     output's extension (see :func:`output_formats`); its subtype is ``subtype`` if given, else
     the input's where the output format supports it, else that format's default (noted in the
-    report). PCM outputs clip sample values above full scale (counted in the report).
+    report). Integer PCM outputs clip sample values beyond full scale (counted in the report
+    and noted); float outputs (``FLOAT_SUBTYPES``) keep them.
     The output is written atomically; the input file is only ever read.
 
     Raises:
@@ -449,7 +452,7 @@ def apply_eq_to_file(in_path, out_path, setting, *, strength: float = 1.0,
 
     out_TxC, report = apply_eq(data_TxC, sample_rate, setting, strength, match_loudness,
                                peak_mode, layout)
-    if report.clipped_samples and subtype not in ("FLOAT", "DOUBLE"):
+    if report.clipped_samples and subtype not in FLOAT_SUBTYPES:
         notes.append(f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
                      f"{subtype} output format")
     try:

@@ -15,11 +15,13 @@ No pickle is used anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,10 @@ class CheckpointError(RuntimeError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint or bundle where one was expected."""
+
+
+class BundleVersionError(CheckpointError):
+    """A bundle written in a newer format than this code reads."""
 
 
 # ------------------------------------------------------------------ small helpers
@@ -85,9 +91,80 @@ def _default_sharding() -> jax.sharding.Sharding:
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
-def _corrupt(what: str, path: Path, error: BaseException | str) -> CheckpointError:
-    return CheckpointError(f"{what} at {path} is corrupt or incomplete ({error}). Delete it "
-                           f"(earlier checkpoints, if any, are used then) or retrain.")
+def summarise_error(error: BaseException | str, limit: int = 200) -> str:
+    """One line for a library error: the innermost cause's first line, at most ``limit`` chars.
+
+    Orbax wraps TensorStore's error (one line, e.g. ``OUT_OF_RANGE: Error reading ...``) in an
+    exception whose text embeds a ~60-line TensorStore spec; the cause says what went wrong.
+    """
+    if isinstance(error, BaseException):
+        while True:
+            inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+            if inner is None:
+                break
+            error = inner
+        lines = str(error).strip().splitlines()
+        text = f"{type(error).__name__}: {lines[0].strip() if lines else ''}"
+    else:
+        lines = str(error).strip().splitlines()
+        text = lines[0].strip() if lines else ""
+    text = text.split(" See full TensorStore details")[0]
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _is_restore_leftover(unraisable) -> bool:
+    value, code = unraisable.exc_value, getattr(unraisable.object, "cr_code", None)
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+        return True
+    return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
+@contextlib.contextmanager
+def _quiet_restore_leftovers():
+    """Silence the leftovers of a failed Orbax restore, reported as unraisable exceptions.
+
+    When a restore fails, TensorStore reads still in flight complete after Orbax's asyncio loop
+    has closed (each reports ``RuntimeError: Event loop is closed``), and Orbax's other read
+    coroutines are discarded with their own copy of the error (each with a ~60-line TensorStore
+    spec): dozens of tracebacks, during and after the restore, that bury the one error raised.
+    Exactly those two kinds are dropped; other unraisable exceptions reach the previous hook.
+    The filter stays installed after a failure (the leftovers arrive late) and is removed
+    after a success.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_restore_leftovers", False):
+        yield
+        return
+
+    def hook(unraisable):
+        if not _is_restore_leftover(unraisable):
+            previous(unraisable)
+
+    hook.drops_restore_leftovers = True
+    sys.unraisablehook = hook
+    yield  # an exception propagates from here and leaves the filter in place
+    if sys.unraisablehook is hook:
+        sys.unraisablehook = previous
+
+
+def _corrupt(what: str, path: Path, error: BaseException | str, advice: str) -> CheckpointError:
+    return CheckpointError(f"{what} at {path} is corrupt or incomplete "
+                           f"({summarise_error(error)}). {advice}")
+
+
+def _bundle_advice(bundle_path: Path) -> str:
+    """What rebuilds a damaged bundle: the training command when its checkpoints are there."""
+    workdir = bundle_path.parent
+    if bundle_path.name == BUNDLE_DIR and (workdir / CHECKPOINT_DIR).is_dir():
+        return (f"Rerun the training command that wrote it (neuraleq train --workdir {workdir} "
+                f"with the same options): it rebuilds the bundle from the newest checkpoint.")
+    return ("No training checkpoints are beside it to rebuild it from: save the model again "
+            "(NeuralEQMorphingSystem.save) or retrain.")
+
+
+def _checkpoint_advice(step_dir: Path) -> str:
+    return (f"Delete {step_dir} and rerun the training command: it resumes from the previous "
+            f"checkpoint kept there, or starts over when there is none.")
 
 
 # ------------------------------------------------------------------ model bundle
@@ -183,48 +260,62 @@ def _find_bundle(directory: Path) -> Path:
         f"checkpoints.save_bundle).")
 
 
+def _check_format_version(meta, path: Path) -> None:
+    """Refuse a bundle written by a newer neuraleq_jax (its layout may mean something else)."""
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"format_version is {version!r}, expected a positive integer")
+    if version > FORMAT_VERSION:
+        raise BundleVersionError(
+            f"the model bundle at {path} has format_version {version}, but this neuraleq_jax "
+            f"reads format versions up to {FORMAT_VERSION}. Upgrade neuraleq_jax, or retrain "
+            f"the model with this version.")
+
+
 def load_bundle(directory: str | Path) -> ModelBundle:
     """Load the bundle written by :func:`save_bundle` (``directory`` or ``directory/bundle``).
 
     Raises:
       CheckpointNotFoundError: nothing there.
+      BundleVersionError: the bundle's ``format_version`` is newer than ``FORMAT_VERSION``.
       CheckpointError: the bundle is incomplete, garbled, or fails its digest check.
     """
     from neuraleq_jax.config import TrainConfig  # config imports this module for atomic writes
 
     path = _find_bundle(Path(directory).resolve())
+    advice = _bundle_advice(path)
     try:
         meta = json.loads((path / BUNDLE_JSON).read_text())
+        _check_format_version(meta, path / BUNDLE_JSON)
         model_config = ModelConfig(**meta["model_config"])
         train_config = TrainConfig(**meta["train_config"])
         layout = paramspace.layout_from_json(meta["layout"])
         vocabulary = tuple(meta["vocabulary"])
         digest = meta["params_digest"]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
-        raise _corrupt("model bundle description", path / BUNDLE_JSON,
-                       f"{type(error).__name__}: {error}") from None
+        raise _corrupt("model bundle description", path / BUNDLE_JSON, error, advice) from None
     from neuraleq_jax import models  # local: keeps import of this module light
 
     shapes = jax.eval_shape(lambda: models.init_params(model_config, jax.random.key(0)))
     target = abstract_like(shapes, _default_sharding())
+    checkpointer = _local_checkpointer()
     try:
-        checkpointer = _local_checkpointer()
-        params = checkpointer.restore(path / "params", target)
-        checkpointer.close()
+        with _quiet_restore_leftovers():
+            params = checkpointer.restore(path / "params", target)
     except Exception as error:  # orbax/tensorstore raise many types for damaged files
-        raise _corrupt("model bundle parameters", path / "params",
-                       f"{type(error).__name__}: {error}") from None
+        raise _corrupt("model bundle parameters", path / "params", error, advice) from None
+    finally:
+        checkpointer.close()
     if tree_digest(params) != digest:
         raise _corrupt("model bundle parameters", path / "params",
-                       "the stored digest does not match the parameters read back")
+                       "the stored digest does not match the parameters read back", advice)
     word_model = None
     if meta.get("has_word_model"):
         try:
             with np.load(path / "word_model.npz", allow_pickle=False) as archive:
                 word_model = {key: archive[key] for key in archive.files}
         except Exception as error:
-            raise _corrupt("word model", path / "word_model.npz",
-                           f"{type(error).__name__}: {error}") from None
+            raise _corrupt("word model", path / "word_model.npz", error, advice) from None
     return ModelBundle(params=params, model_config=model_config, train_config=train_config,
                        layout=layout, vocabulary=vocabulary, word_model=word_model,
                        step=int(meta.get("step", 0)), metadata=dict(meta.get("metadata", {})))
@@ -274,15 +365,18 @@ class TrainingCheckpoints:
         """Restore ``(state, meta)``; ``abstract_state`` gives the shapes and target shardings."""
         step_dir = self.directory / str(epoch)
         try:
-            restored = self.manager.restore(int(epoch), args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+            with _quiet_restore_leftovers():
+                restored = self.manager.restore(int(epoch), args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state),
+                    meta=ocp.args.JsonRestore()))
             state, meta = restored.state, restored.meta
         except Exception as error:
-            raise _corrupt("training checkpoint", step_dir,
-                           f"{type(error).__name__}: {error}") from None
+            raise _corrupt("training checkpoint", step_dir, error,
+                           _checkpoint_advice(step_dir)) from None
         if not isinstance(meta, dict) or tree_digest(state) != meta.get("state_digest"):
             raise _corrupt("training checkpoint", step_dir,
-                           "the stored digest does not match the state read back")
+                           "the stored digest does not match the state read back",
+                           _checkpoint_advice(step_dir))
         return state, meta
 
     def best_epoch(self) -> int | None:

@@ -2,79 +2,103 @@
 
 Every subcommand except ``train`` and ``bench`` uses the trained model in ``--workdir``
 (default ``runs/synthetic``, or ``$NEURALEQ_WORKDIR``).
+
+Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and exit with
+
+- 2: the command line is wrong: an unknown option or a bad value, an unknown word, an input
+  file (audio, preset) that does not exist or cannot be read as one, an output that exists
+  (without ``--overwrite``) or whose format cannot be told;
+- 1: the command is right but could not be carried out: no trained model in ``--workdir`` or
+  a damaged or too new one, a file-system error (permissions, full disk), peaks refused by
+  ``--peaks error``, or an unexpected error;
+- 130 / 143: interrupted by Ctrl-C (SIGINT) / stopped by SIGTERM; a file being written is
+  removed, an earlier one at the same path is left as it was.
+
+``neuraleq --debug COMMAND ...`` prints the traceback as well. ``train``, ``evaluate`` and
+``bench`` pass their arguments on and return the exit status of the module they run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 import numpy as np
 
+from neuraleq_jax import cli_output as output
+
 DEFAULT_WORKDIR = os.environ.get("NEURALEQ_WORKDIR", "runs/synthetic")
 FORMATS = ("table", "json", "apo", "csv")
+BAD_USAGE, FAILED, INTERRUPTED, TERMINATED = 2, 1, 130, 143
+PRESET_SUFFIXES = (".json", ".csv", ".txt", ".apo", ".cfg")
 
 
 class CommandError(Exception):
-    """A user-facing error: printed without a traceback, exit status 2."""
+    """A user-facing error: printed in one line without a traceback; ``code`` is the exit
+    status (2 bad usage or input, 1 a model or file that failed)."""
+
+    def __init__(self, message: str, code: int = BAD_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that files being written are cleaned up."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point to ``--help`` (exit status 2)."""
+
+    def error(self, message):
+        self.exit(BAD_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _load_system(workdir: str):
     from neuraleq_jax.system import NeuralEQMorphingSystem
 
     path = Path(workdir)
+    train = f"train one with: neuraleq train --workdir {path}"
+    if path.is_file():
+        raise CommandError(f"--workdir {path} is a file, not a folder: give the folder a "
+                           f"training run wrote (neuraleq train --workdir FOLDER)", FAILED)
     if not path.is_dir():
-        raise CommandError(
-            f"no trained model in {path}/ (the folder does not exist). Train one with:\n"
-            f"  neuraleq train --workdir {path}")
+        raise CommandError(f"no trained model in {path}/ (the folder does not exist); {train}",
+                           FAILED)
     try:
         return NeuralEQMorphingSystem.load(path)
-    except (FileNotFoundError, ValueError) as error:
-        raise CommandError(f"cannot load a trained model from {path}/: {error}\n"
-                           f"Train one with:  neuraleq train --workdir {path}") from None
+    except FileNotFoundError as error:
+        raise CommandError(f"cannot load a trained model from {path}/: {error}", FAILED) from None
 
 
-def _table(settings_NxP, labels, layout) -> str:
-    """A readable fixed-width table: one row per setting, gain/freq/Q per band."""
-    head = f"{'setting':<24}" + "".join(f"{f'b{i + 1} dB':>8}{'Hz':>8}{'Q':>6}"
-                                        for i in range(layout.n_bands))
-    rows = [head]
-    for label, row in zip(labels, np.asarray(settings_NxP, np.float64)):
-        cells = "".join(f"{g:>8.2f}{f:>8.0f}{q:>6.2f}" for g, f, q in row.reshape(-1, 3))
-        rows.append(f"{label[:23]:<24}{cells}")
-    return "\n".join(rows)
+def _resolve_format(args) -> str:
+    """``--format``, else the one ``--out``'s suffix names (like ``presets.write_preset``),
+    else ``table``. An explicit ``--format`` wins over the suffix (a note says so)."""
+    from neuraleq_jax.presets import SUFFIX_FORMATS
 
-
-def _emit(settings_NxP, layout, fmt: str, out: str | None, labels: list[str]) -> None:
-    """Print settings in the chosen format, or write them to ``out`` atomically."""
-    from neuraleq_jax import presets
-
-    if fmt == "apo" and len(settings_NxP) > 1:
-        texts = [presets.apo_text(row, name=label, layout=layout)
-                 for row, label in zip(settings_NxP, labels)]
-        if out:
-            raise CommandError("an Equalizer APO file holds one setting; use -n 1 with --out, "
-                               "or --format json/csv for several")
-        print("\n".join(texts))
-        return
-    if out:
-        if fmt == "table":
-            raise CommandError("--out needs --format json, apo or csv")
-        presets.write_preset(out, settings_NxP, format=fmt, names=labels, layout=layout)
-        print(f"wrote {len(settings_NxP)} setting(s) to {out}")
-        return
-    if fmt == "table":
-        print(_table(settings_NxP, labels, layout))
-    elif fmt == "json":
-        print(json.dumps(presets.preset_dict(settings_NxP, names=labels, layout=layout), indent=2))
-    elif fmt == "apo":
-        print(presets.apo_text(settings_NxP, name=labels[0], layout=layout), end="")
-    else:
-        print(presets.csv_text(settings_NxP, names=labels, layout=layout), end="")
+    out = getattr(args, "out", None)
+    implied = SUFFIX_FORMATS.get(Path(out).suffix.lower()) if out else None
+    if args.format is not None:
+        if implied is not None and implied != args.format:
+            print(f"note: writing {args.format} to {out} as --format asks (its suffix "
+                  f"suggests {implied})", file=sys.stderr)
+        return args.format
+    if out is None:
+        return "table"
+    if implied is None:
+        raise CommandError(f"cannot tell the format of --out {out} from its suffix; use a "
+                           f"suffix in {', '.join(sorted(SUFFIX_FORMATS))} or --format json, "
+                           f"apo or csv")
+    return implied
 
 
 def _centre_setting(system, term) -> np.ndarray:
@@ -89,73 +113,154 @@ def cmd_train(args, extra):
 
 
 def cmd_generate(args, _):
+    fmt = _resolve_format(args)
+    count = args.n if args.n is not None else (1 if fmt == "apo" else 5)
     system = _load_system(args.workdir)
-    settings = system.generate_eq_from_semantic(
-        args.term, variations=args.n, strength=args.strength, seed=args.seed, as_array=True)
-    labels = [f"{args.term} #{i + 1}" for i in range(len(settings))]
-    _emit(np.asarray(settings), system.layout, args.format, args.out, labels)
+    chunks = system.generate_eq_chunks(args.term, count, strength=args.strength, seed=args.seed,
+                                       chunk=output.STREAM_CHUNK)
+    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"{args.term} #{i + 1}")
 
 
 def cmd_morph(args, _):
+    fmt = _resolve_format(args)
     system = _load_system(args.workdir)
-    settings = system.morph_between_terms(args.term_a, args.term_b, steps=args.steps,
-                                          seed=args.seed, as_array=True)
+    settings = np.asarray(system.morph_between_terms(args.term_a, args.term_b, steps=args.steps,
+                                                     seed=args.seed, as_array=True))
     count = len(settings)
-    labels = [f"{args.term_a}→{args.term_b} {i / (count - 1):.2f}" for i in range(count)]
-    _emit(np.asarray(settings), system.layout, args.format, args.out, labels)
+    output.emit([settings], count, system.layout, fmt, args.out,
+          lambda i: f"{args.term_a}→{args.term_b} {i / (count - 1):.2f}")
 
 
 def cmd_explore(args, _):
+    npz = bool(args.out) and args.out.lower().endswith(".npz")
+    fmt = "npz" if npz and args.format is None else _resolve_format(args)
+    if args.novel is not None and args.novel > args.n:
+        raise CommandError(f"--novel {args.novel} asks for more settings than the -n {args.n} "
+                           "candidates explored; use --novel K with K <= N")
     system = _load_system(args.workdir)
-    if args.novel is None:
-        settings = system.explore_latent_space(n_samples=args.n, seed=args.seed, as_array=True)
-    else:  # N candidates, the K most novel of them (the facade counts the other way round)
-        if args.novel > args.n:
-            raise CommandError(f"--novel {args.novel} asks for more settings than the -n {args.n} "
-                               "candidates explored; use --novel K with K <= N")
-        settings = system.explore_latent_space(n_samples=args.novel, novel=args.n,
-                                               seed=args.seed, as_array=True)
-    settings = np.asarray(settings)
-    if args.out:
-        if args.out.endswith(".npz"):
-            from neuraleq_jax.fileio import atomic_save_npz
-
-            atomic_save_npz(args.out, settings=settings.astype(np.float32),
-                            parameter_names=np.array(system.layout.param_names))
-            print(f"wrote {len(settings)} setting(s) to {args.out}")
-        else:
-            labels = [f"explore #{i + 1}" for i in range(len(settings))]
-            _emit(settings, system.layout, args.format if args.format != "table" else "csv",
-                  args.out, labels)
+    if args.novel is not None:
+        # N candidates, the K most novel of them (the facade counts the other way round)
+        chunks = [np.asarray(system.explore_latent_space(
+            n_samples=args.novel, novel=args.n, seed=args.seed, as_array=True))]
+    elif fmt == "npz":  # one array in the file: 60 bytes per setting in memory
+        chunks = [np.asarray(system.explore_latent_space(n_samples=args.n, seed=args.seed,
+                                                         as_array=True))]
     else:
-        labels = [f"explore #{i + 1}" for i in range(len(settings))]
-        _emit(settings, system.layout, args.format, None, labels)
+        chunks = system.explore_chunks(args.n, seed=args.seed, chunk=output.STREAM_CHUNK)
+    if fmt == "npz":
+        from neuraleq_jax.fileio import atomic_save_npz
+
+        settings = np.concatenate(list(chunks))
+        atomic_save_npz(args.out, settings=settings.astype(np.float32),
+                        parameter_names=np.array(system.layout.param_names))
+        print(f"wrote {len(settings)} setting(s) to {args.out}")
+        return
+    count = args.n if args.novel is None else args.novel
+    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"explore #{i + 1}")
 
 
-def _setting_for(source: str, args):
-    """A preset file's first setting and layout, or a word's / compound's centre setting."""
+def _setting_for(source: str, args) -> tuple[np.ndarray, str]:
+    """``(setting [P], what it is)``: one setting of a preset file (``--index``, counted from
+    1, when the file holds several), or a word's / compound's centre setting."""
     from neuraleq_jax import presets
 
     path = Path(source)
-    if path.suffix.lower() in (".json", ".csv", ".txt", ".apo", ".cfg"):
-        if not path.is_file():
-            raise CommandError(f"preset file {path} does not exist")
-        settings, _names = presets.read_preset(path)
-        return settings[0]
-    return _centre_setting(_load_system(args.workdir), source)
+    if path.suffix.lower() not in PRESET_SUFFIXES:
+        if args.index is not None:
+            raise CommandError(f"--index picks one setting of a preset file; {source!r} is a "
+                               f"word or description (preset files end in "
+                               f"{', '.join(PRESET_SUFFIXES)})")
+        return _centre_setting(_load_system(args.workdir), source), f"the centre of {source!r}"
+    if not path.is_file():
+        raise CommandError(f"preset file {path} does not exist")
+    try:
+        settings, names = presets.read_preset(path)
+    except ValueError as error:
+        raise CommandError(f"cannot read preset file {path}: {error}") from None
+    count = len(settings)
+    if args.index is None and count > 1:
+        raise CommandError(f"{path} holds {count} settings; choose one with --index I "
+                           f"(1 to {count})")
+    index = 1 if args.index is None else args.index
+    if index > count:
+        raise CommandError(f"--index {index} is past the end: {path} holds {count} setting(s)")
+    return settings[index - 1], f"{names[index - 1]!r} from {path}"
+
+
+def _rms_dbfs(path) -> float | None:
+    """RMS level of an audio file over all channels (dBFS), read in blocks; None if silent."""
+    import soundfile as sf
+
+    total, samples = 0.0, 0
+    for block in sf.blocks(str(path), blocksize=1 << 16, dtype="float64", always_2d=True):
+        total += float(np.sum(block * block))
+        samples += block.size
+    return 10 * np.log10(total / samples) if samples and total > 0 else None
+
+
+def _dbfs(value) -> str:
+    return "silence" if value is None else f"{value:+.2f} dBFS"
+
+
+def apply_summary(report, source: str, layout) -> str:
+    """A few lines for people: the setting per band, loudness and peaks, what was written."""
+    lines = [f"applied {source} at strength {report.strength:g} to {report.in_path}"]
+    for band, (kind, (gain, freq, q)) in enumerate(
+            zip(layout.kinds, np.reshape(report.setting, (-1, 3))), start=1):
+        lines.append(f"  band {band} {kind.replace('_', ' '):<10} {gain:+6.2f} dB "
+                     f"{freq:>8.0f} Hz  Q {q:.2f}")
+    if report.match_loudness is not None:
+        unit = "LUFS" if report.match_loudness == "lufs" else "dBFS RMS"
+        level = "n/a" if report.loudness_in is None else f"{report.loudness_in:.2f} {unit}"
+        lines.append(f"loudness: matched by {report.match_loudness} ({level}; gain "
+                     f"{report.loudness_gain_db:+.2f} dB)")
+    else:
+        rms_in, rms_out = _rms_dbfs(report.in_path), _rms_dbfs(report.out_path)
+        change = "n/a" if None in (rms_in, rms_out) else f"{rms_out - rms_in:+.2f} dB"
+        lines.append(f"loudness: RMS level changed by {change} (--match-loudness rms or lufs "
+                     f"keeps it)")
+    lines.append(f"peak: {_dbfs(report.peak_in_dbfs)} in, {_dbfs(report.peak_out_dbfs)} out")
+    lines += [f"note: {note}" for note in report.notes]
+    if report.clipped_samples:
+        from neuraleq_jax.audio import FLOAT_SUBTYPES
+
+        if report.subtype in FLOAT_SUBTYPES:
+            lines.append(f"peaks above full scale: {report.clipped_samples} sample value(s) "
+                         f"beyond ±1.0, kept by the {report.subtype} file (players may clip "
+                         f"them); --peaks limit scales the output below 0 dBFS")
+        else:  # the report's notes already say how many the format clipped
+            lines.append("hint: --peaks limit, a lower --strength or --match-loudness avoids "
+                         "the clipping")
+    lines.append(f"wrote {report.out_path} ({report.format} {report.subtype}, "
+                 f"{report.channels} channel(s), {report.sample_rate:g} Hz, "
+                 f"{report.frames / report.sample_rate:.2f} s)")
+    return "\n".join(lines)
 
 
 def cmd_apply(args, _):
+    import warnings
+
     from neuraleq_jax import audio
 
-    setting = _setting_for(args.source, args)
+    setting, source = _setting_for(args.source, args)
     try:
-        report = audio.apply_eq_to_file(
-            args.input, args.output, setting, strength=args.strength,
-            match_loudness=args.match_loudness, overwrite=args.overwrite, peak_mode=args.peaks)
+        with warnings.catch_warnings():  # the summary states peaks and clipping itself
+            warnings.simplefilter("ignore", audio.ClippingWarning)
+            report = audio.apply_eq_to_file(
+                args.input, args.output, setting, strength=args.strength,
+                match_loudness=args.match_loudness, overwrite=args.overwrite,
+                peak_mode=args.peaks)
     except FileExistsError as error:
-        raise CommandError(f"{error} (on the command line: --overwrite)") from None
-    print(report.to_json())
+        message = str(error).replace("pass overwrite=True", "pass --overwrite")
+        raise CommandError(message) from None
+    except audio.ClippingError as error:
+        raise CommandError(
+            f"output peak {_dbfs(error.report.peak_out_dbfs)}: {error.report.clipped_samples} "
+            f"sample value(s) above full scale, so --peaks error wrote nothing; use --peaks "
+            f"limit, a lower --strength or --match-loudness", FAILED) from None
+    from neuraleq_jax.paramspace import DEFAULT_LAYOUT
+
+    print(report.to_json() if args.json else apply_summary(report, source, DEFAULT_LAYOUT))
 
 
 def cmd_plot(args, _):
@@ -197,11 +302,13 @@ def _strength(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neuraleq", description="Words for sound → 5-band parametric EQ settings.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  neuraleq train --workdir runs/synthetic\n"
                "  neuraleq generate warm -n 3\n  neuraleq apply warm in.wav out.wav")
+    parser.add_argument("--debug", action="store_true",
+                        help="on failure, print the traceback as well as the one-line message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, help_text, examples, func, *, model=True, output=True):
@@ -209,14 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="examples:\n" + "\n".join(f"  {e}" for e in examples))
         command.set_defaults(func=func)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)
         if model:
             command.add_argument("--workdir", default=DEFAULT_WORKDIR,
                                  help=f"folder of the trained model (default {DEFAULT_WORKDIR})")
             command.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
         if output:
-            command.add_argument("--format", choices=FORMATS, default="table",
-                                 help="output format (default table)")
-            command.add_argument("--out", help="write to this file instead of printing")
+            command.add_argument("--format", choices=FORMATS, default=None,
+                                 help="output format (default: the one --out's suffix names, "
+                                      ".json .csv .txt/.apo/.cfg; else table); given, it wins")
+            command.add_argument("--out", help="write to this file instead of printing "
+                                               "(streamed, with progress, when large)")
         return command
 
     add("train", "Train a model (same as python -m neuraleq_jax.train; all its options apply).",
@@ -227,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                   ["neuraleq generate warm -n 5", "neuraleq generate '0.7 warm + 0.3 bright'",
                    "neuraleq generate punchy --format apo --out punchy.txt"], cmd_generate)
     command.add_argument("term", help="a word, 'warm and punchy' or '0.7 warm + 0.3 bright'")
-    command.add_argument("-n", type=_positive_int, default=5, help="variations (default 5)")
+    command.add_argument("-n", type=_positive_int, default=None,
+                         help="variations (default 5; 1 for --format apo, which holds one)")
     command.add_argument("--strength", type=_strength, default=1.0,
                          help="0 = flat, 1 = as generated (default 1)")
     command = add("morph", "Settings along a smooth path from one word to another.",
@@ -245,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                   ["neuraleq apply warm in.wav out.wav",
                    "neuraleq apply bright in.flac out.flac --strength 0.5 --match-loudness lufs",
                    "neuraleq apply preset.json in.wav out.wav"], cmd_apply, output=False)
-    command.add_argument("source", help="word, compound description or preset file (.json/.csv)")
+    command.add_argument("source", help="word, compound description or preset file "
+                                        "(.json/.csv/.txt)")
     command.add_argument("input", help="input audio file (WAV, FLAC, ...)")
     command.add_argument("output", help="output audio file")
     command.add_argument("--strength", type=_strength, default=1.0)
@@ -254,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="what to do when the output exceeds 0 dBFS (default report)")
     command.add_argument("--overwrite", action="store_true",
                          help="allow the output to replace an existing file or the input")
+    command.add_argument("--index", type=_positive_int, default=None,
+                         help="which setting of a preset file holding several (1 = first)")
+    command.add_argument("--json", action="store_true",
+                         help="print the full report as JSON instead of the summary")
     command = add("plot", "Plot the response curves of words.",
                   ["neuraleq plot warm bright --out words.png"], cmd_plot, output=False)
     command.add_argument("terms", nargs="+")
@@ -267,22 +384,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _failure(error: BaseException) -> tuple[str, int]:
+    """The one-line message and exit status for an exception (see the module docstring)."""
+    checkpoints = sys.modules.get("neuraleq_jax.checkpoints")
+    if isinstance(error, CommandError):
+        return str(error), error.code
+    if checkpoints is not None and isinstance(error, checkpoints.CheckpointError):
+        return str(error), FAILED
+    if isinstance(error, (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError,
+                          NotADirectoryError)):
+        return str(error), BAD_USAGE
+    if isinstance(error, OSError):
+        return str(error), FAILED
+    text = str(error).strip().splitlines()
+    return (f"unexpected error: {type(error).__name__}: {text[0] if text else ''} (rerun with "
+            f"--debug for the traceback)"), FAILED
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     passthrough = {"train", "evaluate", "bench"}
-    if argv and argv[0] in passthrough and not {"-h", "--help"} & set(argv[1:2]):
+    position = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    if (argv[position:position + 1] and argv[position] in passthrough
+            and not {"-h", "--help"} & set(argv[position + 1:position + 2])):
         args, extra = parser.parse_known_args(argv)
     else:
         args, extra = parser.parse_args(argv), []
+    own_signals = (args.command not in passthrough  # train handles its signals itself
+                   and threading.current_thread() is threading.main_thread())
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if own_signals else None
+    error = None
     try:
         return int(args.func(args, extra) or 0)
-    except CommandError as error:
-        print(f"neuraleq {args.command}: {error}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as error:
-        print(f"neuraleq {args.command}: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        message, code = "interrupted", INTERRUPTED
+    except _Terminated:
+        message, code = "stopped by SIGTERM", TERMINATED
+    except Exception as caught:  # every failure ends as one line (see the module docstring)
+        message, code = _failure(caught)
+        error = caught
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if args.debug and error is not None:
+        traceback.print_exception(error)
+    print(f"neuraleq {args.command}: {_one_line(message)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

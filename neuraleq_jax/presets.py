@@ -96,12 +96,15 @@ def apo_text(setting, *, name: str | None = None, preamp: bool = True,
     return "\n".join(lines) + "\n"
 
 
-def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT) -> str:
-    """CSV text: header ``name`` + the parameter names, one row per setting."""
+def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
+             header: bool = True) -> str:
+    """CSV text: header ``name`` + the parameter names (unless ``header=False``, for text
+    appended to a file already started), one row per setting."""
     array = _as_settings(settings, layout)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("name",) + layout.param_names)
+    if header:
+        writer.writerow(("name",) + layout.param_names)
     for name, row in zip(_names(names, len(array)), array.astype(np.float64)):
         writer.writerow([name] + [repr(float(v)) for v in row])
     return buffer.getvalue()

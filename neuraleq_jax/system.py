@@ -334,6 +334,29 @@ class NeuralEQMorphingSystem:
                 for first in range(0, variations, bucket)]))
         return self._format(settings[:variations], as_array)
 
+    def generate_eq_chunks(self, term, variations: int, *, strength: float = 1.0,
+                           seed: int | None = None, chunk: int = GENERATE_CHUNK):
+        """The settings of :meth:`generate_eq_from_semantic` (same arguments, ``as_array=True``),
+        yielded as float32 arrays of at most ``chunk`` rows (rounded up to a power of two,
+        capped at ``GENERATE_CHUNK``) ``[C, 15]``, so that any count fits in memory.
+        Concatenated, they equal ``generate_eq_from_semantic(..., as_array=True)``."""
+        self._require_trained()
+        variations = _count(variations, "variations", 1)
+        strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
+        weights, word = self._weights(term)
+        seed_u32, stream = self._key_parts(seed)
+        bucket = min(generation.bucket_size(variations), GENERATE_CHUNK,
+                     generation.bucket_size(_count(chunk, "chunk", 1)))
+        kind = "word" if word >= 0 else "blend"
+        compiled = self._compiled.get(("generate", bucket, kind))
+        if compiled is None:
+            compiled = self._compile_generate(bucket, kind, weights)
+        weights_arg = () if word >= 0 else (weights,)
+        for first in range(0, variations, bucket):
+            settings = compiled(*weights_arg, np.array(
+                (seed_u32, stream, first, max(word, 0), strength_bits), np.uint32))
+            yield np.asarray(settings)[:variations - first]
+
     def _compile_generate(self, bucket: int, kind: str, weights_1xW: np.ndarray):
         """The executable for ``bucket`` variations of a single word (``kind="word"``: the
         latency path, no weight vector) or of a blend (``kind="blend"``)."""
@@ -417,6 +440,19 @@ class NeuralEQMorphingSystem:
             candidates, n_samples, **common)
         settings = np.asarray(settings)
         return self._format(settings, as_array, extra={"novelty_db": np.asarray(novelty)})
+
+    def explore_chunks(self, n_samples: int, *, seed: int | None = None,
+                       temperature: float = 1.0, chunk: int | None = None):
+        """The settings of :meth:`explore_latent_space` (plain samples, ``as_array=True``),
+        yielded as float32 arrays ``[<= chunk, 15]`` so that any count fits in memory (see
+        :func:`generation.explore_chunks`). Concatenated, they equal that method's result."""
+        self._require_trained()
+        n_samples = _count(n_samples, "n_samples", 1)
+        seed_u32, stream = self._key_parts(seed)
+        key = jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
+        yield from generation.explore_chunks(
+            self._params, self.model_config, self._arrays(generation.EXPLORE_KEYS), key,
+            n_samples, chunk=chunk, temperature=float(temperature), layout=self.layout)
 
     # ------------------------------------------------------------------ model access
 

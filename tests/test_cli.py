@@ -70,7 +70,7 @@ def test_apply_writes_same_shape_audio_and_keeps_input(workdir, tmp_path, capsys
     sf.write(source, noise, 48_000, subtype="PCM_16")
     before = hashlib.sha256(source.read_bytes()).hexdigest()
     out = tmp_path / "out.wav"
-    assert cli.main(["apply", "warm", str(source), str(out), "--strength", "0.5",
+    assert cli.main(["apply", "warm", str(source), str(out), "--strength", "0.5", "--json",
                      "--workdir", workdir]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["channels"] == 2
@@ -129,7 +129,7 @@ def test_bad_strength_is_refused(workdir, strength, capsys):
 
 
 def test_missing_model_says_how_to_train(tmp_path, capsys):
-    assert cli.main(["generate", "warm", "--workdir", str(tmp_path / "none")]) == 2
+    assert cli.main(["generate", "warm", "--workdir", str(tmp_path / "none")]) == 1
     assert "neuraleq train --workdir" in capsys.readouterr().err
 
 
