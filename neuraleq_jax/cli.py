@@ -410,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     passthrough = {"train", "evaluate", "bench"}
     position = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
+    if argv[position:position + 1] == ["train"]:  # its own parser lists every config field
+        from neuraleq_jax import train
+
+        debug = ["--debug"] if "--debug" in argv[:position] else []
+        return train.main(argv[position + 1:] + debug)
     if (argv[position:position + 1] and argv[position] in passthrough
             and not {"-h", "--help"} & set(argv[position + 1:position + 2])):
         args, extra = parser.parse_known_args(argv)

@@ -122,6 +122,7 @@ def _plots(arrays: dict, heldout, system_name: str, out_dir: Path, report_dir: P
     report. Raises ImportError when matplotlib (or the plots module) is missing."""
     from neuraleq_jax import plots
 
+    plots.require_matplotlib()  # before any folder exists: a broken install leaves none
     folder = out_dir / PLOTS_DIR / system_name
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -327,9 +327,28 @@ def test_evaluate_command_baseline_only_small_config(tmp_path, capsys):
     assert {r["key"] for r in metrics["goals"]["baseline"]} == {g[0] for g in evaluation.GOALS}
     text = (tmp_path / "report.md").read_text()
     assert "| latent silhouette | ≥ 0.85 |" in text and "lite baseline" in text
-    for plot in metrics["plots"]:  # written when matplotlib is present
+    assert metrics["plots"], "matplotlib is a dependency: the report has its plots"
+    for plot in metrics["plots"]:
         assert (tmp_path / plot).is_file() and (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
     assert "box rate" in capsys.readouterr().out
+
+
+def test_evaluate_without_matplotlib_says_so_and_leaves_no_empty_plot_folder(tmp_path,
+                                                                              monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    (tmp_path / "config.json").write_text(json.dumps(SMALL_CONFIG))
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    metrics = evaluate.evaluate_workdir(tmp_path, n_variations=8, baseline_only=True)
+    assert metrics["plots"] == [] and not (tmp_path / evaluate.PLOTS_DIR).exists()
+    assert any("pip install matplotlib" in note for note in metrics["notes"])
 
 
 def test_evaluate_command_reports_a_missing_config(tmp_path, capsys):
