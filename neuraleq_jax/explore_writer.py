@@ -18,6 +18,7 @@ import json
 import time
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -141,6 +142,7 @@ class _Scorer:
 def _write_chunk(arrays, spec, c: int, settings_RxP, scores, latents) -> list:
     """Start every write of chunk ``c``; returns their futures."""
     first, rows = c * spec.chunk, len(settings_RxP)
+    chex.assert_shape(settings_RxP, (min(spec.chunk, spec.n - first), len(spec.param_names)))
     futures = [arrays["settings"][first:first + rows].write(settings_RxP)]
     if latents is not None:
         futures.append(arrays["latents"][first:first + rows].write(latents[:rows]))
@@ -230,8 +232,7 @@ def _finish_top(path, spec) -> None:
                 np.concatenate([rows, rows_view[block].read().result().ravel()]),
                 np.concatenate([scores, score_view[block].read().result().ravel()]),
                 k, largest=largest)
-        chosen = np.stack([settings[int(r)].read().result() for r in rows]) if len(rows) else \
-            np.zeros((0, len(spec.param_names)), np.float32)
+        chosen = settings[rows].read().result()  # one read per chunk that holds a chosen row
         group = f"top_{name}"
         store_lib.write_array(path, f"{group}/rows", rows.astype(np.int64), k, -1)
         store_lib.write_array(path, f"{group}/{metric}", scores.astype(np.float32), k, "NaN")
@@ -249,6 +250,10 @@ def _barrier(name: str) -> None:
 def process_share(n_chunks: int, process: int, processes: int) -> range:
     """The contiguous chunks process ``process`` of ``processes`` explores."""
     return range(n_chunks * process // processes, n_chunks * (process + 1) // processes)
+
+
+def _rows_in(spec: store_lib.StoreSpec, chunks) -> int:
+    return sum(min(spec.chunk, spec.n - c * spec.chunk) for c in chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,17 +298,18 @@ def explore_to_store(path, params, config: models.ModelConfig, word_model, key, 
     done = store_lib.open_array(path, "progress/chunk_done").read().result().astype(bool)
     share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
     todo = [c for c in share if not done[c]]
-    rows_of = lambda chunks: sum(min(spec.chunk, spec.n - c * spec.chunk) for c in chunks)  # noqa: E731
     from tqdm.auto import tqdm
-    with tqdm(total=rows_of(share), initial=rows_of(share) - rows_of(todo), unit="settings",
-              unit_scale=True, disable=not progress, smoothing=0.05, desc="explore") as bar:
+    name = "explore" if jax.process_count() == 1 else f"explore {jax.process_index()}"
+    with tqdm(total=_rows_in(spec, share), initial=_rows_in(spec, share) - _rows_in(spec, todo),
+              unit="settings", unit_scale=True, disable=not progress, smoothing=0.05,
+              desc=name) as bar:
         _write_chunks(path, spec, todo, (params, config, word_model, layout), key, bar)
     _barrier("chunks")
     if jax.process_index() == 0:
         _finish_top(path, spec)
         store_lib.mark_complete(path, spec)
     _barrier("complete")
-    return StoreReport(store_lib.open_store(path), False, int(done.sum()), rows_of(todo),
+    return StoreReport(store_lib.open_store(path), False, int(done.sum()), _rows_in(spec, todo),
                        time.perf_counter() - began)
 
 

@@ -132,6 +132,36 @@ def test_top_k_and_columns_equal_brute_force(model, tmp_path):
     np.testing.assert_allclose(store["nearest_word_db"][:], ordered[:, 0], atol=DB_TOL)
 
 
+def test_cli_target_curve_keeps_the_nearest_settings(workdir, model, tmp_path, capsys):
+    from neuraleq_jax import curves
+
+    params, config, word_model = model
+    gains_F = np.linspace(-4.0, 6.0, curves.N_BANDS)  # a tilt towards the highs
+    document = curves.curve_document(["tilt"], gains_F[None])
+    (tmp_path / "tilt.json").write_text(json.dumps(document))
+    out = tmp_path / "near.zarr"
+    assert cli.main(["explore", "-n", "1500", "--chunk", "512", "--seed", "4", "--target",
+                     str(tmp_path / "tilt.json"), "--near", "3", "--out", str(out),
+                     "--workdir", str(workdir)]) == 0
+    store = explore_store.open_store(out)
+    settings = generation.explore(params, config, word_model, explore_writer.key_for_seed(4),
+                                  1500, chunk=512)
+    responses = np.asarray(response.magnitude_response_db(settings, curves.CURVE_FREQS,
+                                                          layout=LAYOUT), np.float64)
+    distance = np.sqrt(((responses - gains_F) ** 2).mean(-1))
+    nearest = np.lexsort((np.arange(1500), distance))[:3]
+    np.testing.assert_array_equal(store["top_target/rows"][:], nearest)
+    np.testing.assert_allclose(store["top_target/distance_db"][:], distance[nearest], atol=DB_TOL)
+    np.testing.assert_allclose(store.attributes["target"]["freqs_hz"], curves.CURVE_FREQS)
+    (tmp_path / "bad.json").write_text('{"what": 1}')
+    capsys.readouterr()
+    assert cli.main(["explore", "-n", "10", "--target", str(tmp_path / "bad.json"), "--out",
+                     str(tmp_path / "bad.zarr"), "--workdir", str(workdir)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "neither a preset" in error
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_merge_top_is_independent_of_grouping():
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 5, 40).astype(np.float32)  # many ties: broken by the lower row
