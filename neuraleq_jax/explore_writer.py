@@ -292,6 +292,7 @@ def explore_to_store(path, params, config: models.ModelConfig, word_model, key, 
     if attributes is not None and attributes.get("complete"):
         return StoreReport(store_lib.open_store(path), True, spec.n_chunks, 0,
                            time.perf_counter() - began)
+    _barrier("checked")  # every process has looked before process 0 starts writing
     if jax.process_index() == 0:
         store_lib.create_store(path, spec)
     _barrier("created")
