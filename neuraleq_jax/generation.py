@@ -663,8 +663,8 @@ def explore_range(params, config: models.ModelConfig, word_model, key, start: in
                   layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
     """Stream the explored settings of rows ``start … stop - 1`` as host arrays of at most
     ``[chunk, P]``, the first starting at row ``start`` (``chunk`` None:
-    :func:`default_explore_chunk`, or less for a short range). Row ``i`` equals row ``i`` of :func:`explore` with the same
-    key; memory and devices as in :func:`explore_chunks`.
+    :func:`default_explore_chunk`, or less for a short range). Row ``i`` equals row ``i`` of
+    :func:`explore` with the same key; memory and devices as in :func:`explore_chunks`.
     """
     start, stop = int(start), int(stop)
     if not 0 <= start < stop <= 2 ** 31 - 1:
