@@ -36,7 +36,7 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
                        help="a preset file (.json/.csv/.txt) or a 40-band curve file (.json): "
                             "keep the settings whose response is nearest to it")
     group.add_argument("--near", type=int, default=100,
-                       help="how many settings nearest to --target to keep (default 100)")
+                       help="how many settings nearest to --target to keep (default 100, at most -n)")
     for name, kind, default in DISTRIBUTED_FLAGS:
         group.add_argument(f"--distributed.{name}", dest=f"distributed_{name}", type=kind,
                            default=default, metavar=kind.__name__.upper(),
@@ -109,7 +109,7 @@ def run(args) -> int:
     report = explore_writer.explore_to_store(
         args.out, bundle.params, bundle.model_config, bundle.word_model,
         explore_writer.key_for_seed(args.seed), args.n, chunk=args.chunk, columns=columns,
-        novel_k=args.novel or 0, target=target, target_k=args.near if target else 0,
+        novel_k=args.novel or 0, target=target, target_k=min(args.near, args.n) if target else 0,
         seed=args.seed, vocabulary=bundle.vocabulary, layout=bundle.layout, progress=True)
     if jax.process_index() == 0:
         if report.already_complete:
