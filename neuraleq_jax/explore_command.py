@@ -36,7 +36,8 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
                        help="a preset file (.json/.csv/.txt) or a 40-band curve file (.json): "
                             "keep the settings whose response is nearest to it")
     group.add_argument("--near", type=int, default=100,
-                       help="how many settings nearest to --target to keep (default 100, at most -n)")
+                       help="how many settings nearest to --target to keep (default 100, "
+                            "at most -n)")
     for name, kind, default in DISTRIBUTED_FLAGS:
         group.add_argument(f"--distributed.{name}", dest=f"distributed_{name}", type=kind,
                            default=default, metavar=kind.__name__.upper(),
