@@ -132,6 +132,10 @@ def cmd_morph(args, _):
 
 
 def cmd_explore(args, _):
+    from neuraleq_jax import explore_command
+
+    if explore_command.is_store_path(args.out):
+        return explore_command.run(args, _load_system)
     npz = bool(args.out) and args.out.lower().endswith(".npz")
     fmt = "npz" if npz and args.format is None else _resolve_format(args)
     if args.novel is not None and args.novel > args.n:
@@ -349,10 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--steps", type=int, default=10, help="steps, >= 2 (default 10)")
     command = add("explore", "Sample new settings from the latent space.",
                   ["neuraleq explore -n 20", "neuraleq explore -n 100000 --novel 10",
-                   "neuraleq explore -n 1000000 --out explored.npz"], cmd_explore)
+                   "neuraleq explore -n 1000000 --out explored.npz",
+                   "neuraleq explore -n 100000000 --out explored.zarr --novel 100"], cmd_explore)
     command.add_argument("-n", type=_positive_int, default=20, help="samples (default 20)")
     command.add_argument("--novel", type=_positive_int, default=None,
                          help="return only the K most novel settings")
+    from neuraleq_jax import explore_command
+    explore_command.add_arguments(command)
     command = add("apply", "Apply a word's setting (or a preset file) to an audio file.",
                   ["neuraleq apply warm in.wav out.wav",
                    "neuraleq apply bright in.flac out.flac --strength 0.5 --match-loudness lufs",

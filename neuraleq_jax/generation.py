@@ -655,6 +655,57 @@ def explore_novel(params, config: models.ModelConfig, word_model, key, n: int, k
                           np.float32(temperature), int(n), int(k), chunk, layout)
 
 
+# explore by row index: a store resumes at any chunk and several processes each take a share of
+# the rows; row i is still the draw of fold_in(key, i), so a range equals that slice of explore
+
+def explore_range(params, config: models.ModelConfig, word_model, key, start: int, stop: int,
+                  *, chunk: int | None = None, temperature: float = 1.0,
+                  layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
+    """Stream the explored settings of rows ``start … stop - 1`` as host arrays of at most
+    ``[chunk, P]``, the first starting at row ``start`` (``chunk`` None:
+    :func:`default_explore_chunk`, or less for a short range). Row ``i`` equals row ``i`` of
+    :func:`explore` with the same key; memory and devices as in :func:`explore_chunks`.
+    """
+    start, stop = int(start), int(stop)
+    if not 0 <= start < stop <= 2 ** 31 - 1:
+        raise ValueError(f"need 0 <= start < stop < 2**31 (rows), got start={start}, stop={stop}")
+    _check_explore_args(stop, chunk, temperature)
+    # a given chunk is kept even for a short range, so every chunk of a store is decoded by the
+    # same compiled program, whichever range it falls in
+    chunk = (min(default_explore_chunk(), bucket_size(stop - start)) if chunk is None
+             else int(chunk))
+    plan = large_batch_plan(chunk)
+    params, arrays, key = _place((params, _select(word_model, EXPLORE_KEYS), key), plan)
+    temperature = np.float32(temperature)
+
+    def dispatch(first):
+        settings = _explore_chunk(params, config, arrays, key, np.int32(first), temperature,
+                                  chunk, layout, plan)
+        settings.copy_to_host_async()
+        return first, settings
+
+    pending = dispatch(start)  # one chunk decodes while the consumer takes the previous one
+    for first in range(start + chunk, stop + chunk, chunk):
+        following = dispatch(first) if first < stop else None
+        done, settings = pending
+        yield np.asarray(settings)[: stop - done]
+        pending = following
+
+
+@functools.partial(jax.jit, static_argnames=("count",))
+def _explore_latents_jit(word_model, key, start, count, temperature):
+    return _explore_latents(word_model, key, start, count, temperature)
+
+
+def explore_latents(word_model, key, start: int, count: int, *,
+                    temperature: float = 1.0) -> np.ndarray:
+    """The latents ``[count, L]`` that exploration decodes for rows ``start … start + count - 1``
+    (the same draws as :func:`explore_range`), on the host."""
+    _check_explore_args(int(start) + int(count), None, temperature)
+    return np.asarray(_explore_latents_jit(_select(word_model, EXPLORE_KEYS), key,
+                                           np.int32(start), int(count), np.float32(temperature)))
+
+
 # --------------------------------------------------------------------------- fitting
 
 @functools.partial(jax.jit, static_argnames=("config",))
