@@ -1,7 +1,8 @@
 """Audealize's crowd vocabulary: every word of its eqdescriptors.json in one model.
 
     neuraleq data fetch audealize --dest data/
-    python -m neuraleq_jax.train --config audealize --data.path=data/eqdescriptors.json --workdir runs/adz
+    python -m neuraleq_jax.train --config audealize \\
+        --data.path=data/eqdescriptors.json --workdir runs/adz
     python -m neuraleq_jax.evaluate --workdir runs/adz
 
 Every word of the file (English and Spanish) is in the vocabulary: nothing is held out by word.

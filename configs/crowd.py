@@ -1,6 +1,7 @@
 """One vocabulary from two crowds: Audealize's word curves and SAFE-DB's settings.
 
-    python -m neuraleq_jax.train --config crowd --data.path=data/eqdescriptors.json --workdir runs/crowd
+    python -m neuraleq_jax.train --config crowd \\
+        --data.path=data/eqdescriptors.json --workdir runs/crowd
     python -m neuraleq_jax.evaluate --workdir runs/crowd
 
 Audealize's words as in ``--config audealize``, plus SAFE-DB's words with at least

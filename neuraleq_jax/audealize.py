@@ -152,7 +152,7 @@ def parse_audealize(document, *, on_malformed: str = "raise",
 
 
 def load_audealize(path: str | os.PathLike, *, on_malformed: str = "raise") -> AudealizeSet:
-    """Read Audealize's ``eqdescriptors.json`` (UTF-8) from ``path``; see :func:`parse_audealize`."""
+    """Read Audealize's ``eqdescriptors.json`` (UTF-8); see :func:`parse_audealize`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Audealize file not found: {path} (download it with "

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import compound, data, generation, models, paramspace, response
+from neuraleq_jax import compound, data, generation, models, paramspace
 from neuraleq_jax import vocabulary as vocab
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
@@ -444,58 +444,29 @@ class NeuralEQMorphingSystem:
     # ------------------------------------------------------------------ the vocabulary
 
     def word_info(self, word) -> dict:
-        """Where ``word`` came from and how sure its crowd was: ``{"word", "sources" (list of
-        ``{"name", "contributors", "agreement", "settings"}``), "contributors", "agreement",
-        "confidence" (0–1 or None), "lang"}``; see :func:`neuraleq_jax.vocabulary.word_info`
-        (confidence: the Spearman-Brown reliability of the crowd's mean)."""
+        """``{"word", "sources", "contributors", "agreement", "confidence", "lang"}``: where
+        ``word`` came from and how sure its crowd was (see :func:`vocabulary.word_info`)."""
         self._require_trained()
         return vocab.word_info(word, self.vocabulary, self._word_model)
 
     def word_map(self) -> np.ndarray:
-        """2-D positions of the words, float32 ``[W, 2]`` in vocabulary order (classical MDS of
-        the centre responses, in about RMS dB; stored in the bundle when training fits the word
-        model, computed here for older models)."""
+        """2-D word positions, float32 ``[W, 2]`` in vocabulary order, about RMS dB apart (stored
+        in the bundle; :func:`neuraleq_jax.vocabulary.word_map`)."""
         self._require_trained()
-        stored = self._word_model.get(vocab.WORD_MAP_KEY)
-        if stored is None:
-            stored = vocab.word_map(self._word_model["centre_responses_WxF"])
-        return np.array(stored, np.float32)
-
-    def _as_settings(self, settings) -> tuple[np.ndarray, bool]:
-        """``(settings [N, P] validated, whether one setting was given)``."""
-        if isinstance(settings, Mapping):
-            return paramspace.from_dicts([settings], self.layout), True
-        if isinstance(settings, Sequence) and settings and all(
-                isinstance(row, Mapping) for row in settings):
-            return paramspace.from_dicts(settings, self.layout), False
-        array = paramspace.validate(settings, self.layout, name="settings")
-        if array.ndim not in (1, 2) or array.shape[-1] != self.layout.n_params:
-            raise ValueError(f"settings must be [{self.layout.n_params}] or "
-                             f"[N, {self.layout.n_params}], got shape {array.shape}")
-        return array.reshape(-1, self.layout.n_params), array.ndim == 1
+        stored = self._word_model.get(vocab.WORD_MAP_KEY)  # absent from older bundles
+        return np.array(vocab.word_map(self._word_model["centre_responses_WxF"])
+                        if stored is None else stored, np.float32)
 
     def describe(self, settings, k: int = 5):
-        """The ``k`` words whose sound is nearest a setting (the inverse of generation).
-
-        Distance: RMS dB over SPEC's reference grid (256 log-spaced points, 20 Hz–20 kHz)
-        between the setting's response and each word's centre response (the response of its
-        centre setting, :meth:`centre_settings`). A word's own centre setting is described by
-        that word first (distance 0).
-
-        Args:
-          settings: one setting ``[15]`` or named dict → a list of ``(word, distance_db)``,
-            nearest first; ``[N, 15]`` or a list of dicts → a list of such lists.
-          k: how many words (at most the vocabulary's size).
-        """
+        """The ``k`` words whose sound is nearest a setting (the inverse of generation): one
+        setting ``[15]`` (or a named dict) → a list of ``(word, distance_db)``, nearest first;
+        ``[N, 15]`` (or a list of dicts) → a list of such lists. Distance: RMS dB over SPEC's
+        reference grid between the setting's response and each word's centre response (of its
+        :meth:`centre_settings` row), so a word's own centre setting names that word first.
+        See :func:`neuraleq_jax.vocabulary.describe`."""
         self._require_trained()
-        k = _count(k, "k", 1)
-        settings_NxP, single = self._as_settings(settings)
-        responses = np.asarray(response.magnitude_response_db(settings_NxP, layout=self.layout))
-        indices, distances = vocab.nearest_words(
-            responses, self._word_model["centre_responses_WxF"], k)
-        named = [[(self.vocabulary[i], float(d)) for i, d in zip(row_i, row_d)]
-                 for row_i, row_d in zip(indices.tolist(), distances.tolist())]
-        return named[0] if single else named
+        return vocab.describe(settings, self._word_model["centre_responses_WxF"],
+                              self.vocabulary, _count(k, "k", 1), self.layout)
 
     # ------------------------------------------------------------------ persistence
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from neuraleq_jax import paramspace, response
 from neuraleq_jax.data import EQDataset
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 SMALL_VOCABULARY = 20  # up to this many words, an unknown-word message lists them all
 INFO_PREFIX = "info_"
@@ -188,6 +190,33 @@ def nearest_words(responses_NxF, centre_responses_WxF, k: int) -> tuple[np.ndarr
     order = np.take_along_axis(part, np.argsort(np.take_along_axis(distances, part, 1), 1,
                                                 kind="stable"), 1)
     return order, np.take_along_axis(distances, order, 1)
+
+
+def settings_rows(settings, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, bool]:
+    """``(settings [N, P] validated, whether one setting was given)`` from a setting ``[P]``, a
+    named dict, ``[N, P]`` or a list of named dicts."""
+    if isinstance(settings, Mapping):
+        return paramspace.from_dicts([settings], layout), True
+    if isinstance(settings, Sequence) and settings and all(
+            isinstance(row, Mapping) for row in settings):
+        return paramspace.from_dicts(settings, layout), False
+    array = paramspace.validate(settings, layout, name="settings")
+    if array.ndim not in (1, 2):
+        raise ValueError(f"settings must be [{layout.n_params}] or [N, {layout.n_params}], got "
+                         f"shape {array.shape}")
+    return array.reshape(-1, layout.n_params), array.ndim == 1
+
+
+def describe(settings, centre_responses_WxF, words: Sequence[str], k: int = 5,
+             layout: EQLayout = DEFAULT_LAYOUT):
+    """The ``k`` words nearest each setting (see :func:`settings_rows` for the forms), as
+    ``(word, distance_db)`` lists nearest first; a single setting gives one list."""
+    settings_NxP, single = settings_rows(settings, layout)
+    responses_NxF = np.asarray(response.magnitude_response_db(settings_NxP, layout=layout))
+    indices, distances = nearest_words(responses_NxF, centre_responses_WxF, k)
+    named = [[(words[i], float(d)) for i, d in zip(row_i, row_d)]
+             for row_i, row_d in zip(indices.tolist(), distances.tolist())]
+    return named[0] if single else named
 
 
 def word_map(centre_responses_WxF) -> np.ndarray:

@@ -116,3 +116,22 @@ def test_fused_counts_follow_the_contributor_ratio(n_a, n_s, c_a, c_s):
     assert 1 <= keep_a <= n_a and 1 <= keep_s <= n_s
     assert keep_a == n_a or keep_s == n_s  # the smaller side is kept whole
     assert keep_s / keep_a == pytest.approx(c_s / c_a, rel=0.5 / min(keep_a, keep_s) + 1e-9)
+
+
+def test_describe_accepts_every_setting_form():
+    from neuraleq_jax import paramspace, response
+
+    dataset = make_synthetic(per_word=1, seed=4)
+    centres = np.asarray(response.magnitude_response_db(dataset.settings))
+    words = dataset.vocabulary
+    rows = vocabulary.describe(dataset.settings, centres, words, k=3)
+    assert [r[0][0] for r in rows] == list(words) and all(r[0][1] < 1e-3 for r in rows)
+    named = paramspace.to_dicts(dataset.settings)
+    assert vocabulary.describe(named[2], centres, words, k=2)[0][0] == words[2]
+    assert [r[0][0] for r in vocabulary.describe(named, centres, words)] == list(words)
+    single = vocabulary.describe(dataset.settings[5], centres, words, k=len(words))
+    assert [w for w, _ in single][0] == words[5] and len(single) == len(words)
+    distances = [d for _, d in single]
+    assert distances == sorted(distances)
+    with pytest.raises(ValueError, match="shape"):
+        vocabulary.describe(np.zeros(14), centres, words)
