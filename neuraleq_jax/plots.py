@@ -323,6 +323,20 @@ def _map_sizes(confidence, n: int) -> np.ndarray:
     return 15.0 + 160.0 * np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
 
 
+def _uncluttered(points_Wx2, order, cells=(36, 70)) -> list[int]:
+    """Words to label, in ``order`` (most important first), at most one per cell of a
+    ``cells`` (columns, rows) grid over the points' range, so that labels do not overprint."""
+    low, high = points_Wx2.min(0), points_Wx2.max(0)
+    size = np.maximum(high - low, 1e-9) / np.array(cells)
+    taken, chosen = set(), []
+    for index in order:
+        cell = tuple(((points_Wx2[index] - low) // size).astype(int))
+        if cell not in taken:
+            taken.add(cell)
+            chosen.append(int(index))
+    return chosen
+
+
 def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None,
                   title: str | None = None, max_labels: int = 400) -> Path:
     """The vocabulary's 2-D word map: one marker per word, sized by its confidence (0–1, or
@@ -332,7 +346,8 @@ def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None
       points_Wx2: float ``[W, 2]`` (e.g. ``system.word_map()``).
       words: ``W`` words in the same order.
       confidence: ``W`` values in [0, 1] or None (e.g. ``system.word_info(w)["confidence"]``).
-      max_labels: label at most this many words, the most confident first.
+      max_labels: label at most this many words, the most confident first, and at most one
+        per small cell of the map (the others are markers only).
     Returns:
       ``out_path`` as a Path.
     """
@@ -355,7 +370,7 @@ def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None
     axes.scatter(points[:, 0], points[:, 1], s=sizes, c=sizes, cmap="viridis", alpha=0.6,
                  edgecolors="none")
     halo = [effects.withStroke(linewidth=2.0, foreground="white")]
-    for index in np.argsort(-sizes, kind="stable")[:max_labels]:
+    for index in _uncluttered(points, np.argsort(-sizes, kind="stable"))[:max_labels]:
         axes.annotate(words[index], points[index], fontsize=6 if len(words) > 60 else 9,
                       ha="center", va="bottom", xytext=(0, 2), textcoords="offset points",
                       path_effects=halo)
