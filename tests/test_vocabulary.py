@@ -135,3 +135,17 @@ def test_describe_accepts_every_setting_form():
     assert distances == sorted(distances)
     with pytest.raises(ValueError, match="shape"):
         vocabulary.describe(np.zeros(14), centres, words)
+
+
+def test_map_labels_never_share_a_cell_and_keep_the_most_confident():
+    from neuraleq_jax import plots
+
+    points = np.random.default_rng(5).uniform(-1, 1, (500, 2))
+    order = np.argsort(-np.random.default_rng(6).uniform(size=500))
+    chosen = plots._uncluttered(points, order, cells=(10, 10))
+    assert chosen[0] == order[0] and len(chosen) <= 121  # (10 + 1) cells per axis at most
+    cells = [tuple(((points[i] - points.min(0)) // ((points.max(0) - points.min(0)) / 10))
+                   .astype(int)) for i in chosen]
+    assert len(set(cells)) == len(cells)
+    rank = {int(i): r for r, i in enumerate(order)}
+    assert [rank[i] for i in chosen] == sorted(rank[i] for i in chosen)
