@@ -218,6 +218,8 @@ class NeuralEQMorphingSystem:
     def _reset_serving(self):
         self._compiled: dict[tuple, object] = {}
         self._weights_cache: dict[str, tuple[np.ndarray, int]] = {}
+        # a plain word is looked up, not parsed: parsing costs time in the vocabulary's size
+        self._word_lookup = {word.lower(): i for i, word in enumerate(self.vocabulary)}
         self._device_model: dict[str, jax.Array] = {}
         self._calls = 0
 
@@ -255,6 +257,10 @@ class NeuralEQMorphingSystem:
         """``(weights [1, W], the word's index, or -1 when the weights blend several words)``;
         strings are parsed once."""
         cached = self._weights_cache.get(term) if isinstance(term, str) else None
+        if cached is None and isinstance(term, str) and (
+                word := self._word_lookup.get(term.strip().lower())) is not None:
+            cached = (np.eye(1, len(self.vocabulary), word, np.float32), word)
+            self._weights_cache[term] = cached
         if cached is None:
             weights = compound.parse_weights(term, self.vocabulary)[None, :]
             nonzero = np.flatnonzero(weights[0])

@@ -168,3 +168,14 @@ def test_batched_fit_reproduces_shared_curves(shared_document):
     for got, want in zip(fitted, read.gains_db[pick]):
         assert np.corrcoef(got, want)[0, 1] > 0.97  # README: r ≈ 0.996 with many restarts
     assert np.all(fit.rms_db < 0.35)
+
+
+@pytest.mark.parametrize("dataset", ["audealize", "crowd"])
+def test_crowd_presets_need_a_path(dataset):
+    from neuraleq_jax.config import DataConfig, load_preset
+
+    with pytest.raises(ValueError, match="neuraleq data fetch audealize"):
+        DataConfig(dataset=dataset)
+    preset = load_preset(dataset)
+    assert preset.data.dataset == dataset and preset.data.layout == "spec"
+    assert len(preset.data.split_fractions) == 2  # no word is held out: validation only

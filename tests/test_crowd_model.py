@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from neuraleq_jax import checkpoints, cli, crowd_eval, presets, vocabulary
+from neuraleq_jax import checkpoints, cli, crowd_eval, paramspace, presets, vocabulary
 from neuraleq_jax.system import NeuralEQMorphingSystem
 from tests.test_audealize import AUDEALIZE_JSON
 
@@ -107,3 +107,29 @@ def test_crowd_evaluation_runs_on_the_subset(system, workdir):
     assert -1 <= figures["map_spearman"] <= 1 and figures["morph_endpoint_max_db"] < 0.5
     assert {row["key"] for row in crowd_eval.check_goals(figures)} >= {
         "audealize_fidelity_r_median", "audealize_fidelity_rel_median"}
+
+
+def test_crowd_dataset_fuses_sources_by_contributors(workdir, safe_csv_path, monkeypatch):
+    from neuraleq_jax import crowd
+    from neuraleq_jax.safedb import load_safe_db
+
+    monkeypatch.setenv("NEURALEQ_JAX_FIT_CACHE", str(workdir.parent / "fits"))  # fitted above
+    subset = workdir.parent / "eqdescriptors.json"
+    fused = crowd.crowd_dataset(subset, safe_csv_path, per_word=8, min_examples=5)
+    safe, _ = load_safe_db(safe_csv_path, layout="spec", min_examples=5)
+    adz_words = [w for w in fused.vocabulary if w in WORDS]
+    assert fused.vocabulary[:len(adz_words)] == tuple(adz_words)  # Audealize's order first
+    assert set(fused.vocabulary) == set(adz_words) | set(safe.vocabulary)
+    assert fused.source_names == ("audealize", "safe")
+    np.testing.assert_array_equal(np.bincount(fused.word_ids), fused.source_settings.sum(1))
+    warm = fused.vocabulary.index("warm")
+    a_count, s_count = fused.source_settings[warm]
+    a_people, s_people = fused.source_contributors[warm]
+    assert a_people == 122 and s_people == len(set(
+        safe.contributors[safe.word_ids == safe.vocabulary.index("warm")]))
+    assert s_count / a_count == pytest.approx(s_people / a_people, abs=0.5 / a_count)
+    only_safe = [w for w in safe.vocabulary if w not in WORDS][0]
+    row = fused.vocabulary.index(only_safe)
+    assert fused.source_settings[row, 0] == 0 and fused.source_contributors[row, 0] == -1
+    assert 0 <= fused.source_agreement[row, 1] <= 1
+    paramspace.validate(fused.settings)  # SPEC's ranges (SAFE's wider sliders clipped)
