@@ -232,13 +232,18 @@ CROWD_DATASETS = ("audealize", "crowd")
 def evaluate_crowd_workdir(workdir: Path, config: dict, *, out_dir: Path,
                            n_variations: int = 100, steps: int = 33, seed: int = 0) -> dict:
     """A crowd vocabulary's evaluation (:mod:`neuraleq_jax.crowd_eval`): crowd-curve fidelity
-    per source (median r, median relative error, worst 10 words), morphs between crowd words
-    and the word map's agreement with Audealize's; writes metrics.json and report.md."""
+    per source (median r, median relative error, worst 10 words) beside the lite baseline fitted
+    on the same training part, morphs between crowd words and the word map's agreement with
+    Audealize's; writes metrics.json and report.md."""
+    from neuraleq_jax import config as config_lib
     from neuraleq_jax import crowd_eval
+    from neuraleq_jax.train import build_datasets
 
     system = load_model(workdir)
+    baseline = LiteBaseline(seed=seed)
+    baseline.fit(build_datasets(config_lib.from_dict(config).data)[0])
     figures = crowd_eval.evaluate_crowd(system, config, n_variations=n_variations, steps=steps,
-                                        seed=seed)
+                                        seed=seed, baseline=baseline)
     metrics = {
         "setup": {"config_name": config.get("name", "run"),
                   "date": datetime.datetime.now(datetime.timezone.utc).strftime(
