@@ -158,7 +158,7 @@ def load_audealize(path: str | os.PathLike, *, on_malformed: str = "raise") -> A
         raise FileNotFoundError(f"Audealize file not found: {path} (download it with "
                                 f"`neuraleq data fetch audealize`)")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is tolerated
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text ({error})") from None
     except json.JSONDecodeError as error:

@@ -78,7 +78,7 @@ def _check_format(name: str, data: bytes, source: str) -> None:
     from neuraleq_jax import audealize
 
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{source} is not UTF-8 JSON ({error}); not Audealize's "
                          f"{SOURCES[name].filename}") from None

@@ -179,3 +179,13 @@ def test_crowd_presets_need_a_path(dataset):
     preset = load_preset(dataset)
     assert preset.data.dataset == dataset and preset.data.layout == "spec"
     assert len(preset.data.split_fractions) == 2  # no word is held out: validation only
+
+
+def test_a_byte_order_mark_and_ascii_escapes_read_the_same(tmp_path):
+    document = [entry("frío", lang="Español")]
+    escaped = tmp_path / "escaped.json"
+    escaped.write_text(json.dumps(document), encoding="ascii")  # \u00ed, as some writers do
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(document, ensure_ascii=False).encode("utf-8"))
+    assert audealize.load_audealize(escaped).words == audealize.load_audealize(bom).words == (
+        "frío",)
