@@ -31,7 +31,9 @@ class DataSource:
 
 SOURCES = {
     "audealize": DataSource(
-        url=("https://raw.githubusercontent.com/interactiveaudiolab/audealize-plugin/master/"
+        # pinned to a commit, so that the file (and its digest) cannot move under the URL
+        url=("https://raw.githubusercontent.com/interactiveaudiolab/audealize-plugin/"
+             "30517bf5ad10d2062e00af0a347875e274c6fe1a/"
              "JUCE%20Modules/audealize_module/data/eqdescriptors.json"),
         sha256="7483d83d93f493360e5b3526c9db183650199d6f7813ecf99620281735c49004",
         filename="eqdescriptors.json", licence="GPL-2.0 (interactiveaudiolab/audealize-plugin)"),
