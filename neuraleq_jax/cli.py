@@ -271,10 +271,86 @@ def cmd_plot(args, _):
     from neuraleq_jax import plots
 
     system = _load_system(args.workdir)
+    if args.map:
+        return cmd_plot_map(args, system)
+    if not args.terms:
+        raise CommandError("name the words to plot (neuraleq plot warm bright --out f.png), "
+                           "or draw the word map with --map")
     settings = np.stack([_centre_setting(system, term) for term in args.terms])
     path = plots.plot_responses(settings, list(args.terms), args.out, layout=system.layout,
                                 title=args.title)
     print(f"wrote {path}")
+
+
+def cmd_plot_map(args, system) -> None:
+    from neuraleq_jax import plots
+
+    words = system.vocabulary
+    confidence = [system.word_info(word)["confidence"] for word in words]
+    path = plots.plot_word_map(system.word_map(), words, args.out, confidence=confidence,
+                               title=args.title)
+    print(f"wrote {path}")
+
+
+def _confidence_text(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def cmd_words(args, _):
+    from neuraleq_jax import vocabulary
+
+    system = _load_system(args.workdir)
+    prefix = (args.prefix or "").strip().lower()
+    words = [w for w in system.vocabulary if w.lower().startswith(prefix)]
+    if not words:
+        raise CommandError(f"no word starts with {args.prefix!r} "
+                           f"({vocabulary.unknown_word_message(args.prefix, system.vocabulary)})")
+    infos = [system.word_info(word) for word in words]
+    if args.format == "json":
+        print(json.dumps(infos, indent=2, ensure_ascii=False))
+        return
+    width = max(len(w) for w in words) + 2
+    print(f"{'word':<{width}}{'confidence':>11}{'contributors':>14}  sources")
+    for info in infos:
+        sources = ", ".join(s["name"] for s in info["sources"])
+        people = "—" if info["contributors"] is None else str(info["contributors"])
+        print(f"{info['word']:<{width}}{_confidence_text(info['confidence']):>11}"
+              f"{people:>14}  {sources}")
+    print(f"{len(words)} of {len(system.vocabulary)} words")
+
+
+def cmd_describe(args, _):
+    from neuraleq_jax import presets
+
+    system = _load_system(args.workdir)
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"preset file {path} does not exist")
+    settings, names = presets.read_preset(path, layout=system.layout)
+    described = system.describe(np.asarray(settings), k=args.k)
+    if args.format == "json":
+        print(json.dumps([{"setting": name, "words": [{"word": w, "distance_db": d}
+                                                       for w, d in words]}
+                          for name, words in zip(names, described)], indent=2,
+                         ensure_ascii=False))
+        return
+    for index, (name, words) in enumerate(zip(names, described)):
+        label = name or f"setting {index + 1}"
+        print(f"{label}: " + ", ".join(f"{w} ({d:.2f} dB)" for w, d in words))
+
+
+def cmd_data_fetch(args, _):
+    from neuraleq_jax import fetch
+
+    try:
+        result = fetch.fetch(args.name, args.dest, source=args.source,
+                             expected_sha256=args.sha256, force=args.force)
+    except RuntimeError as error:  # the download itself failed
+        raise CommandError(str(error)) from None
+    check = "verified" if result.verified else "not checked (--from without --sha256)"
+    print(f"wrote {result.path} ({result.size} bytes) from {result.source}\n"
+          f"sha256 {result.sha256} ({check})\n"
+          f"licence: {fetch.SOURCES[args.name].licence}; the file stays out of the package")
 
 
 def cmd_evaluate(args, extra):
@@ -303,6 +379,41 @@ def _strength(text: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"strength must be a finite number >= 0, got {text}")
     return value
+
+
+def _add_vocabulary_commands(add, sub) -> None:
+    """The ``words``, ``describe`` and ``data fetch`` subcommands."""
+    command = add("words", "List the model's words (with a PREFIX: those starting with it), "
+                  "with their confidence, contributors and sources.",
+                  ["neuraleq words", "neuraleq words mu", "neuraleq words --format json"],
+                  cmd_words, output=False)
+    command.add_argument("prefix", nargs="?", default="")
+    command.add_argument("--format", choices=("table", "json"), default="table")
+    command = add("describe", "Name the words nearest the settings of a preset file "
+                  "(JSON, CSV or Equalizer APO).",
+                  ["neuraleq describe preset.json", "neuraleq describe eq.txt -k 3"],
+                  cmd_describe, output=False)
+    command.add_argument("file", help="preset file (.json, .csv, .txt/.apo)")
+    command.add_argument("-k", type=_positive_int, default=5, help="words per setting (5)")
+    command.add_argument("--format", choices=("table", "json"), default="table")
+    data = sub.add_parser("data", help="Get crowd data sets (neuraleq data fetch audealize).",
+                          description="Get crowd data sets.")
+    actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    command = actions.add_parser(
+        "fetch", help="download a data set and check its sha256",
+        description="Download a data set over HTTPS and check its sha256; nothing is written "
+                    "when the digest or the format is wrong.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  neuraleq data fetch audealize --dest data/\n"
+               "  neuraleq data fetch audealize --from ./eqdescriptors.json --dest data/")
+    command.set_defaults(func=cmd_data_fetch)
+    command.add_argument("name", choices=("audealize",))
+    command.add_argument("--dest", default=".", help="folder to write into (default .)")
+    command.add_argument("--from", dest="source", default=None,
+                         help="another path or URL; its sha256 is reported, not enforced")
+    command.add_argument("--sha256", default=None, help="enforce this digest (with --from)")
+    command.add_argument("--force", action="store_true",
+                         help="replace an existing, different file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,13 +489,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="which setting of a preset file holding several (1 = first)")
     command.add_argument("--json", action="store_true",
                          help="print the full report as JSON instead of the summary")
-    command = add("plot", "Plot the response curves of words.",
-                  ["neuraleq plot warm bright --out words.png"], cmd_plot, output=False)
-    command.add_argument("terms", nargs="+")
+    command = add("plot", "Plot the response curves of words, or the word map (--map).",
+                  ["neuraleq plot warm bright --out words.png",
+                   "neuraleq plot --map --out map.png"], cmd_plot, output=False)
+    command.add_argument("terms", nargs="*")
+    command.add_argument("--map", action="store_true",
+                         help="draw the vocabulary's 2-D word map (sized by confidence)")
     command.add_argument("--out", required=True, help="PNG file to write")
     command.add_argument("--title", default=None)
     command = add("evaluate", "Compute SPEC §6 figures for the model and the lite baseline.",
                   ["neuraleq evaluate --workdir runs/synthetic"], cmd_evaluate, output=False)
+    _add_vocabulary_commands(add, sub)
     add("bench", "Run the benchmark suite (options are passed to python -m benchmarks).",
         ["neuraleq bench --quick", "neuraleq bench generation"], cmd_bench, model=False,
         output=False)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from neuraleq_jax.data import word_index
+from neuraleq_jax.vocabulary import word_index
 
 _SEPARATOR = re.compile(r"\s*(?:\+|,|;|&|\band\b)\s*", re.IGNORECASE)
 _SUBTRACTION = re.compile(r"\S\s+-\s*(?:\d|\.|[a-z])", re.IGNORECASE)
@@ -64,8 +64,8 @@ def _parse_string(text: str, vocabulary: Sequence[str]) -> list[tuple[str, float
 
 def parse_weights(term, vocabulary: Sequence[str]) -> np.ndarray:
     """A word, compound description, mapping, word list or weight vector → float32 ``[W]``
-    weights summing to 1. Raises ValueError naming the problem (unknown words list the
-    known ones and suggest the closest)."""
+    weights summing to 1. Raises ValueError naming the problem (an unknown word gets one line:
+    close spellings and how to list every word, see :func:`vocabulary.word_index`)."""
     vocabulary = tuple(vocabulary)
     if isinstance(term, str):
         pairs = _parse_string(term, vocabulary)

@@ -21,7 +21,7 @@ from pathlib import Path
 from neuraleq_jax.models import ModelConfig
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
-DATASET_NAMES = ("synthetic", "safe", "curves")
+DATASET_NAMES = ("synthetic", "safe", "curves", "audealize", "crowd")
 
 
 def find_configs_dir(package: Path) -> Path:
@@ -138,6 +138,9 @@ class DataConfig:
     min_examples: int = 20
     layout: str = "safe"
     max_fit_rms_db: float = 1.0
+    # crowd vocabularies ("audealize", "crowd"): per_word settings per word, spread around the
+    # fitted curve by the crowd's uncertainty times spread_scale (audealize.spread_db)
+    spread_scale: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
@@ -148,6 +151,11 @@ class DataConfig:
         _check(self.dataset != "curves" or bool(self.path),
                "data.path must name a curve file (JSON) when data.dataset is 'curves', got",
                repr(self.path))
+        _check(self.dataset not in ("audealize", "crowd") or bool(self.path),
+               "data.path must name Audealize's eqdescriptors.json (get it with `neuraleq data "
+               "fetch audealize`) when data.dataset is 'audealize' or 'crowd', got",
+               repr(self.path))
+        _check(self.spread_scale > 0, "data.spread_scale must be > 0, got", self.spread_scale)
         _check(self.min_examples >= 1, "data.min_examples must be >= 1, got", self.min_examples)
         _check(self.layout in ("safe", "spec"), "data.layout must be 'safe' or 'spec', got",
                self.layout)

@@ -10,6 +10,8 @@ File format (UTF-8 JSON), either a list of entries or an object
 ``{"word": "warm", "gains_db": [F numbers], "agreement": 0.41, "count": 17}`` where
 ``agreement`` (any finite number) and ``count`` (a non-negative integer) are optional. Without
 ``freqs`` the bands are :data:`CURVE_FREQS`. Words are trimmed and lower-cased, not folded.
+Audealize's own ``eqdescriptors.json`` (entries with ``settings``, ``num``, ``lang``, ``x``,
+``y``) is read too, at its 40 band frequencies (:mod:`neuraleq_jax.audealize`).
 
 The fit optimises each setting in the parameter-space unit space ``[-1, 1]^15`` with Adam,
 projecting back into the box after every step (clipping, not tanh: tanh's vanishing gradient
@@ -136,6 +138,11 @@ def parse_curves(document, *, on_malformed: str = "raise", source: str = "curves
     """
     if on_malformed not in ("raise", "skip"):
         raise ValueError(f"on_malformed must be 'raise' or 'skip', got {on_malformed!r}")
+    from neuraleq_jax import audealize  # imports this module: only when a document is read
+
+    if audealize.is_audealize_document(document):
+        read = audealize.parse_audealize(document, on_malformed=on_malformed, source=source)
+        return dataclasses.replace(read.as_curves(), skipped=read.skipped)
     if isinstance(document, dict):
         if "entries" not in document:
             raise ValueError(f"{source}: an object must hold 'entries' (a list) and optionally "

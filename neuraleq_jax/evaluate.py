@@ -171,6 +171,9 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
     # before minutes of computing: an unwritable output folder would lose every figure
     check_writable(out_dir, purpose="the evaluation (metrics.json, report.md, plots/)",
                    hint="Write it elsewhere with --out DIR (out_dir=)")
+    if config.get("data", {}).get("dataset") in CROWD_DATASETS and not baseline_only:
+        return evaluate_crowd_workdir(workdir, config, out_dir=out_dir,
+                                      n_variations=n_variations, steps=steps, seed=seed)
     train, heldout, data_text, split_text = split_from_config(config)
     kw = dict(n_variations=n_variations, steps=steps, seed=seed, return_arrays=True)
 
@@ -229,6 +232,41 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
     return metrics
 
 
+CROWD_DATASETS = ("audealize", "crowd")
+
+
+def evaluate_crowd_workdir(workdir: Path, config: dict, *, out_dir: Path,
+                           n_variations: int = 100, steps: int = 33, seed: int = 0) -> dict:
+    """A crowd vocabulary's evaluation (:mod:`neuraleq_jax.crowd_eval`): crowd-curve fidelity
+    per source (median r, median relative error, worst 10 words) beside the lite baseline fitted
+    on the same training part, morphs between crowd words and the word map's agreement with
+    Audealize's; writes metrics.json and report.md."""
+    from neuraleq_jax import config as config_lib
+    from neuraleq_jax import crowd_eval
+    from neuraleq_jax.train import build_datasets
+
+    system = load_model(workdir)
+    baseline = LiteBaseline(seed=seed)
+    baseline.fit(build_datasets(config_lib.from_dict(config).data)[0])
+    figures = crowd_eval.evaluate_crowd(system, config, n_variations=n_variations, steps=steps,
+                                        seed=seed, baseline=baseline)
+    metrics = {
+        "setup": {"config_name": config.get("name", "run"),
+                  "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+                      "%Y-%m-%d %H:%M UTC"),
+                  "machine": machine_description(), "workdir": str(workdir),
+                  "data": f"{config['data']['dataset']} ({config['data']['path']})",
+                  "seed": seed, "n_variations": n_variations, "steps": steps, "config": config},
+        "model": figures,
+        "goals": {"model": crowd_eval.check_goals(figures)},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.atomic_write_text(out_dir / METRICS_FILE,
+                             json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    report.atomic_write_text(out_dir / REPORT_FILE, crowd_eval.render_report(metrics))
+    return metrics
+
+
 def _standard_notes() -> list[str]:
     return [
         "Word accuracy is judged as issue 6 states it (≥ the data's own accuracy); SPEC §6 "
@@ -257,6 +295,14 @@ def _jsonable(value):
 
 
 # ------------------------------------------------------------------ command line
+
+def _print_crowd_summary(metrics: dict) -> None:
+    """Per-source fidelity lines (crowd vocabularies only)."""
+    for name, source in ((metrics.get("model") or {}).get("sources") or {}).items():
+        worst = ", ".join(f"{w['word']} {w['r']:.2f}" for w in source["worst"])
+        print(f"{name}: {source['words']} words, median r {source['r_median']:.4f}, median "
+              f"relative error {source['rel_median']:.4f}; worst 10 (r): {worst}")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -289,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 1
     out = Path(args.out or args.workdir)
+    _print_crowd_summary(metrics)
     for name in ("model", "baseline"):
         for row in metrics["goals"].get(name, []):
             mark = "pass" if row["passed"] else "MISS"

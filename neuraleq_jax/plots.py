@@ -313,3 +313,71 @@ def _word_ids(labels, vocabulary: tuple[str, ...], n: int) -> np.ndarray:
         raise ValueError(f"labels must be words or integer ids in [0, {len(vocabulary)}); "
                          f"got values from {ids.min()!r} to {ids.max()!r}")
     return ids.astype(np.int64)
+
+
+def _map_sizes(confidence, n: int) -> np.ndarray:
+    """Marker areas (pt²) from confidences in [0, 1] (None → the smallest size)."""
+    if confidence is None:
+        return np.full(n, 40.0)
+    values = np.array([np.nan if c is None else float(c) for c in confidence], np.float64)
+    if len(values) != n:
+        raise ValueError(f"confidence has {len(values)} entries for {n} words")
+    return 15.0 + 160.0 * np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+
+
+def _uncluttered(points_Wx2, order, cells=(36, 70)) -> list[int]:
+    """Words to label, in ``order`` (most important first), at most one per cell of a
+    ``cells`` (columns, rows) grid over the points' range, so that labels do not overprint."""
+    low, high = points_Wx2.min(0), points_Wx2.max(0)
+    size = np.maximum(high - low, 1e-9) / np.array(cells)
+    taken, chosen = set(), []
+    for index in order:
+        cell = tuple(((points_Wx2[index] - low) // size).astype(int))
+        if cell not in taken:
+            taken.add(cell)
+            chosen.append(int(index))
+    return chosen
+
+
+def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None,
+                  title: str | None = None, max_labels: int = 400) -> Path:
+    """The vocabulary's 2-D word map: one marker per word, sized by its confidence (0–1, or
+    None), labelled in small type with a white halo so that crowded labels stay readable.
+
+    Args:
+      points_Wx2: float ``[W, 2]`` (e.g. ``system.word_map()``).
+      words: ``W`` words in the same order.
+      confidence: ``W`` values in [0, 1] or None (e.g. ``system.word_info(w)["confidence"]``).
+      max_labels: label at most this many words, the most confident first, and at most one
+        per small cell of the map (the others are markers only).
+    Returns:
+      ``out_path`` as a Path.
+    """
+    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    import matplotlib.patheffects as effects
+
+    points = np.asarray(points_Wx2, dtype=np.float64)
+    words = [str(w) for w in words]
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(words) or not len(words):
+        raise ValueError(f"points must be [W, 2] with one row per word ({len(words)}); got "
+                         f"shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise ValueError("points contain NaN or infinite values")
+    out_path = _check_out_path(out_path)
+    sizes = _map_sizes(confidence, len(words))
+    side = float(np.clip(4.0 + 0.35 * np.sqrt(len(words)), 6.0, 16.0))
+    figure = Figure(figsize=(side * 1.15, side))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.scatter(points[:, 0], points[:, 1], s=sizes, c=sizes, cmap="viridis", alpha=0.6,
+                 edgecolors="none")
+    halo = [effects.withStroke(linewidth=2.0, foreground="white")]
+    for index in _uncluttered(points, np.argsort(-sizes, kind="stable"))[:max_labels]:
+        axes.annotate(words[index], points[index], fontsize=6 if len(words) > 60 else 9,
+                      ha="center", va="bottom", xytext=(0, 2), textcoords="offset points",
+                      path_effects=halo)
+    axes.set_xlabel("map axis 1 (≈ RMS dB)")
+    axes.set_ylabel("map axis 2 (≈ RMS dB)")
+    axes.grid(True, alpha=0.3)
+    axes.set_title(title or f"word map: {len(words)} words (marker size: confidence)")
+    return _save(figure, out_path)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import compound, data, generation, models, paramspace
+from neuraleq_jax import vocabulary as vocab
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 
@@ -217,6 +218,8 @@ class NeuralEQMorphingSystem:
     def _reset_serving(self):
         self._compiled: dict[tuple, object] = {}
         self._weights_cache: dict[str, tuple[np.ndarray, int]] = {}
+        # a plain word is looked up, not parsed: parsing costs time in the vocabulary's size
+        self._word_lookup = {word.lower(): i for i, word in enumerate(self.vocabulary)}
         self._device_model: dict[str, jax.Array] = {}
         self._calls = 0
 
@@ -254,6 +257,10 @@ class NeuralEQMorphingSystem:
         """``(weights [1, W], the word's index, or -1 when the weights blend several words)``;
         strings are parsed once."""
         cached = self._weights_cache.get(term) if isinstance(term, str) else None
+        if cached is None and isinstance(term, str) and (
+                word := self._word_lookup.get(term.strip().lower())) is not None:
+            cached = (np.eye(1, len(self.vocabulary), word, np.float32), word)
+            self._weights_cache[term] = cached
         if cached is None:
             weights = compound.parse_weights(term, self.vocabulary)[None, :]
             nonzero = np.flatnonzero(weights[0])
@@ -475,6 +482,33 @@ class NeuralEQMorphingSystem:
         latents = self.encode(settings_Nx15)
         return np.asarray(generation.decode_latents(self._params, self.model_config, latents,
                                                     self.layout))
+
+    # ------------------------------------------------------------------ the vocabulary
+
+    def word_info(self, word) -> dict:
+        """``{"word", "sources", "contributors", "agreement", "confidence", "lang"}``: where
+        ``word`` came from and how sure its crowd was (see :func:`vocabulary.word_info`)."""
+        self._require_trained()
+        return vocab.word_info(word, self.vocabulary, self._word_model)
+
+    def word_map(self) -> np.ndarray:
+        """2-D word positions, float32 ``[W, 2]`` in vocabulary order, about RMS dB apart (stored
+        in the bundle; :func:`neuraleq_jax.vocabulary.word_map`)."""
+        self._require_trained()
+        stored = self._word_model.get(vocab.WORD_MAP_KEY)  # absent from older bundles
+        return np.array(vocab.word_map(self._word_model["centre_responses_WxF"])
+                        if stored is None else stored, np.float32)
+
+    def describe(self, settings, k: int = 5):
+        """The ``k`` words whose sound is nearest a setting (the inverse of generation): one
+        setting ``[15]`` (or a named dict) → a list of ``(word, distance_db)``, nearest first;
+        ``[N, 15]`` (or a list of dicts) → a list of such lists. Distance: RMS dB over SPEC's
+        reference grid between the setting's response and each word's centre response (of its
+        :meth:`centre_settings` row), so a word's own centre setting names that word first.
+        See :func:`neuraleq_jax.vocabulary.describe`."""
+        self._require_trained()
+        return vocab.describe(settings, self._word_model["centre_responses_WxF"],
+                              self.vocabulary, _count(k, "k", 1), self.layout)
 
     # ------------------------------------------------------------------ persistence
 

@@ -60,14 +60,16 @@ RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_check
 
 def _synthetic(data: DataConfig) -> EQDataset:
     from neuraleq_jax.synthetic import make_synthetic
-    return make_synthetic(per_word=data.per_word, seed=data.data_seed)
+    from neuraleq_jax.vocabulary import with_sources
+    return with_sources(make_synthetic(per_word=data.per_word, seed=data.data_seed), "synthetic")
 
 
 def _safe(data: DataConfig) -> EQDataset:
     from neuraleq_jax.safedb import load_safe_db
+    from neuraleq_jax.vocabulary import with_sources
     dataset, report = load_safe_db(data.path or None, layout=data.layout,
                                    min_examples=data.min_examples, words=data.words or None)
-    return dataset
+    return with_sources(dataset, "safe")
 
 
 def _curves(data: DataConfig) -> EQDataset:
@@ -82,9 +84,23 @@ def _curves(data: DataConfig) -> EQDataset:
     return dataset
 
 
+def _audealize(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.crowd import audealize_dataset
+    dataset, _read, _fit = audealize_dataset(data.path, per_word=data.per_word,
+                                             seed=data.data_seed, spread_scale=data.spread_scale)
+    return dataset
+
+
+def _crowd(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.crowd import crowd_dataset
+    return crowd_dataset(data.path, None, per_word=data.per_word, min_examples=data.min_examples,
+                         seed=data.data_seed, spread_scale=data.spread_scale)
+
+
 # dataset name → loader (config.DATASET_NAMES lists the same names)
 DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
-    "synthetic": _synthetic, "safe": _safe, "curves": _curves}
+    "synthetic": _synthetic, "safe": _safe, "curves": _curves, "audealize": _audealize,
+    "crowd": _crowd}
 
 
 def build_datasets(data: DataConfig) -> tuple[EQDataset, EQDataset | None, EQDataset | None]:
@@ -163,12 +179,14 @@ def fit_word_model(params, model_config, train_config: config_lib.TrainConfig, t
     ``freq_q_spread``, ``fold_variations``, ``fold_margin``). The trainer, the facade and
     scripts that refit a word model all call this, so the config reaches the word model in one
     place."""
-    from neuraleq_jax import generation
-    return generation.fit_word_model(params, model_config, train_ds, seed=seed,
-                                     target_ratio=train_config.variation_ratio,
-                                     freq_q_scale=train_config.freq_q_spread,
-                                     fold_margin=(train_config.fold_margin
-                                                  if train_config.fold_variations else None))
+    from neuraleq_jax import generation, vocabulary
+    word_model = generation.fit_word_model(params, model_config, train_ds, seed=seed,
+                                           target_ratio=train_config.variation_ratio,
+                                           freq_q_scale=train_config.freq_q_spread,
+                                           fold_margin=(train_config.fold_margin
+                                                        if train_config.fold_variations else None))
+    # the words' sources and the word map travel in the bundle with the word model
+    return {**word_model, **vocabulary.bundle_arrays(train_ds, word_model)}
 
 
 class StopNow(KeyboardInterrupt):
