@@ -209,8 +209,10 @@ def cmd_convert(args, _):
 
 def cmd_serve(args, _):
     from neuraleq_jax import server
+    from neuraleq_jax.system import use_synchronous_cpu_dispatch
 
-    return server.serve(args.workdir, host=args.host, port=args.port)
+    use_synchronous_cpu_dispatch()  # one request at a time: run each computation inline
+    return server.serve(_load_system(args.workdir), host=args.host, port=args.port)
 
 
 def _add_preset_and_server_commands(add) -> None:
