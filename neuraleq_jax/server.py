@@ -162,7 +162,8 @@ class Service:
         words = [self._info(word) if info else {"word": word, "confidence": None}
                  for word in self.system.vocabulary]
         return {"words": words, "details": info is not None,
-                "has_map": getattr(self.system, "word_map", None) is not None}
+                "has_map": getattr(self.system, "word_map", None) is not None,
+                "has_describe": getattr(self.system, "describe", None) is not None}
 
     def _info(self, word: str) -> dict:
         details = dict(self._require("word_info")(word))
@@ -269,7 +270,9 @@ def _output(service: Service, settings_NxP: np.ndarray, body: dict, **extra) -> 
 
 
 def api_index(service, body, query):
-    return {"endpoints": ENDPOINTS, "limits": LIMITS, "preset_formats": list(presets.FORMATS)}
+    return {"endpoints": ENDPOINTS, "limits": LIMITS, "preset_formats": list(presets.FORMATS),
+            "layout": paramspace.layout_to_json(service.layout),
+            "parameter_names": list(service.layout.param_names)}
 
 
 def api_vocabulary(service, body, query):
