@@ -202,12 +202,18 @@ function describeSoon() {
 
 // ------------------------------------------------------------------ morph
 
+let morphRequest = null;
+// One request per pair of words, shared by every drag event that needs it.
 async function loadMorph(from, to) {
   if (state.morph && state.morph.from === from && state.morph.to === to) return state.morph;
-  const reply = await api("/morph", { from, to, steps: MORPH_STEPS,
-                                      include: ["response", "coefficients"], sample_rate: audioRate() });
-  state.morph = { from, to, ...reply };
-  return state.morph;
+  if (!morphRequest || morphRequest.from !== from || morphRequest.to !== to) {
+    const promise = api("/morph", { from, to, steps: MORPH_STEPS,
+                                    include: ["response", "coefficients"], sample_rate: audioRate() })
+      .then((reply) => (state.morph = { from, to, ...reply }))
+      .finally(() => { if (morphRequest && morphRequest.promise === promise) morphRequest = null; });
+    morphRequest = { from, to, promise };
+  }
+  return morphRequest.promise;
 }
 
 function showMorphAt(position) {
