@@ -219,15 +219,18 @@ class Service:
         bands = _responses_db(padded, grid, np.float32(sample_rate), self.layout)
         return np.asarray(bands)[:n, :, :f]
 
-    def loudness_gain_db(self, settings_NxP, sample_rate: float) -> np.ndarray:
+    def loudness_gain_db(self, settings_NxP, sample_rate: float,
+                         reference_db_NxF=None) -> np.ndarray:
         """Gain ``[N]`` (dB) that levels each setting with bypass for K-weighted pink noise:
         minus the setting's mean power gain over a log-frequency grid weighted by BS.1770's
-        K filter (pink noise has equal power per octave), i.e. its loudness change in LU."""
-        grid = response.reference_frequencies(256).astype(np.float64)
+        K filter (pink noise has equal power per octave), i.e. its loudness change in LU.
+        ``reference_db_NxF``: the responses on the reference grid at this rate, if known."""
+        grid = response.REFERENCE_FREQS.astype(np.float64)
         grid = grid[grid < 0.45 * sample_rate]
         weights = _k_weights(float(sample_rate), grid.tobytes())
-        power = 10.0 ** (self.responses(settings_NxP, grid, sample_rate).sum(axis=1) / 10.0)
-        return -10.0 * np.log10(power @ weights)
+        if reference_db_NxF is None or len(grid) != reference_db_NxF.shape[-1]:
+            reference_db_NxF = self.responses(settings_NxP, grid, sample_rate).sum(axis=1)
+        return -10.0 * np.log10(10.0 ** (np.asarray(reference_db_NxF) / 10.0) @ weights)
 
     def coefficients(self, setting_P: np.ndarray, sample_rate: float) -> dict:
         used, clamped = audio.clamp_band_frequencies(setting_P, sample_rate, self.layout)
@@ -242,8 +245,11 @@ class Service:
         if "response" in include:
             freqs = response.REFERENCE_FREQS
             out["freqs_hz"] = freqs.tolist()
-            out["response_db"] = self.responses(settings_NxP, freqs, 48_000.0).sum(1).tolist()
-            out["loudness_gain_db"] = self.loudness_gain_db(settings_NxP, sample_rate).tolist()
+            curves = self.responses(settings_NxP, freqs, response.DEFAULT_SAMPLE_RATE).sum(1)
+            same_rate = sample_rate == response.DEFAULT_SAMPLE_RATE
+            out["response_db"] = curves.tolist()
+            out["loudness_gain_db"] = self.loudness_gain_db(
+                settings_NxP, sample_rate, curves if same_rate else None).tolist()
         if "coefficients" in include:
             out["coefficients"] = [self.coefficients(row, sample_rate) for row in settings_NxP]
         return out
