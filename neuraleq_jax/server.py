@@ -13,6 +13,7 @@ millisecond, so serialising them costs little.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 from pathlib import Path
@@ -401,8 +402,6 @@ async def _read_json(request: Request) -> dict:
         if size > LIMITS["body_bytes"]:
             raise ApiError(413, f"request body over {LIMITS['body_bytes']} bytes")
         chunks.append(chunk)
-    import json
-
     try:
         body = json.loads(b"".join(chunks) or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -412,7 +411,7 @@ async def _read_json(request: Request) -> dict:
     return body
 
 
-def _endpoint(handler, method: str):
+def _endpoint(handler, path: str, method: str):
     async def endpoint(request: Request):
         try:
             body = await _read_json(request) if method == "POST" else {}
@@ -424,7 +423,7 @@ def _endpoint(handler, method: str):
             return JSONResponse({"error": str(error)}, status_code=400)
         return result if isinstance(result, Response) else JSONResponse(result)
 
-    return Route(f"/api{handler.path}", endpoint, methods=[method])
+    return Route(f"/api{path}", endpoint, methods=[method])
 
 
 _ROUTES = ((api_index, "", "GET"), (api_vocabulary, "/vocabulary", "GET"),
@@ -453,10 +452,7 @@ def create_app(system, *, allowed_hosts: list[str] | None = None) -> Starlette:
     ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) rejects requests naming another
     Host, which keeps web pages elsewhere from reaching a local server by DNS rebinding.
     """
-    routes = []
-    for handler, path, method in _ROUTES:
-        handler.path = path
-        routes.append(_endpoint(handler, method))
+    routes = [_endpoint(handler, path, method) for handler, path, method in _ROUTES]
     routes += [Route("/", _index, methods=["GET"]),
                Mount("/static", StaticFiles(directory=WEB_DIR), name="static")]
     middleware = []

@@ -149,7 +149,8 @@ def test_apo_config_sample_from_the_documentation():
 def test_apo_channel_blocks_keep_the_first_channel():
     text = ("Channel: L\nFilter 1: ON LSC Fc 100 Hz Gain 4 dB Q 0.7\n"
             "Filter 2: ON PK Fc 300 Hz Gain -2 dB Q 1\nFilter 3: ON PK Fc 1000 Hz Gain 1 dB Q 1\n"
-            "Filter 4: ON PK Fc 5000 Hz Gain 1 dB Q 1\nFilter 5: ON HSC Fc 10000 Hz Gain 2 dB Q 0.7\n"
+            "Filter 4: ON PK Fc 5000 Hz Gain 1 dB Q 1\n"
+            "Filter 5: ON HSC Fc 10000 Hz Gain 2 dB Q 0.7\n"
             "Channel: R\nFilter 6: ON PK Fc 300 Hz Gain -9 dB Q 1\n")
     found = presets.parse_preset_text(text)
     assert found.settings[0][3] == -2.0
