@@ -241,6 +241,7 @@ def test_playback_ab_and_live_changes_raise_no_console_errors(browser, system):
     wait_for(browser, "document.getElementById('play').textContent === 'play'")
     assert browser.find_element(By.ID, "status").get_attribute("class") != "error"
     if os.environ.get("NEURALEQ_SCREENSHOT"):
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(os.environ["NEURALEQ_SCREENSHOT"])
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []

@@ -240,10 +240,11 @@ async function drawMap() {
   const reply = await api("/map");
   const map = $("map");
   const xs = reply.xy.map((p) => p[0]), ys = reply.xy.map((p) => p[1]);
-  const scale = (v, lo, hi, size) => 20 + (size - 40) * (hi > lo ? (v - lo) / (hi - lo) : 0.5);
+  // margins leave room for the labels, which sit to the right of their dots
+  const scale = (v, lo, hi, start, end) => start + (end - start) * (hi > lo ? (v - lo) / (hi - lo) : 0.5);
   const [xlo, xhi, ylo, yhi] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   state.mapWords = reply.words.map((word, i) => ({
-    word, x: scale(xs[i], xlo, xhi, 400), y: scale(ys[i], ylo, yhi, 300),
+    word, x: scale(xs[i], xlo, xhi, 16, 320), y: scale(ys[i], ylo, yhi, 284, 16),
     r: 4 + 8 * (reply.confidence[i] == null ? 0.4 : reply.confidence[i]) }));
   map.replaceChildren();
   const line = svg("line", { class: "drag-line", visibility: "hidden" }, map);
