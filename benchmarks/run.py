@@ -30,7 +30,8 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
 
 SCHEMA = "neuraleq_jax.benchmarks/1"
 # run order: cheap and independent first; explore (a 10M-setting subprocess) last
-BENCHMARKS = ("data", "curves", "generation", "throughput", "training", "vocabulary", "explore")
+BENCHMARKS = ("data", "curves", "generation", "server", "throughput", "training", "vocabulary",
+              "explore")
 
 # Seed figures (the original design's measurements) and the targets.
 SEED_PER_SETTING_S = 0.80e-3

@@ -367,6 +367,71 @@ def cmd_bench(args, extra):
     return subprocess.call([sys.executable, "-m", "benchmarks", *extra], cwd=root)
 
 
+def cmd_convert(args, _):
+    from neuraleq_jax import presets
+
+    found = presets.read_preset_file(args.input, format=args.source_format, fit=args.fit)
+    for note in found.notes:
+        print(f"note: {note}", file=sys.stderr)
+    target = args.to or presets.SUFFIX_FORMATS.get(Path(args.output).suffix.lower())
+    if target is None:
+        raise CommandError(f"cannot tell the output format from {args.output!r}; pass --to "
+                           f"one of {', '.join(presets.FORMATS)}")
+    settings, names = found.settings, found.names
+    if args.index is not None:
+        if not 1 <= args.index <= len(settings):
+            raise CommandError(f"--index {args.index}: {args.input} holds {len(settings)} "
+                               f"setting(s); use 1..{len(settings)}")
+        settings, names = settings[args.index - 1:args.index], names[args.index - 1:args.index]
+    if target in presets.ONE_SETTING_FORMATS and len(settings) > 1:
+        raise CommandError(f"{args.input} holds {len(settings)} settings and a {target} preset "
+                           f"holds one: choose one with --index N")
+    if Path(args.output).exists() and not args.overwrite:
+        raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
+    presets.write_preset(args.output, settings, format=target, names=names)
+    print(f"wrote {len(settings)} setting(s) as {target} to {args.output}")
+
+
+def cmd_serve(args, _):
+    from neuraleq_jax import server
+    from neuraleq_jax.system import use_synchronous_cpu_dispatch
+
+    use_synchronous_cpu_dispatch()  # one request at a time: run each computation inline
+    return server.serve(_load_system(args.workdir), host=args.host, port=args.port)
+
+
+def _add_preset_and_server_commands(add) -> None:
+    """Parser entries of ``convert`` and ``serve``."""
+    from neuraleq_jax.presets import FORMATS as PRESET_FORMATS
+
+    command = add("convert", "Convert an EQ preset between formats (ours, Equalizer APO/AutoEQ, "
+                  "REW, EasyEffects, CSV).",
+                  ["neuraleq convert ParametricEQ.txt warm.json",
+                   "neuraleq convert warm.json warm-easyeffects.json --to easyeffects",
+                   "neuraleq convert autoeq-10-filters.txt ours.json --fit"], cmd_convert,
+                  model=False, output=False)
+    command.add_argument("input", help="preset file (format detected from its content)")
+    command.add_argument("output", help="file to write (format from --to or the suffix)")
+    command.add_argument("--from", dest="source_format", choices=PRESET_FORMATS, default=None,
+                         help="input format (default: detected)")
+    command.add_argument("--to", choices=PRESET_FORMATS, default=None,
+                         help="output format (default: from the suffix: .json ours, .txt APO, "
+                              ".rew REW, .csv)")
+    command.add_argument("--fit", action="store_true",
+                         help="fit our 5 bands to a file whose filters are not one per band")
+    command.add_argument("--index", type=_positive_int, default=None,
+                         help="convert only the N-th setting (1-based) of a JSON/CSV file")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    command = add("serve", "Serve the web app (word map, morph, response, audio A/B, presets) "
+                  "and its JSON API.",
+                  ["neuraleq serve --workdir runs/synthetic",
+                   "neuraleq serve --workdir runs/synthetic --port 8080"], cmd_serve,
+                  output=False)
+    command.add_argument("--host", default="127.0.0.1",
+                         help="address to bind (default 127.0.0.1: this machine only)")
+    command.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -503,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("bench", "Run the benchmark suite (options are passed to python -m benchmarks).",
         ["neuraleq bench --quick", "neuraleq bench generation"], cmd_bench, model=False,
         output=False)
+    _add_preset_and_server_commands(add)
     return parser
 
 

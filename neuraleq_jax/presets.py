@@ -1,41 +1,51 @@
-"""Preset export and import: JSON, Equalizer APO text, CSV; files are written atomically.
+"""Preset export and import that round-trip with other EQ programs; files are written atomically.
 
-Any result of the library can be exported: an array ``[P]`` / ``[N, P]`` of physical settings or
-the list of named dicts the facade returns. Every format reads back with :func:`read_preset`:
+Formats (``FORMATS``), one setting per file where the program holds one EQ:
 
-- JSON: ``{"format": "neuraleq-preset", "version": 1, "sample_rate_hz": ..., "presets":
-  [{"name": ..., "bands": [{"band": 1, "type": "low_shelf", "frequency_hz": ..., "gain_db": ...,
-  "q": ...}, ...]}]}``; values are exact (float32 round trip).
-- Equalizer APO: one setting per file, ``Filter 1: ON LSC Fc 120.00 Hz Gain 3.50 dB Q 0.7100``
-  lines (LSC low shelf, PK peaking, HSC high shelf), plus an optional ``Preamp`` line that lowers
-  the level by the response's peak boost so the EQ cannot clip. Rounded to 0.01 Hz, 0.01 dB
-  and 1e-4 in Q.
-- CSV: a header ``name,band1_gain,band1_freq,…,band5_q`` and one row per setting; exact.
+- ``json``: ours, ``{"format": "neuraleq-preset", "version": 1, "sample_rate_hz": ...,
+  "presets": [{"name": ..., "preamp_db": ..., "bands": [{"band": 1, "type": "low_shelf",
+  "frequency_hz": ..., "gain_db": ..., "q": ...}, ...]}]}``; exact (float32 round trip).
+- ``csv``: a header ``name,band1_gain,…,band5_q,preamp_db`` and one row per setting; exact.
+- ``apo``: Equalizer APO ``config.txt`` / AutoEQ ``ParametricEQ.txt`` (``Preamp: -X dB``,
+  ``Filter 1: ON LSC Fc 120.00 Hz Gain 3.50 dB Q 0.7100``); rounded to 0.01 Hz, 0.01 dB, 1e-4 Q.
+- ``rew``: Room EQ Wizard "filter settings" text (Generic equaliser), same filter lines.
+- ``easyeffects``: an EasyEffects output preset JSON holding one equalizer (bands in its
+  ``APO (DR)`` mode, the RBJ design, so the response is ours).
+
+Every written preset carries a preamp of minus the response's largest boost, so playback
+through it cannot clip. :func:`read_preset_file` reads every format (and the variants other
+programs write, see :mod:`neuraleq_jax.preset_formats`) and says what it ignored or
+approximated; a file whose filters are not one per band of the layout (say AutoEQ's ten
+peaking filters) is refused, or with ``fit=True`` our bands are fitted to its response.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax import paramspace, response
+from neuraleq_jax import paramspace, preset_formats, response
 from neuraleq_jax.fileio import atomic_write_text
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT, Band, EQLayout
+from neuraleq_jax.preset_formats import Filter, FilterList
 
-FORMATS = ("json", "apo", "csv")
-SUFFIX_FORMATS = {".json": "json", ".txt": "apo", ".apo": "apo", ".cfg": "apo", ".csv": "csv"}
-APO_TYPES = {"low_shelf": "LSC", "peaking": "PK", "high_shelf": "HSC"}
+FORMATS = ("json", "csv", "apo", "rew", "easyeffects")
+ONE_SETTING_FORMATS = ("apo", "rew", "easyeffects")
+SUFFIX_FORMATS = {".json": "json", ".txt": "apo", ".apo": "apo", ".cfg": "apo", ".csv": "csv",
+                  ".rew": "rew"}
+FILE_SUFFIXES = {"json": ".json", "csv": ".csv", "apo": ".txt", "rew": ".txt",
+                 "easyeffects": ".json"}
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv", "apo": "text/plain",
+               "rew": "text/plain", "easyeffects": "application/json"}
+APO_TYPES = preset_formats.APO_TOKENS
 JSON_FORMAT_TAG = "neuraleq-preset"
-
-_APO_FILTER = re.compile(
-    r"^Filter\s*(?P<index>\d+)?\s*:\s*(?P<state>ON|OFF)\s+(?P<type>[A-Z]+)\s+Fc\s+(?P<fc>\S+)\s*Hz"
-    r"\s+Gain\s+(?P<gain>\S+)\s*dB\s+Q\s+(?P<q>\S+)\s*$", re.IGNORECASE)
+MAX_FILTERS = 64  # a preset file with more filters than this is not an EQ preset
 
 
 def _as_settings(settings, layout: EQLayout) -> np.ndarray:
@@ -66,7 +76,8 @@ def preset_dict(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
         bands = [{"band": i + 1, "type": kind, "frequency_hz": float(freq), "gain_db": float(gain),
                   "q": float(q)}
                  for i, (kind, (gain, freq, q)) in enumerate(zip(layout.kinds, row.reshape(-1, 3)))]
-        presets.append({"name": name, "bands": bands})
+        presets.append({"name": name, "preamp_db": preamp_db(row, layout, sample_rate),
+                        "bands": bands})
     return {"format": JSON_FORMAT_TAG, "version": 1, "sample_rate_hz": float(sample_rate),
             "presets": presets}
 
@@ -80,20 +91,11 @@ def peak_boost_db(setting_P, layout: EQLayout = DEFAULT_LAYOUT,
     return max(0.0, float(np.max(curve)))
 
 
-def apo_text(setting, *, name: str | None = None, preamp: bool = True,
-             layout: EQLayout = DEFAULT_LAYOUT) -> str:
-    """Equalizer APO configuration text for ONE setting ``[P]`` (or a one-row batch / dict)."""
-    array = _as_settings(setting, layout)
-    if len(array) != 1:
-        raise ValueError(f"an Equalizer APO file holds one setting (its filters add up); got "
-                         f"{len(array)}: export them one per file, or use JSON/CSV")
-    lines = [f"# {name or 'neuraleq_jax preset'}"]
-    if preamp:
-        lines.append(f"Preamp: {-peak_boost_db(array[0], layout):.2f} dB")
-    for i, (kind, (gain, freq, q)) in enumerate(zip(layout.kinds, array[0].reshape(-1, 3))):
-        lines.append(f"Filter {i + 1}: ON {APO_TYPES[kind]} Fc {freq:.2f} Hz Gain {gain:.2f} dB "
-                     f"Q {q:.4f}")
-    return "\n".join(lines) + "\n"
+def preamp_db(setting_P, layout: EQLayout = DEFAULT_LAYOUT,
+              sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> float:
+    """The preamp written with a preset: minus its largest boost, rounded up to 0.01 dB
+    (so a rounded preamp never leaves a boost above 0 dB)."""
+    return -np.ceil(peak_boost_db(setting_P, layout, sample_rate) * 100.0) / 100.0 + 0.0
 
 
 def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
@@ -104,16 +106,76 @@ def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(("name",) + layout.param_names)
+        writer.writerow(("name",) + layout.param_names + ("preamp_db",))
     for name, row in zip(_names(names, len(array)), array.astype(np.float64)):
-        writer.writerow([name] + [repr(float(v)) for v in row])
+        writer.writerow([name] + [repr(float(v)) for v in row] + [preamp_db(row, layout)])
     return buffer.getvalue()
+
+
+
+
+def setting_filters(setting_P, layout: EQLayout = DEFAULT_LAYOUT) -> list[Filter]:
+    """One physical setting ``[P]`` → its bands as :class:`~preset_formats.Filter` s."""
+    row = np.asarray(setting_P, np.float64).reshape(layout.n_bands, 3)
+    return [Filter(kind, float(freq), float(gain), float(q))
+            for kind, (gain, freq, q) in zip(layout.kinds, row)]
+
+
+def _one_setting(setting, layout: EQLayout, program: str) -> np.ndarray:
+    array = _as_settings(setting, layout)
+    if len(array) != 1:
+        raise ValueError(f"an {program} preset holds one setting (its filters add up); got "
+                         f"{len(array)}: export them one per file, or use JSON/CSV")
+    return array[0]
+
+
+def apo_text(setting, *, name: str | None = None, preamp: bool = True,
+             layout: EQLayout = DEFAULT_LAYOUT) -> str:
+    """Equalizer APO / AutoEQ text for ONE setting ``[P]`` (or a one-row batch / dict)."""
+    row = _one_setting(setting, layout, "Equalizer APO")
+    text = preset_formats.apo_text(setting_filters(row, layout), preamp_db(row, layout),
+                                   name or "neuraleq_jax preset")
+    if not preamp:
+        text = "\n".join(line for line in text.split("\n") if not line.startswith("Preamp"))
+    return text
+
+
+def rew_text(setting, *, name: str | None = None, layout: EQLayout = DEFAULT_LAYOUT) -> str:
+    """REW filter-settings text for ONE setting ``[P]``."""
+    row = _one_setting(setting, layout, "REW")
+    return preset_formats.rew_text(setting_filters(row, layout), preamp_db(row, layout),
+                                   name or "neuraleq_jax preset")
+
+
+def easyeffects_text(setting, *, layout: EQLayout = DEFAULT_LAYOUT) -> str:
+    """EasyEffects output-preset JSON for ONE setting ``[P]``."""
+    row = _one_setting(setting, layout, "EasyEffects")
+    document = preset_formats.easyeffects_document(setting_filters(row, layout),
+                                                   preamp_db(row, layout))
+    return json.dumps(document, indent=4) + "\n"
+
+
+def preset_text(settings, format: str, *, names=None, preamp: bool = True,
+                layout: EQLayout = DEFAULT_LAYOUT) -> str:
+    """The text of a preset file in ``format`` (one of :data:`FORMATS`)."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown preset format {format!r}; accepted: {', '.join(FORMATS)}")
+    if format == "json":
+        return json.dumps(preset_dict(settings, names=names, layout=layout), indent=2) + "\n"
+    if format == "csv":
+        return csv_text(settings, names=names, layout=layout)
+    name = names if isinstance(names, str) or names is None else _names(names, 1)[0]
+    if format == "apo":
+        return apo_text(settings, name=name, preamp=preamp, layout=layout)
+    if format == "rew":
+        return rew_text(settings, name=name, layout=layout)
+    return easyeffects_text(settings, layout=layout)
 
 
 def _format_of(path: Path, format: str | None) -> str:
     if format is not None:
         if format not in FORMATS:
-            raise ValueError(f"unknown preset format {format!r}; accepted: {FORMATS}")
+            raise ValueError(f"unknown preset format {format!r}; accepted: {', '.join(FORMATS)}")
         return format
     try:
         return SUFFIX_FORMATS[path.suffix.lower()]
@@ -126,40 +188,47 @@ def write_preset(path, settings, *, format: str | None = None, names=None, pream
                  layout: EQLayout = DEFAULT_LAYOUT) -> Path:
     """Export settings (``[P]``, ``[N, P]`` or named dicts) to ``path``, atomically.
 
-    ``format`` is ``"json"``, ``"apo"`` or ``"csv"``; by default it follows the suffix (``.json``;
-    ``.txt``/``.apo``/``.cfg`` for Equalizer APO; ``.csv``). Returns the path written.
+    ``format`` is one of :data:`FORMATS`; by default it follows the suffix (``.json`` ours,
+    ``.txt``/``.apo``/``.cfg`` Equalizer APO, ``.rew`` REW, ``.csv``; EasyEffects needs
+    ``format="easyeffects"``). Returns the path written.
     """
     path = Path(path)
-    kind = _format_of(path, format)
-    if kind == "json":
-        text = json.dumps(preset_dict(settings, names=names, layout=layout), indent=2) + "\n"
-    elif kind == "apo":
-        name = names if isinstance(names, str) or names is None else _names(names, 1)[0]
-        text = apo_text(settings, name=name, preamp=preamp, layout=layout)
-    else:
-        text = csv_text(settings, names=names, layout=layout)
+    text = preset_text(settings, _format_of(path, format), names=names, preamp=preamp,
+                       layout=layout)
     return atomic_write_text(path, text)
 
 
+@dataclasses.dataclass
+class PresetImport:
+    """A preset file read back: ``settings [N, P]`` in range, their names, the format found,
+    the file's preamp (dB, None where the format has none), notes on what was ignored or
+    approximated, and the RMS error (dB) of a fit where one was made."""
+
+    settings: np.ndarray
+    names: list[str]
+    format: str
+    preamp_db: float | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    fit_rms_db: float | None = None
+
+
 def parse_json(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, list[str]]:
-    """JSON preset text → ``(settings [N, P], names)``."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"preset is not valid JSON: {error}") from None
+    """Our JSON preset text → ``(settings [N, P], names)``."""
+    document = _load_json(text)
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT_TAG:
         raise ValueError(f"not a neuraleq preset: expected a JSON object with "
                          f"\"format\": \"{JSON_FORMAT_TAG}\"")
     rows, names = [], []
     for p, preset in enumerate(document.get("presets", [])):
-        bands = preset.get("bands", [])
+        bands = preset.get("bands", []) if isinstance(preset, dict) else []
         if len(bands) != layout.n_bands:
             raise ValueError(f"preset {p}: {len(bands)} bands, the layout has {layout.n_bands}")
         row = []
         for b, (band, kind) in enumerate(zip(bands, layout.kinds)):
-            if band.get("type") != kind:
-                raise ValueError(f"preset {p} band {b + 1}: type {band.get('type')!r}, the "
-                                 f"layout expects {kind!r}")
+            if not isinstance(band, dict) or band.get("type") != kind:
+                raise ValueError(f"preset {p} band {b + 1}: type "
+                                 f"{band.get('type') if isinstance(band, dict) else band!r}, "
+                                 f"the layout expects {kind!r}")
             try:
                 row += [float(band["gain_db"]), float(band["frequency_hz"]), float(band["q"])]
             except (KeyError, TypeError, ValueError) as error:
@@ -172,52 +241,154 @@ def parse_json(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray
     return paramspace.validate(np.array(rows), layout, name="preset"), names
 
 
-def parse_apo(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, list[str]]:
-    """Equalizer APO text (as written by :func:`apo_text`) → ``(settings [1, P], [name])``."""
-    expected = [APO_TYPES[kind] for kind in layout.kinds]
-    row, name = [], "preset 1"
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.lower().startswith("preamp"):
-            continue
-        if line.startswith("#"):
-            name = line[1:].strip() or name
-            continue
-        match = _APO_FILTER.match(line)
-        if match is None:
-            raise ValueError(f"line {number}: {line!r} is not a 'Filter N: ON TYPE Fc F Hz Gain "
-                             f"G dB Q Q' line")
-        band = len(row) // 3
-        if band >= layout.n_bands or match["type"].upper() != expected[band]:
-            raise ValueError(f"line {number}: filter type {match['type']} where the layout "
-                             f"expects {expected[band] if band < layout.n_bands else 'no more'} "
-                             f"(bands: {', '.join(expected)})")
-        gain = 0.0 if match["state"].upper() == "OFF" else float(match["gain"])
-        row += [gain, float(match["fc"]), float(match["q"])]
-    if len(row) != layout.n_params:
-        raise ValueError(f"found {len(row) // 3} filters; the layout has {layout.n_bands} "
-                         f"({', '.join(expected)})")
-    return paramspace.validate(np.array([row]), layout, name="preset"), [name]
-
-
 def parse_csv(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, list[str]]:
     """CSV preset text → ``(settings [N, P], names)``."""
-    reader = csv.DictReader(io.StringIO(text))
-    rows = list(reader)
+    rows = list(csv.DictReader(io.StringIO(text)))
     if not rows:
         raise ValueError("the CSV preset holds no rows")
     names = [row.get("name") or f"preset {i + 1}" for i, row in enumerate(rows)]
     return paramspace.from_dicts(rows, layout), names
 
 
-def read_preset(path, *, format: str | None = None,
-                layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, list[str]]:
-    """Read a preset file written by :func:`write_preset`: ``(settings [N, P], names)``."""
-    path = Path(path)
-    kind = _format_of(path, format)
+def _load_json(text: str):
     try:
-        text = path.read_text(encoding="utf-8")
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"preset is not valid JSON: {error}") from None
+
+
+def detect_format(text: str) -> str:
+    """The format of preset text, from its content (``.txt`` may be APO or REW, ``.json`` ours
+    or EasyEffects')."""
+    head = text.lstrip()
+    if head.startswith("{"):
+        document = _load_json(text)
+        if isinstance(document, dict) and document.get("format") == JSON_FORMAT_TAG:
+            return "json"
+        if preset_formats.looks_like_easyeffects(document):
+            return "easyeffects"
+        raise ValueError(f"JSON preset of unknown kind: expected ours (\"format\": "
+                         f"\"{JSON_FORMAT_TAG}\") or an EasyEffects preset ('output' key)")
+    first_line = head.split("\n", 1)[0]
+    if "band1_gain" in first_line and "," in first_line:
+        return "csv"
+    return "rew" if preset_formats.looks_like_rew(text) else "apo"
+
+
+def _exact_row(filters: list[Filter], layout: EQLayout) -> tuple[np.ndarray | None, str]:
+    """The layout's setting made of exactly these filters (peaks in frequency order), or
+    ``(None, why not)``."""
+    tokens = ", ".join(APO_TYPES[kind] for kind in layout.kinds)
+    found = ", ".join(APO_TYPES[f.kind] for f in filters) or "none"
+    if sorted(f.kind for f in filters) != sorted(layout.kinds):
+        return None, (f"found {len(filters)} filters ({found}); the layout has "
+                      f"{layout.n_bands} bands ({tokens})")
+    row = np.zeros(layout.n_params)
+    for kind in set(layout.kinds):
+        slots = [i for i, k in enumerate(layout.kinds) if k == kind]
+        chosen = sorted((f for f in filters if f.kind == kind), key=lambda f: f.freq_hz)
+        for slot, f in zip(slots, chosen):
+            row[3 * slot:3 * slot + 3] = (f.gain_db, f.freq_hz, f.q)
+    try:
+        return paramspace.validate(row[None], layout, name="preset"), ""
+    except ValueError as error:
+        return None, str(error)
+
+
+def filters_response_db(filters: list[Filter], freqs_F=response.REFERENCE_FREQS,
+                        sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """dB response ``[F]`` of any list of RBJ filters (their sum; 0 dB for none)."""
+    if not filters:
+        return np.zeros(len(freqs_F), np.float32)
+    nyquist = sample_rate / 2.0
+    for f in filters:
+        if not (0.0 < f.freq_hz < nyquist and f.q > 0):
+            raise ValueError(f"filter {APO_TYPES[f.kind]} at {f.freq_hz:g} Hz, Q {f.q:g}: the "
+                             f"frequency must lie in (0, {nyquist:g}) Hz and Q be > 0")
+    # a layout with one band per filter and ranges wide enough for any of them
+    layout = EQLayout(tuple(Band(f.kind, (1e-3, nyquist), (1e-6, 1e6), (-1e3, 1e3))
+                            for f in filters))
+    params = np.array([v for f in filters for v in (f.gain_db, f.freq_hz, f.q)], np.float32)
+    return np.asarray(response.magnitude_response_db(params, freqs_F, sample_rate, layout))
+
+
+def filters_to_settings(found: FilterList, layout: EQLayout = DEFAULT_LAYOUT, *,
+                        fit: bool = False, fit_steps: int = 300,
+                        fit_restarts: int = 16) -> tuple[np.ndarray, float | None, list[str]]:
+    """A foreign preset's filters → ``(settings [1, P], fit RMS dB or None, notes)``.
+
+    One filter per band of the layout (peaks in frequency order) maps exactly; anything else
+    raises ValueError unless ``fit``, which fits the layout to the filters' summed response on
+    the reference grid with :func:`neuraleq_jax.curves.fit_curves`.
+    """
+    if len(found.filters) > MAX_FILTERS:
+        raise ValueError(f"the preset has {len(found.filters)} filters; at most {MAX_FILTERS} "
+                         f"are read")
+    if not found.filters:
+        return paramspace.flat_setting(layout)[None].astype(np.float32), None, [
+            "no active filters: the flat setting"]
+    row, why = _exact_row(found.filters, layout)
+    if row is not None:
+        return row, None, []
+    if not fit:
+        raise ValueError(f"{why}; fit=True (neuraleq convert --fit, or \"fit\": true in the "
+                         f"API) fits the layout's bands to the file's response instead")
+    from neuraleq_jax import curves  # optax and the fitting code: only when a fit is asked for
+
+    target_F = filters_response_db(found.filters)
+    result = curves.fit_curves(target_F[None], response.REFERENCE_FREQS, layout=layout,
+                               steps=fit_steps, restarts=fit_restarts, candidates=32)
+    rms = float(result.rms_db[0])
+    return result.settings, rms, [f"{why}: fitted the layout to the file's response "
+                                  f"(RMS error {rms:.2f} dB on 20 Hz-20 kHz)"]
+
+
+def parse_preset_text(text: str, format: str | None = None, *,
+                      layout: EQLayout = DEFAULT_LAYOUT, fit: bool = False) -> PresetImport:
+    """Preset text in any of :data:`FORMATS` (detected from the content when ``format`` is
+    None) → :class:`PresetImport`. Raises ValueError naming what is wrong."""
+    kind = format or detect_format(text)
+    if kind not in FORMATS:
+        raise ValueError(f"unknown preset format {kind!r}; accepted: {', '.join(FORMATS)}")
+    if kind == "json":
+        settings, names = parse_json(text, layout)
+        return PresetImport(settings, names, kind)
+    if kind == "csv":
+        settings, names = parse_csv(text, layout)
+        return PresetImport(settings, names, kind)
+    if kind == "easyeffects":
+        found = preset_formats.parse_easyeffects(_load_json(text))
+    else:
+        found = preset_formats.parse_filter_text(text)
+    settings, rms, notes = filters_to_settings(found, layout, fit=fit)
+    return PresetImport(settings, [found.name or "preset 1"], kind, found.preamp_db,
+                        found.notes + notes, rms)
+
+
+def read_preset_file(path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT,
+                     fit: bool = False) -> PresetImport:
+    """Read a preset file of any supported format (see :func:`parse_preset_text`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FileNotFoundError(f"preset file {path} does not exist") from None
-    parser = {"json": parse_json, "apo": parse_apo, "csv": parse_csv}[kind]
-    return parser(text, layout)
+    except UnicodeDecodeError:
+        raise ValueError(f"preset file {path} is not UTF-8 text") from None
+    try:
+        return parse_preset_text(text, format, layout=layout, fit=fit)
+    except ValueError as error:
+        raise ValueError(f"{path.name}: {error}") from None
+
+
+def read_preset(path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT,
+                fit: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Read a preset file: ``(settings [N, P], names)`` (notes: :func:`read_preset_file`)."""
+    found = read_preset_file(path, format=format, layout=layout, fit=fit)
+    return found.settings, found.names
+
+
+def parse_apo(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, list[str]]:
+    """Equalizer APO text → ``(settings [1, P], [name])`` (exact mapping only)."""
+    found = parse_preset_text(text, "apo", layout=layout)
+    return found.settings, found.names
