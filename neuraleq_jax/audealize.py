@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -67,6 +68,17 @@ class AudealizeSet:
     @property
     def freqs(self) -> np.ndarray:
         return AUDEALIZE_FREQS
+
+    def subset(self, words: Sequence[str]) -> "AudealizeSet":
+        """The entries of ``words`` in the given order (each must be in the file: an unknown
+        word is a one-line error with close spellings)."""
+        from neuraleq_jax.vocabulary import word_index
+
+        rows = [word_index(word, self.words) for word in words]
+        return dataclasses.replace(
+            self, words=tuple(self.words[i] for i in rows),
+            langs=tuple(self.langs[i] for i in rows), gains_db=self.gains_db[rows],
+            agreement=self.agreement[rows], counts=self.counts[rows], map_xy=self.map_xy[rows])
 
     def as_curves(self) -> curves.CurveSet:
         """The same curves as a :class:`curves.CurveSet` (drops language and map)."""

@@ -131,7 +131,7 @@ class DataConfig:
     data_seed: int = 0
     split_seed: int = 0
     split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
-    # real data ("safe", "curves"): file path ("" = SAFE-DB in ../shared), words kept (empty =
+    # real data ("safe", "curves", "audealize"): file path ("" = SAFE-DB in ../shared), words kept (empty =
     # all), minimum examples per word, and SAFE's own slider layout or SPEC's ranges (clipped)
     path: str = ""
     words: tuple[str, ...] = ()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,13 @@ def fit_cached(gains_NxF, freqs_F, *, seed: int = 0, **options) -> curves.CurveF
 
 
 def audealize_dataset(path, *, per_word: int = 24, seed: int = 0, spread_scale: float = 1.0,
-                      on_malformed: str = "skip", fit_options: dict | None = None
+                      on_malformed: str = "skip", fit_options: dict | None = None,
+                      words: Sequence[str] = ()
                       ) -> tuple[WordDataset, audealize.AudealizeSet, curves.CurveFit]:
     """Every word of an Audealize file, ``per_word`` settings each: ``(dataset, curves, fit)``.
 
-    The vocabulary is the file's words in file order (English and Spanish); the first setting
+    The vocabulary is the file's words in file order (English and Spanish), or ``words`` in
+    their order when given (only those curves are fitted); the first setting
     of each word is its fitted curve, the others are :func:`audealize.variations` at the
     spread of :func:`audealize.spread_db` (times ``spread_scale``). Malformed entries are
     skipped (they are listed in ``curves.skipped``) unless ``on_malformed="raise"``.
@@ -80,6 +83,8 @@ def audealize_dataset(path, *, per_word: int = 24, seed: int = 0, spread_scale: 
     if int(per_word) < 2:
         raise ValueError(f"per_word must be >= 2 (a word's settings form a cloud), got {per_word}")
     read = audealize.load_audealize(path, on_malformed=on_malformed)
+    if words:
+        read = read.subset(words)
     fit = fit_cached(read.gains_db, audealize.AUDEALIZE_FREQS, seed=seed, **(fit_options or {}))
     spread = audealize.spread_db(read.gains_db, read.agreement, read.counts, scale=spread_scale)
     drawn = audealize.variations(fit.settings, spread, int(per_word), seed=seed)

@@ -87,7 +87,8 @@ def _curves(data: DataConfig) -> EQDataset:
 def _audealize(data: DataConfig) -> EQDataset:
     from neuraleq_jax.crowd import audealize_dataset
     dataset, _read, _fit = audealize_dataset(data.path, per_word=data.per_word,
-                                             seed=data.data_seed, spread_scale=data.spread_scale)
+                                             seed=data.data_seed, spread_scale=data.spread_scale,
+                                             words=data.words)
     return dataset
 
 
