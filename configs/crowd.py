@@ -13,18 +13,20 @@ so a shared word sits between its sources; the evaluation reports fidelity per s
 """
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 
-from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.models import ModelConfig
+
+def _audealize():
+    spec = importlib.util.spec_from_file_location(
+        "neuraleq_config_audealize", Path(__file__).with_name("audealize.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
-def get_config() -> ExperimentConfig:
-    return ExperimentConfig(
-        name="crowd",
-        model=dataclasses.replace(ModelConfig(), latent_dim=32, dropout=0.0),
-        train=TrainConfig(epochs=30, batch_size=64, learning_rate=1e-3, schedule="cosine",
-                          fold_variations=False),
-        data=DataConfig(dataset="crowd", path="REQUIRED: --data.path=eqdescriptors.json",
-                        per_word=24, min_examples=5, split_fractions=(0.85, 0.15),
-                        layout="spec"),
-    )
+def get_config():
+    base = _audealize()  # the same model and training; the data adds SAFE-DB's words
+    return dataclasses.replace(
+        base, name="crowd",
+        data=dataclasses.replace(base.data, dataset="crowd", min_examples=5))

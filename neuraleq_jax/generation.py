@@ -558,24 +558,8 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
     n = int(n)
     # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
     chunk = min(default_explore_chunk() if chunk is None else int(chunk), bucket_size(n))
-    plan = large_batch_plan(chunk)
-    params, arrays, key = _place((params, _select(word_model, EXPLORE_KEYS), key), plan)
-    temperature = np.float32(temperature)
-
-    def dispatch(start):
-        settings = _explore_chunk(params, config, arrays, key, np.int32(start), temperature,
-                                  chunk, layout, plan)
-        settings.copy_to_host_async()  # on an accelerator the copy overlaps the next chunk
-        return start, settings
-
-    # the next chunk is dispatched before this one is copied out, so decoding overlaps the
-    # consumer; at most two chunks are alive at a time
-    pending = dispatch(0)
-    for start in range(chunk, n + chunk, chunk):
-        following = dispatch(start) if start < n else None
-        done, settings = pending
-        yield np.asarray(settings)[: n - done]
-        pending = following
+    yield from explore_range(params, config, word_model, key, 0, n, chunk=chunk,
+                             temperature=temperature, layout=layout)
 
 
 def explore(params, config: models.ModelConfig, word_model, key, n: int, *,
@@ -681,10 +665,12 @@ def explore_range(params, config: models.ModelConfig, word_model, key, start: in
     def dispatch(first):
         settings = _explore_chunk(params, config, arrays, key, np.int32(first), temperature,
                                   chunk, layout, plan)
-        settings.copy_to_host_async()
+        settings.copy_to_host_async()  # on an accelerator the copy overlaps the next chunk
         return first, settings
 
-    pending = dispatch(start)  # one chunk decodes while the consumer takes the previous one
+    # the next chunk is dispatched before this one is copied out, so decoding overlaps the
+    # consumer; at most two chunks are alive at a time
+    pending = dispatch(start)
     for first in range(start + chunk, stop + chunk, chunk):
         following = dispatch(first) if first < stop else None
         done, settings = pending
