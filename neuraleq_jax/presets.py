@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import paramspace, preset_formats, response
@@ -71,31 +74,40 @@ def preset_dict(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
                 sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
     """The JSON preset document (a dict) for settings ``[P]``/``[N, P]`` or named dicts."""
     array = _as_settings(settings, layout)
-    presets = []
-    for name, row in zip(_names(names, len(array)), array.astype(np.float64)):
+    presets, preamps_N = [], preamp_db(array, layout, sample_rate)
+    for name, row, preamp in zip(_names(names, len(array)), array.astype(np.float64),
+                                 preamps_N):
         bands = [{"band": i + 1, "type": kind, "frequency_hz": float(freq), "gain_db": float(gain),
                   "q": float(q)}
                  for i, (kind, (gain, freq, q)) in enumerate(zip(layout.kinds, row.reshape(-1, 3)))]
-        presets.append({"name": name, "preamp_db": preamp_db(row, layout, sample_rate),
+        presets.append({"name": name, "preamp_db": float(preamp),
                         "bands": bands})
     return {"format": JSON_FORMAT_TAG, "version": 1, "sample_rate_hz": float(sample_rate),
             "presets": presets}
 
 
-def peak_boost_db(setting_P, layout: EQLayout = DEFAULT_LAYOUT,
-                  sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> float:
-    """Largest boost (dB, >= 0) of a setting's response on a fine 20 Hz–20 kHz grid."""
-    grid = response.reference_frequencies(2048)
-    curve = response.magnitude_response_db(np.asarray(setting_P, np.float32), grid, sample_rate,
-                                           layout)
-    return max(0.0, float(np.max(curve)))
+@functools.partial(jax.jit, static_argnames=("layout", "sample_rate"))
+def _peaks_db(settings_NxP, layout: EQLayout, sample_rate: float):
+    grid_F = response.reference_frequencies(2048)
+    curves_NxF = response.magnitude_response_db(settings_NxP, grid_F, sample_rate, layout)
+    return jnp.max(curves_NxF, axis=-1)
 
 
-def preamp_db(setting_P, layout: EQLayout = DEFAULT_LAYOUT,
-              sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> float:
+def peak_boost_db(settings, layout: EQLayout = DEFAULT_LAYOUT,
+                  sample_rate: float = response.DEFAULT_SAMPLE_RATE):
+    """Largest boost (dB, >= 0) of each setting's response on a fine 20 Hz–20 kHz grid: a
+    float for one setting ``[P]``, an array ``[N]`` for ``[N, P]`` (one compiled call)."""
+    array = np.asarray(settings, np.float32)
+    peaks = np.maximum(np.asarray(_peaks_db(array.reshape(-1, array.shape[-1]), layout,
+                                            float(sample_rate)), np.float64), 0.0)
+    return float(peaks[0]) if array.ndim == 1 else peaks
+
+
+def preamp_db(settings, layout: EQLayout = DEFAULT_LAYOUT,
+              sample_rate: float = response.DEFAULT_SAMPLE_RATE):
     """The preamp written with a preset: minus its largest boost, rounded up to 0.01 dB
-    (so a rounded preamp never leaves a boost above 0 dB)."""
-    return -np.ceil(peak_boost_db(setting_P, layout, sample_rate) * 100.0) / 100.0 + 0.0
+    (so a rounded preamp never leaves a boost above 0 dB); per setting for ``[N, P]``."""
+    return -np.ceil(peak_boost_db(settings, layout, sample_rate) * 100.0) / 100.0 + 0.0
 
 
 def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
@@ -107,8 +119,9 @@ def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
         writer.writerow(("name",) + layout.param_names + ("preamp_db",))
-    for name, row in zip(_names(names, len(array)), array.astype(np.float64)):
-        writer.writerow([name] + [repr(float(v)) for v in row] + [preamp_db(row, layout)])
+    preamps_N = preamp_db(array, layout)
+    for name, row, preamp in zip(_names(names, len(array)), array.astype(np.float64), preamps_N):
+        writer.writerow([name] + [repr(float(v)) for v in row] + [float(preamp)])
     return buffer.getvalue()
 
 

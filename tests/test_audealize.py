@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neuraleq_jax import audealize, curves, paramspace, response
-from tests.conftest import SHARED_DATA
+from conftest import SHARED_DATA
 
 AUDEALIZE_JSON = SHARED_DATA / "audealize" / "eqdescriptors.json"
 

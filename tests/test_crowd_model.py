@@ -9,7 +9,7 @@ import pytest
 
 from neuraleq_jax import checkpoints, cli, crowd_eval, paramspace, presets, vocabulary
 from neuraleq_jax.system import NeuralEQMorphingSystem
-from tests.test_audealize import AUDEALIZE_JSON
+from test_audealize import AUDEALIZE_JSON
 
 WORDS = ("warm", "bright", "muddy", "tinny", "airy", "heavy", "harsh", "frío", "brillante",
          "calm", "soft", "loud")

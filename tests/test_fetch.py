@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from neuraleq_jax import cli, fetch
-from tests.test_audealize import AUDEALIZE_JSON
+from test_audealize import AUDEALIZE_JSON
 
 
 @pytest.fixture(scope="module")
