@@ -21,6 +21,7 @@ Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and ex
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -135,7 +136,7 @@ def cmd_explore(args, _):
     from neuraleq_jax import explore_command
 
     if explore_command.is_store_path(args.out):
-        return explore_command.run(args, _load_system)
+        return explore_command.run(args)
     npz = bool(args.out) and args.out.lower().endswith(".npz")
     fmt = "npz" if npz and args.format is None else _resolve_format(args)
     if args.novel is not None and args.novel > args.n:

@@ -75,10 +75,25 @@ def read_target(path, layout):
                      f"file (.json); {'; '.join(reasons)}")
 
 
-def run(args, load_system) -> int:
-    """Run ``neuraleq explore`` with ``--out DIR.zarr`` (``args`` from the cli parser).
-    ``load_system(workdir)`` loads the model once JAX is set up (the command's own loader, so
-    a missing or damaged model fails as in every other command)."""
+def _load_model(workdir: str):
+    """The bundle in ``workdir`` on this process's own devices (the facade would place arrays
+    on global device 0, which another process of a distributed run does not own). A missing or
+    damaged model is a CheckpointError, which the command reports like every other (exit 1)."""
+    from neuraleq_jax import checkpoints
+
+    path = Path(workdir)
+    if path.is_file():
+        raise checkpoints.CheckpointNotFoundError(
+            f"--workdir {path} is a file, not a folder: give the folder a training run wrote")
+    bundle = checkpoints.load_bundle(path)
+    if bundle.word_model is None:
+        raise checkpoints.CheckpointError(f"the model in {path}/ has no word model; retrain it "
+                                          f"with neuraleq train --workdir {path}")
+    return bundle
+
+
+def run(args) -> int:
+    """Run ``neuraleq explore`` with ``--out DIR.zarr`` (``args`` from the cli parser)."""
     from neuraleq_jax.config import DistributedConfig
     from neuraleq_jax.train import setup_jax
 
@@ -89,14 +104,14 @@ def run(args, load_system) -> int:
 
     from neuraleq_jax import explore_writer
 
-    system = load_system(args.workdir)
-    target = read_target(args.target, system.layout) if args.target else None
+    bundle = _load_model(args.workdir)
+    target = read_target(args.target, bundle.layout) if args.target else None
     columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
     report = explore_writer.explore_to_store(
-        args.out, system.params, system.model_config, system.word_model,
+        args.out, bundle.params, bundle.model_config, bundle.word_model,
         explore_writer.key_for_seed(args.seed), args.n, chunk=args.chunk, columns=columns,
         novel_k=args.novel or 0, target=target, target_k=min(args.near, args.n) if target else 0,
-        seed=args.seed, vocabulary=system.vocabulary, layout=system.layout, progress=True)
+        seed=args.seed, vocabulary=bundle.vocabulary, layout=bundle.layout, progress=True)
     if jax.process_index() == 0:
         if report.already_complete:
             print(f"{args.out} is complete already ({args.n} settings); nothing written")

@@ -353,7 +353,7 @@ def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None
     Returns:
       ``out_path`` as a Path.
     """
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     import matplotlib.patheffects as effects
 
     points = np.asarray(points_Wx2, dtype=np.float64)
