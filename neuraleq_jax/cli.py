@@ -632,4 +632,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status in (INTERRUPTED, TERMINATED):
+        # stopped mid-computation: XLA's worker threads may still be running, and tearing the
+        # interpreter down under them can crash; the output is already cleaned up, so leave now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
