@@ -13,20 +13,14 @@ so a shared word sits between its sources; the evaluation reports fidelity per s
 """
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
-
-def _audealize():
-    spec = importlib.util.spec_from_file_location(
-        "neuraleq_config_audealize", Path(__file__).with_name("audealize.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from neuraleq_jax.config import load_preset
 
 
 def get_config():
-    base = _audealize()  # the same model and training; the data adds SAFE-DB's words
+    # the same model and training as the audealize preset; the data adds SAFE-DB's words
+    base = load_preset(str(Path(__file__).with_name("audealize.py")))
     return dataclasses.replace(
         base, name="crowd",
         data=dataclasses.replace(base.data, dataset="crowd", min_examples=5))

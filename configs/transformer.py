@@ -7,20 +7,13 @@ frequency and Q sooner, so its silhouette term is lighter (0.3; see scripts/fron
 """
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
-
-def _synthetic():
-    spec = importlib.util.spec_from_file_location(
-        "neuraleq_config_synthetic", Path(__file__).with_name("synthetic.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from neuraleq_jax.config import load_preset
 
 
 def get_config():
-    base = _synthetic()
+    base = load_preset(str(Path(__file__).with_name("synthetic.py")))
     return dataclasses.replace(
         base, name="transformer",
         model=dataclasses.replace(base.model, encoder="transformer", transformer_dim=64,
