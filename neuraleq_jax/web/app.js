@@ -38,6 +38,32 @@ function guarded(action) {
     .catch((error) => setStatus(error.message, true));
 }
 
+let started = null; // the start-up promise (set below)
+// A control's action, run once the page has started: an early click or drag is queued, not
+// applied to a page without its layout or words (nor overwritten by the first setting).
+function whenStarted(action) {
+  return guarded(async (...args) => {
+    await started;
+    return action(...args);
+  });
+}
+
+let latestView = 0;
+// Answers can arrive out of order (a new request shape compiles on the server while others
+// answer at once), so each action that will show a setting claims the view, and its answer
+// is shown only if no newer action has claimed it since. Returns "is it still current?".
+function claimView() {
+  const ticket = ++latestView;
+  return () => ticket === latestView;
+}
+
+// A pointer event's position in an SVG's own viewBox units, whatever its CSS size.
+function svgPoint(svgElement, event) {
+  const point = new DOMPoint(event.clientX, event.clientY)
+    .matrixTransform(svgElement.getScreenCTM().inverse());
+  return [point.x, point.y];
+}
+
 // ------------------------------------------------------------------ the curve
 
 const xOf = (hz) => CURVE.left + (CURVE.width - CURVE.left - CURVE.right) *
@@ -96,21 +122,20 @@ function startHandleDrag(event, band) {
   const [gainLow, gainHigh] = state.layout[band].gain_range;
   event.target.setPointerCapture(event.pointerId);
   const move = (moveEvent) => {
-    const box = curve.getBoundingClientRect();
-    const x = (moveEvent.clientX - box.left) * CURVE.width / box.width;
-    const y = (moveEvent.clientY - box.top) * CURVE.height / box.height;
+    const [x, y] = svgPoint(curve, moveEvent);
     const setting = state.setting.slice();
     setting[3 * band + 1] = Math.min(high, Math.max(low, hzOf(x)));
     setting[3 * band] = Math.min(gainHigh, Math.max(gainLow, dbOf(y)));
-    state.label = "edited";
-    scheduleSetting(setting);
+    scheduleSetting(setting, "edited");
   };
   const stop = () => {
-    event.target.removeEventListener("pointermove", move);
-    event.target.removeEventListener("pointerup", stop);
+    for (const type of ["pointermove", "pointerup", "pointercancel"]) {
+      event.target.removeEventListener(type, type === "pointermove" ? move : stop);
+    }
   };
   event.target.addEventListener("pointermove", move);
   event.target.addEventListener("pointerup", stop);
+  event.target.addEventListener("pointercancel", stop);
 }
 
 // ------------------------------------------------------------------ settings
@@ -120,52 +145,58 @@ function audioRate() {
   return audioEngine.buffer ? audioEngine.buffer.sampleRate : 48000;
 }
 
-// Show a setting whose response and coefficients are already known (morph steps, generate).
-function show(setting, responseDb, freqs, loudnessDb, coefficients) {
-  Object.assign(state, { setting, responseDb, freqs, loudnessDb, coefficients,
-                         coefficientsRate: coefficients ? coefficients.sample_rate : null });
+// Show a setting whose response and coefficients are already known: view holds setting,
+// responseDb, freqs, loudnessDb, coefficients and label.
+function show(view) {
+  Object.assign(state, view,
+                { coefficientsRate: view.coefficients ? view.coefficients.sample_rate : null });
   drawCurve();
   audioEngine.update();
   describeSoon();
 }
 
-let pendingSetting = null, settingInFlight = false;
+let pendingEdit = null, editInFlight = false;
 // Edited settings: one request at a time, always the latest (a drag sends many).
-function scheduleSetting(setting) {
-  pendingSetting = setting;
-  if (!settingInFlight) flushSetting();
+function scheduleSetting(setting, label) {
+  pendingEdit = { setting, label, current: claimView() };
+  if (!editInFlight) flushSetting();
 }
 
 async function flushSetting() {
-  settingInFlight = true;
+  editInFlight = true;
   try {
-    while (pendingSetting) {
-      const setting = pendingSetting;
-      pendingSetting = null;
+    while (pendingEdit) {
+      const { setting, label, current } = pendingEdit;
+      pendingEdit = null;
       const rate = audioRate();
       const [curve, coefficients] = await Promise.all([
         api("/response", { setting }), api("/coefficients", { setting, sample_rate: rate })]);
-      curve.loudnessAtRate = rate === 48000 ? curve.loudness_gain_db[0] : (await api("/response",
+      const loudnessDb = rate === 48000 ? curve.loudness_gain_db[0] : (await api("/response",
         { setting, sample_rate: rate, high_hz: Math.min(20000, 0.45 * rate) })).loudness_gain_db[0];
-      show(setting, curve.response_db[0], curve.freqs_hz, curve.loudnessAtRate, coefficients);
+      if (!current()) continue;
+      show({ setting, responseDb: curve.response_db[0], freqs: curve.freqs_hz, loudnessDb,
+             coefficients, label });
     }
   } catch (error) {
     setStatus(error.message, true);
   } finally {
-    settingInFlight = false;
+    editInFlight = false;
   }
 }
 
 async function generate() {
-  if (!state.term) return;
+  const { term, strength, seed, centre } = state;
+  if (!term) return;
+  const current = claimView();
   const reply = await api("/generate", {
-    term: state.term, variations: 1, strength: state.strength, seed: state.seed,
-    centre: state.centre, include: ["response", "coefficients"], sample_rate: audioRate() });
-  state.label = state.centre ? state.term : `${state.term} #${state.seed}`;
-  show(reply.settings[0], reply.response_db[0], reply.freqs_hz, reply.loudness_gain_db[0],
-       reply.coefficients[0]);
-  setStatus(state.centre ? `${state.term}: its centre setting` : `${state.term}: variation ${state.seed}`);
-  $("seed-label").textContent = state.centre ? "" : `seed ${state.seed}`;
+    term, variations: 1, strength, seed, centre, include: ["response", "coefficients"],
+    sample_rate: audioRate() });
+  if (!current()) return;
+  show({ setting: reply.settings[0], responseDb: reply.response_db[0], freqs: reply.freqs_hz,
+         loudnessDb: reply.loudness_gain_db[0], coefficients: reply.coefficients[0],
+         label: centre ? term : `${term} #${seed}` });
+  setStatus(centre ? `${term}: its centre setting` : `${term}: variation ${seed}`);
+  $("seed-label").textContent = centre ? "" : `seed ${seed}`;
   writeUrl();
 }
 
@@ -193,7 +224,9 @@ function describeSoon() {
   if (!state.hasDescribe) return;
   clearTimeout(describeTimer);
   describeTimer = setTimeout(guarded(async () => {
-    const reply = await api("/describe", { setting: state.setting, k: 5 });
+    const setting = state.setting;
+    const reply = await api("/describe", { setting, k: 5 });
+    if (state.setting !== setting) return; // a newer setting's description follows
     $("nearest").hidden = false;
     $("nearest").textContent = "nearest words: " + reply.nearest[0]
       .map((e) => `${e.word} (${e.distance_db.toFixed(1)} dB)`).join(", ");
@@ -202,42 +235,51 @@ function describeSoon() {
 
 // ------------------------------------------------------------------ morph
 
-let morphRequest = null;
-// One request per pair of words, shared by every drag event that needs it.
-async function loadMorph(from, to) {
-  if (state.morph && state.morph.from === from && state.morph.to === to) return state.morph;
-  if (!morphRequest || morphRequest.from !== from || morphRequest.to !== to) {
+const morphCache = new Map(); // "from\nto\nrate" → promise of the /morph answer
+const MORPH_CACHE_SIZE = 16;
+// One request per pair of words (and sample rate), shared by every event that needs it.
+function loadMorph(from, to) {
+  const rate = audioRate(), key = [from, to, rate].join("\n");
+  if (!morphCache.has(key)) {
     const promise = api("/morph", { from, to, steps: MORPH_STEPS,
-                                    include: ["response", "coefficients"], sample_rate: audioRate() })
-      .then((reply) => (state.morph = { from, to, ...reply }))
-      .finally(() => { if (morphRequest && morphRequest.promise === promise) morphRequest = null; });
-    morphRequest = { from, to, promise };
+                                    include: ["response", "coefficients"], sample_rate: rate })
+      .then((reply) => ({ from, to, ...reply }));
+    promise.catch(() => { if (morphCache.get(key) === promise) morphCache.delete(key); });
+    morphCache.set(key, promise);
+    if (morphCache.size > MORPH_CACHE_SIZE) morphCache.delete(morphCache.keys().next().value);
   }
-  return morphRequest.promise;
+  return morphCache.get(key);
 }
 
-function showMorphAt(position) {
-  const morph = state.morph;
-  if (!morph) return;
+function showMorphAt(morph, position) {
   const step = Math.round(position * (MORPH_STEPS - 1));
-  state.label = `${morph.from}→${morph.to} ${(step / (MORPH_STEPS - 1)).toFixed(2)}`;
+  state.morph = morph;
   $("morph-value").textContent = `${Math.round(100 * position)}%`;
-  show(morph.settings[step], morph.response_db[step], morph.freqs_hz, morph.loudness_gain_db[step],
-       morph.coefficients[step]);
+  show({ setting: morph.settings[step], responseDb: morph.response_db[step],
+         freqs: morph.freqs_hz, loudnessDb: morph.loudness_gain_db[step],
+         coefficients: morph.coefficients[step],
+         label: `${morph.from}→${morph.to} ${(step / (MORPH_STEPS - 1)).toFixed(2)}` });
   setStatus(state.label);
+}
+
+// Show from→to at the slider's position once that morph is loaded, unless a newer action
+// (another pair, a word, an edit) has claimed the view meanwhile.
+async function morphTo(from, to) {
+  const current = claimView();
+  const morph = await loadMorph(from, to);
+  if (current()) showMorphAt(morph, Number($("morph-position").value));
 }
 
 async function onMorphInput() {
   const from = $("morph-from").value.trim(), to = $("morph-to").value.trim();
   if (!from || !to) return setStatus("give both words of the morph", true);
-  await loadMorph(from, to);
-  showMorphAt(Number($("morph-position").value));
+  await morphTo(from, to);
 }
 
 // ------------------------------------------------------------------ word map
 
-async function drawMap() {
-  const reply = await api("/map");
+// Draws the map (its panel stays hidden until the page has started).
+function drawMap(reply) {
   const map = $("map");
   const xs = reply.xy.map((p) => p[0]), ys = reply.xy.map((p) => p[1]);
   // margins leave room for the labels, which sit to the right of their dots
@@ -254,40 +296,40 @@ async function drawMap() {
     svg("text", { x: entry.x + entry.r + 2, y: entry.y + 4 }, group).textContent = entry.word;
     group.addEventListener("pointerdown", (event) => startMapDrag(event, entry, line));
   }
-  $("map-panel").hidden = false;
 }
 
+// Dragging from a word toward the word nearest the pointer morphs between them; the
+// position is the pointer's projection on the line joining them.
 function startMapDrag(event, from, line) {
   const map = $("map");
   map.setPointerCapture(event.pointerId);
-  let moved = false, target = null;
-  const toMap = (e) => { const box = map.getBoundingClientRect();
-    return [(e.clientX - box.left) * 400 / box.width, (e.clientY - box.top) * 300 / box.height]; };
+  let moved = false;
   const move = guarded(async (e) => {
-    const [x, y] = toMap(e);
+    const [x, y] = svgPoint(map, e);
+    moved = moved || Math.hypot(x - from.x, y - from.y) > from.r;
+    if (!moved) return;
     const others = state.mapWords.filter((w) => w !== from);
     const nearest = others.reduce((a, b) => Math.hypot(a.x - x, a.y - y) <= Math.hypot(b.x - x, b.y - y) ? a : b);
     const dx = nearest.x - from.x, dy = nearest.y - from.y;
     const t = Math.max(0, Math.min(1, ((x - from.x) * dx + (y - from.y) * dy) / (dx * dx + dy * dy)));
-    moved = moved || Math.hypot(x - from.x, y - from.y) > from.r;
-    if (!moved) return;
-    line.setAttribute("visibility", "visible");
-    line.setAttribute("x1", from.x); line.setAttribute("y1", from.y);
-    line.setAttribute("x2", nearest.x); line.setAttribute("y2", nearest.y);
-    target = nearest;
+    for (const [key, value] of Object.entries({ x1: from.x, y1: from.y, x2: nearest.x,
+                                                y2: nearest.y, visibility: "visible" })) {
+      line.setAttribute(key, value);
+    }
     $("morph-from").value = from.word; $("morph-to").value = nearest.word;
     $("morph-position").value = t;
-    await loadMorph(from.word, nearest.word);
-    if (target === nearest) showMorphAt(Number($("morph-position").value));
+    await morphTo(from.word, nearest.word);
   });
   const stop = guarded(async () => {
-    map.removeEventListener("pointermove", move);
-    map.removeEventListener("pointerup", stop);
+    for (const type of ["pointermove", "pointerup", "pointercancel"]) {
+      map.removeEventListener(type, type === "pointermove" ? move : stop);
+    }
     line.setAttribute("visibility", "hidden");
     if (!moved) await setTerm(from.word);
   });
   map.addEventListener("pointermove", move);
   map.addEventListener("pointerup", stop);
+  map.addEventListener("pointercancel", stop);
 }
 
 // ------------------------------------------------------------------ audio
@@ -354,8 +396,9 @@ const audioEngine = {
     const ctx = engine.ctx, now = ctx.currentTime, levels = engine.levels();
     engine.dry.gain.setTargetAtTime(levels.dry, now, FADE_S / 3);
     engine.wetLevel.gain.setTargetAtTime(levels.wet, now, FADE_S / 3);
+    const setting = state.setting;
     const coefficients = await engine.coefficientsAt(ctx.sampleRate);
-    if (!engine.source) return;
+    if (!engine.source || state.setting !== setting) return; // a newer update is on its way
     const old = engine.chain, fresh = engine.buildChain(ctx, coefficients);
     fresh.output.gain.value = 0;
     engine.source.connect(fresh.input);
@@ -409,8 +452,7 @@ async function importPreset(file) {
   const reply = await api("/presets/import", { text: await file.text(), fit: $("fit").checked });
   $("preset-notes").replaceChildren(...reply.notes.map((note) => {
     const item = document.createElement("li"); item.textContent = note; return item; }));
-  state.label = reply.names[0];
-  scheduleSetting(reply.settings[0]);
+  scheduleSetting(reply.settings[0], reply.names[0]);
   setStatus(`imported ${file.name} (${reply.format})`);
 }
 
@@ -437,42 +479,51 @@ async function start() {
     const button = document.createElement("button");
     button.textContent = labels[name] || name;
     button.dataset.format = name;
-    button.addEventListener("click", guarded(() => exportPreset({ name, suffix: suffixes[name] })));
+    button.addEventListener("click", whenStarted(() => exportPreset({ name, suffix: suffixes[name] })));
     return button; }));
-  if (state.hasMap) await drawMap();
+  if (state.hasMap) drawMap(await api("/map"));
   const words = vocabulary.words.map((w) => w.word);
   $("morph-from").value = words[0] || "";
   $("morph-to").value = words[1] || words[0] || "";
   if (readUrl()) await generate(); else await setTerm(words[0]);
+  $("map-panel").hidden = !state.hasMap;
+  document.documentElement.dataset.ready = "true";
+  return true;
 }
 
 function bindControls() {
-  $("search-form").addEventListener("submit", guarded(async (event) => {
-    event.preventDefault();
-    const term = $("term").value.trim();
-    if (term) await setTerm(term);
-  }));
-  $("strength").addEventListener("input", guarded(async () => {
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault(); // at once: the form must not reload the page while start-up runs
+    whenStarted(async () => {
+      const term = $("term").value.trim();
+      if (term) await setTerm(term);
+    })();
+  });
+  $("strength").addEventListener("input", whenStarted(async () => {
     state.strength = Number($("strength").value);
     $("strength-value").textContent = state.strength.toFixed(2);
     await generate();
   }));
-  $("centre").addEventListener("click", guarded(() => setTerm(state.term)));
-  $("reroll").addEventListener("click", guarded(() => setTerm(state.term,
+  $("centre").addEventListener("click", whenStarted(() => setTerm(state.term)));
+  $("reroll").addEventListener("click", whenStarted(() => setTerm(state.term,
     { centre: false, seed: state.centre ? 1 : state.seed + 1 })));
   for (const id of ["morph-position", "morph-from", "morph-to"]) {
-    $(id).addEventListener(id === "morph-position" ? "input" : "change", guarded(onMorphInput));
+    $(id).addEventListener(id === "morph-position" ? "input" : "change", whenStarted(onMorphInput));
   }
   $("audio-file").addEventListener("change", guarded(async () => {
     if ($("audio-file").files[0]) await audioEngine.load($("audio-file").files[0]);
   }));
-  $("play").addEventListener("click", guarded(() => audioEngine.play()));
+  $("play").addEventListener("click", whenStarted(() => audioEngine.play()));
   for (const id of ["bypass", "match"]) $(id).addEventListener("change", () => audioEngine.update());
-  $("preset-file").addEventListener("change", guarded(async () => {
+  $("preset-file").addEventListener("change", whenStarted(async () => {
     if ($("preset-file").files[0]) await importPreset($("preset-file").files[0]);
   }));
 }
 
 bindControls();
-window.neuraleq = { state, api, audio: audioEngine, lastExport: null,
-                    ready: guarded(start)().then(() => true) };
+started = start();
+// ready: resolves true once the page has its words, map and first setting (the <html>
+// element then carries data-ready="true"); rejects with the reason if start-up failed.
+const ready = started.then(() => true);
+ready.catch((error) => setStatus(error.message, true));
+window.neuraleq = { state, api, audio: audioEngine, lastExport: null, ready };
