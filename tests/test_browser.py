@@ -387,20 +387,22 @@ def test_playback_ab_and_live_changes_raise_no_console_errors(browser, system):
     assert any("the console log is read" in e["message"] for e in browser.get_log("browser"))
 
 
-# Holds the page's first /api/generate answer until the test calls window.releaseStart().
+# Holds the page's /api/vocabulary answer (its start-up's first step) until the test calls
+# window.releaseStart().
 HOLD_START = """
 const realFetch = window.fetch;
 const released = new Promise((resolve) => { window.releaseStart = resolve; });
 window.fetch = async (url, init) => {
   const reply = await realFetch(url, init);
-  if (url === "/api/generate") await released;
+  if (url === "/api/vocabulary") await released;
   return reply;
 };
 """
 
 
 def test_input_during_start_up_is_applied_once_started(browser, system):
-    """A user who picks a morph and drags before the page has started gets that morph."""
+    """A user who picks a morph and drags before the page has started gets that morph (start-up
+    neither drops the input nor overwrites the words with its defaults)."""
     word_a, word_b = system.vocabulary[4], system.vocabulary[5]
     script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
                                      {"source": HOLD_START})

@@ -464,7 +464,9 @@ async function setTerm(term, { centre = true, seed = 0 } = {}) {
   await generate();
 }
 
+// Start-up fills only what the user has not: they may type or drag while it runs.
 async function start() {
+  const fromUrl = readUrl(); // before any input, which would otherwise be overwritten
   const [index, vocabulary] = await Promise.all([api(""), api("/vocabulary")]);
   Object.assign(state, { layout: index.layout, names: index.parameter_names,
                          formats: index.preset_formats, vocabulary: vocabulary.words,
@@ -483,9 +485,13 @@ async function start() {
     return button; }));
   if (state.hasMap) drawMap(await api("/map"));
   const words = vocabulary.words.map((w) => w.word);
-  $("morph-from").value = words[0] || "";
-  $("morph-to").value = words[1] || words[0] || "";
-  if (readUrl()) await generate(); else await setTerm(words[0]);
+  if (!$("morph-from").value) $("morph-from").value = words[0] || "";
+  if (!$("morph-to").value) $("morph-to").value = words[1] || words[0] || "";
+  if (!fromUrl) {
+    state.term = words[0];
+    if (!$("term").value) $("term").value = words[0];
+  }
+  await generate();
   $("map-panel").hidden = !state.hasMap;
   document.documentElement.dataset.ready = "true";
   return true;
@@ -494,10 +500,8 @@ async function start() {
 function bindControls() {
   $("search-form").addEventListener("submit", (event) => {
     event.preventDefault(); // at once: the form must not reload the page while start-up runs
-    whenStarted(async () => {
-      const term = $("term").value.trim();
-      if (term) await setTerm(term);
-    })();
+    const term = $("term").value.trim();
+    if (term) whenStarted(() => setTerm(term))();
   });
   $("strength").addEventListener("input", whenStarted(async () => {
     state.strength = Number($("strength").value);
