@@ -1,12 +1,13 @@
 """The functional generation core: word models, generate, morph, explore, strength.
 
 Everything here is a pure function of ``(params, model_config, word_model, inputs, key)``.
-A *word model* is a dict of NumPy arrays fitted once after training (:func:`fit_word_model`)
-and stored in the checkpoint bundle; it holds, per word, the latent centre, where variations are
-centred and a linear spread of truncated-normal draws (calibrated so that generated gains vary
-like the word's data), with planes that fold draws back from the other words' side of the
-nearest-word boundaries, plus what exploration needs (a Gaussian over all training latents and the
-dB responses of training settings for novelty ranking).
+A *word model* is a dict of NumPy arrays, each per-word array with a leading word axis ``W``,
+fitted once after training (:func:`fit_word_model`) and stored in the checkpoint bundle; it
+holds, per word, a kernel density over the word's encoded training latents (variations are
+draws from it, decoded; its bandwidth is calibrated on validation data) and the latent centre
+(decoded: the word's centre setting, where morphs start and end), plus what exploration needs
+(a Gaussian over all training latents and the dB responses of training settings for novelty
+ranking).
 
 Modules: :mod:`.sampling` (variations of words and blends), :mod:`.batching` (large batches:
 row tiles, devices), :mod:`.morph` (response-evenly spaced paths), :mod:`.explore` (chunked,
@@ -30,15 +31,14 @@ from neuraleq_jax.generation.common import (BLEND_STEPS, _as_float32, _blend_cen
                                             _decode_physical, _in_latent_range, _select,
                                             apply_strength, blend_needs_correction, bucket_size,
                                             centre_settings, decode_latents, encode_latents,
-                                            one_hot, with_fold_defaults)
+                                            one_hot)
 from neuraleq_jax.generation.explore import (ACCELERATOR_EXPLORE_CHUNK, EXPLORE_CHUNK,
                                              EXPLORE_KEYS, NOVELTY_KEYS, _explore_chunk,
                                              default_explore_chunk, explore, explore_chunks,
                                              explore_latents, explore_novel, explore_range,
                                              novelty_db)
 from neuraleq_jax.generation.morph import MORPH_KEYS, _morph, morph
-from neuraleq_jax.generation.sampling import (FOLD_ROUNDS, GENERATE_KEYS, _generate,
-                                              _standard_draws, fold_blend_draws, fold_draws,
-                                              generate, word_variations)
-from neuraleq_jax.generation.word_model import (PROTOTYPE_ANCHOR, fit_word_model, fold_planes,
-                                                truncated_normal_std)
+from neuraleq_jax.generation.sampling import (GENERATE_KEYS, _generate, generate,
+                                              word_variations)
+from neuraleq_jax.generation.word_model import (BANDWIDTHS, COPY_DB, PROTOTYPE_ANCHOR,
+                                                energy_distance, fit_word_model)

@@ -18,26 +18,11 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 BLEND_STEPS = 3
 
 
-def _no_fold_planes(n_words: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fold planes that never fold: zero normals ``[W, W, K]`` (and zero offsets ``[W, W]``)."""
-    return np.zeros((n_words, n_words, k), np.float32), np.zeros((n_words, n_words), np.float32)
-
-
-def with_fold_defaults(word_model) -> dict:
-    """``word_model`` with fold planes that never fold added where it has none (word models
-    fitted before folding existed generate exactly as they did)."""
-    if "fold_normals_WxWxK" in word_model or "spread_WxLxK" not in word_model:
-        return word_model
-    n_words, _, k = np.shape(word_model["spread_WxLxK"])
-    normals, offsets = _no_fold_planes(n_words, k)
-    return {**word_model, "fold_normals_WxWxK": normals, "fold_offsets_WxW": offsets}
-
-
 def _select(word_model, keys) -> dict:
-    word_model = with_fold_defaults(word_model)
     missing = [k for k in keys if k not in word_model]
     if missing:
-        raise ValueError(f"word model lacks {missing}; refit it with generation.fit_word_model")
+        raise ValueError(f"word model lacks {missing}; refit it with generation.fit_word_model "
+                         f"(or rerun the training command that made it)")
     return {k: word_model[k] for k in keys}
 
 

@@ -1,9 +1,16 @@
-"""Fitting the word model after training (:func:`fit_word_model`)."""
+"""Fitting the word model after training (:func:`fit_word_model`).
+
+The word model is a dict of NumPy arrays, every per-word array with a leading word axis ``W``:
+each word's kernel density over its encoded training latents (what :mod:`.sampling` draws
+variations from), its centre (morph end points, describe, the word map), and what exploration
+and novelty ranking need. The fit runs in named steps: encode the training settings, the
+within-word kernel scale, the centres, the bandwidth calibrated on validation data, the
+exploration arrays.
+"""
 
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -11,75 +18,13 @@ import numpy as np
 
 from neuraleq_jax import models, response
 from neuraleq_jax.data import EQDataset
-from neuraleq_jax.generation.common import (_decode_physical, _in_latent_range,
-                                            _no_fold_planes, decode_latents, encode_latents)
-from neuraleq_jax.generation.sampling import fold_draws
+from neuraleq_jax.generation.common import _decode_physical, decode_latents, encode_latents
 
 PROTOTYPE_ANCHOR = 0.002
-
-
-@functools.partial(jax.jit, static_argnames=("config", "layout"))
-def _gain_jacobians(params, config, centres_WxL, layout):
-    """d(gains in dB)/d(latent) at each word centre: ``[W, B, L]``."""
-    def gains(latent_L):
-        return _decode_physical(params, config, latent_L[None], layout)[0, layout.gain_indices]
-    return jax.vmap(jax.jacfwd(gains))(centres_WxL)
-
-
-@functools.partial(jax.jit, static_argnames=("config", "layout"))
-def _calibration_draws(params, config, centres_WxL, spreads_WxLxK, z_WxMxK, layout):
-    """Settings ``[W, M, P]`` of each word's variations for fixed standard draws ``[W, M, K]``."""
-    def one(centre_L, spread_LxK, z_MxK):
-        return _decode_physical(params, config, _in_latent_range(centre_L + z_MxK @ spread_LxK.T),
-                                layout)
-    return jax.vmap(one)(centres_WxL, spreads_WxLxK, z_WxMxK)
-
-
-@functools.partial(jax.jit, static_argnames=("config", "layout"))
-def _response_jacobians(params, config, latents_WxL, layout):
-    """d(dB response)/d(latent) of decoded latents: ``[W, F, L]``."""
-    def respond(latent_L):
-        setting = _decode_physical(params, config, latent_L[None], layout)[0]
-        return response.magnitude_response_db(setting, layout=layout)
-    return jax.vmap(jax.jacfwd(respond))(latents_WxL)
-
-
-def fold_planes(centre_responses_WxF, response_jacobians_WxFxK, centroids_WxF,
-                margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each word's boundaries with every other word, as planes in its standard-draw space.
-
-    A setting is recognised as word ``w`` rather than ``v`` when its dB response ``r`` is nearer
-    ``w``'s centroid ``μ_w`` (RMS dB, SPEC §6's classifier):
-    ``2 r·(μ_v - μ_w) <= |μ_v|² - |μ_w|²``.
-    With ``r ≈ r_w + G_w z`` (``G_w``: the response's Jacobian in the draws ``z`` at the
-    variation centre) this is ``a·z <= b``, returned as a unit normal ``a/|a|`` and the offset
-    ``b/|a| - margin`` (draw units, floored at 0 so that a fold never passes the centre).
-
-    Args:
-      centre_responses_WxF: dB responses of the variation centres.
-      response_jacobians_WxFxK: ``G_w`` (dB per standard draw).
-      centroids_WxF: each word's mean training response (dB).
-      margin: how far inside the boundary folded draws stay, in standard draws.
-    Returns:
-      ``normals [W, W, K]`` and ``offsets [W, W]``; a word's plane with itself (and a pair whose
-      boundary the draws cannot move across) never folds (normal 0, offset 0).
-    """
-    n_words, _, k = response_jacobians_WxFxK.shape
-    mu = np.asarray(centroids_WxF, np.float64)
-    normals = np.zeros((n_words, n_words, k))
-    offsets = np.zeros((n_words, n_words))
-    for w in range(n_words):
-        for v in range(n_words):
-            if v == w:
-                continue
-            towards_F = mu[v] - mu[w]
-            a_K = 2.0 * response_jacobians_WxFxK[w].T @ towards_F
-            b = mu[v] @ mu[v] - mu[w] @ mu[w] - 2.0 * centre_responses_WxF[w] @ towards_F
-            norm = float(np.linalg.norm(a_K))
-            if norm > 1e-9 * max(float(np.linalg.norm(towards_F)), 1e-12):
-                normals[w, v] = a_K / norm
-                offsets[w, v] = max(b / norm - margin, 0.0)
-    return normals.astype(np.float32), offsets.astype(np.float32)
+# kernel bandwidths tried, in units of each word's within-word latent std per dimension
+BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+# a variation whose response lies this close (RMS dB) to a training setting of its word is a copy
+COPY_DB = 0.1
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout", "steps"))
@@ -115,253 +60,248 @@ def _prototype_latents(params, config, start_WxL, scale_WxL, target_db_WxF, layo
     return latent
 
 
-def truncated_normal_std(cut: float) -> float:
-    """Standard deviation of a standard normal truncated to ``[-cut, cut]``."""
-    density = math.exp(-0.5 * cut * cut) / math.sqrt(2.0 * math.pi)
-    mass = math.erf(cut / math.sqrt(2.0))
-    return math.sqrt(1.0 - 2.0 * cut * density / mass)
 
-
-def _shrunk_covariances(values_NxD, ids_N, n_words: int, prior_weight: float):
-    """Per-word mean ``[W, D]`` and covariance ``[W, D, D]``, each shrunk toward the pooled
-    within-word covariance by ``prior_weight`` pseudo-samples (a word seen once still gets one)."""
-    means = np.stack([values_NxD[ids_N == w].mean(0) for w in range(n_words)])
-    residual = values_NxD - means[ids_N]
-    pooled = residual.T @ residual / max(len(values_NxD) - n_words, 1)
-    covs = []
-    for w in range(n_words):
-        r = residual[ids_N == w]
-        covs.append((r.T @ r + prior_weight * pooled) / (len(r) - 1 + prior_weight))
-    return means, np.stack(covs)
-
-
-def _sqrt_psd(matrix):
-    values, vectors = np.linalg.eigh(matrix)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-
-
-def _split_jacobian(jacobian_BxL, rcond: float = 1e-3):
-    """Pseudo-inverse ``[L, B]`` of a gain Jacobian, and the projector ``[L, L]`` onto the latent
-    directions that leave the gains unchanged (to first order)."""
-    u, s, vt = np.linalg.svd(jacobian_BxL, full_matrices=False)
-    keep = s > rcond * max(s.max(), 1e-12)
-    v = vt[keep].T
-    return (v / s[keep]) @ u[:, keep].T, np.eye(jacobian_BxL.shape[1]) - v @ v.T
-
-
-def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset, *,
-                   truncation: float = 1.5, prior_weight: float = 4.0,
-                   target_ratio: float = 1.0, min_in_range: float = 0.99,
-                   calibration_samples: int = 512, calibration_steps: int = 6,
-                   max_reference: int = 4096, freq_q_scale: float = 0.5,
-                   prototype: bool = True, fold_margin: float | None = 0.0,
-                   seed: int = 0) -> dict[str, np.ndarray]:
-    """Fit the word model on training settings (after training).
-
-    Per word ``w``: the centre ``c_w`` is the mean of its training latents, refined (with
-    ``prototype``, the default) to the latent whose decoded response is nearest the word's mean
-    training response in RMS dB; decoded, it is the word's *centre setting* (morph end points).
-    Without the refinement the latent mean decodes to atypical frequencies and Q, and generated
-    settings are recognised as their word less often (synthetic set: word accuracy 0.72 → 0.81
-    and more). A variation is ``clip(v_w + spread_w @ z)``
-    with ``z`` standard normal truncated at ``±truncation`` and
-
-        ``spread_w = [J⁺ (D R D)^½ | t N C^½]``.
-
-    Gains: ``J`` is the decoder's gain Jacobian (dB per latent unit) at ``c_w``, ``R`` the
-    correlation of the word's data gains and ``D`` per-band scales, so that to first order the
-    generated gains have the data's covariance (sampling the latent cloud directly would carry
-    over correlations between bands that the decoder introduces). Frequency and Q: ``C`` is the
-    word's latent covariance, ``N`` the projector onto the latent directions that leave the
-    gains unchanged and ``t = freq_q_scale / std(z)``: at 1 they vary as the word's latents do;
-    the default 0.5 keeps variations nearer the word's typical sound (they carry no word
-    information, so full spread only blurs the word; calibration concerns gains).
-
-    Calibration on decoded draws (fixed key), since the decoder is not linear:
-    ``calibration_steps`` rounds set ``D`` per band so that std(generated gains) ÷ std(the
-    word's data gains) is ``target_ratio``, and move the variation centre ``v_w`` (from ``c_w``)
-    so that the mean generated gains are the data's mean gains. Then, while fewer than
-    ``min_in_range`` of a word's generated gains lie within its data range ± 0.5 dB, its spread
-    narrows: staying inside the word's box comes first.
-
-    Fold (unless ``fold_margin`` is None): a word's crowd often holds settings nearer another
-    word's average sound (real descriptors are noisy), and a Gaussian as wide as the crowd puts
-    variations there too. The boundaries of SPEC §6's nearest-word classifier (training mean
-    responses) are linearised into planes in each word's draw space (:func:`fold_planes`), and
-    a draw past a plane is reflected back (:func:`fold_draws`) to stay ``fold_margin`` standard
-    draws inside: variations keep the data's spread along the boundary and lose only what would
-    sound like the other word. SAFE-DB warm/bright, held-out contributors, 19 splits
-    (scripts/safe_cv.py): generated settings recognised as their word 0.878 of the time without
-    the fold, as often as the contributors' own settings (0.878); 0.964 folded with a margin of
-    0.5 at the data's full spread.
-
-    Covariances are shrunk toward the pooled within-word ones by ``prior_weight``
-    pseudo-settings, so a word seen once still gets a spread.
-
-    Returns a dict of NumPy arrays (``W`` words, ``L`` latent dims, ``B`` bands, ``K = B + L``
-    standard draws per variation, ``F`` reference grid): ``centres_WxL``,
-    ``variation_centres_WxL``, the gains and dB responses they decode to
-    (``centre_gains_WxB``, ``variation_centre_gains_WxB``, ``centre_responses_WxF``,
-    ``variation_centre_responses_WxF``: blend targets), ``gain_pinv_WxLxB`` (``J⁺``),
-    ``spread_WxLxK``, ``truncation`` (scalar), ``fold_normals_WxWxK`` and ``fold_offsets_WxW``
-    (:func:`fold_planes`), ``counts_W``,
-    ``global_centre_L``, ``global_spread_LxL`` (all training latents, for explore),
-    ``reference_responses_RxF`` (training responses for novelty, at most ``max_reference``),
-    ``data_gain_mean_WxB``, ``data_gain_std_WxB``, ``data_gain_low_WxB``,
-    ``data_gain_high_WxB``, and what calibration reached on its own (folded) draws:
-    ``calibration_ratio_WxB``, ``in_range_rate_W``.
-    """
-    layout, n_words = dataset.layout, len(dataset.vocabulary)
-    counts = np.bincount(dataset.word_ids, minlength=n_words)
+def _check_fit_inputs(dataset: EQDataset, validation: EQDataset | None,
+                      bandwidths) -> None:
+    counts = np.bincount(dataset.word_ids, minlength=len(dataset.vocabulary))
     if np.any(counts == 0):
         absent = [w for w, c in zip(dataset.vocabulary, counts) if c == 0]
         raise ValueError(f"cannot fit a word model: no training settings for {absent}; every "
                          f"word of the vocabulary needs at least one")
-    if not truncation > 0:
-        raise ValueError(f"truncation must be > 0, got {truncation}")
-    if fold_margin is not None and not fold_margin >= 0:
-        raise ValueError(f"fold_margin must be >= 0 (standard draws) or None (no fold), got "
-                         f"{fold_margin}")
-    ids = dataset.word_ids
-    latents = encode_latents(params, model_config, dataset.settings, layout).astype(np.float64)
-    centres, latent_covs = _shrunk_covariances(latents, ids, n_words, prior_weight)
-    data_db = np.asarray(response.magnitude_response_db(dataset.settings, layout=layout))
-    mean_db = np.stack([data_db[ids == w].mean(axis=0) for w in range(n_words)])
+    if validation is not None and (tuple(validation.vocabulary) != tuple(dataset.vocabulary)
+                                   or validation.layout != dataset.layout):
+        raise ValueError("the validation set must share the training set's vocabulary (same "
+                         "words, same order) and layout")
+    if not len(bandwidths) or not all(float(h) > 0 for h in bandwidths):
+        raise ValueError(f"bandwidths must be a non-empty sequence of numbers > 0, got "
+                         f"{tuple(bandwidths)}")
+
+
+def _within_word_scale(latents_NxL, ids_N, n_words: int, prior_weight: float) -> np.ndarray:
+    """Per-word, per-dimension latent std ``[W, L]``, each variance shrunk toward the pooled
+    within-word one by ``prior_weight`` pseudo-settings (a word seen once still gets one)."""
+    means_WxL = np.stack([latents_NxL[ids_N == w].mean(0) for w in range(n_words)])
+    residual_NxL = latents_NxL - means_WxL[ids_N]
+    pooled_L = (residual_NxL ** 2).sum(0) / max(len(latents_NxL) - n_words, 1)
+    variances = [((residual_NxL[ids_N == w] ** 2).sum(0) + prior_weight * pooled_L)
+                 / (np.sum(ids_N == w) - 1 + prior_weight) for w in range(n_words)]
+    return np.sqrt(np.stack(variances)) + 1e-6
+
+
+def _responses(settings_NxP, layout) -> np.ndarray:
+    """dB responses ``[N, F]`` (float64) of physical settings, one compiled call."""
+    return np.asarray(response.reference_response_db(np.asarray(settings_NxP, np.float32),
+                                                     layout=layout), np.float64)
+
+
+def _mean_responses(settings_NxP, ids_N, n_words: int, layout) -> np.ndarray:
+    """Each word's mean dB response ``[W, F]`` over its settings."""
+    db_NxF = _responses(settings_NxP, layout)
+    return np.stack([db_NxF[ids_N == w].mean(axis=0) for w in range(n_words)])
+
+
+def _word_centres(params, config, latents_NxL, ids_N, scale_WxL, mean_db_WxF, layout,
+                  prototype: bool) -> dict[str, np.ndarray]:
+    """Each word's centre: the mean of its latents, refined (``prototype``) to the latent whose
+    decoded response is nearest the word's mean training response (:func:`_prototype_latents`);
+    with the dB responses of the centre settings it decodes to."""
+    n_words = len(scale_WxL)
+    centres_WxL = np.stack([latents_NxL[ids_N == w].mean(0) for w in range(n_words)])
     if prototype:
-        scale = np.sqrt(np.einsum("wll->wl", latent_covs)) + 1e-3
-        centres = np.asarray(_prototype_latents(params, model_config,
-                                                centres.astype(np.float32),
-                                                scale.astype(np.float32),
-                                                mean_db.astype(np.float32), layout),
-                             np.float64)
+        centres_WxL = np.asarray(_prototype_latents(
+            params, config, centres_WxL.astype(np.float32), scale_WxL.astype(np.float32),
+            mean_db_WxF.astype(np.float32), layout))
+    decoded = decode_latents(params, config, centres_WxL.astype(np.float32), layout)
+    return {"centres_WxL": centres_WxL.astype(np.float32),
+            "centre_responses_WxF": _responses(decoded, layout).astype(np.float32)}
 
-    # ---- the word's data gains (dB)
-    gains = dataset.settings[:, layout.gain_indices].astype(np.float64)
-    gain_means, gain_covs = _shrunk_covariances(gains, ids, n_words, prior_weight)
-    gain_scales = np.sqrt(np.einsum("wbb->wb", gain_covs))
-    gain_corr = gain_covs / np.maximum(gain_scales[:, :, None] * gain_scales[:, None, :], 1e-12)
-    groups = [gains[ids == w] for w in range(n_words)]
-    data_std = np.stack([g.std(0, ddof=1) if len(g) > 1 else np.zeros(g.shape[1])
-                         for g in groups])
-    data_low = np.stack([g.min(0) for g in groups])
-    data_high = np.stack([g.max(0) for g in groups])
 
-    # ---- the spread: gain directions through the Jacobian, the rest from the latent cloud
-    jacobians = np.asarray(_gain_jacobians(params, model_config, centres.astype(np.float32),
-                                           layout), np.float64)
-    pinvs, nulls = map(np.stack, zip(*(_split_jacobian(j) for j in jacobians)))
-    z_std = truncated_normal_std(truncation)
-    other_part = nulls @ np.stack([_sqrt_psd(c) for c in latent_covs]) / z_std
+def _kde_points(latents_NxL, ids_N, n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's latents ``[W, N, L]`` (``N`` the largest count; a shorter word's rows are
+    padded with its first latent, never drawn) and the counts ``[W]``."""
+    counts_W = np.bincount(ids_N, minlength=n_words).astype(np.int32)
+    points_WxNxL = np.empty((n_words, counts_W.max(), latents_NxL.shape[1]), np.float32)
+    for w in range(n_words):
+        mine = latents_NxL[ids_N == w]
+        points_WxNxL[w] = np.concatenate([mine, np.repeat(mine[:1], counts_W.max() - len(mine),
+                                                         axis=0)])
+    return points_WxNxL, counts_W
 
-    def spreads(band_std_WxB, other_scale_W):
-        gain_part = np.stack([pinvs[w] @ _sqrt_psd(band_std_WxB[w, :, None] * gain_corr[w]
-                                                   * band_std_WxB[w, None, :])
-                              for w in range(n_words)])
-        return np.concatenate([gain_part, other_scale_W[:, None, None] * other_part],
-                              axis=2).astype(np.float32)
 
-    # ---- calibration on decoded draws
-    z = np.broadcast_to(np.asarray(jax.random.truncated_normal(
-        jax.random.key(seed), -truncation, truncation,
-        (calibration_samples, layout.n_bands + latents.shape[1]))),
-        (n_words, calibration_samples, layout.n_bands + latents.shape[1]))
-    gain_target = np.where(data_std > 1e-3, data_std, np.nan) * target_ratio
+def _rms_distances(a_NxF, b_MxF) -> np.ndarray:
+    """RMS dB distance between every row of ``a`` and of ``b``: ``[N, M]``."""
+    sq_NxM = ((a_NxF ** 2).sum(1)[:, None] + (b_MxF ** 2).sum(1)[None, :]
+              - 2.0 * a_NxF @ b_MxF.T)
+    return np.sqrt(np.maximum(sq_NxM, 0.0) / a_NxF.shape[1])
 
-    def measure(variation_centres, band_std, other_scale, z_WxMxK=z):
-        drawn = np.asarray(_calibration_draws(
-            params, model_config, variation_centres.astype(np.float32),
-            spreads(band_std, other_scale), z_WxMxK, layout),
-            np.float64)[..., layout.gain_indices]
-        inside = ((drawn >= data_low[:, None] - 0.5)
-                  & (drawn <= data_high[:, None] + 0.5)).mean(axis=(1, 2))
-        return drawn.mean(axis=1), drawn.std(axis=1, ddof=1) / gain_target, inside
 
-    def calibrate_spread(variation_centres, band_std, rounds):
-        for _ in range(rounds):  # each band's spread, multiplicatively
-            _, ratio, _ = measure(variation_centres, band_std, other_scale)
-            band_std = band_std * np.clip(np.nan_to_num(1.0 / ratio, nan=1.0), 0.5, 2.0)
-        return band_std
+def energy_distance(a_NxF, b_MxF) -> float:
+    """Energy distance ``2 E|a-b| - E|a-a'| - E|b-b'|`` between two sets of dB responses, with
+    RMS dB as the metric and every pair counted (pairs of a row with itself, at 0, included)."""
+    a_NxF, b_MxF = np.asarray(a_NxF, np.float64), np.asarray(b_MxF, np.float64)
+    return float(2.0 * _rms_distances(a_NxF, b_MxF).mean() - _rms_distances(a_NxF, a_NxF).mean()
+                 - _rms_distances(b_MxF, b_MxF).mean())
 
-    other_scale = np.full(n_words, float(freq_q_scale))
-    # to first order the draws have the data's std with this band_std
-    band_std = calibrate_spread(centres, gain_scales / z_std, calibration_steps)
-    # the decoder bends: move each variation centre so that the mean generated gains are the
-    # data's (damped Gauss-Newton steps from the best centre so far, halved where they fail)
-    best_centres, best_mean = centres.copy(), None
-    best_error, step = np.full(n_words, np.inf), np.full(n_words, 0.7)
-    variation_centres = centres
-    for _ in range(calibration_steps):
-        drawn_mean, _, _ = measure(variation_centres, band_std, other_scale)
-        error = np.sqrt(np.mean((drawn_mean - gain_means) ** 2, axis=1))
-        better = error < best_error
-        best_error = np.where(better, error, best_error)
-        best_centres = np.where(better[:, None], variation_centres, best_centres)
-        best_mean = drawn_mean if best_mean is None else np.where(better[:, None], drawn_mean,
-                                                                  best_mean)
-        step = np.where(better, step, step / 2)
-        variation_centres = np.clip(best_centres + step[:, None] * np.einsum(
-            "wlb,wb->wl", pinvs, gain_means - best_mean), -1.0, 1.0)
-    variation_centres = best_centres
-    band_std = calibrate_spread(variation_centres, band_std, 2)
-    drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale)
-    for _ in range(20):  # stay inside the word's range where the spread is too wide
-        narrow = inside < min_in_range
-        if not narrow.any():
-            break
-        band_std = np.where(narrow[:, None], band_std * 0.93, band_std)
-        other_scale = np.where(narrow, other_scale * 0.93, other_scale)
-        drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale)
 
-    # ---- the centres' and variation centres' settings: gains and dB responses
-    decoded = decode_latents(params, model_config, np.concatenate([centres, variation_centres])
-                             .astype(np.float32), layout)
-    decoded_gains = decoded[:, layout.gain_indices].astype(np.float32)
-    centre_responses = np.asarray(response.magnitude_response_db(decoded, layout=layout),
-                                  np.float32)
+def _calibration_split(dataset: EQDataset, validation: EQDataset | None, seed: int):
+    """``(fit rows of the training set, validation settings, their word ids)``: the given
+    validation set, or else a fifth of each word's training settings (words with >= 5) held
+    out of the fit."""
+    everything = np.arange(len(dataset))
+    if validation is not None:
+        return everything, validation.settings, validation.word_ids
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([
+        rows[: len(rows) // 5] for w in range(len(dataset.vocabulary))
+        for rows in [rng.permutation(np.flatnonzero(dataset.word_ids == w))]])
+    fit_rows = np.setdiff1d(everything, held)
+    return fit_rows, dataset.settings[held], dataset.word_ids[held]
 
-    # ---- keep variations on their word's side of the boundaries with the other words
-    spread = spreads(band_std, other_scale)
-    if fold_margin is None:
-        fold_normals, fold_offsets = _no_fold_planes(n_words, spread.shape[2])
+
+def _kde_draws(latents_NxL, ids_N, scale_WxL, bandwidth: float, word: int, samples: int,
+               seed: int) -> np.ndarray:
+    """``samples`` latents of ``word``'s kernel density (host NumPy; the same uniform picks and
+    normal noise for every bandwidth, so that bandwidths are compared on common draws)."""
+    rng = np.random.default_rng([seed, word])
+    mine = latents_NxL[ids_N == word]
+    picks = rng.integers(0, len(mine), samples)
+    noise = rng.standard_normal((samples, latents_NxL.shape[1]))
+    return np.clip(mine[picks] + bandwidth * scale_WxL[word] * noise, -1.0, 1.0)
+
+
+def _recognised(db_NxF, ids_N, centroids_WxF) -> float:
+    """Share of responses whose nearest centroid (RMS dB) is their own word's."""
+    return float(np.mean(_rms_distances(db_NxF, centroids_WxF).argmin(1) == ids_N))
+
+
+def _draw_scores(draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_T,
+                 val_db_VxF, val_ids_V) -> tuple[float, float, float]:
+    """``(match, copy rate, word accuracy)`` of decoded draws ``[W, M, F]`` (dB responses):
+    SPEC §6's distribution match against the validation settings (mean over the words with
+    >= 2 of them), the share within ``COPY_DB`` of a training setting of their word, and the
+    share that the nearest-word classifier (each word's mean response over the fit rows)
+    labels with their word."""
+    n_words, samples = draws_db_WxMxF.shape[:2]
+    words = [w for w in range(n_words) if np.sum(val_ids_V == w) >= 2]
+    match = np.mean([energy_distance(draws_db_WxMxF[w], val_db_VxF[val_ids_V == w])
+                     / max(energy_distance(fit_db_NxF[fit_ids_N == w],
+                                           val_db_VxF[val_ids_V == w]), 1e-9)
+                     for w in words]) if words else np.nan
+    copies = np.mean([_rms_distances(draws_db_WxMxF[w], train_db_TxF[train_ids_T == w]).min(1)
+                      < COPY_DB for w in range(n_words)])
+    centroids_WxF = np.stack([fit_db_NxF[fit_ids_N == w].mean(0) for w in range(n_words)])
+    accuracy = _recognised(draws_db_WxMxF.reshape(n_words * samples, -1),
+                           np.repeat(np.arange(n_words), samples), centroids_WxF)
+    return float(match), float(copies), accuracy
+
+
+def _calibrate_bandwidth(params, config, dataset: EQDataset, validation, latents_NxL,
+                         scale_WxL, bandwidths, *, samples: int, max_copy_rate: float,
+                         seed: int) -> dict:
+    """The kernel bandwidth whose decoded draws match the validation settings best (SPEC §6's
+    distribution match, :func:`_draw_scores`) among those whose draws copy training settings
+    at most ``max_copy_rate`` of the time and are recognised as their word (nearest training
+    mean response) at least as often as the validation settings are: a wide kernel can match
+    the spread of the responses yet blur the words into each other. Without such a
+    bandwidth: the most recognisable of those that do not copy (else the largest). Returns
+    ``bandwidth``, per bandwidth tried ``match_K``, ``copy_rate_K`` and ``accuracy_K``, and
+    the validation settings' own ``accuracy``."""
+    layout, n_words = dataset.layout, len(dataset.vocabulary)
+    fit_rows, val_settings, val_ids = _calibration_split(dataset, validation, seed)
+    fit_latents, fit_ids = latents_NxL[fit_rows], dataset.word_ids[fit_rows]
+    train_db, val_db = _responses(dataset.settings, layout), _responses(val_settings, layout)
+    data = (train_db[fit_rows], fit_ids, train_db, dataset.word_ids, val_db, val_ids)
+    scores = []
+    for bandwidth in bandwidths:
+        draws = np.concatenate([_kde_draws(fit_latents, fit_ids, scale_WxL, float(bandwidth), w,
+                                           samples, seed) for w in range(n_words)])
+        draws_db = _responses(decode_latents(params, config, draws.astype(np.float32), layout),
+                              layout).reshape(n_words, samples, -1)
+        scores.append(_draw_scores(draws_db, *data))
+    match_K, copy_K, accuracy_K = map(np.array, zip(*scores))
+    own = _recognised(val_db, val_ids, np.stack([train_db[fit_rows][fit_ids == w].mean(0)
+                                                 for w in range(n_words)]))
+    new = copy_K <= max_copy_rate
+    allowed = np.flatnonzero(new & (accuracy_K >= own) & np.isfinite(match_K))
+    if len(allowed):
+        best = allowed[np.argmin(match_K[allowed])]
+    elif new.any():
+        best = np.flatnonzero(new)[np.argmax(accuracy_K[new])]
     else:
-        jacobians_db = np.asarray(_response_jacobians(
-            params, model_config, variation_centres.astype(np.float32), layout))
-        fold_normals, fold_offsets = fold_planes(
-            centre_responses[n_words:].astype(np.float64),
-            np.einsum("wfl,wlk->wfk", jacobians_db, spread), mean_db, float(fold_margin))
-        # what calibration reached, as generated (folded)
-        z_folded = np.asarray(jax.vmap(fold_draws)(z, fold_normals, fold_offsets))
-        drawn_mean, ratio, inside = measure(variation_centres, band_std, other_scale, z_folded)
+        best = int(np.argmax(bandwidths))
+    return {"bandwidth": float(bandwidths[best]), "match_K": match_K.astype(np.float32),
+            "copy_rate_K": copy_K.astype(np.float32),
+            "accuracy_K": accuracy_K.astype(np.float32), "accuracy": np.float32(own)}
 
-    # ---- what explore and novelty ranking need
+
+def _explore_arrays(latents_NxL, dataset: EQDataset, max_reference: int,
+                    seed: int) -> dict[str, np.ndarray]:
+    """A Gaussian over all training latents (exploration) and at most ``max_reference``
+    training responses (novelty ranking)."""
     reference = dataset.settings
     if len(reference) > max_reference:
         pick = np.random.default_rng(seed).choice(len(reference), max_reference, replace=False)
         reference = reference[np.sort(pick)]
-    reference_responses = np.asarray(response.magnitude_response_db(reference, layout=layout))
-    global_cov = np.atleast_2d(np.cov(latents.T, bias=True))
+    values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(latents_NxL.T, bias=True)))
+    spread_LxL = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    return {"global_centre_L": latents_NxL.mean(axis=0).astype(np.float32),
+            "global_spread_LxL": spread_LxL.astype(np.float32),
+            "reference_responses_RxF": _responses(reference, dataset.layout).astype(np.float32)}
 
+
+def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset, *,
+                   validation: EQDataset | None = None, bandwidths=BANDWIDTHS,
+                   bandwidth_scale: float = 1.0, prior_weight: float = 4.0,
+                   calibration_samples: int = 256, max_copy_rate: float = 0.02,
+                   max_reference: int = 4096, prototype: bool = True,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit the word model on training settings (after training).
+
+    Each word's variations come from a kernel density over its encoded training latents
+    (the full latent: semantic and detail parts): a training latent plus Gaussian noise with
+    per-dimension std ``h · s_w``, where ``s_w`` is the word's within-word latent std (shrunk
+    toward the pooled one by ``prior_weight`` pseudo-settings) and the bandwidth ``h`` is
+    chosen from ``bandwidths`` on validation data (:func:`_calibrate_bandwidth`: best
+    distribution match among the bandwidths that copy training settings at most
+    ``max_copy_rate`` of the time and keep the words as recognisable as the validation
+    settings are), then multiplied by ``bandwidth_scale``. Without a
+    ``validation`` set a fifth of each word's training settings is held out for the choice.
+
+    Each word's centre (decoded: its *centre setting*, the morph end points) is the mean of its
+    latents, refined with ``prototype`` to the decodable setting nearest the word's mean
+    training response.
+
+    Returns a dict of NumPy arrays (``W`` words, ``N`` the most training settings of a word,
+    ``L`` latent dims, ``F`` reference grid, ``K`` bandwidths tried): ``kde_points_WxNxL``,
+    ``counts_W``, ``kde_scale_WxL`` (``h · s_w``), ``kde_bandwidth`` (``h``, scalar),
+    ``kde_match_K``, ``kde_copy_rate_K``, ``kde_accuracy_K`` and ``kde_validation_accuracy``
+    (the calibration), ``centres_WxL``,
+    ``centre_responses_WxF``, ``global_centre_L`` and ``global_spread_LxL`` (a Gaussian over
+    all training latents, for explore) and ``reference_responses_RxF`` (training responses for
+    novelty, at most ``max_reference``).
+    """
+    _check_fit_inputs(dataset, validation, bandwidths)
+    if not bandwidth_scale > 0:
+        raise ValueError(f"bandwidth_scale must be > 0, got {bandwidth_scale}")
+    layout, n_words, ids = dataset.layout, len(dataset.vocabulary), dataset.word_ids
+    latents_NxL = encode_latents(params, model_config, dataset.settings, layout).astype(
+        np.float64)
+    scale_WxL = _within_word_scale(latents_NxL, ids, n_words, prior_weight)
+    centres = _word_centres(params, model_config, latents_NxL, ids, scale_WxL,
+                            _mean_responses(dataset.settings, ids, n_words, layout), layout,
+                            prototype)
+    calibration = _calibrate_bandwidth(
+        params, model_config, dataset, validation, latents_NxL, scale_WxL, tuple(bandwidths),
+        samples=calibration_samples, max_copy_rate=max_copy_rate, seed=seed)
+    bandwidth = calibration["bandwidth"] * float(bandwidth_scale)
+    points_WxNxL, counts_W = _kde_points(latents_NxL, ids, n_words)
     return {
-        "centres_WxL": centres.astype(np.float32),
-        "centre_gains_WxB": decoded_gains[:n_words],
-        "variation_centres_WxL": variation_centres.astype(np.float32),
-        "variation_centre_gains_WxB": decoded_gains[n_words:],
-        "centre_responses_WxF": centre_responses[:n_words],
-        "variation_centre_responses_WxF": centre_responses[n_words:],
-        "gain_pinv_WxLxB": pinvs.astype(np.float32),
-        "spread_WxLxK": spread,
-        "truncation": np.float32(truncation),
-        "fold_normals_WxWxK": fold_normals,
-        "fold_offsets_WxW": fold_offsets,
-        "counts_W": counts.astype(np.int32),
-        "global_centre_L": latents.mean(axis=0).astype(np.float32),
-        "global_spread_LxL": _sqrt_psd(global_cov).astype(np.float32),
-        "reference_responses_RxF": reference_responses.astype(np.float32),
-        "data_gain_mean_WxB": gain_means.astype(np.float32),
-        "data_gain_std_WxB": data_std.astype(np.float32),
-        "data_gain_low_WxB": data_low.astype(np.float32),
-        "data_gain_high_WxB": data_high.astype(np.float32),
-        "calibration_ratio_WxB": (ratio * target_ratio).astype(np.float32),
-        "in_range_rate_W": inside.astype(np.float32),
+        "kde_points_WxNxL": points_WxNxL, "counts_W": counts_W,
+        "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
+        "kde_bandwidth": np.float32(bandwidth), "kde_match_K": calibration["match_K"],
+        "kde_copy_rate_K": calibration["copy_rate_K"],
+        "kde_accuracy_K": calibration["accuracy_K"],
+        "kde_validation_accuracy": calibration["accuracy"],
+        **centres,
+        **_explore_arrays(latents_NxL, dataset, max_reference, seed),
     }
-
