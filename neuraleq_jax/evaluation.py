@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax import paramspace, response, synthetic
+from neuraleq_jax import eval_arrays, response, synthetic
+from neuraleq_jax.fidelity import (  # noqa: F401  (re-exported: SPEC §6's fidelity figures)
+    blend_fidelity, copy_rate, distribution_match, energy_distance, mean_response_error,
+    unit_gaussian_settings)
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # Rows of the pairwise-distance block held at once in silhouette_score: bounds memory at
@@ -62,42 +65,10 @@ def silhouette_score(points_NxD, labels_N) -> float:
 
 # ---------------------------------------------------------------- responses and distances
 
-def responses_db(settings_Nx15, *, layout: EQLayout = DEFAULT_LAYOUT,
-                 sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """dB responses on the SPEC reference grid: ``[..., n_params]`` → float64 ``[..., 256]``."""
-    settings = _settings(settings_Nx15, layout, "settings", min_ndim=1)
-    flat = settings.reshape(-1, layout.n_params)
-    # pad the row count to a power of two so the jitted response compiles for few shapes
-    bucket = max(8, 1 << max(0, len(flat) - 1).bit_length())
-    padded = np.concatenate([flat, np.broadcast_to(paramspace.flat_setting(layout),
-                                                   (bucket - len(flat), layout.n_params))])
-    out = response.reference_response_db(padded.astype(np.float32),
-                                         sample_rate=float(sample_rate), layout=layout)
-    return np.asarray(out, dtype=np.float64)[:len(flat)].reshape(settings.shape[:-1] + (-1,))
-
-
-def _rms(a_xF, b_xF) -> np.ndarray:
-    return np.sqrt(np.mean((a_xF - b_xF) ** 2, axis=-1))
-
-
-def _settings(array, layout: EQLayout, name: str, *, min_ndim: int = 2) -> np.ndarray:
-    """Host float32 copy of finite settings ``[..., n_params]`` (ranges are checked elsewhere)."""
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim < min_ndim or array.shape[-1] != layout.n_params:
-        raise ValueError(f"{name} must have shape [..., {layout.n_params}] with at least "
-                         f"{min_ndim} dims; got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite (found NaN or Inf)")
-    return array
-
-
-def _word_ids(word_ids_N, n: int, n_words: int, name: str = "word_ids") -> np.ndarray:
-    ids = np.asarray(word_ids_N)
-    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"{name} must be integer [{n}], got {ids.dtype} {ids.shape}")
-    if n and (ids.min() < 0 or ids.max() >= n_words):
-        raise ValueError(f"{name} must lie in [0, {n_words}), got {ids.min()}..{ids.max()}")
-    return ids
+responses_db = eval_arrays.responses_db
+_rms = eval_arrays.rms
+_settings = eval_arrays.check_settings
+_word_ids = eval_arrays.check_word_ids
 
 
 # ---------------------------------------------------------------- the SPEC §6 figures
