@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax import eval_arrays, response, synthetic
+from neuraleq_jax import eval_arrays, fidelity, response, synthetic
 from neuraleq_jax.fidelity import (  # noqa: F401  (re-exported: SPEC §6's fidelity figures)
     blend_fidelity, copy_rate, distribution_match, energy_distance, mean_response_error,
     unit_gaussian_settings)
+from neuraleq_jax.goals import GOALS, REAL_DATA_BOUNDS, check_goals  # noqa: F401 (re-exported)
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # Rows of the pairwise-distance block held at once in silhouette_score: bounds memory at
@@ -290,48 +291,6 @@ def morph_endpoint_error(paths_PxSx15, pairs_Px2, centre_settings_Wx15, *,
     return _rms(ends, responses_db(centres, **kw)[pairs])
 
 
-# ---------------------------------------------------------------- goals
-
-# (figure key, label, kind, bound): kind ">=" / "<=" against a number, "in" a closed range,
-# ">=key" against another figure. Word accuracy follows issue 6 ("≥ the data's own"), which is
-# stricter than SPEC §6's "≥ the data's own − 0.03".
-GOALS = (
-    ("latent_silhouette", "latent silhouette", ">=", 0.85),
-    ("box_rate", "box rate", ">=", 0.98),
-    ("response_error_mean_db", "response error (mean, dB)", "<=", 0.5),
-    ("word_accuracy", "word accuracy", ">=key", "word_accuracy_data"),
-    ("calibration_median", "variation calibration (median)", "in", (0.7, 1.3)),
-    ("morph_smoothness_max", "morph smoothness (worst pair)", "<=", 1.5),
-    ("morph_endpoint_max_db", "morph end points (worst, dB)", "<=", 0.5),
-)
-
-
-def check_goals(figures: dict) -> list[dict]:
-    """Judge figures against the synthetic-set goals.
-
-    Returns one row per goal: ``{"key", "label", "value", "goal" (text), "passed",
-    "margin"}``; margin > 0 is how far inside the goal the value is, < 0 how far it misses.
-    A figure that is missing or NaN is reported with ``passed`` False and margin NaN.
-    """
-    rows = []
-    for key, label, kind, bound in GOALS:
-        value = figures.get(key, float("nan"))
-        value = float("nan") if value is None else float(value)
-        if kind == ">=":
-            goal, margin = f"≥ {bound:g}", value - bound
-        elif kind == "<=":
-            goal, margin = f"≤ {bound:g}", bound - value
-        elif kind == "in":
-            goal, margin = f"{bound[0]:g} – {bound[1]:g}", min(value - bound[0], bound[1] - value)
-        else:
-            ref = float(figures.get(bound, float("nan")))
-            goal, margin = f"≥ data's own ({ref:.3f})", value - ref
-        passed = bool(np.isfinite(margin) and margin >= 0)
-        rows.append({"key": key, "label": label, "value": value, "goal": goal,
-                     "passed": passed, "margin": float(margin)})
-    return rows
-
-
 # ---------------------------------------------------------------- a whole system
 
 def word_pairs(n_words: int) -> np.ndarray:
@@ -349,7 +308,40 @@ def default_boxes(vocabulary, heldout, layout: EQLayout) -> tuple[np.ndarray, st
     return boxes, "held-out data's per-word, per-band 5–95 % gain range"
 
 
-def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33,
+def generated_set_figures(generated_Nx15, generated_ids_N, train, heldout, *,
+                          sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+    """:func:`fidelity.generated_figures` plus the word accuracy of one generated set (for a
+    system's variations and for the reference generators alike)."""
+    out = fidelity.generated_figures(generated_Nx15, generated_ids_N, train, heldout,
+                                     sample_rate=sample_rate)
+    accuracy = word_accuracy(generated_Nx15, generated_ids_N, heldout.settings,
+                             heldout.word_ids, len(heldout.vocabulary), layout=heldout.layout,
+                             sample_rate=sample_rate)
+    out.update(word_accuracy=accuracy["generated"], word_accuracy_data=accuracy["data"])
+    return out
+
+
+def _fidelity_part(system, train, heldout, gen, gen_ids, *, n_variations: int, seed: int,
+                   sample_rate: float) -> tuple[dict, dict]:
+    """The fidelity figures of a system: ``(flat figures, details)``. Without training data
+    only blend fidelity is computed; with it, also the system's generated-set figures and the
+    reference of decoding its own training latents (``reconstruct(train)``)."""
+    blends = fidelity.system_blend_fidelity(system, heldout, variations=n_variations, seed=seed,
+                                            sample_rate=sample_rate)
+    flat = {key: value for key, value in blends.items() if key != "details"}
+    details = {"blend_fidelity": blends["details"]}
+    if train is not None:
+        figures = fidelity.generated_figures(gen, gen_ids, train, heldout,
+                                             sample_rate=sample_rate)
+        details["fidelity"] = figures.pop("details")
+        flat.update(figures)
+        decoded = generated_set_figures(np.asarray(system.reconstruct(train.settings)),
+                                        train.word_ids, train, heldout, sample_rate=sample_rate)
+        details["decoded_training"] = decoded
+    return flat, details
+
+
+def evaluate_system(system, heldout, *, train=None, n_variations: int = 100, steps: int = 33,
                     seed: int = 0, boxes=None, n_explore: int = 64,
                     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
                     return_arrays: bool = False) -> dict:
@@ -363,7 +355,10 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
 
     Args:
       heldout: an EQDataset not used for training, with the system's vocabulary and layout.
-      n_variations: generated settings per word (box rate, word accuracy, calibration).
+      train: the system's training EQDataset; needed for distribution match, copy rate and
+        the mean-response figure (left out without it). Blend fidelity needs only held-out data.
+      n_variations: generated settings per word (box rate, word accuracy, calibration,
+        distribution match, copy rate) and per ordered word pair's "0.7 a + 0.3 b" blend.
       steps: morph steps for every word pair (SPEC: 33).
       boxes: ``[W, B, 2]`` gain boxes; default :func:`default_boxes`.
       return_arrays: also return the arrays behind the figures under ``"arrays"`` (for plots).
@@ -407,6 +402,9 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
     calibration = variation_calibration(gen, gen_ids, settings, ids, n_words, layout=layout)
     smooth = morph_smoothness(paths, **kw)
     ends = morph_endpoint_error(paths, pairs, centres, **kw)
+    fidelity_flat, fidelity_details = _fidelity_part(
+        system, train, heldout, gen, gen_ids, n_variations=int(n_variations), seed=seed,
+        sample_rate=sample_rate)
     returned = np.concatenate([gen, paths.reshape(-1, layout.n_params), centres,
                                explored.reshape(-1, layout.n_params)])
     worst = int(np.argmax(smooth))
@@ -427,7 +425,9 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
         "morph_endpoint_max_db": float(ends.max()),
         "morph_endpoint_mean_db": float(ends.mean()),
         "all_in_range": in_range_rate(returned, layout=layout) == 1.0,
+        **fidelity_flat,
         "details": {
+            **fidelity_details,
             "box_rate_per_word": dict(zip(vocabulary, boxes_out["per_word"])),
             "response_error_db": recon_err,
             "word_accuracy_per_word": dict(zip(vocabulary, accuracy["per_word_generated"])),
@@ -440,6 +440,7 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
         },
         "setup": {"n_heldout": int(len(heldout)), "n_variations": int(n_variations),
                   "steps": int(steps), "seed": int(seed), "n_pairs": int(len(pairs)),
+                  "n_train": None if train is None else int(len(train)),
                   "boxes": box_source, "box_margin_db": 0.5, "sample_rate": float(sample_rate)},
     }
     if return_arrays:

@@ -237,11 +237,14 @@ def mean_response_error(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M
     """Per word, RMS dB between the mean generated response and the mean held-out response,
     beside the sampling noise of that difference.
 
-    ``noise_db`` is what the figure would be, root-mean-square over draws, for a generator
-    sampling the data's own distribution: ``sqrt(mean_f σ²_f · (1/n_gen + 1/n_heldout))``,
-    σ²_f the word's response variance at grid point f (ddof 1, training and held-out settings
-    pooled). ``train_vs_heldout_db`` is one realisation of such noise: the training mean
-    against the held-out mean. ``ratio`` = error ÷ noise (goal: ≤ 2).
+    ``noise_db`` is the figure's expected size, root-mean-square over draws, for a generator
+    that reproduces the distribution of its training settings without bias: the training
+    mean's, the generated mean's and the held-out mean's sampling errors together,
+    ``sqrt(mean_f σ²_f · (1/n_train + 1/n_gen + 1/n_heldout))``, σ²_f the word's response
+    variance at grid point f (ddof 1, training and held-out settings pooled). No model fitted
+    to the training settings can expect to do better. ``train_vs_heldout_db`` is one
+    realisation of the data's own part: the training mean against the held-out mean.
+    ``ratio`` = error ÷ noise (goal: ≤ 2).
 
     Returns:
       ``{"per_word_db" [W], "noise_db" [W], "train_vs_heldout_db" [W], "ratio" [W],
@@ -254,7 +257,7 @@ def mean_response_error(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M
     error = np.array([rms(g.mean(axis=0), h.mean(axis=0)) for g, h in zip(generated, heldout)])
     realised = np.array([rms(t.mean(axis=0), h.mean(axis=0)) for t, h in zip(train, heldout)])
     noise = np.array([np.sqrt(np.mean(np.concatenate([t, h]).var(axis=0, ddof=1))
-                              * (1.0 / len(g) + 1.0 / len(h)))
+                              * (1.0 / len(t) + 1.0 / len(g) + 1.0 / len(h)))
                       for g, t, h in zip(generated, train, heldout)])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = error / noise
@@ -290,3 +293,104 @@ def unit_gaussian_settings(train_Mx15, train_ids_M, n_words: int, per_word: int,
         physical = paramspace.denormalize(np.clip(draws, -1.0, 1.0).astype(np.float32), layout)
         out[w] = np.asarray(paramspace.clip(physical, layout))
     return out
+
+
+# ---------------------------------------------------------------- figures of a generated set
+
+def generated_figures(generated_Nx15, generated_ids_N, train, heldout, *,
+                      sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+    """Distribution match, copy rate and the mean-response figure of one generated set.
+
+    Args:
+      generated_Nx15, generated_ids_N: generated physical settings and the word of each
+        (every word ≥ 2 settings).
+      train, heldout: the training and held-out EQDatasets (same vocabulary and layout).
+    Returns:
+      Flat figures ``distribution_match_mean``, ``distribution_match_worst``, ``copy_rate``,
+      ``mean_response_noise_ratio_worst`` and ``"details"``: per-word values keyed by word.
+    """
+    vocabulary, layout = tuple(heldout.vocabulary), heldout.layout
+    if tuple(train.vocabulary) != vocabulary or train.layout != layout:
+        raise ValueError(f"training data (words {train.vocabulary}) must share the held-out "
+                         f"data's vocabulary {vocabulary} and layout")
+    n_words = len(vocabulary)
+    kw = dict(layout=layout, sample_rate=sample_rate)
+    sets = (generated_Nx15, generated_ids_N, train.settings, train.word_ids)
+    match = distribution_match(*sets, heldout.settings, heldout.word_ids, n_words, **kw)
+    copies = copy_rate(*sets, n_words, **kw)
+    means = mean_response_error(*sets, heldout.settings, heldout.word_ids, n_words, **kw)
+
+    def per_word(values):
+        return {word: float(v) for word, v in zip(vocabulary, values)}
+
+    return {
+        "distribution_match_mean": match["mean"],
+        "distribution_match_worst": match["worst"],
+        "copy_rate": copies["rate"],
+        "mean_response_noise_ratio_worst": means["worst_ratio"],
+        "details": {
+            "distribution_match_per_word": per_word(match["per_word"]),
+            "distribution_match_worst_word": vocabulary[match["worst_word"]],
+            "energy_distance_generated_db": per_word(match["energy_generated"]),
+            "energy_distance_data_db": per_word(match["energy_data"]),
+            "copy_rate_per_word": per_word(copies["per_word"]),
+            "copy_nearest_median_db": copies["nearest_median_db"],
+            "mean_response_db": per_word(means["per_word_db"]),
+            "mean_response_noise_db": per_word(means["noise_db"]),
+            "mean_response_train_vs_heldout_db": per_word(means["train_vs_heldout_db"]),
+            "mean_response_worst_word": vocabulary[means["worst_word"]],
+        },
+    }
+
+
+def blend_variations(system, first: str, second: str, variations: int, *,
+                     weight: float = BLEND_WEIGHT, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``variations`` settings for the blend ``weight·first + (1−weight)·second``: ``[V, 15]``.
+
+    Asks the facade for the blend (``{first: weight, second: 1 − weight}``). A system without
+    blends (its generate raises TypeError for a mapping, as the lite baseline does) gets the
+    mixture instead: ``round(weight·V)`` variations of ``first`` and the rest of ``second``.
+    Returns ``(settings, how)`` with ``how`` "blend" or "mixture".
+    """
+    try:
+        settings = system.generate_eq_from_semantic(
+            {first: float(weight), second: 1.0 - float(weight)}, variations=int(variations),
+            seed=seed, as_array=True)
+        return np.asarray(settings), "blend"
+    except TypeError:
+        n_first = int(round(float(weight) * int(variations)))
+        parts = [np.asarray(system.generate_eq_from_semantic(word, variations=count, seed=seed,
+                                                             as_array=True))
+                 for word, count in ((first, n_first), (second, int(variations) - n_first))
+                 if count > 0]
+        return np.concatenate(parts), "mixture"
+
+
+def blend_name(first: str, second: str, weight: float = BLEND_WEIGHT) -> str:
+    """A blend as the compound syntax writes it: ``"0.7 warm + 0.3 bright"``."""
+    return f"{weight:g} {first} + {1.0 - weight:g} {second}"
+
+
+def system_blend_fidelity(system, heldout, *, variations: int = 100, seed: int = 0,
+                          weight: float = BLEND_WEIGHT,
+                          sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+    """Blend fidelity of a system over every ordered word pair (a, b), a ≠ b.
+
+    Returns ``{"blend_fidelity_worst", "blend_fidelity_mean", "details": {"worst_pair",
+    "per_pair" {name: ratio}, "how" "blend"|"mixture", "weight"}}``, pairs named as
+    :func:`blend_name` writes them.
+    """
+    vocabulary = tuple(heldout.vocabulary)
+    pairs = np.array([(a, b) for a in range(len(vocabulary)) for b in range(len(vocabulary))
+                      if a != b], dtype=np.int64).reshape(-1, 2)
+    drawn = [blend_variations(system, vocabulary[a], vocabulary[b], variations, weight=weight,
+                              seed=seed + index) for index, (a, b) in enumerate(pairs)]
+    out = blend_fidelity(np.stack([s for s, _ in drawn]), pairs, heldout.settings,
+                         heldout.word_ids, len(vocabulary), weight=weight,
+                         layout=heldout.layout, sample_rate=sample_rate)
+    names = [blend_name(vocabulary[a], vocabulary[b], weight) for a, b in pairs]
+    a, b = out["worst_pair"]
+    return {"blend_fidelity_worst": out["worst"], "blend_fidelity_mean": out["mean"],
+            "details": {"worst_pair": blend_name(vocabulary[a], vocabulary[b], weight),
+                        "per_pair": dict(zip(names, out["per_pair"])),
+                        "how": drawn[0][1], "weight": float(weight)}}

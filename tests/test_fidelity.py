@@ -185,7 +185,7 @@ def test_mean_response_error_matches_loop(split):
                                    rtol=1e-9)
         pooled = np.concatenate([t, h])
         variance = np.mean([np.var(pooled[:, f], ddof=1) for f in range(pooled.shape[1])])
-        noise = np.sqrt(variance * (1 / len(g) + 1 / len(h)))
+        noise = np.sqrt(variance * (1 / len(t) + 1 / len(g) + 1 / len(h)))
         np.testing.assert_allclose(got["noise_db"][w], noise, rtol=1e-9)
     # draws of the data's distribution are within 2× the noise for every word
     assert got["worst_ratio"] < 3.0 and np.median(got["ratio"]) < 2.0
