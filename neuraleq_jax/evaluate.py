@@ -13,6 +13,7 @@ on the same training part, computes every figure for both on the held-out part, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -82,6 +83,33 @@ def split_from_config(config: Mapping):
     return train, heldout, description, split
 
 
+FIDELITY_PER_WORD = 70
+# the fresh synthetic draw's data seed is the training data seed plus this (never equal to it)
+FRESH_SEED_OFFSET = 1
+
+
+def fidelity_heldout_from_config(config: Mapping, heldout, per_word: int = FIDELITY_PER_WORD):
+    """The held-out settings the fidelity figures compare with, and a line saying which.
+
+    Real data: the held-out split (held-out contributors). Synthetic data (with
+    ``per_word`` > 0): a fresh draw of ``per_word`` settings per word from the same
+    generator with data seed ``data_seed + 1``, none of them seen in training. The split
+    keeps ~10 settings per word, too few for the ratios of distribution match and blend
+    fidelity (its noise floor dominates them and pulls every ratio toward 1).
+    """
+    from neuraleq_jax import config as config_lib
+    from neuraleq_jax.train import DATASETS
+
+    data = config_lib.from_dict(config).data
+    if data.dataset != "synthetic" or int(per_word) <= 0:
+        return heldout, "the held-out split"
+    seed = data.data_seed + FRESH_SEED_OFFSET
+    fresh = DATASETS["synthetic"](dataclasses.replace(data, per_word=int(per_word),
+                                                      data_seed=seed))
+    return fresh, (f"a fresh synthetic draw, {int(per_word)} settings per word (data seed "
+                   f"{seed}), not the split's held-out part")
+
+
 # ------------------------------------------------------------------ systems
 
 def load_model(workdir: str | Path):
@@ -118,10 +146,11 @@ def machine_description() -> str:
 # ------------------------------------------------------------------ plots
 
 def _plots(arrays: dict, heldout, system_name: str, out_dir: Path, report_dir: Path,
-           details: dict | None = None) -> list[str]:
+           details: dict | None = None, envelope_data=None) -> list[str]:
     """Generated vs held-out envelopes per word (10–90 %, medians; titled with the word's
-    distribution match from ``details``), the first pair's morph and a 2-D latent map; paths
-    relative to the report. Raises ImportError when matplotlib (or plots) is missing."""
+    distribution match from ``details``; held-out settings from ``envelope_data``, default
+    ``heldout``), the first pair's morph and a 2-D latent map; paths relative to the report.
+    Raises ImportError when matplotlib (or plots) is missing."""
     from neuraleq_jax import plots
 
     plots.require_matplotlib()  # before any folder exists: a broken install leaves none
@@ -131,7 +160,8 @@ def _plots(arrays: dict, heldout, system_name: str, out_dir: Path, report_dir: P
     vocabulary = heldout.vocabulary
     match = (details or {}).get("fidelity", {}).get("distribution_match_per_word", {})
     for w, word in enumerate(vocabulary):
-        mine = heldout.settings[heldout.word_ids == w]
+        data = heldout if envelope_data is None else envelope_data
+        mine = data.settings[data.word_ids == w]
         if len(mine) >= 2:
             note = (f"distribution match {match[word]:.2f} (goal ≤ 2)" if word in match
                     else None)
@@ -159,7 +189,8 @@ def _plots(arrays: dict, heldout, system_name: str, out_dir: Path, report_dir: P
 def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
                      n_variations: int = 100, steps: int = 33, seed: int = 0,
                      baseline_only: bool = False, make_plots: bool = True,
-                     notes: Sequence[str] = ()) -> dict:
+                     notes: Sequence[str] = (),
+                     fidelity_per_word: int = FIDELITY_PER_WORD) -> dict:
     """Evaluate the model in ``workdir`` and the lite baseline; write metrics.json, report.md.
 
     Args:
@@ -168,6 +199,9 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
       out_dir: where to write (default: ``workdir``).
       n_variations, steps, seed: as in :func:`evaluation.evaluate_system`.
       notes: extra lines for the report's closing notes.
+      fidelity_per_word: synthetic data only: held-out settings per word of the fresh draw
+        the fidelity figures compare with (:func:`fidelity_heldout_from_config`); 0 uses the
+        held-out split.
     Returns:
       The metrics dict that was written to ``metrics.json``.
     """
@@ -181,8 +215,10 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
         return evaluate_crowd_workdir(workdir, config, out_dir=out_dir,
                                       n_variations=n_variations, steps=steps, seed=seed)
     train, heldout, data_text, split_text = split_from_config(config)
-    kw = dict(train=train, n_variations=n_variations, steps=steps, seed=seed,
-              return_arrays=True)
+    fidelity_heldout, fidelity_text = fidelity_heldout_from_config(config, heldout,
+                                                                   fidelity_per_word)
+    kw = dict(train=train, fidelity_heldout=fidelity_heldout, n_variations=n_variations,
+              steps=steps, seed=seed, return_arrays=True)
 
     baseline = LiteBaseline(seed=seed)
     fit = baseline.fit(train)
@@ -197,7 +233,8 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
         results[name] = figures
     results["baseline"]["explained_variance"] = fit["explained_variance"]
     setup = results["baseline"]["setup"]
-    references = reference_figures(train, heldout, n_variations=n_variations, seed=seed)
+    references = reference_figures(train, fidelity_heldout, n_variations=n_variations,
+                                   seed=seed)
     real_data = config.get("data", {}).get("dataset", "synthetic") != "synthetic"
 
     plot_paths, plot_notes = [], []
@@ -206,7 +243,7 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
             if name in arrays:
                 try:
                     plot_paths += _plots(arrays[name], heldout, name, out_dir, out_dir,
-                                         results[name]["details"])
+                                         results[name]["details"], fidelity_heldout)
                 except ImportError as error:
                     plot_notes = [f"plots skipped: {error}"]
                     break
@@ -219,6 +256,7 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
             "workdir": str(workdir),
             "data": data_text,
             "split": split_text,
+            "fidelity_heldout": fidelity_text,
             "seed": seed, "n_variations": n_variations, "steps": steps,
             "n_pairs": setup["n_pairs"], "boxes": setup["boxes"],
             "baseline": (f"PCA({fit['n_components']}) on normalised settings "
@@ -383,6 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline-only", action="store_true",
                         help="evaluate only the lite baseline (no trained model needed)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--fidelity-per-word", type=int, default=FIDELITY_PER_WORD,
+                        help="synthetic data: settings per word of the fresh held-out draw "
+                             "that distribution match and blend fidelity compare with "
+                             f"(default {FIDELITY_PER_WORD}; 0 = the held-out split)")
     parser.add_argument("--note", action="append", default=[],
                         help="a line for the report's notes (repeatable)")
     args = parser.parse_args(argv)
@@ -390,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics = evaluate_workdir(args.workdir, out_dir=args.out, n_variations=args.n_variations,
                                    steps=args.steps, seed=args.seed,
                                    baseline_only=args.baseline_only,
-                                   make_plots=not args.no_plots, notes=args.note)
+                                   make_plots=not args.no_plots, notes=args.note,
+                                   fidelity_per_word=args.fidelity_per_word)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 2

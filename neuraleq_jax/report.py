@@ -168,6 +168,8 @@ def render_report(metrics: dict) -> str:
              f"- workdir: `{setup.get('workdir', '?')}`",
              f"- data: {setup.get('data', '?')}",
              f"- held-out split: {setup.get('split', '?')}",
+             f"- fidelity figures (distribution match, mean response, blend fidelity) compare "
+             f"with: {setup.get('fidelity_heldout', 'the held-out split')}",
              f"- evaluation seed {setup.get('seed', '?')}, {setup.get('n_variations', '?')} "
              f"generated settings per word, morphs of {setup.get('steps', '?')} steps for all "
              f"{setup.get('n_pairs', '?')} word pairs",

@@ -242,3 +242,78 @@ def test_figure_input_errors(split):
     with pytest.raises(ValueError, match="weight must lie"):
         fidelity.blend_fidelity(train.settings[:4].reshape(2, 2, -1), np.zeros((2, 2), int),
                                 heldout.settings, heldout.word_ids, N_WORDS, weight=1.5)
+
+
+# ---------------------------------------------------------------- a whole system
+
+class _TrainingSetSystem:
+    """Generates by returning a word's training settings (cycled) and reconstructs exactly;
+    blends only when ``blends`` (then a 70/30 mixture of the two words' training settings)."""
+
+    def __init__(self, train, blends: bool):
+        self.vocabulary, self.layout, self.train, self.blends = (train.vocabulary, LAYOUT,
+                                                                 train, blends)
+
+    def _rows(self, word, count):
+        rows = self.train.settings[self.train.word_ids == self.vocabulary.index(word)]
+        return rows[np.arange(count) % len(rows)]
+
+    def generate_eq_from_semantic(self, term, variations=5, *, seed=None, as_array=False):
+        if isinstance(term, str):
+            return self._rows(term, variations)
+        if not self.blends:
+            raise TypeError("single words only")
+        (first, weight), (second, _) = term.items()
+        n_first = round(weight * variations)
+        return np.concatenate([self._rows(first, n_first),
+                               self._rows(second, variations - n_first)])
+
+    def reconstruct(self, settings):
+        return np.asarray(settings)
+
+
+def test_generated_figures_of_the_training_set(split):
+    train, heldout = split
+    figures = evaluation.generated_set_figures(train.settings, train.word_ids, train, heldout)
+    # the training set against itself: distribution match exactly 1, every setting a copy
+    np.testing.assert_allclose(figures["distribution_match_mean"], 1.0, rtol=1e-12)
+    assert figures["copy_rate"] == 1.0
+    details = figures["details"]
+    assert set(details["distribution_match_per_word"]) == set(synthetic.VOCABULARY)
+    assert details["mean_response_db"] == details["mean_response_train_vs_heldout_db"]
+
+
+def test_blend_variations_asks_for_the_blend_or_mixes(split):
+    train, heldout = split
+    with_blends, without = _TrainingSetSystem(train, True), _TrainingSetSystem(train, False)
+    settings, how = fidelity.blend_variations(with_blends, "warm", "bright", 10)
+    assert how == "blend" and settings.shape == (10, LAYOUT.n_params)
+    mixed, how = fidelity.blend_variations(without, "warm", "bright", 10)
+    assert how == "mixture"
+    np.testing.assert_array_equal(mixed, settings)  # the same 7 + 3 rows either way
+    out = fidelity.system_blend_fidelity(without, heldout, variations=10)
+    assert len(out["details"]["per_pair"]) == N_WORDS * (N_WORDS - 1)
+    assert out["details"]["worst_pair"] in out["details"]["per_pair"]
+    assert out["blend_fidelity_worst"] == max(out["details"]["per_pair"].values())
+
+
+def test_evaluate_system_reports_fidelity_with_training_data(split):
+    train, heldout = split
+    system = _TrainingSetSystem(train, blends=True)
+    system.encode = lambda s: np.eye(N_WORDS)[heldout.word_ids]
+    system.centre_settings = lambda: np.stack([system._rows(w, 1)[0] for w in system.vocabulary])
+    system.morph_between_terms = lambda a, b, steps=10, **_: np.linspace(
+        system._rows(a, 1)[0], system._rows(b, 1)[0], steps)
+    system.explore_latent_space = lambda n_samples=20, **_: train.settings[:n_samples]
+    out = evaluation.evaluate_system(system, heldout, train=train, n_variations=49, steps=5)
+    # 49 variations = each word's 49 training settings: exactly the data's own figure
+    np.testing.assert_allclose(out["distribution_match_mean"], 1.0, rtol=1e-12)
+    assert out["copy_rate"] == 1.0
+    assert out["details"]["blend_fidelity"]["how"] == "blend"
+    decoded = out["details"]["decoded_training"]
+    np.testing.assert_allclose(decoded["distribution_match_worst"], 1.0, rtol=1e-12)
+    rows = {r["key"]: r for r in evaluation.check_goals(out)}
+    assert rows["distribution_match_mean"]["passed"] and not rows["copy_rate"]["passed"]
+    without_train = evaluation.evaluate_system(system, heldout, n_variations=4, steps=5)
+    assert "distribution_match_mean" not in without_train
+    assert np.isfinite(without_train["blend_fidelity_worst"])
