@@ -234,7 +234,7 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
     results["baseline"]["explained_variance"] = fit["explained_variance"]
     setup = results["baseline"]["setup"]
     references = reference_figures(train, fidelity_heldout, n_variations=n_variations,
-                                   seed=seed)
+                                   seed=seed, accuracy_heldout=heldout)
     real_data = config.get("data", {}).get("dataset", "synthetic") != "synthetic"
 
     plot_paths, plot_notes = [], []
@@ -282,17 +282,20 @@ def evaluate_workdir(workdir: str | Path, *, out_dir: str | Path | None = None,
     return metrics
 
 
-def reference_figures(train, heldout, *, n_variations: int = 100, seed: int = 0) -> dict:
+def reference_figures(train, heldout, *, n_variations: int = 100, seed: int = 0,
+                      accuracy_heldout=None) -> dict:
     """The fidelity figures of SPEC §6's trivial reference generator, a per-word Gaussian in
     the unit space clipped to range (:func:`fidelity.unit_gaussian_settings`), drawing
     ``n_variations`` settings per word: ``{"unit_gaussian": figures}``. (The other reference,
-    each system decoding its own training latents, is in its ``details.decoded_training``.)"""
+    each system decoding its own training latents, is in its ``details.decoded_training``.)
+    Word accuracy's classifier is built on ``accuracy_heldout`` (default ``heldout``)."""
     n_words = len(heldout.vocabulary)
     drawn = fidelity.unit_gaussian_settings(train.settings, train.word_ids, n_words,
                                             n_variations, seed=seed, layout=train.layout)
     ids = np.repeat(np.arange(n_words), n_variations)
     return {"unit_gaussian": evaluation.generated_set_figures(
-        drawn.reshape(-1, train.layout.n_params), ids, train, heldout)}
+        drawn.reshape(-1, train.layout.n_params), ids, train, heldout,
+        accuracy_heldout=accuracy_heldout)}
 
 
 CROWD_DATASETS = ("audealize", "crowd")
@@ -393,7 +396,7 @@ def fidelity_lines(metrics: dict) -> list[str]:
     references = [("unit-space Gaussian", (metrics.get("references") or {}).get("unit_gaussian"))]
     references += [(f"{name} decoding its training latents",
                     ((metrics.get(name) or {}).get("details") or {}).get("decoded_training"))
-                   for name in ("model", "baseline")]
+                   for name in ("model",)]
     for title, figures in references:
         if figures:
             lines.append(f"reference {title}: distribution match "

@@ -309,20 +309,23 @@ def default_boxes(vocabulary, heldout, layout: EQLayout) -> tuple[np.ndarray, st
 
 
 def generated_set_figures(generated_Nx15, generated_ids_N, train, heldout, *,
+                          accuracy_heldout=None,
                           sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
-    """:func:`fidelity.generated_figures` plus the word accuracy of one generated set (for a
-    system's variations and for the reference generators alike)."""
+    """:func:`fidelity.generated_figures` against ``heldout``, plus the word accuracy of the
+    same generated set (for a system's variations and for the reference generators alike),
+    its classifier built on ``accuracy_heldout`` (default ``heldout``)."""
     out = fidelity.generated_figures(generated_Nx15, generated_ids_N, train, heldout,
                                      sample_rate=sample_rate)
-    accuracy = word_accuracy(generated_Nx15, generated_ids_N, heldout.settings,
-                             heldout.word_ids, len(heldout.vocabulary), layout=heldout.layout,
+    judge = heldout if accuracy_heldout is None else accuracy_heldout
+    accuracy = word_accuracy(generated_Nx15, generated_ids_N, judge.settings, judge.word_ids,
+                             len(judge.vocabulary), layout=judge.layout,
                              sample_rate=sample_rate)
     out.update(word_accuracy=accuracy["generated"], word_accuracy_data=accuracy["data"])
     return out
 
 
 def _fidelity_part(system, train, heldout, gen, gen_ids, *, n_variations: int, seed: int,
-                   sample_rate: float) -> tuple[dict, dict]:
+                   sample_rate: float, accuracy_heldout) -> tuple[dict, dict]:
     """The fidelity figures of a system: ``(flat figures, details)``. Without training data
     only blend fidelity is computed; with it, also the system's generated-set figures and the
     reference of decoding its own training latents (``reconstruct(train)``)."""
@@ -336,7 +339,9 @@ def _fidelity_part(system, train, heldout, gen, gen_ids, *, n_variations: int, s
         details["fidelity"] = figures.pop("details")
         flat.update(figures)
         decoded = generated_set_figures(np.asarray(system.reconstruct(train.settings)),
-                                        train.word_ids, train, heldout, sample_rate=sample_rate)
+                                        train.word_ids, train, heldout,
+                                        accuracy_heldout=accuracy_heldout,
+                                        sample_rate=sample_rate)
         details["decoded_training"] = decoded
     return flat, details
 
@@ -407,8 +412,9 @@ def evaluate_system(system, heldout, *, train=None, fidelity_heldout=None,
     smooth = morph_smoothness(paths, **kw)
     ends = morph_endpoint_error(paths, pairs, centres, **kw)
     fidelity_flat, fidelity_details = _fidelity_part(
-        system, train, heldout if fidelity_heldout is None else fidelity_heldout, gen, gen_ids, n_variations=int(n_variations), seed=seed,
-        sample_rate=sample_rate)
+        system, train, heldout if fidelity_heldout is None else fidelity_heldout, gen, gen_ids,
+        n_variations=int(n_variations), seed=seed, sample_rate=sample_rate,
+        accuracy_heldout=heldout)
     returned = np.concatenate([gen, paths.reshape(-1, layout.n_params), centres,
                                explored.reshape(-1, layout.n_params)])
     worst = int(np.argmax(smooth))
