@@ -82,8 +82,9 @@ def check_disjoint(parts: Sequence[EQDataset]) -> None:
 def make_system(params, experiment: ExperimentConfig, train_ds: EQDataset, ratio: float):
     """The trained network with a word model fitted for ``variation_ratio = ratio``.
 
-    Goes through the training command's own word-model call, so ``freq_q_spread`` and the
-    ratio reach ``generation.fit_word_model`` exactly as after ``python -m neuraleq_jax.train``.
+    Goes through the training command's own word-model call, so the ratio (a scale on the
+    kernel bandwidth calibrated on a fifth of the training part) reaches
+    ``generation.fit_word_model`` as after ``python -m neuraleq_jax.train``.
     """
     from neuraleq_jax.system import NeuralEQMorphingSystem
     from neuraleq_jax.train import fit_word_model

@@ -45,7 +45,7 @@ def _tiny_experiment() -> ExperimentConfig:
                                 encoder_widths=(16,), decoder_widths=(16,), mlp_width=8)
     return ExperimentConfig(
         name="tiny", model=model,
-        train=TrainConfig(epochs=3, batch_size=16, variation_ratio=1.0, freq_q_spread=0.25,
+        train=TrainConfig(epochs=3, batch_size=16, variation_ratio=1.0,
                           devices=1),
         data=DataConfig(split_fractions=(0.6, 0.2, 0.2)))
 

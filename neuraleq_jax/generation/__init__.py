@@ -40,5 +40,4 @@ from neuraleq_jax.generation.explore import (ACCELERATOR_EXPLORE_CHUNK, EXPLORE_
 from neuraleq_jax.generation.morph import MORPH_KEYS, _morph, morph
 from neuraleq_jax.generation.sampling import (GENERATE_KEYS, _generate, generate,
                                               word_variations)
-from neuraleq_jax.generation.word_model import (BANDWIDTHS, COPY_DB, PROTOTYPE_ANCHOR,
-                                                energy_distance, fit_word_model)
+from neuraleq_jax.generation.word_model import BANDWIDTHS, PROTOTYPE_ANCHOR, fit_word_model

@@ -18,13 +18,12 @@ import numpy as np
 
 from neuraleq_jax import models, response
 from neuraleq_jax.data import EQDataset
+from neuraleq_jax.fidelity import COPY_THRESHOLD_DB, energy_distance, nearest_distance
 from neuraleq_jax.generation.common import _decode_physical, decode_latents, encode_latents
 
 PROTOTYPE_ANCHOR = 0.002
 # kernel bandwidths tried, in units of each word's within-word latent std per dimension
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-# a variation whose response lies this close (RMS dB) to a training setting of its word is a copy
-COPY_DB = 0.1
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout", "steps"))
@@ -72,9 +71,10 @@ def _check_fit_inputs(dataset: EQDataset, validation: EQDataset | None,
                                    or validation.layout != dataset.layout):
         raise ValueError("the validation set must share the training set's vocabulary (same "
                          "words, same order) and layout")
-    if not len(bandwidths) or not all(float(h) > 0 for h in bandwidths):
-        raise ValueError(f"bandwidths must be a non-empty sequence of numbers > 0, got "
-                         f"{tuple(bandwidths)}")
+    if not len(bandwidths) or not all(float(h) > 0 for h in bandwidths) or list(
+            bandwidths) != sorted(bandwidths):
+        raise ValueError(f"bandwidths must be a non-empty ascending sequence of numbers > 0, "
+                         f"got {tuple(bandwidths)}")
 
 
 def _within_word_scale(latents_NxL, ids_N, n_words: int, prior_weight: float) -> np.ndarray:
@@ -135,14 +135,6 @@ def _rms_distances(a_NxF, b_MxF) -> np.ndarray:
     return np.sqrt(np.maximum(sq_NxM, 0.0) / a_NxF.shape[1])
 
 
-def energy_distance(a_NxF, b_MxF) -> float:
-    """Energy distance ``2 E|a-b| - E|a-a'| - E|b-b'|`` between two sets of dB responses, with
-    RMS dB as the metric and every pair counted (pairs of a row with itself, at 0, included)."""
-    a_NxF, b_MxF = np.asarray(a_NxF, np.float64), np.asarray(b_MxF, np.float64)
-    return float(2.0 * _rms_distances(a_NxF, b_MxF).mean() - _rms_distances(a_NxF, a_NxF).mean()
-                 - _rms_distances(b_MxF, b_MxF).mean())
-
-
 def _calibration_split(dataset: EQDataset, validation: EQDataset | None, seed: int):
     """``(fit rows of the training set, validation settings, their word ids)``: the given
     validation set, or else a fifth of each word's training settings (words with >= 5) held
@@ -178,60 +170,77 @@ def _draw_scores(draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_
                  val_db_VxF, val_ids_V) -> tuple[float, float, float]:
     """``(match, copy rate, word accuracy)`` of decoded draws ``[W, M, F]`` (dB responses):
     SPEC §6's distribution match against the validation settings (mean over the words with
-    >= 2 of them), the share within ``COPY_DB`` of a training setting of their word, and the
-    share that the nearest-word classifier (each word's mean response over the fit rows)
-    labels with their word."""
+    >= 2 fit and validation settings), the share within ``COPY_THRESHOLD_DB`` of a training
+    setting of their word, and the share that the nearest-word classifier (each word's mean
+    response over the fit rows) labels with their word."""
     n_words, samples = draws_db_WxMxF.shape[:2]
-    words = [w for w in range(n_words) if np.sum(val_ids_V == w) >= 2]
-    match = np.mean([energy_distance(draws_db_WxMxF[w], val_db_VxF[val_ids_V == w])
-                     / max(energy_distance(fit_db_NxF[fit_ids_N == w],
-                                           val_db_VxF[val_ids_V == w]), 1e-9)
+    fit_WxNxF = [fit_db_NxF[fit_ids_N == w] for w in range(n_words)]
+    val_WxVxF = [val_db_VxF[val_ids_V == w] for w in range(n_words)]
+    words = [w for w in range(n_words) if len(val_WxVxF[w]) >= 2 and len(fit_WxNxF[w]) >= 2]
+    # as fidelity.distribution_match: the draws' within term weighted as for a training set
+    match = np.mean([energy_distance(draws_db_WxMxF[w], val_WxVxF[w], a_size=len(fit_WxNxF[w]))
+                     / max(energy_distance(fit_WxNxF[w], val_WxVxF[w]), 1e-9)
                      for w in words]) if words else np.nan
-    copies = np.mean([_rms_distances(draws_db_WxMxF[w], train_db_TxF[train_ids_T == w]).min(1)
-                      < COPY_DB for w in range(n_words)])
-    centroids_WxF = np.stack([fit_db_NxF[fit_ids_N == w].mean(0) for w in range(n_words)])
+    copies = np.mean([nearest_distance(draws_db_WxMxF[w], train_db_TxF[train_ids_T == w])
+                      <= COPY_THRESHOLD_DB for w in range(n_words)])
+    centroids_WxF = np.stack([fit.mean(0) for fit in fit_WxNxF])
     accuracy = _recognised(draws_db_WxMxF.reshape(n_words * samples, -1),
                            np.repeat(np.arange(n_words), samples), centroids_WxF)
     return float(match), float(copies), accuracy
 
 
+def _choose_bandwidth(match_K, copy_K, accuracy_K, inside_K, own_accuracy: float,
+                      max_copy_rate: float, min_in_range: float) -> int:
+    """Index of the best distribution match among the bandwidths whose draws copy training
+    settings at most ``max_copy_rate`` of the time, keep ``min_in_range`` of their gains inside
+    the word's training range ± 0.5 dB and are recognised as their word at least as often as
+    the validation settings are; failing that, the most recognisable of those that neither copy
+    nor leave the range (or that do not copy), else the smallest bandwidth."""
+    new, inside = copy_K <= max_copy_rate, inside_K >= min_in_range
+    allowed = np.flatnonzero(new & inside & (accuracy_K >= own_accuracy) & np.isfinite(match_K))
+    if len(allowed):
+        return int(allowed[np.argmin(match_K[allowed])])
+    for mask in (new & inside, new):
+        if mask.any():
+            return int(np.flatnonzero(mask)[np.argmax(accuracy_K[mask])])
+    return 0
+
+
 def _calibrate_bandwidth(params, config, dataset: EQDataset, validation, latents_NxL,
                          scale_WxL, bandwidths, *, samples: int, max_copy_rate: float,
-                         seed: int) -> dict:
-    """The kernel bandwidth whose decoded draws match the validation settings best (SPEC §6's
-    distribution match, :func:`_draw_scores`) among those whose draws copy training settings
-    at most ``max_copy_rate`` of the time and are recognised as their word (nearest training
-    mean response) at least as often as the validation settings are: a wide kernel can match
-    the spread of the responses yet blur the words into each other. Without such a
-    bandwidth: the most recognisable of those that do not copy (else the largest). Returns
-    ``bandwidth``, per bandwidth tried ``match_K``, ``copy_rate_K`` and ``accuracy_K``, and
-    the validation settings' own ``accuracy``."""
+                         min_in_range: float, seed: int) -> dict:
+    """The kernel bandwidth (one of ``bandwidths``, ascending) chosen on validation data by
+    :func:`_choose_bandwidth` from decoded draws: SPEC §6's distribution match, copy rate and
+    word accuracy (:func:`_draw_scores`), and the share of drawn gains inside the word's
+    training gain range ± 0.5 dB. A wide kernel can match the spread of the responses yet blur
+    the words into each other or leave their range. Returns ``bandwidth``, per bandwidth tried
+    ``match_K``, ``copy_rate_K``, ``accuracy_K`` and ``in_range_K``, and the validation
+    settings' own ``accuracy``."""
     layout, n_words = dataset.layout, len(dataset.vocabulary)
     fit_rows, val_settings, val_ids = _calibration_split(dataset, validation, seed)
     fit_latents, fit_ids = latents_NxL[fit_rows], dataset.word_ids[fit_rows]
     train_db, val_db = _responses(dataset.settings, layout), _responses(val_settings, layout)
     data = (train_db[fit_rows], fit_ids, train_db, dataset.word_ids, val_db, val_ids)
+    gains = dataset.settings[:, layout.gain_indices]
+    low_WxB = np.stack([gains[dataset.word_ids == w].min(0) for w in range(n_words)]) - 0.5
+    high_WxB = np.stack([gains[dataset.word_ids == w].max(0) for w in range(n_words)]) + 0.5
     scores = []
     for bandwidth in bandwidths:
         draws = np.concatenate([_kde_draws(fit_latents, fit_ids, scale_WxL, float(bandwidth), w,
                                            samples, seed) for w in range(n_words)])
-        draws_db = _responses(decode_latents(params, config, draws.astype(np.float32), layout),
-                              layout).reshape(n_words, samples, -1)
-        scores.append(_draw_scores(draws_db, *data))
-    match_K, copy_K, accuracy_K = map(np.array, zip(*scores))
+        settings = decode_latents(params, config, draws.astype(np.float32), layout)
+        drawn_WxMxB = settings[:, layout.gain_indices].reshape(n_words, samples, -1)
+        inside = np.mean((drawn_WxMxB >= low_WxB[:, None]) & (drawn_WxMxB <= high_WxB[:, None]))
+        scores.append(_draw_scores(_responses(settings, layout).reshape(n_words, samples, -1),
+                                   *data) + (float(inside),))
+    match_K, copy_K, accuracy_K, inside_K = map(np.array, zip(*scores))
     own = _recognised(val_db, val_ids, np.stack([train_db[fit_rows][fit_ids == w].mean(0)
                                                  for w in range(n_words)]))
-    new = copy_K <= max_copy_rate
-    allowed = np.flatnonzero(new & (accuracy_K >= own) & np.isfinite(match_K))
-    if len(allowed):
-        best = allowed[np.argmin(match_K[allowed])]
-    elif new.any():
-        best = np.flatnonzero(new)[np.argmax(accuracy_K[new])]
-    else:
-        best = int(np.argmax(bandwidths))
+    best = _choose_bandwidth(match_K, copy_K, accuracy_K, inside_K, own, max_copy_rate,
+                             min_in_range)
     return {"bandwidth": float(bandwidths[best]), "match_K": match_K.astype(np.float32),
-            "copy_rate_K": copy_K.astype(np.float32),
-            "accuracy_K": accuracy_K.astype(np.float32), "accuracy": np.float32(own)}
+            "copy_rate_K": copy_K.astype(np.float32), "accuracy_K": accuracy_K.astype(np.float32),
+            "in_range_K": inside_K.astype(np.float32), "accuracy": np.float32(own)}
 
 
 def _explore_arrays(latents_NxL, dataset: EQDataset, max_reference: int,
@@ -253,6 +262,7 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
                    validation: EQDataset | None = None, bandwidths=BANDWIDTHS,
                    bandwidth_scale: float = 1.0, prior_weight: float = 4.0,
                    calibration_samples: int = 256, max_copy_rate: float = 0.02,
+                   min_in_range: float = 0.98,
                    max_reference: int = 4096, prototype: bool = True,
                    seed: int = 0) -> dict[str, np.ndarray]:
     """Fit the word model on training settings (after training).
@@ -263,8 +273,9 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     toward the pooled one by ``prior_weight`` pseudo-settings) and the bandwidth ``h`` is
     chosen from ``bandwidths`` on validation data (:func:`_calibrate_bandwidth`: best
     distribution match among the bandwidths that copy training settings at most
-    ``max_copy_rate`` of the time and keep the words as recognisable as the validation
-    settings are), then multiplied by ``bandwidth_scale``. Without a
+    ``max_copy_rate`` of the time, keep ``min_in_range`` of their gains inside the word's
+    training range ± 0.5 dB and keep the words as recognisable as the validation settings
+    are), then multiplied by ``bandwidth_scale``. Without a
     ``validation`` set a fifth of each word's training settings is held out for the choice.
 
     Each word's centre (decoded: its *centre setting*, the morph end points) is the mean of its
@@ -274,8 +285,8 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     Returns a dict of NumPy arrays (``W`` words, ``N`` the most training settings of a word,
     ``L`` latent dims, ``F`` reference grid, ``K`` bandwidths tried): ``kde_points_WxNxL``,
     ``counts_W``, ``kde_scale_WxL`` (``h · s_w``), ``kde_bandwidth`` (``h``, scalar),
-    ``kde_match_K``, ``kde_copy_rate_K``, ``kde_accuracy_K`` and ``kde_validation_accuracy``
-    (the calibration), ``centres_WxL``,
+    ``kde_match_K``, ``kde_copy_rate_K``, ``kde_accuracy_K``, ``kde_in_range_K`` and
+    ``kde_validation_accuracy`` (the calibration), ``centres_WxL``,
     ``centre_responses_WxF``, ``global_centre_L`` and ``global_spread_LxL`` (a Gaussian over
     all training latents, for explore) and ``reference_responses_RxF`` (training responses for
     novelty, at most ``max_reference``).
@@ -292,7 +303,8 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
                             prototype)
     calibration = _calibrate_bandwidth(
         params, model_config, dataset, validation, latents_NxL, scale_WxL, tuple(bandwidths),
-        samples=calibration_samples, max_copy_rate=max_copy_rate, seed=seed)
+        samples=calibration_samples, max_copy_rate=max_copy_rate, min_in_range=min_in_range,
+        seed=seed)
     bandwidth = calibration["bandwidth"] * float(bandwidth_scale)
     points_WxNxL, counts_W = _kde_points(latents_NxL, ids, n_words)
     return {
@@ -300,7 +312,7 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
         "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
         "kde_bandwidth": np.float32(bandwidth), "kde_match_K": calibration["match_K"],
         "kde_copy_rate_K": calibration["copy_rate_K"],
-        "kde_accuracy_K": calibration["accuracy_K"],
+        "kde_accuracy_K": calibration["accuracy_K"], "kde_in_range_K": calibration["in_range_K"],
         "kde_validation_accuracy": calibration["accuracy"],
         **centres,
         **_explore_arrays(latents_NxL, dataset, max_reference, seed),
