@@ -37,7 +37,9 @@ from neuraleq_jax.models import ModelConfig
 BUNDLE_DIR = "bundle"
 BUNDLE_JSON = "bundle.json"
 CHECKPOINT_DIR = "checkpoints"
-FORMAT_VERSION = 1
+# 2: the word model is a kernel density over each word's training latents; format 1 bundles
+# hold the earlier centre-and-spread word model, which this code cannot generate from
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -261,10 +263,17 @@ def _find_bundle(directory: Path) -> Path:
 
 
 def _check_format_version(meta, path: Path) -> None:
-    """Refuse a bundle written by a newer neuraleq_jax (its layout may mean something else)."""
+    """Refuse a bundle written by a newer neuraleq_jax (its layout may mean something else) or
+    by one whose word model this version cannot use."""
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"format_version is {version!r}, expected a positive integer")
+    if version < FORMAT_VERSION:
+        raise BundleVersionError(
+            f"the model bundle at {path} has format_version {version}: its word model draws "
+            f"variations around a centre, which this neuraleq_jax (format {FORMAT_VERSION}: "
+            f"each word's latent density) cannot use. Retrain it: `python -m neuraleq_jax.train "
+            f"--workdir NEW_WORKDIR` with the same --config.")
     if version > FORMAT_VERSION:
         raise BundleVersionError(
             f"the model bundle at {path} has format_version {version}, but this neuraleq_jax "

@@ -54,17 +54,19 @@ class TrainConfig:
         latents`` (``losses.batch_silhouette``); 0 switches it off.
       augment_noise: std of Gaussian jitter added to training inputs in the unit space (the
         reconstruction target is the jittered setting); 0 switches it off.
+      augment_shuffle_freq_q: give each training row, band by band, the frequency and Q of
+        another row of its batch (a fresh permutation per band and step; gains and words stay).
+        Right where frequency and Q carry no word information (the synthetic set): the
+        autoencoder then sees new settings every step instead of memorising a few hundred.
       grad_clip: global-norm clipping threshold; 0 switches it off.
       schedule: ``constant``, ``cosine`` (decay to 0) or ``warmup_cosine``.
       warmup_epochs: linear warm-up length for ``warmup_cosine``.
       devices: number of devices on the ``data`` axis (0: all of them).
       checkpoint_every: save a checkpoint every this many epochs (and after the last).
       keep_checkpoints: how many of the latest checkpoints to keep (the best one is kept too).
-      variation_ratio: target std of generated gains ÷ std of the word's training gains.
-      freq_q_spread: spread of generated frequencies and Q relative to the word's latents.
-      fold_variations: reflect a word's variations that would sound nearer another word (to
-        first order, against the training data's mean responses) back to its own side.
-      fold_margin: how far inside that boundary folded variations stay, in standard draws.
+      variation_ratio: multiplies the kernel bandwidth of each word's latent density that
+        ``generation.fit_word_model`` calibrates on validation data (1: as calibrated; smaller
+        draws variations nearer the word's training settings, larger spreads them).
     """
 
     epochs: int = 50
@@ -77,18 +79,15 @@ class TrainConfig:
     response_weight: float = 20.0
     cluster_weight: float = 0.5
     augment_noise: float = 0.0
+    augment_shuffle_freq_q: bool = False
     grad_clip: float = 0.0
     schedule: str = "constant"
     warmup_epochs: int = 0
     devices: int = 0
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
-    # the word model fitted after training (generation.fit_word_model): generated gains vary
-    # like the word's data times variation_ratio; freq/Q at freq_q_spread of the data's spread
+    # the word model fitted after training (generation.fit_word_model)
     variation_ratio: float = 1.0
-    freq_q_spread: float = 0.5
-    fold_variations: bool = True
-    fold_margin: float = 0.0
 
     def __post_init__(self):
         _check(self.epochs >= 1, "train.epochs must be >= 1, got", self.epochs)
@@ -116,10 +115,6 @@ class TrainConfig:
                self.keep_checkpoints)
         _check(self.variation_ratio > 0, "train.variation_ratio must be > 0, got",
                self.variation_ratio)
-        _check(self.freq_q_spread >= 0, "train.freq_q_spread must be >= 0, got",
-               self.freq_q_spread)
-        _check(self.fold_margin >= 0, "train.fold_margin must be >= 0 (standard draws), got",
-               self.fold_margin)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +218,15 @@ def to_dict(config: ExperimentConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+# fields of configs saved by earlier versions that no longer mean anything (the word model's
+# fold and its frequency/Q spread gave way to a kernel density): dropped when a saved config
+# is read, so its workdir can still be evaluated
+RETIRED_FIELDS = ("train.freq_q_spread", "train.fold_variations", "train.fold_margin")
+
+
 def from_dict(data: Mapping) -> ExperimentConfig:
-    """Inverse of :func:`to_dict`; unknown or ill-typed fields raise ValueError."""
+    """Inverse of :func:`to_dict`; unknown or ill-typed fields raise ValueError (fields in
+    :data:`RETIRED_FIELDS` are ignored)."""
     config = ExperimentConfig()
     unknown = set(data) - {"name", *SECTIONS}
     if unknown:
@@ -233,7 +235,8 @@ def from_dict(data: Mapping) -> ExperimentConfig:
     overrides = {}
     for section in SECTIONS:
         for field, value in dict(data.get(section, {})).items():
-            overrides[f"{section}.{field}"] = value
+            if f"{section}.{field}" not in RETIRED_FIELDS:
+                overrides[f"{section}.{field}"] = value
     if "name" in data:
         overrides["name"] = data["name"]
     return apply_overrides(config, overrides)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax import paramspace, response, synthetic
+from neuraleq_jax import eval_arrays, fidelity, response, synthetic
+from neuraleq_jax.fidelity import (  # noqa: F401  (re-exported: SPEC §6's fidelity figures)
+    blend_fidelity, copy_rate, distribution_match, energy_distance, mean_response_error,
+    unit_gaussian_settings)
+from neuraleq_jax.goals import GOALS, REAL_DATA_BOUNDS, check_goals  # noqa: F401 (re-exported)
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # Rows of the pairwise-distance block held at once in silhouette_score: bounds memory at
@@ -62,42 +66,10 @@ def silhouette_score(points_NxD, labels_N) -> float:
 
 # ---------------------------------------------------------------- responses and distances
 
-def responses_db(settings_Nx15, *, layout: EQLayout = DEFAULT_LAYOUT,
-                 sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """dB responses on the SPEC reference grid: ``[..., n_params]`` → float64 ``[..., 256]``."""
-    settings = _settings(settings_Nx15, layout, "settings", min_ndim=1)
-    flat = settings.reshape(-1, layout.n_params)
-    # pad the row count to a power of two so the jitted response compiles for few shapes
-    bucket = max(8, 1 << max(0, len(flat) - 1).bit_length())
-    padded = np.concatenate([flat, np.broadcast_to(paramspace.flat_setting(layout),
-                                                   (bucket - len(flat), layout.n_params))])
-    out = response.reference_response_db(padded.astype(np.float32),
-                                         sample_rate=float(sample_rate), layout=layout)
-    return np.asarray(out, dtype=np.float64)[:len(flat)].reshape(settings.shape[:-1] + (-1,))
-
-
-def _rms(a_xF, b_xF) -> np.ndarray:
-    return np.sqrt(np.mean((a_xF - b_xF) ** 2, axis=-1))
-
-
-def _settings(array, layout: EQLayout, name: str, *, min_ndim: int = 2) -> np.ndarray:
-    """Host float32 copy of finite settings ``[..., n_params]`` (ranges are checked elsewhere)."""
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim < min_ndim or array.shape[-1] != layout.n_params:
-        raise ValueError(f"{name} must have shape [..., {layout.n_params}] with at least "
-                         f"{min_ndim} dims; got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite (found NaN or Inf)")
-    return array
-
-
-def _word_ids(word_ids_N, n: int, n_words: int, name: str = "word_ids") -> np.ndarray:
-    ids = np.asarray(word_ids_N)
-    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"{name} must be integer [{n}], got {ids.dtype} {ids.shape}")
-    if n and (ids.min() < 0 or ids.max() >= n_words):
-        raise ValueError(f"{name} must lie in [0, {n_words}), got {ids.min()}..{ids.max()}")
-    return ids
+responses_db = eval_arrays.responses_db
+_rms = eval_arrays.rms
+_settings = eval_arrays.check_settings
+_word_ids = eval_arrays.check_word_ids
 
 
 # ---------------------------------------------------------------- the SPEC §6 figures
@@ -319,48 +291,6 @@ def morph_endpoint_error(paths_PxSx15, pairs_Px2, centre_settings_Wx15, *,
     return _rms(ends, responses_db(centres, **kw)[pairs])
 
 
-# ---------------------------------------------------------------- goals
-
-# (figure key, label, kind, bound): kind ">=" / "<=" against a number, "in" a closed range,
-# ">=key" against another figure. Word accuracy follows issue 6 ("≥ the data's own"), which is
-# stricter than SPEC §6's "≥ the data's own − 0.03".
-GOALS = (
-    ("latent_silhouette", "latent silhouette", ">=", 0.85),
-    ("box_rate", "box rate", ">=", 0.98),
-    ("response_error_mean_db", "response error (mean, dB)", "<=", 0.5),
-    ("word_accuracy", "word accuracy", ">=key", "word_accuracy_data"),
-    ("calibration_median", "variation calibration (median)", "in", (0.7, 1.3)),
-    ("morph_smoothness_max", "morph smoothness (worst pair)", "<=", 1.5),
-    ("morph_endpoint_max_db", "morph end points (worst, dB)", "<=", 0.5),
-)
-
-
-def check_goals(figures: dict) -> list[dict]:
-    """Judge figures against the synthetic-set goals.
-
-    Returns one row per goal: ``{"key", "label", "value", "goal" (text), "passed",
-    "margin"}``; margin > 0 is how far inside the goal the value is, < 0 how far it misses.
-    A figure that is missing or NaN is reported with ``passed`` False and margin NaN.
-    """
-    rows = []
-    for key, label, kind, bound in GOALS:
-        value = figures.get(key, float("nan"))
-        value = float("nan") if value is None else float(value)
-        if kind == ">=":
-            goal, margin = f"≥ {bound:g}", value - bound
-        elif kind == "<=":
-            goal, margin = f"≤ {bound:g}", bound - value
-        elif kind == "in":
-            goal, margin = f"{bound[0]:g} – {bound[1]:g}", min(value - bound[0], bound[1] - value)
-        else:
-            ref = float(figures.get(bound, float("nan")))
-            goal, margin = f"≥ data's own ({ref:.3f})", value - ref
-        passed = bool(np.isfinite(margin) and margin >= 0)
-        rows.append({"key": key, "label": label, "value": value, "goal": goal,
-                     "passed": passed, "margin": float(margin)})
-    return rows
-
-
 # ---------------------------------------------------------------- a whole system
 
 def word_pairs(n_words: int) -> np.ndarray:
@@ -378,8 +308,47 @@ def default_boxes(vocabulary, heldout, layout: EQLayout) -> tuple[np.ndarray, st
     return boxes, "held-out data's per-word, per-band 5–95 % gain range"
 
 
-def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33,
-                    seed: int = 0, boxes=None, n_explore: int = 64,
+def generated_set_figures(generated_Nx15, generated_ids_N, train, heldout, *,
+                          accuracy_heldout=None,
+                          sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+    """:func:`fidelity.generated_figures` against ``heldout``, plus the word accuracy of the
+    same generated set (for a system's variations and for the reference generators alike),
+    its classifier built on ``accuracy_heldout`` (default ``heldout``)."""
+    out = fidelity.generated_figures(generated_Nx15, generated_ids_N, train, heldout,
+                                     sample_rate=sample_rate)
+    judge = heldout if accuracy_heldout is None else accuracy_heldout
+    accuracy = word_accuracy(generated_Nx15, generated_ids_N, judge.settings, judge.word_ids,
+                             len(judge.vocabulary), layout=judge.layout,
+                             sample_rate=sample_rate)
+    out.update(word_accuracy=accuracy["generated"], word_accuracy_data=accuracy["data"])
+    return out
+
+
+def _fidelity_part(system, train, heldout, gen, gen_ids, *, n_variations: int, seed: int,
+                   sample_rate: float, accuracy_heldout) -> tuple[dict, dict]:
+    """The fidelity figures of a system: ``(flat figures, details)``. Without training data
+    only blend fidelity is computed; with it, also the system's generated-set figures and the
+    reference of decoding its own training latents (``reconstruct(train)``)."""
+    blends = fidelity.system_blend_fidelity(system, heldout, variations=n_variations, seed=seed,
+                                            sample_rate=sample_rate)
+    flat = {key: value for key, value in blends.items() if key != "details"}
+    details = {"blend_fidelity": blends["details"]}
+    if train is not None:
+        figures = fidelity.generated_figures(gen, gen_ids, train, heldout,
+                                             sample_rate=sample_rate)
+        details["fidelity"] = figures.pop("details")
+        flat.update(figures)
+        decoded = generated_set_figures(np.asarray(system.reconstruct(train.settings)),
+                                        train.word_ids, train, heldout,
+                                        accuracy_heldout=accuracy_heldout,
+                                        sample_rate=sample_rate)
+        details["decoded_training"] = decoded
+    return flat, details
+
+
+def evaluate_system(system, heldout, *, train=None, fidelity_heldout=None,
+                    n_variations: int = 100, steps: int = 33, seed: int = 0, boxes=None,
+                    n_explore: int = 64,
                     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
                     return_arrays: bool = False) -> dict:
     """Every SPEC §6 figure for a system (the neural facade or :class:`LiteBaseline`).
@@ -392,7 +361,13 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
 
     Args:
       heldout: an EQDataset not used for training, with the system's vocabulary and layout.
-      n_variations: generated settings per word (box rate, word accuracy, calibration).
+      train: the system's training EQDataset; needed for distribution match, copy rate and
+        the mean-response figure (left out without it). Blend fidelity needs only held-out data.
+      fidelity_heldout: the held-out settings that distribution match, the mean-response
+        figure and blend fidelity compare with (default ``heldout``): for the synthetic set,
+        a larger fresh draw makes these ratios far less noisy than a ~10-per-word split.
+      n_variations: generated settings per word (box rate, word accuracy, calibration,
+        distribution match, copy rate) and per ordered word pair's "0.7 a + 0.3 b" blend.
       steps: morph steps for every word pair (SPEC: 33).
       boxes: ``[W, B, 2]`` gain boxes; default :func:`default_boxes`.
       return_arrays: also return the arrays behind the figures under ``"arrays"`` (for plots).
@@ -436,6 +411,10 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
     calibration = variation_calibration(gen, gen_ids, settings, ids, n_words, layout=layout)
     smooth = morph_smoothness(paths, **kw)
     ends = morph_endpoint_error(paths, pairs, centres, **kw)
+    fidelity_flat, fidelity_details = _fidelity_part(
+        system, train, heldout if fidelity_heldout is None else fidelity_heldout, gen, gen_ids,
+        n_variations=int(n_variations), seed=seed, sample_rate=sample_rate,
+        accuracy_heldout=heldout)
     returned = np.concatenate([gen, paths.reshape(-1, layout.n_params), centres,
                                explored.reshape(-1, layout.n_params)])
     worst = int(np.argmax(smooth))
@@ -456,7 +435,9 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
         "morph_endpoint_max_db": float(ends.max()),
         "morph_endpoint_mean_db": float(ends.mean()),
         "all_in_range": in_range_rate(returned, layout=layout) == 1.0,
+        **fidelity_flat,
         "details": {
+            **fidelity_details,
             "box_rate_per_word": dict(zip(vocabulary, boxes_out["per_word"])),
             "response_error_db": recon_err,
             "word_accuracy_per_word": dict(zip(vocabulary, accuracy["per_word_generated"])),
@@ -469,6 +450,9 @@ def evaluate_system(system, heldout, *, n_variations: int = 100, steps: int = 33
         },
         "setup": {"n_heldout": int(len(heldout)), "n_variations": int(n_variations),
                   "steps": int(steps), "seed": int(seed), "n_pairs": int(len(pairs)),
+                  "n_train": None if train is None else int(len(train)),
+                  "n_fidelity_heldout": int(len(heldout if fidelity_heldout is None
+                                                else fidelity_heldout)),
                   "boxes": box_source, "box_margin_db": 0.5, "sample_rate": float(sample_rate)},
     }
     if return_arrays:

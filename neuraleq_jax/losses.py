@@ -133,7 +133,9 @@ def total_loss(params, x_unit_BxP, labels_B, *, model_config: models.ModelConfig
                cluster_weight: float = 0.0, layout: EQLayout = DEFAULT_LAYOUT,
                train: bool = False, dropout_key: jax.Array | None = None, valid_B=None):
     """``recon + response_weight·response + contrastive_weight·contrastive
-    + cluster_weight·cluster`` and its parts, where ``cluster = 1 - batch_silhouette(latent)``.
+    + cluster_weight·cluster`` and its parts, where ``cluster = 1 - batch_silhouette`` of the
+    latents' semantic part (:func:`models.semantic_part`; the contrastive embedding is
+    projected from the same part).
 
     Returns:
       ``(loss, metrics)``: a scalar and a dict of scalars ``loss``, ``recon``, ``response``,
@@ -148,8 +150,8 @@ def total_loss(params, x_unit_BxP, labels_B, *, model_config: models.ModelConfig
     contrastive = supervised_contrastive_loss(embedding_BxE, labels_B, temperature, valid_B)
     resp = zero if skip(response_weight) else response_loss(recon_BxP, x_unit_BxP, valid_B,
                                                             layout=layout)
-    cluster = zero if skip(cluster_weight) else 1.0 - batch_silhouette(latent_BxL, labels_B,
-                                                                        valid_B)
+    cluster = zero if skip(cluster_weight) else 1.0 - batch_silhouette(
+        models.semantic_part(latent_BxL, model_config), labels_B, valid_B)
     loss = (recon + response_weight * resp + contrastive_weight * contrastive
             + cluster_weight * cluster)
     return loss, {"loss": loss, "recon": recon, "response": resp, "contrastive": contrastive,

@@ -24,6 +24,7 @@ class ModelConfig:
 
     encoder: str = "residual"
     latent_dim: int = 32
+    semantic_dim: int = 0
     embedding_dim: int = 128
     encoder_widths: tuple[int, ...] = (128, 256, 128)
     decoder_widths: tuple[int, ...] = (128, 256, 128)
@@ -41,6 +42,9 @@ class ModelConfig:
                      "transformer_heads", "transformer_layers"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= int(self.semantic_dim) < self.latent_dim:
+            raise ValueError(f"semantic_dim must be in [0, latent_dim={self.latent_dim}) (0: the "
+                             f"whole latent is semantic), got {self.semantic_dim}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.transformer_dim % self.transformer_heads:
@@ -53,6 +57,19 @@ class ModelConfig:
     @property
     def n_params(self) -> int:
         return 3 * self.n_bands
+
+    @property
+    def word_dims(self) -> int:
+        """Dimensions of the latent's semantic part (its first ``word_dims``)."""
+        return self.semantic_dim or self.latent_dim
+
+
+def semantic_part(latent_BxL, config: ModelConfig):
+    """The semantic part ``[..., S]`` of latents ``[..., L]``: the first ``semantic_dim``
+    dimensions, on which the contrastive and cluster losses act and the silhouette is measured
+    (the whole latent when ``semantic_dim`` is 0). The rest, the detail part, carries what only
+    reconstruction needs (frequency, Q, where in its word's range a setting lies)."""
+    return latent_BxL[..., :config.word_dims]
 
 
 class _DenseParameters(nn.Module):
@@ -109,10 +126,14 @@ class ResidualBlock(nn.Module):
 
 
 class _LatentHeads(nn.Module):
-    """Shared tail of both encoders: MLP → tanh latent; projection of it → semantic embedding.
+    """Shared tail of both encoders: MLP → tanh latent; projection of its semantic part →
+    the embedding of the contrastive loss.
 
-    The embedding is projected from the latent so that the contrastive loss shapes the latent
-    itself (whose silhouette is what SPEC judges).
+    With ``semantic_dim`` S > 0 the latent is ``[semantic (S) | detail (L - S)]``, each from its
+    own MLP head on the encoder's features: the word losses shape only the semantic part, and
+    the detail part is free to carry what reconstruction needs, so clustering the words no
+    longer costs reconstruction. With S = 0 one head makes the whole latent, which is then
+    both what the word losses shape and what the decoder reads.
     """
 
     config: ModelConfig
@@ -120,10 +141,17 @@ class _LatentHeads(nn.Module):
     @nn.compact
     def __call__(self, features):
         cfg = self.config
-        h = nn.gelu(nn.Dense(cfg.mlp_width)(features))
-        latent = jnp.tanh(nn.Dense(cfg.latent_dim)(h))
+        if cfg.semantic_dim:
+            semantic = jnp.tanh(nn.Dense(cfg.semantic_dim, name="semantic")(
+                nn.gelu(nn.Dense(cfg.mlp_width, name="semantic_mlp")(features))))
+            detail = jnp.tanh(nn.Dense(cfg.latent_dim - cfg.semantic_dim, name="detail")(
+                nn.gelu(nn.Dense(cfg.mlp_width, name="detail_mlp")(features))))
+            latent = jnp.concatenate([semantic, detail], axis=-1)
+        else:
+            h = nn.gelu(nn.Dense(cfg.mlp_width)(features))
+            latent = jnp.tanh(nn.Dense(cfg.latent_dim)(h))
         embedding = nn.Dense(cfg.embedding_dim, name="embedding")(
-            nn.gelu(nn.Dense(cfg.embedding_dim)(latent)))
+            nn.gelu(nn.Dense(cfg.embedding_dim)(semantic_part(latent, cfg))))
         return latent, embedding
 
 

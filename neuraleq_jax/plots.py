@@ -253,6 +253,45 @@ def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str |
     return _save(figure, out_path)
 
 
+def plot_envelope_comparison(generated_NxP, data_NxP, out_path, label: str, *,
+                             title: str | None = None, note: str | None = None,
+                             percentiles: tuple[float, float] = (10.0, 90.0),
+                             layout: EQLayout = DEFAULT_LAYOUT,
+                             sample_rate: float = DEFAULT_SAMPLE_RATE) -> Path:
+    """Generated vs data response envelopes of one word on a log-frequency axis: each set's
+    percentile band (default 10–90 %) and median line; they should overlap.
+
+    Args:
+      generated_NxP: generated physical settings ``[N, n_params]``, N ≥ 2.
+      data_NxP: the data's (held-out) settings for the same word ``[M, n_params]``, M ≥ 2.
+      label: the word, for the legend and default title.
+      note: an extra title line (e.g. the word's distribution match).
+    Returns:
+      ``out_path`` as a Path.
+    """
+    matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
+    generated_NxP = _check_settings(generated_NxP, layout, "generated", min_rows=2)
+    data_NxP = _check_settings(data_NxP, layout, "data", min_rows=2)
+    low, high = percentiles
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles}")
+    out_path = _check_out_path(out_path)
+    freqs_F = _frequency_grid(sample_rate)
+    figure = Figure(figsize=(8, 4.5))
+    FigureCanvasAgg(figure)
+    heading = title or f"{label}: generated vs held-out data"
+    axes = _axes(figure, heading + (f"\n{note}" if note else ""), sample_rate)
+    for settings, colour, name in ((data_NxP, "tab:blue", "held-out data"),
+                                   (generated_NxP, "tab:red", "generated")):
+        curves_NxF, _, _ = _curves(settings, freqs_F, sample_rate, layout)
+        low_F, median_F, high_F = np.percentile(curves_NxF, [low, 50.0, high], axis=0)
+        axes.fill_between(freqs_F, low_F, high_F, color=colour, alpha=0.2,
+                          label=f"{name} {low:g}–{high:g} % ({len(curves_NxF)} settings)")
+        axes.plot(freqs_F, median_F, color=colour, linewidth=1.6, label=f"{name} median")
+    axes.legend(fontsize="small", loc="best")
+    return _save(figure, out_path)
+
+
 def plot_latent_2d(points_Nx2, labels, vocabulary: Sequence[str], out_path, *,
                    title: str | None = None) -> Path:
     """A 2-D map of latent points (e.g. a PCA projection), coloured by word.

@@ -22,11 +22,15 @@ EXTRA_FIGURES = (
     ("freq_q_in_range_rate", "settings with every freq/Q in range", "{:.1%}"),
     ("morph_smoothness_median", "morph smoothness (median pair)", "{:.3f}"),
     ("morph_endpoint_mean_db", "morph end points (mean, dB)", "{:.3f}"),
+    ("blend_fidelity_mean", "blend fidelity (mean pair)", "{:.3f}"),
     ("all_in_range", "every returned setting in range", "{}"),
     ("explained_variance", "PCA explained variance (baseline)", "{:.1%}"),
 )
 
-_FORMATS = {"box_rate": "{:.1%}", "latent_silhouette": "{:.3f}", "word_accuracy": "{:.3f}"}
+_FORMATS = {"box_rate": "{:.1%}", "latent_silhouette": "{:.3f}", "word_accuracy": "{:.3f}",
+            "copy_rate": "{:.1%}", "distribution_match_mean": "{:.2f}",
+            "distribution_match_worst": "{:.2f}", "mean_response_noise_ratio_worst": "{:.2f}"}
+_TITLES = {"model": "model", "baseline": "lite baseline"}
 
 
 def _fmt(key: str, value, default: str = "{:.3f}") -> str:
@@ -73,6 +77,72 @@ def _extra_table(metrics: dict) -> list[str]:
     return lines
 
 
+def _generators(metrics: dict) -> list[tuple[str, str, dict, dict]]:
+    """(title, short title, figures, per-word details) of every generated set with fidelity
+    figures: the systems, the unit-space Gaussian, each system decoding its training latents."""
+    rows = [(_TITLES[n], _TITLES[n], metrics[n], metrics[n]["details"]["fidelity"])
+            for n in ("model", "baseline")
+            if (metrics.get(n) or {}).get("distribution_match_mean") is not None]
+    gaussian = (metrics.get("references") or {}).get("unit_gaussian")
+    if gaussian:
+        rows.append(("reference: per-word Gaussian in unit space, clipped to range",
+                     "Gaussian", gaussian, gaussian["details"]))
+    # the baseline's reconstruction is a PCA round trip, not a decoder of its latents
+    for name in ("model",):
+        decoded = ((metrics.get(name) or {}).get("details") or {}).get("decoded_training")
+        if decoded:
+            rows.append((f"reference: {_TITLES[name]} decoding its training latents",
+                         f"{_TITLES[name]} decoded", decoded, decoded["details"]))
+    return rows
+
+
+def _fidelity_section(metrics: dict) -> list[str]:
+    generators = _generators(metrics)
+    if not generators:
+        return []
+    lines = ["## Fidelity: generated variations against the held-out data", "",
+             "Distribution match: energy distance (RMS dB) of generated vs held-out responses "
+             "÷ that of the training vs held-out settings; sampling the data's own distribution "
+             "scores 1. Mean response ÷ noise: RMS dB between the mean generated and mean "
+             "held-out response ÷ its expected sampling noise (training, generated and "
+             "held-out means together).", "",
+             "| generator | distribution match (mean) | (worst word) | copy rate | "
+             "mean response ÷ noise (worst) | word accuracy (data's own) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for title, _, figures, details in generators:
+        lines.append(
+            f"| {title} | {figures['distribution_match_mean']:.2f} | "
+            f"{figures['distribution_match_worst']:.2f} "
+            f"({details['distribution_match_worst_word']}) | {figures['copy_rate']:.1%} | "
+            f"{figures['mean_response_noise_ratio_worst']:.2f} | "
+            f"{_fmt('', figures.get('word_accuracy'))} "
+            f"({_fmt('', figures.get('word_accuracy_data'))}) |")
+    systems = [g for g in generators if g[0] in _TITLES.values()]
+    lines += ["", "Per word: distribution match of each generator; mean generated response vs "
+              "held-out mean, RMS dB (its sampling noise); the training mean vs the held-out "
+              "mean, RMS dB.", "",
+              "| word | " + " | ".join(short for _, short, _, _ in generators) + " | " +
+              " | ".join(f"{short}: mean response dB" for _, short, _, _ in systems) +
+              " | training mean (dB) |",
+              "|" + " --- |" * (2 + len(generators) + len(systems))]
+    for word in generators[0][3]["distribution_match_per_word"]:
+        cells = [f"{d['distribution_match_per_word'][word]:.2f}" for *_, d in generators]
+        cells += [f"{d['mean_response_db'][word]:.2f} ({d['mean_response_noise_db'][word]:.2f})"
+                  for *_, d in systems]
+        realised = generators[0][3]["mean_response_train_vs_heldout_db"][word]
+        lines.append(f"| {word} | " + " | ".join(cells) + f" | {realised:.2f} |")
+    lines.append("")
+    for name in ("model", "baseline"):
+        blend = ((metrics.get(name) or {}).get("details") or {}).get("blend_fidelity")
+        if blend:
+            how = ("its own blends" if blend["how"] == "blend" else
+                   "a 70/30 mixture of single-word variations, as it has no blends")
+            lines.append(f"- Blend fidelity ({_TITLES[name]}, {how}): worst pair "
+                         f"{blend['worst_pair']}, {metrics[name]['blend_fidelity_worst']:.3f}; "
+                         f"mean over ordered pairs {metrics[name]['blend_fidelity_mean']:.3f}.")
+    return lines + [""]
+
+
 def _misses(metrics: dict) -> list[str]:
     lines = []
     for name, title in (("model", "Model"), ("baseline", "Lite baseline")):
@@ -99,6 +169,8 @@ def render_report(metrics: dict) -> str:
              f"- workdir: `{setup.get('workdir', '?')}`",
              f"- data: {setup.get('data', '?')}",
              f"- held-out split: {setup.get('split', '?')}",
+             f"- fidelity figures (distribution match, mean response, blend fidelity) compare "
+             f"with: {setup.get('fidelity_heldout', 'the held-out split')}",
              f"- evaluation seed {setup.get('seed', '?')}, {setup.get('n_variations', '?')} "
              f"generated settings per word, morphs of {setup.get('steps', '?')} steps for all "
              f"{setup.get('n_pairs', '?')} word pairs",
@@ -106,9 +178,10 @@ def render_report(metrics: dict) -> str:
              f"- lite baseline: {setup.get('baseline', '?')}", ""]
     if metrics.get("model_error"):
         lines += [f"> The model was not evaluated: {metrics['model_error']}", ""]
-    lines += ["## Figures against the goals (SPEC §6, issue 6)", ""] + _goal_table(metrics)
-    lines += ["", "Margins: how far inside (+) or outside (−) the goal the value lies.", "",
-              "## Further figures", ""] + _extra_table(metrics)
+    lines += ["## Figures against the goals (SPEC §6, issues 6 and 15)", ""] + _goal_table(metrics)
+    lines += ["", "Margins: how far inside (+) or outside (−) the goal the value lies.", ""]
+    lines += _fidelity_section(metrics)
+    lines += ["## Further figures", ""] + _extra_table(metrics)
     for name, title in (("model", "model"), ("baseline", "lite baseline")):
         details = (metrics.get(name) or {}).get("details")
         if details:

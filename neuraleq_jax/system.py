@@ -132,8 +132,11 @@ class NeuralEQMorphingSystem:
         self.seed = _seed(seed)
         default = _default_experiment()
         if model_config is None:
+            latent_dim = _count(latent_dim, "latent_dim", 1)
+            # a latent too small to split is all semantic
+            semantic = default.model.semantic_dim if default.model.semantic_dim < latent_dim else 0
             model_config = dataclasses.replace(default.model, encoder=encoder,
-                                               latent_dim=_count(latent_dim, "latent_dim", 1))
+                                               latent_dim=latent_dim, semantic_dim=semantic)
         elif (latent_dim, encoder) != (32, "residual") and (
                 model_config.latent_dim, model_config.encoder) != (latent_dim, encoder):
             raise ValueError(f"latent_dim={latent_dim}, encoder={encoder!r} disagree with "
@@ -206,9 +209,12 @@ class NeuralEQMorphingSystem:
 
     def _install(self, params, word_model, vocabulary, layout, step: int = 0):
         self._params = jax.device_put(params, jax.devices()[0])
-        # a word model fitted before folding existed still serves (it never folds)
-        self._word_model = {k: np.asarray(v)
-                            for k, v in generation.with_fold_defaults(word_model).items()}
+        missing = [k for k in generation.GENERATE_KEYS if k not in word_model]
+        if missing:
+            raise ValueError(f"the word model lacks {missing}: it was fitted by an earlier "
+                             f"version (variations around a centre); refit it with "
+                             f"generation.fit_word_model, or rerun the training command")
+        self._word_model = {k: np.asarray(v) for k, v in word_model.items()}
         self.vocabulary = tuple(vocabulary)
         self.layout = layout
         self._names = layout.param_names
@@ -471,17 +477,24 @@ class NeuralEQMorphingSystem:
                                                      self.layout))
 
     def encode(self, settings_Nx15) -> np.ndarray:
-        """Physical settings ``[N, 15]`` (validated) → latents ``[N, latent_dim]``."""
+        """Physical settings ``[N, 15]`` (validated) → the semantic part of their latents
+        ``[N, S]``: what says which word a setting sounds like, and what the latent silhouette
+        is measured on (``S = model_config.semantic_dim``, or the whole latent when that is 0).
+        :meth:`latents` gives the full latent that the decoder reads."""
+        return models.semantic_part(self.latents(settings_Nx15), self.model_config)
+
+    def latents(self, settings_Nx15) -> np.ndarray:
+        """Physical settings ``[N, 15]`` (validated) → full latents ``[N, latent_dim]``:
+        the semantic part, then the detail part (frequency, Q, within-word variation)."""
         self._require_trained()
         settings = paramspace.validate(settings_Nx15, self.layout, name="settings")
         return generation.encode_latents(self._params, self.model_config,
                                          settings.reshape(-1, self.layout.n_params), self.layout)
 
     def reconstruct(self, settings_Nx15) -> np.ndarray:
-        """Encode then decode: ``[N, 15]`` physical → ``[N, 15]`` physical."""
-        latents = self.encode(settings_Nx15)
-        return np.asarray(generation.decode_latents(self._params, self.model_config, latents,
-                                                    self.layout))
+        """Encode then decode (the full latent): ``[N, 15]`` physical → ``[N, 15]`` physical."""
+        return np.asarray(generation.decode_latents(self._params, self.model_config,
+                                                    self.latents(settings_Nx15), self.layout))
 
     # ------------------------------------------------------------------ the vocabulary
 

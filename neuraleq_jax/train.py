@@ -51,8 +51,7 @@ class UsageError(ValueError):
 
 # fields that may differ between the run that wrote a workdir and the one resuming it
 RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.variation_ratio", "train.freq_q_spread", "train.fold_variations",
-                     "train.fold_margin",
+                     "train.variation_ratio",
                      "train.devices", "distributed.coordinator_address",
                      "distributed.num_processes", "distributed.process_id",
                      "distributed.local_devices")
@@ -174,18 +173,16 @@ def check_workdir(workdir: Path) -> None:
 
 
 def fit_word_model(params, model_config, train_config: config_lib.TrainConfig, train_ds, *,
-                   seed: int = 0) -> dict:
+                   val_ds=None, seed: int = 0) -> dict:
     """The word model as a training run fits it: :func:`generation.fit_word_model` on the
-    training settings with the spreads ``train_config`` asks for (``variation_ratio``,
-    ``freq_q_spread``, ``fold_variations``, ``fold_margin``). The trainer, the facade and
-    scripts that refit a word model all call this, so the config reaches the word model in one
-    place."""
+    training settings, its kernel bandwidth calibrated on ``val_ds`` (None: on a fifth of the
+    training settings) and scaled by ``train_config.variation_ratio``. The trainer, the facade
+    and scripts that refit a word model all call this, so the config reaches the word model in
+    one place."""
     from neuraleq_jax import generation, vocabulary
-    word_model = generation.fit_word_model(params, model_config, train_ds, seed=seed,
-                                           target_ratio=train_config.variation_ratio,
-                                           freq_q_scale=train_config.freq_q_spread,
-                                           fold_margin=(train_config.fold_margin
-                                                        if train_config.fold_variations else None))
+    word_model = generation.fit_word_model(params, model_config, train_ds, validation=val_ds,
+                                           seed=seed,
+                                           bandwidth_scale=train_config.variation_ratio)
     # the words' sources and the word map travel in the bundle with the word model
     return {**word_model, **vocabulary.bundle_arrays(train_ds, word_model)}
 
@@ -301,7 +298,10 @@ def _train(config: ExperimentConfig, workdir: Path, datasets, progress: bool,
         summary["held_out"] = training.evaluate_dataset(params, config.model, config.train,
                                                         held_out, reference_ds=train_ds)
     if jax.process_index() == 0:
-        word_model = fit_word_model(params, config.model, config.train, train_ds)
+        # the kernel bandwidth is calibrated on the validation part, unless that is the part
+        # evaluated (no test part): then on a fifth of the training part
+        word_model = fit_word_model(params, config.model, config.train, train_ds,
+                                    val_ds=val_ds if test_ds is not None else None)
         bundle = checkpoints.ModelBundle(
             params=params, model_config=config.model, train_config=config.train,
             layout=train_ds.layout, vocabulary=train_ds.vocabulary, word_model=word_model,

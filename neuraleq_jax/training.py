@@ -117,6 +117,18 @@ def init_state(model_config: models.ModelConfig, tx: optax.GradientTransformatio
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
 
+def shuffle_freq_q(key, x_unit_BxP, layout: EQLayout):
+    """Settings ``[B, P]`` whose band ``b`` takes its frequency and Q from row ``π_b(i)`` of the
+    batch (``π_b`` a random permutation per band); gains stay in place."""
+    batch = x_unit_BxP.shape[0]
+    perms_NxB = jax.vmap(lambda k: jax.random.permutation(k, batch))(
+        jax.random.split(key, layout.n_bands))
+    source_BxP = jnp.zeros(x_unit_BxP.shape, jnp.int32) + jnp.arange(batch)[:, None]
+    for band, (freq, q) in enumerate(zip(layout.freq_indices, layout.q_indices)):
+        source_BxP = source_BxP.at[:, freq].set(perms_NxB[band]).at[:, q].set(perms_NxB[band])
+    return jnp.take_along_axis(x_unit_BxP, source_BxP, axis=0)
+
+
 def train_step(state: TrainState, x_unit_BxP, labels_B, *, tx: optax.GradientTransformation,
                model_config: models.ModelConfig, train_config: TrainConfig, layout: EQLayout,
                batch_sharding=None) -> tuple[TrainState, dict]:
@@ -126,7 +138,9 @@ def train_step(state: TrainState, x_unit_BxP, labels_B, *, tx: optax.GradientTra
         labels_B = jax.lax.with_sharding_constraint(labels_B, batch_sharding)
     step_key = jax.random.fold_in(
         jax.random.fold_in(jax.random.key(train_config.seed), _DROPOUT), state.step)
-    dropout_key, noise_key = jax.random.split(step_key)
+    dropout_key, noise_key, shuffle_key = jax.random.split(step_key, 3)
+    if train_config.augment_shuffle_freq_q:
+        x_unit_BxP = shuffle_freq_q(shuffle_key, x_unit_BxP, layout)
     if train_config.augment_noise > 0:
         # jitter in the unit space: more distinct settings per word, so the autoencoder learns
         # a map that generalises instead of memorising the few hundred training settings
@@ -165,14 +179,17 @@ def evaluate_batch(params, x_unit_NxP, labels_N, *, model_config: models.ModelCo
 
     Returns scalars ``loss``, ``recon``, ``response``, ``contrastive``, ``cluster``, ``recon_gain``,
     ``recon_freq``, ``recon_q`` (unit-space MSE of each field), ``response_db`` (mean over
-    settings of the RMS dB error of the reconstruction's response), and ``latents``.
+    settings of the RMS dB error of the reconstruction's response), and ``latents``: the
+    latents' semantic part ``[N, S]`` (:func:`models.semantic_part`), which the silhouette is
+    measured on.
     """
     latent_NxL, embedding_NxE, recon_NxP = models.apply(params, model_config, x_unit_NxP)
     recon = losses.reconstruction_loss(recon_NxP, x_unit_NxP)
     contrastive = losses.supervised_contrastive_loss(embedding_NxE, labels_N,
                                                      train_config.temperature)
     resp = losses.response_loss(recon_NxP, x_unit_NxP, layout=layout)
-    cluster = 1.0 - losses.batch_silhouette(latent_NxL, labels_N)
+    semantic_NxS = models.semantic_part(latent_NxL, model_config)
+    cluster = 1.0 - losses.batch_silhouette(semantic_NxS, labels_N)
     recon_db_NxF = response.magnitude_response_db(paramspace.denormalize(recon_NxP, layout),
                                                   layout=layout)
     target_db_NxF = response.magnitude_response_db(paramspace.denormalize(x_unit_NxP, layout),
@@ -186,7 +203,7 @@ def evaluate_batch(params, x_unit_NxP, labels_N, *, model_config: models.ModelCo
         "recon_freq": squared_NxP[:, layout.freq_indices].mean(),
         "recon_q": squared_NxP[:, layout.q_indices].mean(),
         "response_db": response.rms_db(recon_db_NxF, target_db_NxF).mean(),
-        "latents": latent_NxL,
+        "latents": semantic_NxS,
     }
 
 

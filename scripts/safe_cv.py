@@ -21,7 +21,11 @@ settings are recognised as their word as often as real held-out settings are. Fo
    chosen ratio, for the preset's own ratio, and for the lite baseline fitted on the same
    training part: word accuracy of generated settings, the same classifier's accuracy on the
    held-out real settings, latent silhouette, calibration median, box rate (against the test
-   contributors' 5–95 % gain ranges, SAFE has no word boxes).
+   contributors' 5–95 % gain ranges, SAFE has no word boxes), and the fidelity figures:
+   distribution match per word (energy distance of generated vs test-contributor responses ÷
+   that of the training vs test contributors' settings; goal ≤ 2 for every word), copy rate,
+   blend fidelity and the mean-response figure, beside the same figures of SPEC §6's
+   per-word Gaussian in the unit space (``unit_gaussian``, no network).
 
 Aggregates: per-split table, mean and std over splits, and pooled accuracies (every split's
 test predictions put together, then hits ÷ count). The per-split predictions are stored in the
@@ -51,8 +55,14 @@ from neuraleq_jax.data import EQDataset, grouped_split
 DEFAULT_RATIOS = (0.6, 0.7, 0.8, 0.9, 1.0)
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "safe_cv.json"
 # the test figures kept per system and split (keys of evaluation.evaluate_system's result)
+FIDELITY = ("distribution_match_mean", "distribution_match_worst", "copy_rate",
+            "mean_response_noise_ratio_worst")
 FIGURES = ("word_accuracy", "word_accuracy_data", "latent_silhouette", "calibration_median",
-           "box_rate", "response_error_mean_db")
+           "box_rate", "response_error_mean_db", "blend_fidelity_worst") + FIDELITY
+REFERENCE_FIGURES = ("word_accuracy", "word_accuracy_data") + FIDELITY
+SYSTEMS = ("model", "model_preset_ratio", "baseline")
+# SAFE-DB's goal: every word's distribution match on held-out contributors at most this
+DISTRIBUTION_GOAL = evaluation.REAL_DATA_BOUNDS["distribution_match_worst"]
 
 
 # ------------------------------------------------------------------ the pieces of one split
@@ -72,8 +82,9 @@ def check_disjoint(parts: Sequence[EQDataset]) -> None:
 def make_system(params, experiment: ExperimentConfig, train_ds: EQDataset, ratio: float):
     """The trained network with a word model fitted for ``variation_ratio = ratio``.
 
-    Goes through the training command's own word-model call, so ``freq_q_spread`` and the
-    ratio reach ``generation.fit_word_model`` exactly as after ``python -m neuraleq_jax.train``.
+    Goes through the training command's own word-model call, so the ratio (a scale on the
+    kernel bandwidth calibrated on a fifth of the training part) reaches
+    ``generation.fit_word_model`` as after ``python -m neuraleq_jax.train``.
     """
     from neuraleq_jax.system import NeuralEQMorphingSystem
     from neuraleq_jax.train import fit_word_model
@@ -103,20 +114,37 @@ def choose_ratio(validation: dict[float, dict]) -> float:
     return max(validation, key=lambda r: (validation[r]["word_accuracy"], r))
 
 
-def heldout_figures(system, test_ds: EQDataset, *, n_variations: int, steps: int,
-                    seed: int) -> dict:
-    """SPEC §6 figures of ``system`` on the test contributors, plus the nearest-word
-    classifier's labels behind its word accuracies (for pooling over splits):
-    ``{"generated_asked", "generated_predicted"}`` (``W·V`` each) and ``{"data_true",
-    "data_predicted"}`` (one per held-out setting)."""
-    figures = evaluation.evaluate_system(system, test_ds, n_variations=n_variations,
-                                         steps=steps, seed=seed, return_arrays=True)
+def heldout_figures(system, test_ds: EQDataset, *, train_ds: EQDataset, n_variations: int,
+                    steps: int, seed: int) -> dict:
+    """SPEC §6 figures of ``system`` on the test contributors, its distribution match per
+    word, and the nearest-word classifier's labels behind its word accuracies (for pooling
+    over splits): ``{"generated_asked", "generated_predicted"}`` (``W·V`` each) and
+    ``{"data_true", "data_predicted"}`` (one per held-out setting)."""
+    figures = evaluation.evaluate_system(system, test_ds, train=train_ds,
+                                         n_variations=n_variations, steps=steps, seed=seed,
+                                         return_arrays=True)
     arrays = figures["arrays"]
     out = {key: float(figures[key]) for key in FIGURES}
+    out["distribution_match_per_word"] = figures["details"]["fidelity"][
+        "distribution_match_per_word"]
+    out["worst_blend"] = figures["details"]["blend_fidelity"]["worst_pair"]
     out["predictions"] = {"generated_asked": arrays["generated_word_ids"].tolist(),
                           "generated_predicted": arrays["generated_predicted"].tolist(),
                           "data_true": arrays["word_ids"].tolist(),
                           "data_predicted": arrays["data_predicted"].tolist()}
+    return out
+
+
+def gaussian_figures(train_ds: EQDataset, test_ds: EQDataset, *, n_variations: int,
+                     seed: int) -> dict:
+    """The fidelity figures of SPEC §6's per-word unit-space Gaussian on the test
+    contributors (:func:`neuraleq_jax.evaluate.reference_figures`)."""
+    from neuraleq_jax.evaluate import reference_figures
+
+    figures = reference_figures(train_ds, test_ds, n_variations=n_variations,
+                                seed=seed)["unit_gaussian"]
+    out = {key: float(figures[key]) for key in REFERENCE_FIGURES}
+    out["distribution_match_per_word"] = figures["details"]["distribution_match_per_word"]
     return out
 
 
@@ -128,7 +156,7 @@ def evaluate_split(train_ds: EQDataset, val_ds: EQDataset, test_ds: EQDataset,
     ``test_ds`` is touched only after the ratio is chosen, so it cannot change the choice.
     Returns a JSON-ready dict: sizes and contributor counts, ``validation`` (per ratio),
     ``chosen_ratio``, and test figures for ``model`` (chosen ratio), ``model_preset_ratio``
-    (``experiment.train.variation_ratio``) and ``baseline``.
+    (``experiment.train.variation_ratio``), ``baseline`` and ``unit_gaussian``.
     """
     check_disjoint((train_ds, val_ds, test_ds))
     kw = dict(n_variations=n_variations, steps=steps, seed=seed)
@@ -152,9 +180,12 @@ def evaluate_split(train_ds: EQDataset, val_ds: EQDataset, test_ds: EQDataset,
         systems[preset] = make_system(params, experiment, train_ds, preset)
     baseline = LiteBaseline(seed=seed)
     baseline.fit(train_ds)
-    test = {"model": heldout_figures(systems[chosen], test_ds, **kw),
-            "model_preset_ratio": heldout_figures(systems[preset], test_ds, **kw),
-            "baseline": heldout_figures(baseline, test_ds, **kw)}
+    test = {"model": heldout_figures(systems[chosen], test_ds, train_ds=train_ds, **kw),
+            "model_preset_ratio": heldout_figures(systems[preset], test_ds, train_ds=train_ds,
+                                                  **kw),
+            "baseline": heldout_figures(baseline, test_ds, train_ds=train_ds, **kw),
+            "unit_gaussian": gaussian_figures(train_ds, test_ds, n_variations=n_variations,
+                                              seed=seed)}
 
     def describe(part: EQDataset) -> dict:
         ids = sorted(set(part.contributors.tolist()))
@@ -185,25 +216,48 @@ def pooled_accuracy(splits: Sequence[dict], system: str = "model") -> dict:
             "n_generated": gen_n, "n_data": data_n}
 
 
+def _spread(table: dict) -> dict:
+    """Mean and std (ddof 1 when there are >= 2 values) of each figure's per-split values."""
+    ddof = 1 if len(next(iter(table.values()))) > 1 else 0
+    return {"mean": {key: float(v.mean()) for key, v in table.items()},
+            "std": {key: float(v.std(ddof=ddof)) for key, v in table.items()}}
+
+
+def _distribution_summary(splits: Sequence[dict], system: str) -> dict:
+    """Per word, the mean and the largest distribution match over splits, and the number of
+    splits where every word is within SAFE-DB's goal."""
+    per_word = [s["test"][system]["distribution_match_per_word"] for s in splits]
+    words = list(per_word[0])
+    return {"distribution_match_per_word": {
+                word: {"mean": float(np.mean([p[word] for p in per_word])),
+                       "max": float(np.max([p[word] for p in per_word]))} for word in words},
+            "splits_passing_distribution": int(sum(
+                max(p.values()) <= DISTRIBUTION_GOAL for p in per_word))}
+
+
 def summarise(splits: Sequence[dict]) -> dict:
-    """Mean, std (ddof 1 when there are >= 2 splits) and pooled figures, and the pass count.
+    """Mean, std (ddof 1 when there are >= 2 splits) and pooled figures, and the pass counts.
 
     A split passes when its generated word accuracy is >= its held-out real accuracy (issue 8),
-    and passes SPEC §6 when it is >= the real accuracy − 0.03.
+    and passes SPEC §6 when it is >= the real accuracy − 0.03; it passes the distribution goal
+    when every word's distribution match is <= 2.
     """
     out = {}
-    for system in ("model", "model_preset_ratio", "baseline"):
+    for system in SYSTEMS:
         table = {key: np.array([s["test"][system][key] for s in splits]) for key in FIGURES}
         margin = table["word_accuracy"] - table["word_accuracy_data"]
         ddof = 1 if len(splits) > 1 else 0
         out[system] = {
-            "mean": {key: float(v.mean()) for key, v in table.items()},
-            "std": {key: float(v.std(ddof=ddof)) for key, v in table.items()},
+            **_spread(table),
             "margin_mean": float(margin.mean()), "margin_std": float(margin.std(ddof=ddof)),
             "pooled": pooled_accuracy(splits, system),
             "splits_passing": int(np.sum(margin >= 0)),
             "splits_passing_spec": int(np.sum(margin >= -0.03)),
+            **_distribution_summary(splits, system),
         }
+    table = {key: np.array([s["test"]["unit_gaussian"][key] for s in splits])
+             for key in REFERENCE_FIGURES}
+    out["unit_gaussian"] = {**_spread(table), **_distribution_summary(splits, "unit_gaussian")}
     out["n_splits"] = len(splits)
     out["chosen_ratios"] = [s["chosen_ratio"] for s in splits]
     return out
@@ -250,29 +304,37 @@ def cross_validate(dataset: EQDataset, experiment: ExperimentConfig, *,
 
 # ------------------------------------------------------------------ output
 
+def _per_word(values: dict) -> str:
+    return ", ".join(f"{word} {value:.2f}" for word, value in values.items())
+
+
 def row(split: dict) -> str:
     m, b = split["test"]["model"], split["test"]["baseline"]
-    p = split["test"]["model_preset_ratio"]
+    p, g = split["test"]["model_preset_ratio"], split["test"]["unit_gaussian"]
     t = split["parts"]["test"]
     return (f"| {split['split_seed']} | {t['contributors']} / {t['settings']} | "
             f"{split['chosen_ratio']:g} | {m['word_accuracy']:.3f} | "
             f"{m['word_accuracy_data']:.3f} | {m['word_accuracy'] - m['word_accuracy_data']:+.3f} "
             f"| {p['word_accuracy']:.3f} | {b['word_accuracy']:.3f} | "
             f"{m['latent_silhouette']:.3f} | {m['calibration_median']:.2f} | "
-            f"{m['box_rate']:.1%} |")
+            f"{m['box_rate']:.1%} | {_per_word(m['distribution_match_per_word'])} | "
+            f"{b['distribution_match_worst']:.2f} | {g['distribution_match_worst']:.2f} | "
+            f"{m['copy_rate']:.1%} | {m['blend_fidelity_worst']:.3f} |")
 
 
 HEADER = ("| split seed | test contributors / settings | ratio (chosen on validation) | "
           "generated | held-out real | margin | generated at preset ratio | baseline generated "
-          "| silhouette | calibration median | box rate |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+          "| silhouette | calibration median | box rate | distribution match per word "
+          "(goal ≤ 2) | baseline: worst word | unit-space Gaussian: worst word | copy rate | "
+          "blend fidelity (worst) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table(result: dict) -> str:
     """A Markdown table: one row per split, then mean ± std and pooled rows."""
     lines = [HEADER] + [row(s) for s in result["splits"]]
     s = result["summary"]
-    m, p, b = s["model"], s["model_preset_ratio"], s["baseline"]
+    m, p, b, g = s["model"], s["model_preset_ratio"], s["baseline"], s["unit_gaussian"]
     mean, std = m["mean"], m["std"]
     lines.append(
         f"| mean ± std | | | {mean['word_accuracy']:.3f} ± {std['word_accuracy']:.3f} | "
@@ -280,14 +342,25 @@ def table(result: dict) -> str:
         f"{m['margin_mean']:+.3f} ± {m['margin_std']:.3f} | "
         f"{p['mean']['word_accuracy']:.3f} | {b['mean']['word_accuracy']:.3f} | "
         f"{mean['latent_silhouette']:.3f} ± {std['latent_silhouette']:.3f} | "
-        f"{mean['calibration_median']:.2f} | {mean['box_rate']:.1%} |")
+        f"{mean['calibration_median']:.2f} | {mean['box_rate']:.1%} | "
+        + ", ".join(f"{w} {v['mean']:.2f} (max {v['max']:.2f})"
+                    for w, v in m["distribution_match_per_word"].items())
+        + f" | {b['mean']['distribution_match_worst']:.2f} | "
+          f"{g['mean']['distribution_match_worst']:.2f} | {mean['copy_rate']:.1%} | "
+          f"{mean['blend_fidelity_worst']:.3f} |")
     lines.append(
         f"| pooled | {m['pooled']['n_data']} settings | | {m['pooled']['generated']:.3f} | "
         f"{m['pooled']['data']:.3f} | {m['pooled']['margin']:+.3f} | "
-        f"{p['pooled']['generated']:.3f} | {b['pooled']['generated']:.3f} | | | |")
+        f"{p['pooled']['generated']:.3f} | {b['pooled']['generated']:.3f} | | | | | | | | |")
+    n = s["n_splits"]
     lines.append(f"\nsplits where generated >= held-out real: {m['splits_passing']} of "
-                 f"{s['n_splits']} (>= real − 0.03, SPEC §6: {m['splits_passing_spec']}); at the "
-                 f"preset ratio {p['splits_passing']} of {s['n_splits']}")
+                 f"{n} (>= real − 0.03, SPEC §6: {m['splits_passing_spec']}); at the "
+                 f"preset ratio {p['splits_passing']} of {n}")
+    lines.append(f"splits where every word's distribution match <= {DISTRIBUTION_GOAL:g}: model "
+                 f"{m['splits_passing_distribution']} of {n}, at the preset ratio "
+                 f"{p['splits_passing_distribution']}, baseline "
+                 f"{b['splits_passing_distribution']}, unit-space Gaussian "
+                 f"{g['splits_passing_distribution']}")
     for skip in result.get("skipped", []):
         lines.append(f"split seed {skip['split_seed']} skipped: {skip['reason']}")
     return "\n".join(lines)

@@ -177,3 +177,18 @@ def test_total_loss_is_the_weighted_sum_of_its_parts():
     _, off = losses.total_loss(params, x, y, model_config=config, contrastive_weight=0.7,
                                temperature=0.2, response_weight=0.0, cluster_weight=0.0)
     assert float(off["response"]) == 0.0 and float(off["cluster"]) == 0.0
+
+
+def test_cluster_term_acts_on_the_semantic_part_of_a_split_latent():
+    config = models.ModelConfig(encoder_widths=(16,), decoder_widths=(16,), latent_dim=6,
+                                semantic_dim=2, embedding_dim=8, mlp_width=8, dropout=0.0)
+    params = models.init_params(config, jax.random.key(2))
+    ds = make_synthetic(per_word=2, seed=1)
+    x, y = jnp.asarray(ds.normalized()), jnp.asarray(ds.word_ids)
+    _, parts = losses.total_loss(params, x, y, model_config=config, contrastive_weight=0.7,
+                                 temperature=0.2, cluster_weight=0.5)
+    latent, _, _ = models.apply(params, config, x)
+    assert float(parts["cluster"]) == pytest.approx(
+        1.0 - float(losses.batch_silhouette(latent[:, :2], y)), rel=1e-6)
+    assert float(parts["cluster"]) != pytest.approx(
+        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-3)

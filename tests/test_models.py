@@ -59,6 +59,33 @@ def test_encode_and_decode_agree_with_apply(encoder, batch):
     np.testing.assert_allclose(models.decode(params, config, latent), recon, atol=1e-6)
 
 
+@pytest.mark.parametrize("encoder", models.ENCODERS)
+def test_split_latent_embeds_only_its_semantic_part(encoder, batch):
+    # with semantic_dim S the latent is [semantic | detail], each from its own head: changing
+    # the detail head moves only the detail part, and the embedding (the contrastive loss's
+    # input) is a function of the semantic part alone
+    config = dataclasses.replace(TINY, encoder=encoder, semantic_dim=2)
+    params = models.init_params(config, jax.random.key(3))
+    latent, embedding, _ = models.apply(params, config, batch)
+    assert latent.shape == (16, 6) and models.semantic_part(latent, config).shape == (16, 2)
+    heads = "_LatentHeads_0"
+    moved = jax.tree.map(lambda x: x, params)
+    moved["encoder"][heads]["detail"]["kernel"] = params["encoder"][heads]["detail"]["kernel"] + 0.5
+    latent2, embedding2, _ = models.apply(moved, config, batch)
+    np.testing.assert_array_equal(latent2[:, :2], latent[:, :2])
+    np.testing.assert_array_equal(embedding2, embedding)
+    assert not np.allclose(latent2[:, 2:], latent[:, 2:])
+    # S = 0: the whole latent is semantic
+    assert models.semantic_part(latent, TINY).shape == (16, 6)
+
+
+def test_semantic_dim_must_leave_room_for_detail():
+    with pytest.raises(ValueError, match="semantic_dim"):
+        dataclasses.replace(TINY, semantic_dim=6)
+    with pytest.raises(ValueError, match="semantic_dim"):
+        dataclasses.replace(TINY, semantic_dim=-1)
+
+
 def test_encoders_have_different_parameters(batch):
     residual = models.init_params(dataclasses.replace(TINY, encoder="residual"), jax.random.key(0))
     transformer = models.init_params(dataclasses.replace(TINY, encoder="transformer"),

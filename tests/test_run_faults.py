@@ -27,6 +27,7 @@ from neuraleq_jax import checkpoints, config, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--model.encoder_widths=8", "--model.decoder_widths=8", "--model.latent_dim=4",
+             "--model.semantic_dim=0",
              "--model.embedding_dim=8", "--model.mlp_width=8", "--train.checkpoint_every=1",
              "--train.response_weight=0", "--train.cluster_weight=0", "--train.devices=1",
              "--data.per_word=6", "--quiet"]

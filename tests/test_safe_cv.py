@@ -45,7 +45,7 @@ def _tiny_experiment() -> ExperimentConfig:
                                 encoder_widths=(16,), decoder_widths=(16,), mlp_width=8)
     return ExperimentConfig(
         name="tiny", model=model,
-        train=TrainConfig(epochs=3, batch_size=16, variation_ratio=1.0, freq_q_spread=0.25,
+        train=TrainConfig(epochs=3, batch_size=16, variation_ratio=1.0,
                           devices=1),
         data=DataConfig(split_fractions=(0.6, 0.2, 0.2)))
 
@@ -158,3 +158,25 @@ def test_tiny_split_is_skipped():
     with pytest.raises(ValueError, match="every split was skipped"):
         cv.cross_validate(ds, _tiny_experiment(), split_seeds=(0,), min_per_word=100,
                           progress=None, **KW)
+
+
+def test_distribution_figures_per_word_and_their_summary(result):
+    words = ("warm", "bright")
+    for system in ("model", "model_preset_ratio", "baseline", "unit_gaussian"):
+        per_split = [s["test"][system]["distribution_match_per_word"] for s in result["splits"]]
+        for split, per_word in zip(result["splits"], per_split):
+            assert tuple(per_word) == words and all(v > 0 for v in per_word.values())
+            assert split["test"][system]["distribution_match_worst"] == max(per_word.values())
+        summary = result["summary"][system]
+        for word in words:
+            values = [p[word] for p in per_split]
+            assert summary["distribution_match_per_word"][word]["mean"] == pytest.approx(
+                sum(values) / len(values), abs=1e-12)
+            assert summary["distribution_match_per_word"][word]["max"] == max(values)
+        assert summary["splits_passing_distribution"] == sum(
+            max(p.values()) <= 2.0 for p in per_split)
+    for split in result["splits"]:
+        model = split["test"]["model"]
+        assert 0 <= model["copy_rate"] <= 1 and model["blend_fidelity_worst"] >= 0
+        assert model["worst_blend"] in ("0.7 warm + 0.3 bright", "0.7 bright + 0.3 warm")
+    assert "distribution match <= 2: model" in cv.table(result)

@@ -10,10 +10,11 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from neuraleq_jax import data, models, training
+from neuraleq_jax import data, models, paramspace, training
 from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.synthetic import make_synthetic
 
@@ -162,6 +163,22 @@ def test_bad_training_data_is_rejected(splits):
     other_words = dataclasses.replace(val, vocabulary=tuple(reversed(val.vocabulary)))
     with pytest.raises(ValueError, match="vocabulary"):
         training.fit(train, TINY, TINY_TRAIN, val_ds=other_words)
+
+
+def test_shuffle_freq_q_moves_whole_frequency_q_pairs_between_rows_and_keeps_gains():
+    layout = paramspace.DEFAULT_LAYOUT
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (16, 15)), jnp.float32)
+    out = np.asarray(training.shuffle_freq_q(jax.random.key(1), x, layout))
+    x = np.asarray(x)
+    np.testing.assert_array_equal(out[:, layout.gain_indices], x[:, layout.gain_indices])
+    moved = False
+    for freq, q in zip(layout.freq_indices, layout.q_indices):
+        # each row's (freq, q) of this band is one row's pair, every row's pair used once
+        source = [int(np.flatnonzero(x[:, freq] == f)[0]) for f in out[:, freq]]
+        assert sorted(source) == list(range(16))
+        np.testing.assert_array_equal(out[:, q], x[source, q])
+        moved |= source != list(range(16))
+    assert moved
 
 
 def test_transformer_encoder_trains_end_to_end(splits):

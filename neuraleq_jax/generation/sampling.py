@@ -1,0 +1,147 @@
+"""Variations of words and blends: the batched functional core (:func:`generate`) and the
+single-word latency path (:func:`word_variations`).
+
+A word's variations are draws from its kernel density in latent space, decoded: pick one of the
+word's encoded training latents at random, add Gaussian kernel noise (per-dimension scale
+``kde_scale_WxL``, calibrated on validation data by :func:`fit_word_model`), clip to the tanh
+range, decode. So they spread like the word's data in everything the latent holds (gains,
+frequency and Q), yet are new settings: the noise moves each draw away from the training
+setting it started from. A blend is the mixture of its words' densities: each variation first
+picks a word with probability equal to its weight (evenly spread over consecutive variations,
+:func:`_mixture_word`), so the mean response of many variations is the weighted mix of the
+words' mean responses.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neuraleq_jax import models
+from neuraleq_jax.generation.batching import _over_rows, _place, large_batch_plan
+from neuraleq_jax.generation.common import (_as_float32, _decode_physical, _in_latent_range,
+                                            _select, apply_strength)
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+
+# keys of the word-model dict that generation reads
+GENERATE_KEYS = ("kde_points_WxNxL", "counts_W", "kde_scale_WxL")
+
+
+def _variation_keys(key, first, variations: int):
+    """``[variations]`` keys of variations ``first … first + variations - 1``: variation ``v``
+    draws from ``fold_in(key, v)``, so a row does not depend on how many are asked for."""
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
+
+
+def _kernel_draw(word_model, word, key):
+    """One latent ``[L]`` from word ``word``'s kernel density: a training latent picked uniformly
+    and Gaussian noise of the word's kernel scale. ``word`` is a traced int32 scalar."""
+    point_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
+    points_NxL = jnp.asarray(word_model["kde_points_WxNxL"])[word]
+    count = jnp.asarray(word_model["counts_W"])[word]
+    index = jnp.minimum(jnp.floor(jax.random.uniform(point_key) * count).astype(jnp.int32),
+                        count - 1)
+    noise_L = jax.random.normal(noise_key, points_NxL.shape[-1:])
+    return _in_latent_range(points_NxL[index] + jnp.asarray(word_model["kde_scale_WxL"])[word]
+                            * noise_L)
+
+
+# floor(2**32 / golden ratio): consecutive multiples, taken mod 2**32, spread evenly over [0, 2**32)
+_WEYL_STEP = 2_654_435_769
+
+
+def _mixture_word(weights_W, key, index):
+    """The word of variation ``index`` of a row with weights ``[W]`` and key ``key``: word ``w``
+    with probability ``weights_W[w] / sum(weights_W)`` (zero weights never). The uniform number
+    behind the choice is ``frac(offset + index / golden ratio)`` with ``offset`` uniform from the
+    row's key: each one alone is uniform, and consecutive variations cover [0, 1) evenly, so 100
+    variations of "0.7 a + 0.3 b" hold 70 ± 1 of ``a``, not a binomial count (whose noise would
+    move the blend's mean response as much as the kernel noise does)."""
+    bits = (jnp.asarray(index).astype(jnp.uint32) * jnp.uint32(_WEYL_STEP)
+            + jax.random.bits(key, dtype=jnp.uint32))
+    uniform = (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+    cumulative_W = jnp.cumsum(weights_W)
+    return jnp.argmax(cumulative_W > uniform * cumulative_W[-1]).astype(jnp.int32)
+
+
+def word_variations(params, config: models.ModelConfig, word_model, word, key, strength,
+                    first, variations: int, layout: EQLayout = DEFAULT_LAYOUT):
+    """Settings ``[variations, P]`` of the single word with index ``word`` (a traced int32
+    scalar): what :func:`generate` gives for a one-hot row, without the mixture's choice of a
+    word. This is the single-setting latency path; call it inside ``jit``."""
+    keys_V = _variation_keys(key, first, variations)
+    latents_VxL = jax.vmap(lambda k: _kernel_draw(word_model, word, k))(keys_V)
+    return apply_strength(_decode_physical(params, config, latents_VxL, layout), strength,
+                          layout)
+
+
+def _variation_latents(params, config, layout, word_model, weights_W, key, first,
+                       variations: int, correct: bool):
+    """Latents ``[variations, L]`` of variations ``first … first + variations - 1`` of one
+    weight vector, drawn from the mixture of its words' densities (``params``, ``config``,
+    ``layout`` and ``correct`` are not needed by a mixture; the signature is the one
+    :func:`_generate` maps)."""
+    del params, config, layout, correct
+    index_V = first + jnp.arange(variations)
+
+    def one(key_v, index):
+        return _kernel_draw(word_model, _mixture_word(weights_W, key, index), key_v)
+
+    return jax.vmap(one)(_variation_keys(key, first, variations), index_V)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "correct",
+                                             "plan"))
+def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first, variations,
+              layout, correct=True, plan=None):
+    def rows(shared, rows_R):
+        params, word_model, first = shared
+        weights_RxW, keys_R, strength_R = rows_R
+        one = functools.partial(_variation_latents, params, config, layout, word_model,
+                                variations=variations, correct=correct)
+        latents_RxVxL = jax.vmap(one, (0, 0, None))(weights_RxW, keys_R, first)
+        n_rows = latents_RxVxL.shape[0]
+        settings = _decode_physical(
+            params, config, latents_RxVxL.reshape(n_rows * variations, -1), layout,
+            tile=None if plan is None else plan.decode_tile,
+        ).reshape(n_rows, variations, layout.n_params)
+        return apply_strength(settings, strength_R[:, None], layout)
+
+    return _over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B),
+                      plan)
+
+
+def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B,
+             strength_B=1.0, *, variations: int = 1, first: int = 0,
+             correct_blends: bool | None = None, layout: EQLayout = DEFAULT_LAYOUT):
+    """Settings for a batch of word blends, ``variations`` per blend: draws from the mixture of
+    the row's word densities (module docstring), decoded, then scaled by the row's strength.
+
+    Args:
+      weights_BxW: ``[B, W]`` non-negative weights over the vocabulary (one-hot = one word;
+        see :func:`one_hot`); each row is normalised to sum 1.
+      keys_B: ``[B]`` typed PRNG keys, one per row.
+      strength_B: scalar or ``[B]`` gain strength (0 flat, 1 as generated).
+      variations: settings per row; ``first`` is the index of the first one (variation ``v`` of
+        a row always draws from ``fold_in(key, v)``, so large counts can be made in pieces).
+      correct_blends: accepted for callers written for centre-and-spread word models; the
+        mixture needs no correction, so it changes nothing.
+    Returns:
+      ``[B, variations, P]`` physical settings (dB, Hz, Q), inside the layout's ranges.
+    """
+    chex.assert_rank(weights_BxW, 2)
+    batch = weights_BxW.shape[0]
+    chex.assert_shape(keys_B, (batch,))
+    if int(variations) < 1:
+        raise ValueError(f"variations must be >= 1, got {variations}")
+    plan = large_batch_plan(batch, int(variations))
+    args = (params, _select(word_model, GENERATE_KEYS), _as_float32(weights_BxW), keys_B,
+            _as_float32(strength_B, (batch,)))
+    params, word_model, weights_BxW, keys_B, strength_B = _place(args, plan)
+    return _generate(params, config, word_model, weights_BxW, keys_B, strength_B,
+                     np.int32(first), int(variations), layout, True, plan)
+
