@@ -1,10 +1,7 @@
 """Test setup: 8 simulated CPU devices and a compilation cache shared with child processes,
 configured before jax is first used; one tiny trained model for the whole session."""
 
-import atexit
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import jax
@@ -14,17 +11,15 @@ jax.config.update("jax_num_cpu_devices", 8)
 
 
 def _compilation_cache() -> str:
-    """The session's persistent compilation cache, also named in the environment, so that the
-    CLI and training processes the tests start load the programs this process (or an earlier
-    child) compiled instead of compiling them again. NEURALEQ_JAX_CACHE_DIR, when set to a
-    folder, is used as it is (a warm cache across runs); otherwise a fresh folder is made for
-    the session and removed at its end, so every run starts cold, as in CI."""
+    """The suite's persistent compilation cache, also named in the environment, so that the CLI
+    and training processes the tests start load the programs that this process or an earlier
+    child compiled instead of compiling them again (a fresh clone, as in CI, starts it empty).
+    It lives in pytest's cache folder, so ``pytest --cache-clear`` runs cold; set
+    NEURALEQ_JAX_CACHE_DIR to a folder to use that one instead."""
     chosen = os.environ.get("NEURALEQ_JAX_CACHE_DIR", "")
     if chosen and chosen.lower() != "off":
         return chosen
-    folder = tempfile.mkdtemp(prefix="neuraleq-test-xla-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    return str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "neuraleq-xla")
 
 
 XLA_CACHE = _compilation_cache()
@@ -36,6 +31,8 @@ os.environ.update(NEURALEQ_JAX_CACHE_DIR=XLA_CACHE, JAX_COMPILATION_CACHE_DIR=XL
 jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+# the curve fits of crowd vocabularies are cached beside it rather than in the user's cache
+os.environ.setdefault("NEURALEQ_JAX_FIT_CACHE", str(Path(XLA_CACHE).parent / "neuraleq-fits"))
 
 SHARED_DATA = Path(os.environ.get(
     "NEURALEQ_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
