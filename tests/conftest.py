@@ -1,4 +1,5 @@
-"""Test setup: 8 simulated CPU devices, configured before jax is first used."""
+"""Test setup: 8 simulated CPU devices and a compilation cache shared with child processes,
+configured before jax is first used; one tiny trained model for the whole session."""
 
 import os
 from pathlib import Path
@@ -8,9 +9,39 @@ import pytest
 
 jax.config.update("jax_num_cpu_devices", 8)
 
+
+def _compilation_cache() -> str:
+    """The suite's persistent compilation cache, also named in the environment, so that the CLI
+    and training processes the tests start load the programs that this process or an earlier
+    child compiled instead of compiling them again (a fresh clone, as in CI, starts it empty).
+    It lives in pytest's cache folder, so ``pytest --cache-clear`` runs cold; set
+    NEURALEQ_JAX_CACHE_DIR to a folder to use that one instead."""
+    chosen = os.environ.get("NEURALEQ_JAX_CACHE_DIR", "")
+    if chosen and chosen.lower() != "off":
+        return chosen
+    return str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "d" / "neuraleq-xla")
+
+
+XLA_CACHE = _compilation_cache()
+# the JAX_* names configure jax in every child; NEURALEQ_JAX_CACHE_DIR keeps train.setup_jax
+# (in this process and in children) on the same folder instead of the user's cache
+os.environ.update(NEURALEQ_JAX_CACHE_DIR=XLA_CACHE, JAX_COMPILATION_CACHE_DIR=XLA_CACHE,
+                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+# the curve fits of crowd vocabularies are cached beside it rather than in the user's cache
+os.environ.setdefault("NEURALEQ_JAX_FIT_CACHE", str(Path(XLA_CACHE).parent / "neuraleq-fits"))
+
 SHARED_DATA = Path(os.environ.get(
     "NEURALEQ_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SAFE_CSV = SHARED_DATA / "safe-db" / "SAFEEqualiserUserData.csv"
+
+# the session's tiny model: the synthetic preset's code path at a size that trains in seconds
+TINY_TRAIN_ARGS = ("--train.epochs=2", "--data.per_word=20", "--model.encoder_widths=32,32",
+                   "--model.decoder_widths=32,32", "--model.mlp_width=32",
+                   "--model.embedding_dim=32", "--quiet")
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +51,23 @@ def safe_csv_path() -> Path:
         pytest.skip(f"SAFE-DB not found at {SAFE_CSV} (it lives in ../shared/data/safe-db beside "
                     "the repository; set NEURALEQ_SHARED_DATA to its parent folder)")
     return SAFE_CSV
+
+
+@pytest.fixture(scope="session")
+def tiny_train_args() -> list[str]:
+    """The ``neuraleq train`` options that :func:`tiny_workdir` was trained with."""
+    return list(TINY_TRAIN_ARGS)
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory, tiny_train_args) -> Path:
+    """A finished ``neuraleq train`` workdir of a tiny synthetic model, trained once per session.
+
+    Shared by every test that needs a trained model on disk: treat it as read-only, and copy it
+    (``shutil.copytree``) to damage, retrain or write into it."""
+    from neuraleq_jax import cli
+
+    path = tmp_path_factory.mktemp("tiny_model") / "run"
+    assert cli.main(["train", "--workdir", str(path), *tiny_train_args]) == 0
+    assert (path / "bundle").is_dir() and (path / "config.json").is_file()
+    return path

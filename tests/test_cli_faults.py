@@ -1,7 +1,7 @@
 """The ``neuraleq`` command under faults: damaged models, awkward inputs, huge outputs.
 
-One tiny model is trained per module; each test damages a copy of its workdir for real
-(truncated files, garbled JSON, removed folders) and checks what a user sees: one line on
+The session's tiny model (conftest.tiny_workdir) is shared; each test damages a copy of it for
+real (truncated files, garbled JSON, removed folders) and checks what a user sees: one line on
 stderr, the exit status of cli.py's rule (2 wrong command line, 1 model or file failure), and
 advice that is true.
 """
@@ -25,22 +25,19 @@ import soundfile as sf
 from neuraleq_jax import checkpoints, cli, paramspace, presets
 from neuraleq_jax import cli_output as output
 from neuraleq_jax.system import NeuralEQMorphingSystem
+from conftest import TINY_TRAIN_ARGS as TINY
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
-TINY = ["--train.epochs=2", "--data.per_word=20", "--model.encoder_widths=32,32",
-        "--model.decoder_widths=32,32", "--model.mlp_width=32", "--model.embedding_dim=32",
-        "--quiet"]
 
 
 def train_tiny(path: Path) -> None:
+    """The command that trained the session's tiny model (conftest.tiny_workdir)."""
     assert cli.main(["train", "--workdir", str(path), *TINY]) == 0
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("faults") / "run"
-    train_tiny(path)
-    return path
+def workdir(tiny_workdir) -> Path:
+    return tiny_workdir
 
 
 @pytest.fixture(scope="module")

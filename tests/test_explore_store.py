@@ -17,8 +17,6 @@ from neuraleq_jax import (checkpoints, cli, explore_store, explore_writer, gener
                           presets, response)
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
-TINY = ["--train.epochs=2", "--model.encoder_widths=32,32", "--model.decoder_widths=32,32",
-        "--model.mlp_width=32", "--model.embedding_dim=32", "--quiet"]
 REPO = Path(__file__).resolve().parents[1]
 # float32 responses are sums of ~5 band responses of up to ~20 dB over 256 points; the RMS dB
 # computed through |a|^2 + |b|^2 - 2ab differs between batch shapes by a few ulps of |a|^2
@@ -27,10 +25,8 @@ DB_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("explore_store") / "run"
-    assert cli.main(["train", "--workdir", str(path), *TINY]) == 0
-    return path
+def workdir(tiny_workdir):
+    return tiny_workdir  # explorations are written beside each test, never into the workdir
 
 
 @pytest.fixture(scope="module")

@@ -50,26 +50,41 @@ EXEMPT = {
         "needs two hosts; tests/test_explore_store.py runs two processes on loopback",
 }
 # (README text, replacement, why): applied to commands and Python blocks before running them
+SYNTHETIC_TINY = "--train.epochs=2 --data.per_word=20"
 SHRINK = (
-    ("--config large --workdir runs/large",
-     "--config large --workdir runs/large --train.epochs=1 --data.per_word=40 "
-     "--train.batch_size=64",
-     "the large preset trains 400k settings for 100 epochs"),
+    ("python -m neuraleq_jax.train --workdir runs/synthetic &&",
+     f"python -m neuraleq_jax.train --workdir runs/synthetic {SYNTHETIC_TINY} &&",
+     "the default run is 50 epochs of 560 settings; the later commands only need a model"),
+    ("--config synthetic --workdir runs/synthetic",
+     f"--config synthetic --workdir runs/synthetic {SYNTHETIC_TINY}",
+     "the same run as the first command, so this one resumes it, as README says"),
     ("--config transformer --workdir runs/transformer",
-     "--config transformer --workdir runs/transformer --train.epochs=2",
+     "--config transformer --workdir runs/transformer --train.epochs=1 --data.per_word=20",
      "50 transformer epochs are covered by tests/test_training.py"),
-    ("10_000_000, chunk=8192", "100_000, chunk=8192", "10M settings take a minute on 2 cores"),
-    ("n=1_000_000, k=100", "n=20_000, k=100", "1M novelty ranks take seconds each"),
-    ("neuraleq explore -n 1000000 --out", "neuraleq explore -n 20000 --out",
+    ("--config large --workdir runs/large",
+     "--config large --workdir runs/large --train.epochs=1 --data.per_word=16 "
+     "--train.batch_size=32",
+     "the large preset trains 400k settings for 100 epochs"),
+    ("make_synthetic(per_word=70, seed=0)", "make_synthetic(per_word=20, seed=0)",
+     "the facade and the functional core take the same path on fewer settings"),
+    ("system.train(epochs=50)", "system.train(epochs=2)",
+     "training to convergence is tests/test_system.py's and test_training.py's job"),
+    ("TrainConfig()).params", "TrainConfig(epochs=2)).params",
+     "training to convergence is tests/test_training.py's job"),
+    ("10_000_000, chunk=8192", "20_000, chunk=8192", "10M settings take a minute on 2 cores"),
+    ("n=1_000_000, k=100", "n=5_000, k=100", "1M novelty ranks take seconds each"),
+    ("neuraleq explore -n 100000 --novel 10", "neuraleq explore -n 5000 --novel 10",
+     "the ranking is the same code at any n"),
+    ("neuraleq explore -n 1000000 --out", "neuraleq explore -n 5000 --out",
      "1M settings are a benchmark's size"),
-    ("neuraleq explore -n 100000000 --out", "neuraleq explore -n 30000 --out",
+    ("neuraleq explore -n 100000000 --out", "neuraleq explore -n 5000 --out",
      "10^8 settings to disk are the explore benchmark's job"),
     ("neuraleq data fetch audealize --dest data/",
      "neuraleq data fetch audealize --dest data/ --from {SHARED_DATA}/audealize/eqdescriptors.json",
      "no network in tests: the shared copy stands in (tests/test_fetch.py tests the download)"),
     ("--data.path=data/eqdescriptors.json --workdir runs/audealize",
      "--data.path=data/eqdescriptors.json --workdir runs/audealize "
-     "--data.words=muddy,warm,bright,tinny --train.epochs=3",
+     "--data.words=muddy,warm,bright,tinny --train.epochs=1",
      "358 words train for minutes; four words take the same path"),
 )
 # commands that read the crowd data in ../shared; without it (a user's clone) they are skipped
