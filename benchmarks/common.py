@@ -37,12 +37,39 @@ def time_call(fn, *args, repeats: int = 5, warmup: int = 1) -> dict:
             "repeats": repeats}
 
 
+# the CPU features that decide which matmul kernels XLA and NumPy's BLAS can use
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "asimd", "sve")
+
+
+def cpu_description() -> dict:
+    """``{"cpu_model", "vector_extensions"}`` of this machine: the model name and which of
+    :data:`VECTOR_FLAGS` it has (from ``/proc/cpuinfo``; elsewhere the platform's processor name
+    and an empty list, since speed figures are read against the kernels a CPU can run)."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as stream:
+            for line in stream:
+                name, _, value = line.partition(":")
+                name = name.strip()
+                if name in ("model name", "cpu model") and model is None:
+                    model = value.strip()
+                elif name in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu_model": model or platform.processor() or platform.machine(),
+            "vector_extensions": [f for f in VECTOR_FLAGS if f in flags]}
+
+
 def machine() -> dict:
-    """What the figures were measured on."""
+    """What the figures were measured on: date, platform, CPU model and vector extensions
+    (:func:`cpu_description`), core count, Python, JAX, backend and devices."""
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        **cpu_description(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,

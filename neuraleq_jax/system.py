@@ -22,6 +22,7 @@ single-setting call; see its docstring).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import struct
@@ -259,6 +260,20 @@ class NeuralEQMorphingSystem:
                                                          jax.devices()[0])
         return {key: self._device_model[key] for key in keys}
 
+    def _split_by_word_axis(self, keys) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+        """The word-model arrays ``keys`` on the device, as ``(per_word, shared)``: arrays with a
+        leading word axis ``[W, ...]`` and the rest (scalars, global arrays).
+
+        Served executables take ``per_word`` as arguments, so that their size (fold planes
+        alone are ``[W, W, K]``) costs neither compile time nor per-call time, and keep
+        ``shared`` as constants: they are small and fixed in size, and XLA folds work on them
+        (a constant truncation bound saves the truncated normal's inverse-CDF set-up)."""
+        n_words = len(self.vocabulary)
+        arrays = self._arrays(keys)
+        per_word = {k: v for k, v in arrays.items() if v.ndim >= 1 and v.shape[0] == n_words}
+        shared = {k: v for k, v in arrays.items() if k not in per_word}
+        return per_word, shared
+
     def _weights(self, term) -> tuple[np.ndarray, int]:
         """``(weights [1, W], the word's index, or -1 when the weights blend several words)``;
         strings are parsed once."""
@@ -285,13 +300,19 @@ class NeuralEQMorphingSystem:
             return self.seed, self._calls % 2 ** 32
         return _seed(seed), 0
 
-    def _compile(self, name: str, function, *example_args):
-        """An ahead-of-time compiled ``function`` for these argument shapes (cached by name)."""
+    def _compile(self, name: str, function, *example_args, bound=None):
+        """An ahead-of-time compiled ``function`` for these argument shapes (cached by name).
+
+        ``bound``: device arrays (a pytree) passed as the first argument of every call; the
+        cached callable takes only the remaining arguments."""
         compiled = self._compiled.get(name)
         if compiled is None:
-            lowered = jax.jit(function).lower(*example_args)
+            leading = () if bound is None else (bound,)
+            lowered = jax.jit(function).lower(*leading, *example_args)
             cpu = jax.devices()[0].platform == "cpu"
             compiled = lowered.compile(CPU_SERVING_COMPILER_OPTIONS if cpu else None)
+            if bound is not None:
+                compiled = functools.partial(compiled, bound)
             self._compiled[name] = compiled
         return compiled
 
@@ -325,8 +346,8 @@ class NeuralEQMorphingSystem:
         self._require_trained()
         variations = _count(variations, "variations", 1)
         # one uint32 argument: seed, stream, first variation, word (0 for a blend, whose
-        # weights go separately), strength's float32 bits; the parameters and the word model
-        # are constants of the executable. (A strength beyond 1e30 saturates every gain
+        # weights go separately), strength's float32 bits; the parameters are constants of the
+        # executable and the word model's per-word arrays stay on the device, bound to it. (A strength beyond 1e30 saturates every gain
         # anyway, and float32 would overflow.)
         strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
         weights, word = self._weights(term)
@@ -374,27 +395,29 @@ class NeuralEQMorphingSystem:
         """The executable for ``bucket`` variations of a single word (``kind="word"``: the
         latency path, no weight vector) or of a blend (``kind="blend"``)."""
         params, config, layout = self._params, self.model_config, self.layout
-        word_model = self._arrays(generation.GENERATE_KEYS)
+        per_word, shared = self._split_by_word_axis(generation.GENERATE_KEYS)
 
         def unpack(ints_5):
             key = jax.random.fold_in(jax.random.key(ints_5[0]), ints_5[1])
             strength = jax.lax.bitcast_convert_type(ints_5[4], jnp.float32)
             return key, ints_5[2].astype(jnp.int32), ints_5[3].astype(jnp.int32), strength
 
-        def serve_word(ints_5):
+        def serve_word(per_word, ints_5):
             key, first, word, strength = unpack(ints_5)
-            return generation.word_variations(params, config, word_model, word, key, strength,
-                                              first, bucket, layout)
+            return generation.word_variations(params, config, {**per_word, **shared}, word, key,
+                                              strength, first, bucket, layout)
 
-        def serve_weights(weights, ints_5):
+        def serve_weights(per_word, weights, ints_5):
             key, first, _, strength = unpack(ints_5)
-            return generation._generate(params, config, word_model, weights, key[None],
-                                        strength[None], first, bucket, layout, True)[0]
+            return generation._generate(params, config, {**per_word, **shared}, weights,
+                                        key[None], strength[None], first, bucket, layout,
+                                        True)[0]
 
         ints = np.zeros(5, np.uint32)
         if kind == "word":
-            return self._compile(("generate", bucket, kind), serve_word, ints)
-        return self._compile(("generate", bucket, kind), serve_weights, weights_1xW, ints)
+            return self._compile(("generate", bucket, kind), serve_word, ints, bound=per_word)
+        return self._compile(("generate", bucket, kind), serve_weights, weights_1xW, ints,
+                             bound=per_word)
 
     def morph_between_terms(self, term1, term2, steps: int = 10, *, seed: int | None = None,
                             as_array: bool = False):
@@ -413,13 +436,14 @@ class NeuralEQMorphingSystem:
         alphas = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped
         alphas[:steps] = np.linspace(0.0, 1.0, steps, dtype=np.float32)
         params, config, layout = self._params, self.model_config, self.layout
-        word_model = self._arrays(generation.MORPH_KEYS)
+        per_word, shared = self._split_by_word_axis(generation.MORPH_KEYS)
 
-        def serve(a_W, b_W, alphas_S):
-            return generation._morph(params, config, word_model, a_W, b_W, alphas_S, True,
-                                     MORPH_DENSE, layout, blend)
+        def serve(per_word, a_W, b_W, alphas_S):
+            return generation._morph(params, config, {**per_word, **shared}, a_W, b_W, alphas_S,
+                                     True, MORPH_DENSE, layout, blend)
 
-        compiled = self._compile(("morph", bucket, blend), serve, weights_a, weights_b, alphas)
+        compiled = self._compile(("morph", bucket, blend), serve, weights_a, weights_b, alphas,
+                                 bound=per_word)
         settings = np.asarray(compiled(weights_a, weights_b, alphas))
         return self._format(settings[:steps], as_array)
 

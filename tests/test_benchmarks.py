@@ -132,3 +132,35 @@ def test_model_round_trips_through_npz(tmp_path):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded_model["global_centre_L"], word_model["global_centre_L"])
     assert float(loaded_model["truncation"]) == 2.0
+
+
+def test_machine_names_the_cpu_and_only_vector_extensions_it_has():
+    description = common.machine()
+    assert description["cpu_model"]
+    extensions = description["vector_extensions"]
+    assert set(extensions) <= set(common.VECTOR_FLAGS)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = [line for line in cpuinfo.read_text().splitlines()
+                 if line.split(":")[0].strip() in ("flags", "Features")]
+        flags = set(lines[0].split(":", 1)[1].split()) if lines else set()
+        assert set(extensions) == set(common.VECTOR_FLAGS) & flags
+
+
+def test_tiled_word_model_repeats_words_along_every_word_axis():
+    from benchmarks.bench_vocabulary import tiled_word_model
+
+    rng = np.random.default_rng(0)
+    model = {"centres_WxL": rng.normal(size=(3, 4)), "planes_WxWxK": rng.normal(size=(3, 3, 2)),
+             "truncation": np.float32(2.5), "global_LxL": rng.normal(size=(4, 4)),
+             "counts_W": np.arange(3)}
+    tiled = tiled_word_model(model, 3, 7)
+    words = [w % 3 for w in range(7)]
+    np.testing.assert_array_equal(tiled["centres_WxL"], model["centres_WxL"][words])
+    for a in range(7):
+        for b in range(7):
+            np.testing.assert_array_equal(tiled["planes_WxWxK"][a, b],
+                                          model["planes_WxWxK"][words[a], words[b]])
+    np.testing.assert_array_equal(tiled["counts_W"], np.arange(7) % 3)
+    np.testing.assert_array_equal(tiled["global_LxL"], model["global_LxL"])
+    assert tiled["truncation"] == model["truncation"]
