@@ -172,7 +172,10 @@ def test_compound_terms_and_strength_through_the_facade(snippet):
 def test_encode_and_reconstruct(snippet):
     system = snippet["system"]
     settings = synthetic.make_synthetic(5, seed=3).settings
-    assert system.encode(settings).shape == (40, 32)
+    # encode gives the semantic part (what the silhouette is measured on); latents the whole
+    latents = system.latents(settings)
+    assert latents.shape == (40, 32) and system.model_config.semantic_dim == 8
+    np.testing.assert_array_equal(system.encode(settings), latents[:, :8])
     recon = system.reconstruct(settings)
     error = np.sqrt(np.mean((np.asarray(response.reference_response_db(recon))
                              - np.asarray(response.reference_response_db(settings))) ** 2, -1))
