@@ -37,15 +37,27 @@ def _variation_keys(key, first, variations: int):
     return jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(variations))
 
 
+def _unit_floats(bits_u32):
+    """Floats in ``[0, 1)`` from uint32 bits, as ``jax.random.uniform`` makes them: the top 23
+    bits become the mantissa of a float in ``[1, 2)``, minus 1."""
+    mantissa = jax.lax.shift_right_logical(bits_u32, jnp.uint32(32 - 23)) | jnp.uint32(0x3F800000)
+    return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0
+
+
 def _kernel_draw(word_model, word, key):
     """One latent ``[L]`` from word ``word``'s kernel density: a training latent picked uniformly
-    and Gaussian noise of the word's kernel scale. ``word`` is a traced int32 scalar."""
-    point_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
+    and Gaussian noise of the word's kernel scale. ``word`` is a traced int32 scalar.
+
+    The pick and the noise come from one ``random.bits`` call (the normals made from uniforms as
+    ``jax.random.normal`` makes them): on a CPU each threefry call is a loop of its own, and on
+    the single-setting path each one costs as much as the decoder."""
     points_NxL = jnp.asarray(word_model["kde_points_WxNxL"])[word]
     count = jnp.asarray(word_model["counts_W"])[word]
-    index = jnp.minimum(jnp.floor(jax.random.uniform(point_key) * count).astype(jnp.int32),
-                        count - 1)
-    noise_L = jax.random.normal(noise_key, points_NxL.shape[-1:])
+    bits = jax.random.bits(key, (1 + points_NxL.shape[-1],), jnp.uint32)
+    index = jnp.minimum(jnp.floor(_unit_floats(bits[0]) * count).astype(jnp.int32), count - 1)
+    lowest = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    uniform_L = jnp.maximum(lowest, _unit_floats(bits[1:]) * (1.0 - lowest) + lowest)
+    noise_L = np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(uniform_L)
     return _in_latent_range(points_NxL[index] + jnp.asarray(word_model["kde_scale_WxL"])[word]
                             * noise_L)
 
