@@ -51,14 +51,15 @@ def _kernel_draw(word_model, word, key):
     The pick and the noise come from one ``random.bits`` call (the normals made from uniforms as
     ``jax.random.normal`` makes them): on a CPU each threefry call is a loop of its own, and on
     the single-setting path each one costs as much as the decoder."""
-    points_NxL = jnp.asarray(word_model["kde_points_WxNxL"])[word]
+    points_WxNxL = jnp.asarray(word_model["kde_points_WxNxL"])
     count = jnp.asarray(word_model["counts_W"])[word]
-    bits = jax.random.bits(key, (1 + points_NxL.shape[-1],), jnp.uint32)
+    bits = jax.random.bits(key, (1 + points_WxNxL.shape[-1],), jnp.uint32)
     index = jnp.minimum(jnp.floor(_unit_floats(bits[0]) * count).astype(jnp.int32), count - 1)
+    point_L = points_WxNxL[word, index]  # one row, not the word's whole [N, L] block
     lowest = np.nextafter(np.float32(-1.0), np.float32(0.0))
     uniform_L = jnp.maximum(lowest, _unit_floats(bits[1:]) * (1.0 - lowest) + lowest)
     noise_L = np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(uniform_L)
-    return _in_latent_range(points_NxL[index] + jnp.asarray(word_model["kde_scale_WxL"])[word]
+    return _in_latent_range(point_L + jnp.asarray(word_model["kde_scale_WxL"])[word]
                             * noise_L)
 
 
