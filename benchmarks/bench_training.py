@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -130,13 +128,8 @@ def training_command(quick: bool) -> dict:
         if quick:
             args.append("--train.epochs=2")
         env = dict(os.environ, NEURALEQ_JAX_CACHE_DIR="off")
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "neuraleq_jax.train", *args],
-                              capture_output=True, text=True, env=env, timeout=COMMAND_TIMEOUT_S)
-        wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"training command failed:\n{done.stderr[-4000:]}")
-    match = SUMMARY.search(done.stdout)
+        wall, stdout = common.run_training_command(args, env, COMMAND_TIMEOUT_S)
+    match = SUMMARY.search(stdout)
     split = {k: float(v) for k, v in match.groupdict().items()} if match else {}
     return {"command": "python -m neuraleq_jax.train " + " ".join(args[2:]), "wall_s": wall,
             **split, "outside_fit_s": wall - split["train_wall_s"] if split else None}

@@ -23,15 +23,13 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import figure, machine, run_module_child, write_json
+from benchmarks.common import (figure, machine, run_module_child, run_training_command,
+                               write_json)
 
 TARGET_P50_S = 50e-6
 CHILD_TIMEOUT_S = 1800
@@ -56,13 +54,8 @@ def train_once(workdir: Path, quick: bool) -> dict:
         args += ["--train.epochs=2", "--data.per_word=8"]
     env = dict(os.environ, NEURALEQ_JAX_FIT_CACHE=str(workdir.parent / "fits"),
                NEURALEQ_JAX_CACHE_DIR="off")
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "neuraleq_jax.train", *args],
-                          capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"training failed:\n{done.stderr[-4000:]}")
-    match = SUMMARY.search(done.stdout)
+    wall, stdout = run_training_command(args, env, CHILD_TIMEOUT_S)
+    match = SUMMARY.search(stdout)
     split = {k: float(v) for k, v in match.groupdict().items()} if match else {}
     return {"command_wall_s": wall, "fit_and_word_model_s": wall - split.get("wall", wall),
             "train_wall_s": split.get("wall"), "compile_s": split.get("compile"),

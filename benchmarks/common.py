@@ -7,6 +7,8 @@ import functools
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -276,3 +278,15 @@ def load_model(path: Path):
         word_model = {k.split("/", 1)[1]: stored[k] for k in stored.files
                       if k.startswith("word_model/")}
     return params, word_model
+
+
+def run_training_command(args, env, timeout_s: float) -> tuple[float, str]:
+    """Wall seconds and stdout of ``python -m neuraleq_jax.train ARGS`` in a fresh process (the
+    whole command, as a user runs it); raises with the tail of its stderr if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "neuraleq_jax.train", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout_s)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"training command failed:\n{done.stderr[-4000:]}")
+    return wall, done.stdout

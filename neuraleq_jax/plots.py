@@ -210,6 +210,19 @@ def plot_morph(settings_SxP, out_path, *, start_label: str | None = None,
     return _save(figure, out_path)
 
 
+def _envelope_inputs(generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate,
+                     generated_min_rows: int):
+    """Checked settings, percentiles, output path and frequency grid of an envelope plot."""
+    generated_NxP = _check_settings(generated_NxP, layout, "generated",
+                                    min_rows=generated_min_rows)
+    data_NxP = _check_settings(data_NxP, layout, "data", min_rows=2)
+    low, high = percentiles
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles}")
+    return (generated_NxP, data_NxP, low, high, _check_out_path(out_path),
+            _frequency_grid(sample_rate))
+
+
 def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str | None = None,
                   percentiles: tuple[float, float] = (10.0, 90.0),
                   layout: EQLayout = DEFAULT_LAYOUT,
@@ -226,13 +239,8 @@ def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str |
       ``out_path`` as a Path.
     """
     matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
-    generated_NxP = _check_settings(generated_NxP, layout, "generated")
-    data_NxP = _check_settings(data_NxP, layout, "data", min_rows=2)
-    low, high = percentiles
-    if not 0 <= low < high <= 100:
-        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles}")
-    out_path = _check_out_path(out_path)
-    freqs_F = _frequency_grid(sample_rate)
+    generated_NxP, data_NxP, low, high, out_path, freqs_F = _envelope_inputs(
+        generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, 1)
     generated_NxF, _, _ = _curves(generated_NxP, freqs_F, sample_rate, layout)
     data_MxF, _, _ = _curves(data_NxP, freqs_F, sample_rate, layout)
     low_F, median_F, high_F = np.percentile(data_MxF, [low, 50.0, high], axis=0)
@@ -270,13 +278,8 @@ def plot_envelope_comparison(generated_NxP, data_NxP, out_path, label: str, *,
       ``out_path`` as a Path.
     """
     matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
-    generated_NxP = _check_settings(generated_NxP, layout, "generated", min_rows=2)
-    data_NxP = _check_settings(data_NxP, layout, "data", min_rows=2)
-    low, high = percentiles
-    if not 0 <= low < high <= 100:
-        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles}")
-    out_path = _check_out_path(out_path)
-    freqs_F = _frequency_grid(sample_rate)
+    generated_NxP, data_NxP, low, high, out_path, freqs_F = _envelope_inputs(
+        generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, 2)
     figure = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(figure)
     heading = title or f"{label}: generated vs held-out data"
