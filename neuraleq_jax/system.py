@@ -264,10 +264,10 @@ class NeuralEQMorphingSystem:
         """The word-model arrays ``keys`` on the device, as ``(per_word, shared)``: arrays with a
         leading word axis ``[W, ...]`` and the rest (scalars, global arrays).
 
-        Served executables take ``per_word`` as arguments, so that their size (fold planes
-        alone are ``[W, W, K]``) costs neither compile time nor per-call time, and keep
-        ``shared`` as constants: they are small and fixed in size, and XLA folds work on them
-        (a constant truncation bound saves the truncated normal's inverse-CDF set-up)."""
+        Served executables take ``per_word`` as arguments, so that their size (the kernel
+        points are ``[W, N, L]``) grows neither compile time nor per-call time with the
+        vocabulary, and keep ``shared`` as constants: they are small and fixed in size, and XLA
+        can fold work on constants."""
         n_words = len(self.vocabulary)
         arrays = self._arrays(keys)
         per_word = {k: v for k, v in arrays.items() if v.ndim >= 1 and v.shape[0] == n_words}
@@ -347,8 +347,8 @@ class NeuralEQMorphingSystem:
         variations = _count(variations, "variations", 1)
         # one uint32 argument: seed, stream, first variation, word (0 for a blend, whose
         # weights go separately), strength's float32 bits; the parameters are constants of the
-        # executable and the word model's per-word arrays stay on the device, bound to it. (A strength beyond 1e30 saturates every gain
-        # anyway, and float32 would overflow.)
+        # executable and the word model's per-word arrays stay on the device, bound to it. (A
+        # strength beyond 1e30 saturates every gain anyway, and float32 would overflow.)
         strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
         weights, word = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
@@ -410,8 +410,7 @@ class NeuralEQMorphingSystem:
         def serve_weights(per_word, weights, ints_5):
             key, first, _, strength = unpack(ints_5)
             return generation._generate(params, config, {**per_word, **shared}, weights,
-                                        key[None], strength[None], first, bucket, layout,
-                                        True)[0]
+                                        key[None], strength[None], first, bucket, layout)[0]
 
         ints = np.zeros(5, np.uint32)
         if kind == "word":

@@ -92,13 +92,9 @@ def word_variations(params, config: models.ModelConfig, word_model, word, key, s
                           layout)
 
 
-def _variation_latents(params, config, layout, word_model, weights_W, key, first,
-                       variations: int, correct: bool):
+def _variation_latents(word_model, weights_W, key, first, variations: int):
     """Latents ``[variations, L]`` of variations ``first … first + variations - 1`` of one
-    weight vector, drawn from the mixture of its words' densities (``params``, ``config``,
-    ``layout`` and ``correct`` are not needed by a mixture; the signature is the one
-    :func:`_generate` maps)."""
-    del params, config, layout, correct
+    weight vector, drawn from the mixture of its words' densities."""
     index_V = first + jnp.arange(variations)
 
     def one(key_v, index):
@@ -107,15 +103,13 @@ def _variation_latents(params, config, layout, word_model, weights_W, key, first
     return jax.vmap(one)(_variation_keys(key, first, variations), index_V)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "correct",
-                                             "plan"))
+@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "plan"))
 def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first, variations,
-              layout, correct=True, plan=None):
+              layout, plan=None):
     def rows(shared, rows_R):
         params, word_model, first = shared
         weights_RxW, keys_R, strength_R = rows_R
-        one = functools.partial(_variation_latents, params, config, layout, word_model,
-                                variations=variations, correct=correct)
+        one = functools.partial(_variation_latents, word_model, variations=variations)
         latents_RxVxL = jax.vmap(one, (0, 0, None))(weights_RxW, keys_R, first)
         n_rows = latents_RxVxL.shape[0]
         settings = _decode_physical(
@@ -156,5 +150,5 @@ def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B
             _as_float32(strength_B, (batch,)))
     params, word_model, weights_BxW, keys_B, strength_B = _place(args, plan)
     return _generate(params, config, word_model, weights_BxW, keys_B, strength_B,
-                     np.int32(first), int(variations), layout, True, plan)
+                     np.int32(first), int(variations), layout, plan)
 
