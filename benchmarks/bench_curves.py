@@ -16,8 +16,8 @@ from benchmarks.common import machine, standalone_main
 from neuraleq_jax import curves, paramspace, response
 
 CONFIGS = {
-    "default": {},                                            # steps 500, 32 x 64 starts
-    "test": {"steps": 300},                                   # what tests/test_curves.py uses
+    "default": {},  # steps 500, 32 x 64 starts
+    "test": {"steps": 300},  # what tests/test_curves.py uses
     "few_restarts": {"steps": 300, "restarts": 4, "candidates": 1},
 }
 
@@ -30,28 +30,37 @@ def _known_curves(n: int, seed: int) -> np.ndarray:
 
 def _measure(gains: np.ndarray, options: dict) -> dict:
     start = time.perf_counter()
-    curves.fit_curves(gains[:1], **options)             # compile (batch of 1)
+    curves.fit_curves(gains[:1], **options)  # compile (batch of 1)
     first_s = time.perf_counter() - start
     start = time.perf_counter()
-    fit = curves.fit_curves(gains, **options)          # compile for the batch shape, then run
+    fit = curves.fit_curves(gains, **options)  # compile for the batch shape, then run
     compile_and_run_s = time.perf_counter() - start
     start = time.perf_counter()
     fit = curves.fit_curves(gains, **options)
     run_s = time.perf_counter() - start
     errors = fit.rms_db
-    return {"options": options, "curves": len(gains), "first_call_s": first_s,
-            "compile_and_run_s": compile_and_run_s, "run_s": run_s,
-            "curves_per_s": len(gains) / run_s,
-            "rms_db_max": float(errors.max()), "rms_db_mean": float(errors.mean()),
-            "rms_db_p99": float(np.quantile(errors, 0.99)),
-            "share_within_0_3_db": float(np.mean(errors <= 0.3))}
+    return {
+        "options": options,
+        "curves": len(gains),
+        "first_call_s": first_s,
+        "compile_and_run_s": compile_and_run_s,
+        "run_s": run_s,
+        "curves_per_s": len(gains) / run_s,
+        "rms_db_max": float(errors.max()),
+        "rms_db_mean": float(errors.mean()),
+        "rms_db_p99": float(np.quantile(errors, 0.99)),
+        "share_within_0_3_db": float(np.mean(errors <= 0.3)),
+    }
 
 
 def run(quick: bool = False) -> dict:
     n = 64 if quick else 512
     gains = _known_curves(n, seed=123)
-    return {"benchmark": "curves", "machine": machine(),
-            "results": {name: _measure(gains, options) for name, options in CONFIGS.items()}}
+    return {
+        "benchmark": "curves",
+        "machine": machine(),
+        "results": {name: _measure(gains, options) for name, options in CONFIGS.items()},
+    }
 
 
 def main(argv=None):

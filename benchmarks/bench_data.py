@@ -5,7 +5,6 @@ Run: ``python -m benchmarks.bench_data [--quick]`` (prints JSON, saves it under 
 
 from __future__ import annotations
 
-
 import jax
 import numpy as np
 
@@ -30,12 +29,17 @@ def run(quick: bool = False) -> dict:
         "benchmark": "data",
         "machine": machine(),
         "synthetic_generation": {
-            "settings": per_word * 8, "seconds": generate["best_s"],
-            "settings_per_s": per_word * 8 / generate["best_s"]},
+            "settings": per_word * 8,
+            "seconds": generate["best_s"],
+            "settings_per_s": per_word * 8 / generate["best_s"],
+        },
         "response_reference_grid": {
-            "settings": n_responses, "points": 256, "seconds": respond["best_s"],
+            "settings": n_responses,
+            "points": 256,
+            "seconds": respond["best_s"],
             "responses_per_s": n_responses / respond["best_s"],
-            "numpy_matmul_same_output_seconds": matmul["best_s"]},
+            "numpy_matmul_same_output_seconds": matmul["best_s"],
+        },
     }
 
 

@@ -32,8 +32,14 @@ import time
 import jax
 import numpy as np
 
-from benchmarks.common import (bench_model, decoder_flops_per_setting, machine, matmul_roofline,
-                               run_module_child, write_json)
+from benchmarks.common import (
+    bench_model,
+    decoder_flops_per_setting,
+    machine,
+    matmul_roofline,
+    run_module_child,
+    write_json,
+)
 from neuraleq_jax import NeuralEQMorphingSystem, generation, synthetic
 
 SEED_PER_SETTING_S = 0.80e-3
@@ -52,27 +58,37 @@ def latency(fn, calls: int) -> dict:
         start = time.perf_counter()
         fn(i)
         samples[i] = time.perf_counter() - start
-    return {"p50_s": float(np.median(samples)), "p90_s": float(np.quantile(samples, 0.9)),
-            "p99_s": float(np.quantile(samples, 0.99)), "best_s": float(samples.min()),
-            "calls": calls}
+    return {
+        "p50_s": float(np.median(samples)),
+        "p90_s": float(np.quantile(samples, 0.9)),
+        "p99_s": float(np.quantile(samples, 0.99)),
+        "best_s": float(samples.min()),
+        "calls": calls,
+    }
 
 
 def facade_figures(system, calls: int, big_calls: int) -> dict:
     """The facade's single-setting, 1000-variation and morph latencies."""
     return {
         "facade_latency": latency(
-            lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i), calls),
+            lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i), calls
+        ),
         "facade_latency_array": latency(
-            lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i,
-                                                       as_array=True), calls),
+            lambda i: system.generate_eq_from_semantic("warm", variations=1, seed=i, as_array=True),
+            calls,
+        ),
         "variations_1000": latency(
-            lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i,
-                                                       as_array=True), big_calls),
+            lambda i: system.generate_eq_from_semantic(
+                "warm", variations=1000, seed=i, as_array=True
+            ),
+            big_calls,
+        ),
         "variations_1000_dicts": latency(
-            lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i),
-            big_calls),
+            lambda i: system.generate_eq_from_semantic("warm", variations=1000, seed=i), big_calls
+        ),
         "morph_10": latency(
-            lambda i: system.morph_between_terms("warm", "bright", steps=10), big_calls),
+            lambda i: system.morph_between_terms("warm", "bright", steps=10), big_calls
+        ),
     }
 
 
@@ -88,14 +104,22 @@ def run(quick: bool = False, epochs: int = 0) -> dict:
     calls = 300 if quick else 3000
     big_calls = 10 if quick else 50
 
-    result = {"machine": machine(), "model": {"epochs": epochs, "latent_dim": config.latent_dim,
-                                              "decoder_widths": list(config.decoder_widths)}}
+    result = {
+        "machine": machine(),
+        "model": {
+            "epochs": epochs,
+            "latent_dim": config.latent_dim,
+            "decoder_widths": list(config.decoder_widths),
+        },
+    }
     result.update(facade_figures(system, calls, big_calls))
 
     weights = generation.one_hot([0], len(synthetic.VOCABULARY))
     keys = [jax.random.split(jax.random.key(i), 1) for i in range(calls + 3)]
-    result["core_latency"] = latency(lambda i: np.asarray(generation.generate(
-        params, config, word_model, weights, keys[i])), calls)
+    result["core_latency"] = latency(
+        lambda i: np.asarray(generation.generate(params, config, word_model, weights, keys[i])),
+        calls,
+    )
 
     if jax.default_backend() == "cpu":
         result["synchronous_dispatch"] = synchronous_child(quick, epochs)
@@ -104,29 +128,39 @@ def run(quick: bool = False, epochs: int = 0) -> dict:
     flops_1000 = 1000 * decoder_flops_per_setting(config)
     floor_s = flops_1000 / roofline["roofline_flops_per_s"]
     result["decoder_1000_roofline"] = {
-        "flops": flops_1000, "roofline_flops_per_s": roofline["roofline_flops_per_s"],
+        "flops": flops_1000,
+        "roofline_flops_per_s": roofline["roofline_flops_per_s"],
         "matmul_floor_s": floor_s,
         "variations_1000_over_floor": result["variations_1000"]["p50_s"] / floor_s,
         # the share of the roofline that 1000 variations reach (issue goal: >= 60 %)
-        "fraction_of_roofline": floor_s / result["variations_1000"]["p50_s"]}
-    if "synchronous_dispatch" in result:
-        result["decoder_1000_roofline"]["fraction_of_roofline_synchronous"] = (
-            floor_s / result["synchronous_dispatch"]["variations_1000"]["p50_s"])
-
-    result["beside_seed"] = {
-        "per_setting": {"seed_s": SEED_PER_SETTING_S, "target_s": TARGET_PER_SETTING_S,
-                        "facade_p50_s": result["facade_latency"]["p50_s"],
-                        "speedup_vs_seed": SEED_PER_SETTING_S / result["facade_latency"]["p50_s"]},
-        "variations_1000": {
-            "seed_s": SEED_1000_VARIATIONS_S, "target_s": TARGET_1000_VARIATIONS_S,
-            "facade_p50_s": result["variations_1000"]["p50_s"],
-            "speedup_vs_seed": SEED_1000_VARIATIONS_S / result["variations_1000"]["p50_s"]},
+        "fraction_of_roofline": floor_s / result["variations_1000"]["p50_s"],
     }
     if "synchronous_dispatch" in result:
-        result["beside_seed"]["per_setting"]["facade_p50_s_synchronous"] = (
-            result["synchronous_dispatch"]["facade_latency"]["p50_s"])
-        result["beside_seed"]["variations_1000"]["facade_p50_s_synchronous"] = (
-            result["synchronous_dispatch"]["variations_1000"]["p50_s"])
+        result["decoder_1000_roofline"]["fraction_of_roofline_synchronous"] = (
+            floor_s / result["synchronous_dispatch"]["variations_1000"]["p50_s"]
+        )
+
+    result["beside_seed"] = {
+        "per_setting": {
+            "seed_s": SEED_PER_SETTING_S,
+            "target_s": TARGET_PER_SETTING_S,
+            "facade_p50_s": result["facade_latency"]["p50_s"],
+            "speedup_vs_seed": SEED_PER_SETTING_S / result["facade_latency"]["p50_s"],
+        },
+        "variations_1000": {
+            "seed_s": SEED_1000_VARIATIONS_S,
+            "target_s": TARGET_1000_VARIATIONS_S,
+            "facade_p50_s": result["variations_1000"]["p50_s"],
+            "speedup_vs_seed": SEED_1000_VARIATIONS_S / result["variations_1000"]["p50_s"],
+        },
+    }
+    if "synchronous_dispatch" in result:
+        result["beside_seed"]["per_setting"]["facade_p50_s_synchronous"] = result[
+            "synchronous_dispatch"
+        ]["facade_latency"]["p50_s"]
+        result["beside_seed"]["variations_1000"]["facade_p50_s_synchronous"] = result[
+            "synchronous_dispatch"
+        ]["variations_1000"]["p50_s"]
     return result
 
 
@@ -135,26 +169,40 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="fewer calls (CI smoke run)")
     parser.add_argument("--epochs", type=int, default=0, help="train the model first")
     parser.add_argument("--no-save", action="store_true", help="print only")
-    parser.add_argument("--child-synchronous", action="store_true",
-                        help="internal: facade figures with synchronous CPU dispatch, as JSON")
+    parser.add_argument(
+        "--child-synchronous",
+        action="store_true",
+        help="internal: facade figures with synchronous CPU dispatch, as JSON",
+    )
     args = parser.parse_args(argv)
     if args.child_synchronous:
         from neuraleq_jax import use_synchronous_cpu_dispatch
 
         use_synchronous_cpu_dispatch()  # before this process's first JAX computation
         params, config, word_model = bench_model(args.epochs)
-        system = NeuralEQMorphingSystem.from_params(params, config, word_model,
-                                                    synthetic.VOCABULARY)
-        print(json.dumps(facade_figures(system, 300 if args.quick else 3000,
-                                        10 if args.quick else 50)))
+        system = NeuralEQMorphingSystem.from_params(
+            params, config, word_model, synthetic.VOCABULARY
+        )
+        print(
+            json.dumps(
+                facade_figures(system, 300 if args.quick else 3000, 10 if args.quick else 50)
+            )
+        )
         return
     result = run(quick=args.quick, epochs=args.epochs)
-    print(json.dumps(result["beside_seed"] | {
-        "core_latency_p50_s": result["core_latency"]["p50_s"],
-        "facade_latency_array_p50_s": result["facade_latency_array"]["p50_s"],
-        "variations_1000_dicts_p50_s": result["variations_1000_dicts"]["p50_s"],
-        "morph_10_p50_s": result["morph_10"]["p50_s"],
-        "decoder_1000_roofline": result["decoder_1000_roofline"]}, indent=2))
+    print(
+        json.dumps(
+            result["beside_seed"]
+            | {
+                "core_latency_p50_s": result["core_latency"]["p50_s"],
+                "facade_latency_array_p50_s": result["facade_latency_array"]["p50_s"],
+                "variations_1000_dicts_p50_s": result["variations_1000_dicts"]["p50_s"],
+                "morph_10_p50_s": result["morph_10"]["p50_s"],
+                "decoder_1000_roofline": result["decoder_1000_roofline"],
+            },
+            indent=2,
+        )
+    )
     if not args.no_save:
         print("wrote", write_json(result, "generation.json"))
 

@@ -24,8 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import (bench_model, block, decoder_flops_per_setting, figure, machine,
-                               matmul_roofline, roofline_rows, standalone_main)
+from benchmarks.common import (
+    bench_model,
+    block,
+    decoder_flops_per_setting,
+    figure,
+    machine,
+    matmul_roofline,
+    roofline_rows,
+    standalone_main,
+)
 from neuraleq_jax import generation, models, paramspace, response
 
 BATCHES = (1, 16, 256, 4096, 65_536, 262_144, 1_048_576)
@@ -49,8 +57,12 @@ def time_adaptive(fn, *, budget_s: float = 1.0, max_repeats: int = 50) -> dict:
         start = time.perf_counter()
         block(fn())
         samples.append(time.perf_counter() - start)
-    return {"best_s": float(np.min(samples)), "median_s": float(np.median(samples)),
-            "repeats": repeats, "first_call_s": first}
+    return {
+        "best_s": float(np.min(samples)),
+        "median_s": float(np.median(samples)),
+        "repeats": repeats,
+        "first_call_s": first,
+    }
 
 
 def _generate_call(params, config, word_model, batch: int):
@@ -62,6 +74,7 @@ def _generate_call(params, config, word_model, batch: int):
 
 # ------------------------------------------------------------------ decoder variants (instruments)
 
+
 def _layer_norm(h, p):
     mean = jnp.mean(h, -1, keepdims=True)
     var = jnp.mean(h * h, -1, keepdims=True) - mean * mean
@@ -72,9 +85,12 @@ def decoder_with_matmul_dtype(params, config, latent_NxL, dtype):
     """The residual decoder written out in jnp with matmul operands in ``dtype`` and float32
     accumulation and elementwise maths: a measuring instrument for bfloat16 (checked against
     ``models.decode`` in float32 before use)."""
+
     def dense(x, p):
-        return jnp.dot(x.astype(dtype), p["kernel"].astype(dtype),
-                       preferred_element_type=jnp.float32) + p["bias"]
+        return (
+            jnp.dot(x.astype(dtype), p["kernel"].astype(dtype), preferred_element_type=jnp.float32)
+            + p["bias"]
+        )
 
     d, x = params["decoder"], latent_NxL
     for i in range(len(config.decoder_widths)):
@@ -88,15 +104,18 @@ def decoder_with_matmul_dtype(params, config, latent_NxL, dtype):
 
 def tiled(decode_fn, tile: int):
     """``lax.map`` of ``decode_fn`` over row tiles: each tile's activations stay in cache."""
+
     def run(params, latent_NxL):
         n, dims = latent_NxL.shape
         out = jax.lax.map(lambda x: decode_fn(params, x), latent_NxL.reshape(n // tile, tile, dims))
         return out.reshape(n, -1)
+
     return jax.jit(run)
 
 
 def decoder_variants(params, config, batch: int, flops: float, roofline: float) -> dict:
     latents = jnp.tanh(jax.random.normal(jax.random.key(2), (batch, config.latent_dim)))
+
     def flax_decode(p, x):
         return models.decode(p, config, x)
 
@@ -109,8 +128,10 @@ def decoder_variants(params, config, batch: int, flops: float, roofline: float) 
     reference = np.asarray(jax.jit(flax_decode)(params, latents[:1024]))
     mismatch = float(np.max(np.abs(np.asarray(jax.jit(f32)(params, latents[:1024])) - reference)))
     if mismatch > 1e-4:
-        raise RuntimeError(f"the jnp decoder differs from models.decode by {mismatch}; update "
-                           f"decoder_with_matmul_dtype to the model")
+        raise RuntimeError(
+            f"the jnp decoder differs from models.decode by {mismatch}; update "
+            f"decoder_with_matmul_dtype to the model"
+        )
     candidates = {"jit_whole_batch": jax.jit(flax_decode)}
     for tile in (1024, 2048, 4096):
         if batch % tile == 0:
@@ -121,16 +142,21 @@ def decoder_variants(params, config, batch: int, flops: float, roofline: float) 
     for name, fn in candidates.items():
         timing = time_adaptive(lambda fn=fn: fn(params, latents))
         rate = flops * batch / timing["best_s"]
-        out[name] = {**timing, "settings_per_s": batch / timing["best_s"],
-                     "decoder_flops_per_s": rate, "fraction_of_roofline": rate / roofline}
+        out[name] = {
+            **timing,
+            "settings_per_s": batch / timing["best_s"],
+            "decoder_flops_per_s": rate,
+            "fraction_of_roofline": rate / roofline,
+        }
     return out
 
 
 def bf16_response_error(params, config, word_model, n: int) -> dict:
     """Largest and typical dB error of the response when the decoder's matmuls use bfloat16."""
     z = jax.random.normal(jax.random.key(3), (n, config.latent_dim))
-    latents = jnp.clip(word_model["global_centre_L"] + z @ word_model["global_spread_LxL"].T,
-                       -1.0, 1.0)
+    latents = jnp.clip(
+        word_model["global_centre_L"] + z @ word_model["global_spread_LxL"].T, -1.0, 1.0
+    )
 
     @functools.partial(jax.jit, static_argnums=2)
     def settings(p, x, use_bf16):
@@ -143,14 +169,18 @@ def bf16_response_error(params, config, word_model, n: int) -> dict:
     respond = jax.jit(response.magnitude_response_db)
     error_NxF = np.abs(np.asarray(respond(exact)) - np.asarray(respond(approx)))
     gains = paramspace.DEFAULT_LAYOUT.gain_indices
-    return {"settings": n, "max_abs_db": float(error_NxF.max()),
-            "p99_per_setting_max_db": float(np.percentile(error_NxF.max(axis=1), 99)),
-            "mean_abs_db": float(error_NxF.mean()),
-            "max_rms_db": float(np.sqrt((error_NxF ** 2).mean(axis=1)).max()),
-            "max_gain_error_db": float(np.max(np.abs(np.asarray(exact - approx)[:, gains])))}
+    return {
+        "settings": n,
+        "max_abs_db": float(error_NxF.max()),
+        "p99_per_setting_max_db": float(np.percentile(error_NxF.max(axis=1), 99)),
+        "mean_abs_db": float(error_NxF.mean()),
+        "max_rms_db": float(np.sqrt((error_NxF**2).mean(axis=1)).max()),
+        "max_gain_error_db": float(np.max(np.abs(np.asarray(exact - approx)[:, gains]))),
+    }
 
 
 # ------------------------------------------------------------------ the benchmark
+
 
 def run(quick: bool = False) -> dict:
     params, config, word_model = bench_model(epochs=0 if quick else 50)
@@ -160,11 +190,18 @@ def run(quick: bool = False) -> dict:
 
     curve = []
     for batch in QUICK_BATCHES if quick else BATCHES:
-        timing = time_adaptive(_generate_call(params, config, word_model, batch),
-                               budget_s=0.5 if quick else 2.0)
-        curve.append({"batch": batch, **timing, "settings_per_s": batch / timing["best_s"],
-                      "per_setting_s": timing["best_s"] / batch,
-                      "decoder_flops_per_s": flops * batch / timing["best_s"]})
+        timing = time_adaptive(
+            _generate_call(params, config, word_model, batch), budget_s=0.5 if quick else 2.0
+        )
+        curve.append(
+            {
+                "batch": batch,
+                **timing,
+                "settings_per_s": batch / timing["best_s"],
+                "per_setting_s": timing["best_s"] / batch,
+                "decoder_flops_per_s": flops * batch / timing["best_s"],
+            }
+        )
     variant_batch = 8192 if quick else TARGET_BATCH
     roof_after = matmul_roofline(config, rows)
     roofline = max(roof_before["roofline_flops_per_s"], roof_after["roofline_flops_per_s"])
@@ -175,45 +212,90 @@ def run(quick: bool = False) -> dict:
     variants = decoder_variants(params, config, variant_batch, flops, roofline)
     accuracy = bf16_response_error(params, config, word_model, 4096 if quick else 65_536)
 
-    figures = [figure("matmul roofline, decoder shapes (NumPy)", max(
-                          roof_before["numpy_flops_per_s"], roof_after["numpy_flops_per_s"]),
-                      "FLOP/s"),
-               figure("matmul roofline, decoder shapes (jax)", max(
-                          roof_before["jax_flops_per_s"], roof_after["jax_flops_per_s"]),
-                      "FLOP/s"),
-               figure("generate, time per setting at batch 1", curve[0]["best_s"], "s",
-                      target=0.80e-3, goal="<=", source="seed 0.80 ms per setting")]
+    figures = [
+        figure(
+            "matmul roofline, decoder shapes (NumPy)",
+            max(roof_before["numpy_flops_per_s"], roof_after["numpy_flops_per_s"]),
+            "FLOP/s",
+        ),
+        figure(
+            "matmul roofline, decoder shapes (jax)",
+            max(roof_before["jax_flops_per_s"], roof_after["jax_flops_per_s"]),
+            "FLOP/s",
+        ),
+        figure(
+            "generate, time per setting at batch 1",
+            curve[0]["best_s"],
+            "s",
+            target=0.80e-3,
+            goal="<=",
+            source="seed 0.80 ms per setting",
+        ),
+    ]
     for point in curve:
         if point["batch"] >= TARGET_BATCH or point is curve[-1]:
             target = TARGET_FRACTION if point["batch"] >= TARGET_BATCH else None
-            figures.append(figure(f"generate, fraction of roofline (batch {point['batch']})",
-                                  point["fraction_of_roofline"], "fraction", target=target,
-                                  goal=">=" if target else None,
-                                  source="issue: >= 60 % at batch >= 64k" if target else ""))
+            figures.append(
+                figure(
+                    f"generate, fraction of roofline (batch {point['batch']})",
+                    point["fraction_of_roofline"],
+                    "fraction",
+                    target=target,
+                    goal=">=" if target else None,
+                    source="issue: >= 60 % at batch >= 64k" if target else "",
+                )
+            )
             if target:
-                figures.append(figure(
-                    f"generate, fraction of the NumPy roofline (batch {point['batch']})",
-                    point["fraction_of_numpy_roofline"], "fraction", target=target, goal=">=",
-                    source="issue: >= 60 % of the same-run NumPy matmul roofline"))
-    figures.append(figure(f"generate, settings/s (batch {curve[-1]['batch']})",
-                          curve[-1]["settings_per_s"], "settings/s"))
+                figures.append(
+                    figure(
+                        f"generate, fraction of the NumPy roofline (batch {point['batch']})",
+                        point["fraction_of_numpy_roofline"],
+                        "fraction",
+                        target=target,
+                        goal=">=",
+                        source="issue: >= 60 % of the same-run NumPy matmul roofline",
+                    )
+                )
+    figures.append(
+        figure(
+            f"generate, settings/s (batch {curve[-1]['batch']})",
+            curve[-1]["settings_per_s"],
+            "settings/s",
+        )
+    )
     for name, v in variants.items():
-        figures.append(figure(f"decoder {name}, fraction of roofline (batch {variant_batch})",
-                              v["fraction_of_roofline"], "fraction"))
-    figures.append(figure("bfloat16 matmuls: max response error vs float32",
-                          accuracy["max_abs_db"], "dB"))
-    return {"benchmark": "throughput", "machine": machine(), "quick": quick,
-            "model": {"trained_epochs": 0 if quick else 50, "decoder_widths":
-                      list(config.decoder_widths), "latent_dim": config.latent_dim,
-                      "decoder_matmul_flops_per_setting": flops},
-            "roofline": {"flops_per_s": roofline, "before": roof_before, "after": roof_after},
-            "generate": curve, "decoder_variants": variants, "bf16_accuracy": accuracy,
-            "figures": figures}
+        figures.append(
+            figure(
+                f"decoder {name}, fraction of roofline (batch {variant_batch})",
+                v["fraction_of_roofline"],
+                "fraction",
+            )
+        )
+    figures.append(
+        figure("bfloat16 matmuls: max response error vs float32", accuracy["max_abs_db"], "dB")
+    )
+    return {
+        "benchmark": "throughput",
+        "machine": machine(),
+        "quick": quick,
+        "model": {
+            "trained_epochs": 0 if quick else 50,
+            "decoder_widths": list(config.decoder_widths),
+            "latent_dim": config.latent_dim,
+            "decoder_matmul_flops_per_setting": flops,
+        },
+        "roofline": {"flops_per_s": roofline, "before": roof_before, "after": roof_after},
+        "generate": curve,
+        "decoder_variants": variants,
+        "bf16_accuracy": accuracy,
+        "figures": figures,
+    }
 
 
 def main(argv=None):
-    return standalone_main(run, "throughput", __doc__, argv,
-                           summary=lambda result: result["figures"])
+    return standalone_main(
+        run, "throughput", __doc__, argv, summary=lambda result: result["figures"]
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ TARGET_50_EPOCHS_S = 0.6
 
 def dense_shapes(model_config: models.ModelConfig) -> list[tuple[int, int]]:
     """``(in, out)`` of the residual encoder's and the decoder's dense layers (+ embedding)."""
+
     def blocks(width_in, widths):
         shapes = []
         for width in widths:
@@ -46,9 +47,12 @@ def dense_shapes(model_config: models.ModelConfig) -> list[tuple[int, int]]:
         return shapes, width_in
 
     encoder, width = blocks(model_config.n_params, model_config.encoder_widths)
-    encoder += [(width, model_config.mlp_width), (model_config.mlp_width, model_config.latent_dim),
-                (model_config.latent_dim, model_config.embedding_dim),
-                (model_config.embedding_dim, model_config.embedding_dim)]
+    encoder += [
+        (width, model_config.mlp_width),
+        (model_config.mlp_width, model_config.latent_dim),
+        (model_config.latent_dim, model_config.embedding_dim),
+        (model_config.embedding_dim, model_config.embedding_dim),
+    ]
     decoder, width = blocks(model_config.latent_dim, model_config.decoder_widths)
     decoder += [(width, model_config.n_bands)] * 3
     return encoder + decoder
@@ -57,8 +61,13 @@ def dense_shapes(model_config: models.ModelConfig) -> list[tuple[int, int]]:
 def numpy_matmul_flops_per_s(shapes, rows: int, repeats: int = 20) -> float:
     """FLOP/s of NumPy running ``[rows, in] @ [in, out]`` for every shape (best of repeats)."""
     rng = np.random.default_rng(0)
-    pairs = [(rng.standard_normal((rows, k), dtype=np.float32),
-              rng.standard_normal((k, n), dtype=np.float32)) for k, n in shapes]
+    pairs = [
+        (
+            rng.standard_normal((rows, k), dtype=np.float32),
+            rng.standard_normal((k, n), dtype=np.float32),
+        )
+        for k, n in shapes
+    ]
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -73,21 +82,31 @@ def epochs_50(dataset, experiment, epochs: int) -> dict:
     result = training.fit(dataset, experiment.model, train_config)
     steps = result.timings["steps_per_epoch"] * epochs
     train_s = result.timings["train_s"]
-    return {"epochs": epochs, "settings": len(dataset), "batch_size": train_config.batch_size,
-            "compile_s": result.timings["compile_s"], "train_s": train_s,
-            "steps_per_s": steps / train_s,
-            "samples_per_s": steps * train_config.batch_size / train_s,
-            "final_train_loss": result.history[-1]["train_loss"]}
+    return {
+        "epochs": epochs,
+        "settings": len(dataset),
+        "batch_size": train_config.batch_size,
+        "compile_s": result.timings["compile_s"],
+        "train_s": train_s,
+        "steps_per_s": steps / train_s,
+        "samples_per_s": steps * train_config.batch_size / train_s,
+        "final_train_loss": result.history[-1]["train_loss"],
+    }
 
 
 def epoch_program(dataset, experiment, batch_size: int, repeats: int) -> dict:
     """The compiled epoch program alone, re-run ``repeats`` times back to back."""
     train_config = dataclasses.replace(experiment.train, batch_size=batch_size, devices=1)
     steps = len(dataset) // batch_size
-    programs = training.compile_programs(experiment.model, train_config, dataset.layout,
-                                         steps_per_epoch=steps, mesh=training.make_mesh(1))
+    programs = training.compile_programs(
+        experiment.model,
+        train_config,
+        dataset.layout,
+        steps_per_epoch=steps,
+        mesh=training.make_mesh(1),
+    )
     state = programs.init()
-    order = training.epoch_orders(0, 1, len(dataset))[0][:steps * batch_size]
+    order = training.epoch_orders(0, 1, len(dataset))[0][: steps * batch_size]
     x = programs.put(dataset.normalized()[order].reshape(steps, batch_size, -1), "epoch")
     y = programs.put(dataset.word_ids[order].reshape(steps, batch_size), "epoch")
     start = time.perf_counter()
@@ -103,18 +122,26 @@ def epoch_program(dataset, experiment, batch_size: int, repeats: int) -> dict:
     flops_per_sample = 3 * sum(2 * k * n for k, n in shapes)
     achieved = flops_per_sample * steps * batch_size / seconds
     numpy_rate = numpy_matmul_flops_per_s(shapes, batch_size)
-    return {"batch_size": batch_size, "steps_per_epoch": steps, "compile_s": compile_s,
-            "epoch_s": seconds, "steps_per_s": steps / seconds,
-            "samples_per_s": steps * batch_size / seconds,
-            "dense_flops_per_sample": flops_per_sample, "achieved_flops_per_s": achieved,
-            "numpy_same_shapes_flops_per_s": numpy_rate,
-            "fraction_of_numpy": achieved / numpy_rate}
+    return {
+        "batch_size": batch_size,
+        "steps_per_epoch": steps,
+        "compile_s": compile_s,
+        "epoch_s": seconds,
+        "steps_per_s": steps / seconds,
+        "samples_per_s": steps * batch_size / seconds,
+        "dense_flops_per_sample": flops_per_sample,
+        "achieved_flops_per_s": achieved,
+        "numpy_same_shapes_flops_per_s": numpy_rate,
+        "fraction_of_numpy": achieved / numpy_rate,
+    }
 
 
 TARGET_COMMAND_S = 15.0
 COMMAND_TIMEOUT_S = 1800
-SUMMARY = re.compile(r"in (?P<train_wall_s>[\d.]+) s \(compile (?P<compile_s>[\d.]+) s, epoch "
-                     r"loop (?P<epoch_loop_s>[\d.]+) s")
+SUMMARY = re.compile(
+    r"in (?P<train_wall_s>[\d.]+) s \(compile (?P<compile_s>[\d.]+) s, epoch "
+    r"loop (?P<epoch_loop_s>[\d.]+) s"
+)
 
 
 def training_command(quick: bool) -> dict:
@@ -131,8 +158,12 @@ def training_command(quick: bool) -> dict:
         wall, stdout = common.run_training_command(args, env, COMMAND_TIMEOUT_S)
     match = SUMMARY.search(stdout)
     split = {k: float(v) for k, v in match.groupdict().items()} if match else {}
-    return {"command": "python -m neuraleq_jax.train " + " ".join(args[2:]), "wall_s": wall,
-            **split, "outside_fit_s": wall - split["train_wall_s"] if split else None}
+    return {
+        "command": "python -m neuraleq_jax.train " + " ".join(args[2:]),
+        "wall_s": wall,
+        **split,
+        "outside_fit_s": wall - split["train_wall_s"] if split else None,
+    }
 
 
 def run(quick: bool = False) -> dict:
@@ -141,8 +172,10 @@ def run(quick: bool = False) -> dict:
     dataset = make_synthetic(per_word=70, seed=0)
     epochs = 2 if quick else experiment.train.epochs
     main = epochs_50(dataset, experiment, epochs)
-    sweep = [epoch_program(dataset, experiment, batch, 2 if quick else 5)
-             for batch in ((16, 128) if quick else (16, 128, 512))]
+    sweep = [
+        epoch_program(dataset, experiment, batch, 2 if quick else 5)
+        for batch in ((16, 128) if quick else (16, 128, 512))
+    ]
     facade = models.ModelConfig()  # the facade's default model (dropout 0.1)
     facade_run = epochs_50(dataset, dataclasses.replace(experiment, model=facade), epochs)
     # the seed's 11.9 s and the 0.6 s target are for 50 epochs; a quick run scales its time
@@ -151,26 +184,49 @@ def run(quick: bool = False) -> dict:
         "machine": common.machine(),
         "config": config_lib.to_dict(experiment),
         "epochs_50": dict(main, train_s_per_50_epochs=main["train_s"] * scale),
-        "facade_default_model": dict(facade_run,
-                                     train_s_per_50_epochs=facade_run["train_s"] * scale),
+        "facade_default_model": dict(
+            facade_run, train_s_per_50_epochs=facade_run["train_s"] * scale
+        ),
         "batch_sweep": sweep,
         "training_command": command,
         "figures": [
-            common.figure("python -m neuraleq_jax.train (default config), whole command",
-                          command["wall_s"], "s", target=TARGET_COMMAND_S, goal="<=",
-                          source="issue: <= 15 s as a whole command"),
-            common.figure("training command outside training.fit (start-up, data, held-out, "
-                          "word model, bundle)", command["outside_fit_s"], "s"),
-            common.figure("50 epochs after compile (synthetic preset)",
-                          main["train_s"] * scale, "s", target=SEED_50_EPOCHS_S, goal="<=",
-                          source="seed 11.9 s"),
-            common.figure("50 epochs after compile (synthetic preset)",
-                          main["train_s"] * scale, "s", target=TARGET_50_EPOCHS_S, goal="<=",
-                          source="issue 4: <= 0.6 s"),
+            common.figure(
+                "python -m neuraleq_jax.train (default config), whole command",
+                command["wall_s"],
+                "s",
+                target=TARGET_COMMAND_S,
+                goal="<=",
+                source="issue: <= 15 s as a whole command",
+            ),
+            common.figure(
+                "training command outside training.fit (start-up, data, held-out, "
+                "word model, bundle)",
+                command["outside_fit_s"],
+                "s",
+            ),
+            common.figure(
+                "50 epochs after compile (synthetic preset)",
+                main["train_s"] * scale,
+                "s",
+                target=SEED_50_EPOCHS_S,
+                goal="<=",
+                source="seed 11.9 s",
+            ),
+            common.figure(
+                "50 epochs after compile (synthetic preset)",
+                main["train_s"] * scale,
+                "s",
+                target=TARGET_50_EPOCHS_S,
+                goal="<=",
+                source="issue 4: <= 0.6 s",
+            ),
             common.figure("50 epochs compile", main["compile_s"], "s"),
             common.figure("batch 16 samples/s", sweep[0]["samples_per_s"], "samples/s"),
-            common.figure(f"batch {sweep[-1]['batch_size']} samples/s",
-                          sweep[-1]["samples_per_s"], "samples/s"),
+            common.figure(
+                f"batch {sweep[-1]['batch_size']} samples/s",
+                sweep[-1]["samples_per_s"],
+                "samples/s",
+            ),
         ],
     }
 

@@ -28,39 +28,56 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import (figure, machine, run_module_child, run_training_command,
-                               write_json)
+from benchmarks.common import figure, machine, run_module_child, run_training_command, write_json
 
 TARGET_P50_S = 50e-6
 CHILD_TIMEOUT_S = 1800
-SUMMARY = re.compile(r"in (?P<wall>[\d.]+) s \(compile (?P<compile>[\d.]+) s, epoch loop "
-                     r"(?P<loop>[\d.]+) s for (?P<epochs>\d+) epochs\)")
+SUMMARY = re.compile(
+    r"in (?P<wall>[\d.]+) s \(compile (?P<compile>[\d.]+) s, epoch loop "
+    r"(?P<loop>[\d.]+) s for (?P<epochs>\d+) epochs\)"
+)
 
 
 def audealize_path() -> Path:
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "audealize"
     path = Path(os.environ.get("NEURALEQ_AUDEALIZE", default / "eqdescriptors.json"))
     if not path.is_file():
-        raise FileNotFoundError(f"Audealize's file not found at {path}: set NEURALEQ_AUDEALIZE "
-                                f"or fetch it with `neuraleq data fetch audealize`")
+        raise FileNotFoundError(
+            f"Audealize's file not found at {path}: set NEURALEQ_AUDEALIZE "
+            f"or fetch it with `neuraleq data fetch audealize`"
+        )
     return path
 
 
 def train_once(workdir: Path, quick: bool) -> dict:
     """Wall time of one cold ``--config audealize`` training command, and its own split."""
-    args = ["--config", "audealize", f"--data.path={audealize_path()}", "--workdir",
-            str(workdir), "--quiet"]
+    args = [
+        "--config",
+        "audealize",
+        f"--data.path={audealize_path()}",
+        "--workdir",
+        str(workdir),
+        "--quiet",
+    ]
     if quick:
         args += ["--train.epochs=2", "--data.per_word=8"]
-    env = dict(os.environ, NEURALEQ_JAX_FIT_CACHE=str(workdir.parent / "fits"),
-               NEURALEQ_JAX_CACHE_DIR="off")
+    env = dict(
+        os.environ,
+        NEURALEQ_JAX_FIT_CACHE=str(workdir.parent / "fits"),
+        NEURALEQ_JAX_CACHE_DIR="off",
+    )
     wall, stdout = run_training_command(args, env, CHILD_TIMEOUT_S)
     match = SUMMARY.search(stdout)
     split = {k: float(v) for k, v in match.groupdict().items()} if match else {}
-    return {"command_wall_s": wall, "fit_and_word_model_s": wall - split.get("wall", wall),
-            "train_wall_s": split.get("wall"), "compile_s": split.get("compile"),
-            "epoch_loop_s": split.get("loop"), "epochs": split.get("epochs"),
-            "args": args}
+    return {
+        "command_wall_s": wall,
+        "fit_and_word_model_s": wall - split.get("wall", wall),
+        "train_wall_s": split.get("wall"),
+        "compile_s": split.get("compile"),
+        "epoch_loop_s": split.get("loop"),
+        "epochs": split.get("epochs"),
+        "args": args,
+    }
 
 
 TILED_WORDS = 400
@@ -96,11 +113,16 @@ def child_latency(workdir: str | None, calls: int) -> dict:
     params, config, word_model = bench_model(0)
     tiled_words = tuple(f"word{i}" for i in range(TILED_WORDS))
     systems = {
-        "synthetic_8_words": NeuralEQMorphingSystem.from_params(params, config, word_model,
-                                                                synthetic.VOCABULARY),
+        "synthetic_8_words": NeuralEQMorphingSystem.from_params(
+            params, config, word_model, synthetic.VOCABULARY
+        ),
         f"synthetic_tiled_{TILED_WORDS}_words": NeuralEQMorphingSystem.from_params(
-            params, config, tiled_word_model(word_model, len(synthetic.VOCABULARY),
-                                                     TILED_WORDS), tiled_words)}
+            params,
+            config,
+            tiled_word_model(word_model, len(synthetic.VOCABULARY), TILED_WORDS),
+            tiled_words,
+        ),
+    }
     if workdir is not None:
         systems["full_vocabulary"] = NeuralEQMorphingSystem.load(workdir)
     rounds = 3
@@ -108,11 +130,22 @@ def child_latency(workdir: str | None, calls: int) -> dict:
     for _ in range(rounds):
         for name, system in systems.items():
             words = system.vocabulary
-            samples[name].append(latency(lambda i: system.generate_eq_from_semantic(
-                words[i % len(words)], variations=1, seed=i), calls // rounds))
-    result = {name: dict(min(runs, key=lambda r: r["p50_s"]), words=len(systems[name].vocabulary),
-                         p50_per_round_s=[r["p50_s"] for r in runs])
-              for name, runs in samples.items()}
+            samples[name].append(
+                latency(
+                    lambda i, system=system, words=words: system.generate_eq_from_semantic(
+                        words[i % len(words)], variations=1, seed=i
+                    ),
+                    calls // rounds,
+                )
+            )
+    result = {
+        name: dict(
+            min(runs, key=lambda r: r["p50_s"]),
+            words=len(systems[name].vocabulary),
+            p50_per_round_s=[r["p50_s"] for r in runs],
+        )
+        for name, runs in samples.items()
+    }
     eight = result["synthetic_8_words"]["p50_s"]
     for entry in result.values():
         entry["ratio_over_8_words"] = float(np.float64(entry["p50_s"]) / eight)
@@ -126,27 +159,52 @@ def run(quick: bool = False, workdir: str | None = None) -> dict:
         if workdir is None:
             workdir = str(Path(folder) / "run")
             training = train_once(Path(workdir), quick)
-        latency = run_module_child("benchmarks.bench_vocabulary",
-                                   ["--child-latency", workdir, "--calls",
-                                    str(300 if quick else 3000)], timeout=CHILD_TIMEOUT_S)
+        latency = run_module_child(
+            "benchmarks.bench_vocabulary",
+            ["--child-latency", workdir, "--calls", str(300 if quick else 3000)],
+            timeout=CHILD_TIMEOUT_S,
+        )
     full, tiled = latency["full_vocabulary"], latency[f"synthetic_tiled_{TILED_WORDS}_words"]
     figures = []
     if training is not None:
-        figures += [figure("audealize training command (cold fit cache)",
-                           training["command_wall_s"], "s"),
-                    figure("audealize epoch loop", training["epoch_loop_s"], "s")]
+        figures += [
+            figure("audealize training command (cold fit cache)", training["command_wall_s"], "s"),
+            figure("audealize epoch loop", training["epoch_loop_s"], "s"),
+        ]
     for entry, label in ((full, "trained"), (tiled, "synthetic tiled")):
         figures += [
-            figure(f"facade latency p50 at {entry['words']} words, {label} (sync dispatch)",
-                   entry["p50_s"], "s", target=TARGET_P50_S, goal="<=",
-                   source="issue: p50 <= 50 us at 400 words"),
-            figure(f"latency ratio, {entry['words']} words ({label}) / 8 words",
-                   entry["ratio_over_8_words"], "ratio")]
-    figures.append(figure("facade latency p50 at 8 words (sync dispatch)",
-                          latency["synthetic_8_words"]["p50_s"], "s", target=TARGET_P50_S,
-                          goal="<=", source="issue: p50 <= 50 us"))
-    return {"benchmark": "vocabulary", "machine": machine(), "quick": quick,
-            "training": training, "latency": latency, "figures": figures}
+            figure(
+                f"facade latency p50 at {entry['words']} words, {label} (sync dispatch)",
+                entry["p50_s"],
+                "s",
+                target=TARGET_P50_S,
+                goal="<=",
+                source="issue: p50 <= 50 us at 400 words",
+            ),
+            figure(
+                f"latency ratio, {entry['words']} words ({label}) / 8 words",
+                entry["ratio_over_8_words"],
+                "ratio",
+            ),
+        ]
+    figures.append(
+        figure(
+            "facade latency p50 at 8 words (sync dispatch)",
+            latency["synthetic_8_words"]["p50_s"],
+            "s",
+            target=TARGET_P50_S,
+            goal="<=",
+            source="issue: p50 <= 50 us",
+        )
+    )
+    return {
+        "benchmark": "vocabulary",
+        "machine": machine(),
+        "quick": quick,
+        "training": training,
+        "latency": latency,
+        "figures": figures,
+    }
 
 
 def main(argv=None):
@@ -155,9 +213,12 @@ def main(argv=None):
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--child-latency", default=None, help="internal: a trained workdir")
     parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--workdir", default=None,
-                        help="a trained --config audealize workdir: measure latency on it and "
-                             "skip the training figure")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="a trained --config audealize workdir: measure latency on it and "
+        "skip the training figure",
+    )
     args = parser.parse_args(argv)
     if args.child_latency:
         print(json.dumps(child_latency(args.child_latency, args.calls)))
@@ -165,8 +226,10 @@ def main(argv=None):
     result = run(quick=args.quick, workdir=args.workdir)
     print(json.dumps({"training": result["training"], "latency": result["latency"]}, indent=2))
     if not args.no_save:
-        print("wrote", write_json(result, "vocabulary_quick.json" if args.quick
-                                  else "vocabulary.json"))
+        print(
+            "wrote",
+            write_json(result, "vocabulary_quick.json" if args.quick else "vocabulary.json"),
+        )
 
 
 if __name__ == "__main__":

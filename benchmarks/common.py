@@ -35,13 +35,30 @@ def time_call(fn, *args, repeats: int = 5, warmup: int = 1) -> dict:
         start = time.perf_counter()
         block(fn(*args))
         samples.append(time.perf_counter() - start)
-    return {"best_s": float(np.min(samples)), "median_s": float(np.median(samples)),
-            "repeats": repeats}
+    return {
+        "best_s": float(np.min(samples)),
+        "median_s": float(np.median(samples)),
+        "repeats": repeats,
+    }
 
 
 # the CPU features that decide which matmul kernels XLA and NumPy's BLAS can use
-VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "asimd", "sve")
+VECTOR_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+)
 
 
 def cpu_description() -> dict:
@@ -60,15 +77,17 @@ def cpu_description() -> dict:
                     flags = set(value.split())
     except OSError:
         pass
-    return {"cpu_model": model or platform.processor() or platform.machine(),
-            "vector_extensions": [f for f in VECTOR_FLAGS if f in flags]}
+    return {
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "vector_extensions": [f for f in VECTOR_FLAGS if f in flags],
+    }
 
 
 def machine() -> dict:
     """What the figures were measured on: date, platform, CPU model and vector extensions
     (:func:`cpu_description`), core count, Python, JAX, backend and devices."""
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         **cpu_description(),
@@ -98,8 +117,9 @@ def standalone_main(run, name: str, doc: str | None, argv=None, summary=None) ->
     return result
 
 
-def run_module_child(module: str, args: list[str], *, timeout: float,
-                     env: dict[str, str] | None = None) -> dict:
+def run_module_child(
+    module: str, args: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> dict:
     """Run ``python -m module *args`` in a fresh process from the repository root and return
     the JSON object on the last line of its stdout (a fresh process: its own peak memory, its
     own JAX options). ``env`` adds variables to this process's environment."""
@@ -109,9 +129,16 @@ def run_module_child(module: str, args: list[str], *, timeout: float,
     root = Path(__file__).resolve().parents[1]
     child_env = dict(os.environ, **(env or {}))
     child_env["PYTHONPATH"] = os.pathsep.join(
-        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          cwd=root, env=child_env, timeout=timeout)
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=child_env,
+        timeout=timeout,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -124,8 +151,16 @@ def write_json(result: dict, name: str, directory: Path = RESULTS_DIR) -> Path:
 
 # ------------------------------------------------------------------ figures beside their targets
 
-def figure(name: str, value: float, unit: str, *, target: float | None = None,
-           goal: str | None = None, source: str = "") -> dict:
+
+def figure(
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    target: float | None = None,
+    goal: str | None = None,
+    source: str = "",
+) -> dict:
     """One reported figure. ``goal`` is ``"<="`` (smaller is better: the figure should be at most
     ``target``) or ``">="`` (the figure should be at least ``target``); the runner adds the
     ratio ``value / target`` and whether the goal is met."""
@@ -133,11 +168,18 @@ def figure(name: str, value: float, unit: str, *, target: float | None = None,
         raise ValueError(f"figure {name!r}: give both target and goal, or neither")
     if goal not in (None, "<=", ">="):
         raise ValueError(f"figure {name!r}: goal must be '<=' or '>=', got {goal!r}")
-    return {"name": name, "value": None if value is None else float(value), "unit": unit,
-            "target": None if target is None else float(target), "goal": goal, "source": source}
+    return {
+        "name": name,
+        "value": None if value is None else float(value),
+        "unit": unit,
+        "target": None if target is None else float(target),
+        "goal": goal,
+        "source": source,
+    }
 
 
 # ------------------------------------------------------------------ the decoder's FLOPs and roofline
+
 
 def decoder_matmul_shapes(config) -> list[tuple[int, int]]:
     """``(in, out)`` of every dense layer of the residual decoder for a ``ModelConfig``: per block
@@ -196,18 +238,30 @@ def matmul_roofline(config, rows=(256, 1024, 4096, 16384, 65536), repeats: int =
             out = np.empty((r, n), np.float32)
             a_dev, b_dev = jax.device_put(a), jax.device_put(b)
             flops += 2.0 * r * k * n
-            seconds_np += _best_seconds(lambda: np.matmul(a, b, out=out), repeats)
-            seconds_jax += _best_seconds(lambda: matmul(a_dev, b_dev), repeats)
-        per_rows.append({"rows": int(r), "numpy_flops_per_s": flops / seconds_np,
-                         "jax_flops_per_s": flops / seconds_jax})
+            seconds_np += _best_seconds(lambda a=a, b=b, out=out: np.matmul(a, b, out=out), repeats)
+            seconds_jax += _best_seconds(
+                lambda a_dev=a_dev, b_dev=b_dev: matmul(a_dev, b_dev), repeats
+            )
+        per_rows.append(
+            {
+                "rows": int(r),
+                "numpy_flops_per_s": flops / seconds_np,
+                "jax_flops_per_s": flops / seconds_jax,
+            }
+        )
     best_np = max(p["numpy_flops_per_s"] for p in per_rows)
     best_jax = max(p["jax_flops_per_s"] for p in per_rows)
-    return {"shapes": [list(s) for s in shapes], "per_rows": per_rows,
-            "numpy_flops_per_s": best_np, "jax_flops_per_s": best_jax,
-            "roofline_flops_per_s": max(best_np, best_jax)}
+    return {
+        "shapes": [list(s) for s in shapes],
+        "per_rows": per_rows,
+        "numpy_flops_per_s": best_np,
+        "jax_flops_per_s": best_jax,
+        "roofline_flops_per_s": max(best_np, best_jax),
+    }
 
 
 # ------------------------------------------------------------------ memory
+
 
 def peak_rss_bytes() -> int:
     """This process's peak resident set size (VmHWM), in bytes."""
@@ -237,6 +291,7 @@ def rss_bytes() -> int:
 
 
 # ------------------------------------------------------------------ a model to benchmark
+
 
 @functools.lru_cache(maxsize=4)
 def bench_model(epochs: int = 0, seed: int = 0):
@@ -273,10 +328,16 @@ def load_model(path: Path):
     from flax.traverse_util import unflatten_dict
 
     with np.load(path, allow_pickle=False) as stored:
-        params = unflatten_dict({tuple(k.split("/")[1:]): jnp.asarray(stored[k])
-                                 for k in stored.files if k.startswith("params/")})
-        word_model = {k.split("/", 1)[1]: stored[k] for k in stored.files
-                      if k.startswith("word_model/")}
+        params = unflatten_dict(
+            {
+                tuple(k.split("/")[1:]): jnp.asarray(stored[k])
+                for k in stored.files
+                if k.startswith("params/")
+            }
+        )
+        word_model = {
+            k.split("/", 1)[1]: stored[k] for k in stored.files if k.startswith("word_model/")
+        }
     return params, word_model
 
 
@@ -284,8 +345,13 @@ def run_training_command(args, env, timeout_s: float) -> tuple[float, str]:
     """Wall seconds and stdout of ``python -m neuraleq_jax.train ARGS`` in a fresh process (the
     whole command, as a user runs it); raises with the tail of its stderr if it fails."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "neuraleq_jax.train", *args],
-                          capture_output=True, text=True, env=env, timeout=timeout_s)
+    done = subprocess.run(
+        [sys.executable, "-m", "neuraleq_jax.train", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout_s,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"training command failed:\n{done.stderr[-4000:]}")

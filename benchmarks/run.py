@@ -30,8 +30,16 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
 
 SCHEMA = "neuraleq_jax.benchmarks/1"
 # run order: cheap and independent first; explore (a 10M-setting subprocess) last
-BENCHMARKS = ("data", "curves", "generation", "server", "throughput", "training", "vocabulary",
-              "explore")
+BENCHMARKS = (
+    "data",
+    "curves",
+    "generation",
+    "server",
+    "throughput",
+    "training",
+    "vocabulary",
+    "explore",
+)
 
 # Seed figures (the original design's measurements) and the issue's targets.
 SEED_PER_SETTING_S = 0.80e-3
@@ -41,48 +49,156 @@ SEED_50_EPOCHS_S = 11.9
 # Figures of modules that do not report their own "figures": (benchmark, dotted path into its
 # result, figure name, unit, target, goal, source). A path that is absent is reported as missing.
 TARGETS = (
-    ("data", "synthetic_generation.settings_per_s", "synthetic settings/s", "settings/s",
-     None, None, ""),
-    ("data", "response_reference_grid.responses_per_s", "responses/s (256-point grid)",
-     "responses/s", None, None, ""),
-    ("curves", "results.default.curves_per_s", "40-band curve fits/s (default options)",
-     "curves/s", None, None, ""),
+    (
+        "data",
+        "synthetic_generation.settings_per_s",
+        "synthetic settings/s",
+        "settings/s",
+        None,
+        None,
+        "",
+    ),
+    (
+        "data",
+        "response_reference_grid.responses_per_s",
+        "responses/s (256-point grid)",
+        "responses/s",
+        None,
+        None,
+        "",
+    ),
+    (
+        "curves",
+        "results.default.curves_per_s",
+        "40-band curve fits/s (default options)",
+        "curves/s",
+        None,
+        None,
+        "",
+    ),
     ("curves", "results.default.rms_db_max", "curve fit, max RMS error", "dB", None, None, ""),
-    ("generation", "facade_latency.p50_s", "facade latency p50 (1 setting)", "s",
-     SEED_PER_SETTING_S, "<=", "seed 0.80 ms per setting"),
-    ("generation", "facade_latency.p50_s", "facade latency p50 (1 setting)", "s",
-     50e-6, "<=", "issue: p50 <= 50 us"),
-    ("generation", "core_latency.p50_s", "core latency p50 (1 setting)", "s",
-     SEED_PER_SETTING_S, "<=", "seed 0.80 ms per setting"),
+    (
+        "generation",
+        "facade_latency.p50_s",
+        "facade latency p50 (1 setting)",
+        "s",
+        SEED_PER_SETTING_S,
+        "<=",
+        "seed 0.80 ms per setting",
+    ),
+    (
+        "generation",
+        "facade_latency.p50_s",
+        "facade latency p50 (1 setting)",
+        "s",
+        50e-6,
+        "<=",
+        "issue: p50 <= 50 us",
+    ),
+    (
+        "generation",
+        "core_latency.p50_s",
+        "core latency p50 (1 setting)",
+        "s",
+        SEED_PER_SETTING_S,
+        "<=",
+        "seed 0.80 ms per setting",
+    ),
     ("generation", "facade_latency.p90_s", "facade latency p90 (1 setting)", "s", None, None, ""),
     ("generation", "facade_latency.p99_s", "facade latency p99 (1 setting)", "s", None, None, ""),
     ("generation", "core_latency.p90_s", "core latency p90 (1 setting)", "s", None, None, ""),
     ("generation", "core_latency.p99_s", "core latency p99 (1 setting)", "s", None, None, ""),
-    ("generation", "variations_1000.p50_s", "1000 variations of one word", "s",
-     SEED_1000_VARIATIONS_S, "<=", "seed 255 ms"),
-    ("generation", "variations_1000.p50_s", "1000 variations of one word", "s",
-     1e-3, "<=", "issue: <= 1 ms"),
+    (
+        "generation",
+        "variations_1000.p50_s",
+        "1000 variations of one word",
+        "s",
+        SEED_1000_VARIATIONS_S,
+        "<=",
+        "seed 255 ms",
+    ),
+    (
+        "generation",
+        "variations_1000.p50_s",
+        "1000 variations of one word",
+        "s",
+        1e-3,
+        "<=",
+        "issue: <= 1 ms",
+    ),
     ("generation", "morph_10.p50_s", "10-step morph", "s", None, None, ""),
-    ("generation", "synchronous_dispatch.facade_latency.p50_s",
-     "facade latency p50 (1 setting), synchronous CPU dispatch", "s",
-     50e-6, "<=", "issue: p50 <= 50 us"),
-    ("generation", "synchronous_dispatch.facade_latency.p99_s",
-     "facade latency p99 (1 setting), synchronous CPU dispatch", "s", None, None, ""),
-    ("generation", "synchronous_dispatch.variations_1000.p50_s",
-     "1000 variations of one word, synchronous CPU dispatch", "s",
-     1e-3, "<=", "issue: <= 1 ms"),
-    ("generation", "decoder_1000_roofline.matmul_floor_s",
-     "1000 variations: the decoder's matmuls at the roofline", "s", None, None, ""),
-    ("generation", "decoder_1000_roofline.fraction_of_roofline",
-     "1000 variations, fraction of the decoder's matmul roofline", "fraction",
-     0.60, ">=", "issue: >= 60 %"),
-    ("generation", "decoder_1000_roofline.fraction_of_roofline_synchronous",
-     "1000 variations, fraction of the decoder's matmul roofline, synchronous CPU dispatch",
-     "fraction", 0.60, ">=", "issue: >= 60 %"),
-    ("training", "epochs_50.train_s", "50 epochs, after compile", "s",
-     SEED_50_EPOCHS_S, "<=", "seed 11.9 s"),
-    ("training", "epochs_50.train_s", "50 epochs, after compile", "s",
-     0.6, "<=", "issue: <= 0.6 s after compile"),
+    (
+        "generation",
+        "synchronous_dispatch.facade_latency.p50_s",
+        "facade latency p50 (1 setting), synchronous CPU dispatch",
+        "s",
+        50e-6,
+        "<=",
+        "issue: p50 <= 50 us",
+    ),
+    (
+        "generation",
+        "synchronous_dispatch.facade_latency.p99_s",
+        "facade latency p99 (1 setting), synchronous CPU dispatch",
+        "s",
+        None,
+        None,
+        "",
+    ),
+    (
+        "generation",
+        "synchronous_dispatch.variations_1000.p50_s",
+        "1000 variations of one word, synchronous CPU dispatch",
+        "s",
+        1e-3,
+        "<=",
+        "issue: <= 1 ms",
+    ),
+    (
+        "generation",
+        "decoder_1000_roofline.matmul_floor_s",
+        "1000 variations: the decoder's matmuls at the roofline",
+        "s",
+        None,
+        None,
+        "",
+    ),
+    (
+        "generation",
+        "decoder_1000_roofline.fraction_of_roofline",
+        "1000 variations, fraction of the decoder's matmul roofline",
+        "fraction",
+        0.60,
+        ">=",
+        "issue: >= 60 %",
+    ),
+    (
+        "generation",
+        "decoder_1000_roofline.fraction_of_roofline_synchronous",
+        "1000 variations, fraction of the decoder's matmul roofline, synchronous CPU dispatch",
+        "fraction",
+        0.60,
+        ">=",
+        "issue: >= 60 %",
+    ),
+    (
+        "training",
+        "epochs_50.train_s",
+        "50 epochs, after compile",
+        "s",
+        SEED_50_EPOCHS_S,
+        "<=",
+        "seed 11.9 s",
+    ),
+    (
+        "training",
+        "epochs_50.train_s",
+        "50 epochs, after compile",
+        "s",
+        0.6,
+        "<=",
+        "issue: <= 0.6 s after compile",
+    ),
     ("training", "epochs_50.compile_s", "50 epochs, compile", "s", None, None, ""),
 )
 
@@ -104,8 +220,19 @@ def collect_figures(name: str, result: dict) -> list[dict]:
     if not figures:
         for bench, path, label, unit, target, goal, source in TARGETS:
             if bench == name:
-                figures.append(dict(figure(label, _lookup(result, path), unit, target=target,
-                                           goal=goal, source=source), path=path))
+                figures.append(
+                    dict(
+                        figure(
+                            label,
+                            _lookup(result, path),
+                            unit,
+                            target=target,
+                            goal=goal,
+                            source=source,
+                        ),
+                        path=path,
+                    )
+                )
     for f in figures:
         f["benchmark"] = name
         value, target = f.get("value"), f.get("target")
@@ -169,9 +296,16 @@ def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
-    record = {"schema": SCHEMA, "command": " ".join(["python -m benchmarks"] + sys.argv[1:]),
-              "quick": bool(quick), "machine": machine(), "jax": jax.__version__,
-              "devices": [str(d) for d in jax.devices()], "benchmarks": {}, "figures": []}
+    record = {
+        "schema": SCHEMA,
+        "command": " ".join(["python -m benchmarks"] + sys.argv[1:]),
+        "quick": bool(quick),
+        "machine": machine(),
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "benchmarks": {},
+        "figures": [],
+    }
     start = time.perf_counter()
     for name in names:
         log(f"[benchmarks] {name}{' (quick)' if quick else ''} ...", flush=True)
@@ -190,33 +324,55 @@ def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
         # other processes on the machine lower every figure: keep the load beside them
         entry["loadavg_before"], entry["loadavg_after"] = load_before, _loadavg()
         record["benchmarks"][name] = entry
-        log(f"[benchmarks] {name}: {entry['status']} in {entry['wall_s']:.1f} s (load average "
-            f"{entry['loadavg_before']} -> {entry['loadavg_after']})", flush=True)
+        log(
+            f"[benchmarks] {name}: {entry['status']} in {entry['wall_s']:.1f} s (load average "
+            f"{entry['loadavg_before']} -> {entry['loadavg_after']})",
+            flush=True,
+        )
     record["wall_s"] = time.perf_counter() - start
     return record
 
 
 def result_name(record: dict) -> str:
     """``run_<UTC time>_<backend>[_quick].json``."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     suffix = "_quick" if record["quick"] else ""
     return f"run_{stamp}_{record['machine']['backend']}{suffix}.json"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="name",
-                        help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, for a CI smoke run (figures are not comparable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="name",
+        help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, for a CI smoke run (figures are not comparable)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="directory for the JSON (default: benchmarks/results)")
-    parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
-                        help="JAX CPU devices to create (default 0: JAX's default, one; the "
-                             "library keeps a CPU batch on one device, whose threads use every "
-                             "core)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the JSON (default: benchmarks/results)",
+    )
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="JAX CPU devices to create (default 0: JAX's default, one; the "
+        "library keeps a CPU batch on one device, whose threads use every "
+        "core)",
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -238,9 +394,11 @@ def main(argv=None) -> int:
     print()
     print(table(record["figures"]))
     failed = [n for n, e in record["benchmarks"].items() if e["status"] != "ok"]
-    print(f"\n{len(record['benchmarks'])} benchmark(s) in {record['wall_s']:.1f} s on "
-          f"{record['machine']['backend']} ({len(record['devices'])} device(s)), jax "
-          f"{record['jax']}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\n{len(record['benchmarks'])} benchmark(s) in {record['wall_s']:.1f} s on "
+        f"{record['machine']['backend']} ({len(record['devices'])} device(s)), jax "
+        f"{record['jax']}" + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     if not args.no_save:
         path = write_json(record, result_name(record), args.out or RESULTS_DIR)
         print(f"wrote {path}")

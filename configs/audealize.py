@@ -25,6 +25,11 @@ def get_config() -> ExperimentConfig:
         name="audealize",
         model=dataclasses.replace(ModelConfig(), latent_dim=32, dropout=0.0),
         train=TrainConfig(epochs=30, batch_size=64, learning_rate=1e-3, schedule="cosine"),
-        data=DataConfig(dataset="audealize", path="REQUIRED: --data.path=eqdescriptors.json",
-                        per_word=24, split_fractions=(0.85, 0.15), layout="spec"),
+        data=DataConfig(
+            dataset="audealize",
+            path="REQUIRED: --data.path=eqdescriptors.json",
+            per_word=24,
+            split_fractions=(0.85, 0.15),
+            layout="spec",
+        ),
     )

@@ -22,5 +22,5 @@ def get_config():
     # the same model and training as the audealize preset; the data adds SAFE-DB's words
     base = load_preset(str(Path(__file__).with_name("audealize.py")))
     return dataclasses.replace(
-        base, name="crowd",
-        data=dataclasses.replace(base.data, dataset="crowd", min_examples=5))
+        base, name="crowd", data=dataclasses.replace(base.data, dataset="crowd", min_examples=5)
+    )

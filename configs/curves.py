@@ -16,6 +16,10 @@ def get_config() -> ExperimentConfig:
         name="curves",
         model=ModelConfig(latent_dim=32, dropout=0.0),
         train=TrainConfig(epochs=50, batch_size=16, learning_rate=1e-3),
-        data=DataConfig(dataset="curves", path="REQUIRED: --data.path=FILE.json",
-                        max_fit_rms_db=1.0, split_fractions=(0.7, 0.15, 0.15)),
+        data=DataConfig(
+            dataset="curves",
+            path="REQUIRED: --data.path=FILE.json",
+            max_fit_rms_db=1.0,
+            split_fractions=(0.7, 0.15, 0.15),
+        ),
     )

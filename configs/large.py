@@ -18,11 +18,23 @@ from neuraleq_jax.models import ModelConfig
 def get_config() -> ExperimentConfig:
     return ExperimentConfig(
         name="large",
-        model=dataclasses.replace(ModelConfig(), latent_dim=32, embedding_dim=128,
-                                  encoder_widths=(512, 1024, 512),
-                                  decoder_widths=(512, 1024, 512), mlp_width=256, dropout=0.0),
-        train=TrainConfig(epochs=100, batch_size=1024, learning_rate=1e-3,
-                          schedule="warmup_cosine", warmup_epochs=2, grad_clip=1.0,
-                          checkpoint_every=5),
+        model=dataclasses.replace(
+            ModelConfig(),
+            latent_dim=32,
+            embedding_dim=128,
+            encoder_widths=(512, 1024, 512),
+            decoder_widths=(512, 1024, 512),
+            mlp_width=256,
+            dropout=0.0,
+        ),
+        train=TrainConfig(
+            epochs=100,
+            batch_size=1024,
+            learning_rate=1e-3,
+            schedule="warmup_cosine",
+            warmup_epochs=2,
+            grad_clip=1.0,
+            checkpoint_every=5,
+        ),
         data=DataConfig(dataset="synthetic", per_word=50_000),
     )

@@ -23,6 +23,11 @@ def get_config() -> ExperimentConfig:
         name="safe",
         model=dataclasses.replace(ModelConfig(), latent_dim=32, dropout=0.1),
         train=TrainConfig(epochs=30, batch_size=32, learning_rate=1e-3, variation_ratio=1.0),
-        data=DataConfig(dataset="safe", min_examples=20, words=("warm", "bright"),
-                        split_fractions=(0.6, 0.2, 0.2), layout="safe"),
+        data=DataConfig(
+            dataset="safe",
+            min_examples=20,
+            words=("warm", "bright"),
+            split_fractions=(0.6, 0.2, 0.2),
+            layout="safe",
+        ),
     )

@@ -20,9 +20,17 @@ from neuraleq_jax.models import ModelConfig
 def get_config() -> ExperimentConfig:
     return ExperimentConfig(
         name="synthetic",
-        model=dataclasses.replace(ModelConfig(), encoder="residual", latent_dim=32,
-                                  semantic_dim=8, dropout=0.0),
-        train=TrainConfig(epochs=50, batch_size=16, learning_rate=2e-3, schedule="cosine",
-                          cluster_weight=1.0, augment_noise=0.05, augment_shuffle_freq_q=True),
+        model=dataclasses.replace(
+            ModelConfig(), encoder="residual", latent_dim=32, semantic_dim=8, dropout=0.0
+        ),
+        train=TrainConfig(
+            epochs=50,
+            batch_size=16,
+            learning_rate=2e-3,
+            schedule="cosine",
+            cluster_weight=1.0,
+            augment_noise=0.05,
+            augment_shuffle_freq_q=True,
+        ),
         data=DataConfig(dataset="synthetic", per_word=70),
     )

@@ -15,7 +15,14 @@ from neuraleq_jax.config import load_preset
 def get_config():
     base = load_preset(str(Path(__file__).with_name("synthetic.py")))
     return dataclasses.replace(
-        base, name="transformer",
-        model=dataclasses.replace(base.model, encoder="transformer", transformer_dim=64,
-                                  transformer_heads=4, transformer_layers=2),
-        train=dataclasses.replace(base.train, cluster_weight=0.3))
+        base,
+        name="transformer",
+        model=dataclasses.replace(
+            base.model,
+            encoder="transformer",
+            transformer_dim=64,
+            transformer_heads=4,
+            transformer_layers=2,
+        ),
+        train=dataclasses.replace(base.train, cluster_weight=0.3),
+    )

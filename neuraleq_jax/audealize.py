@@ -34,9 +34,50 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # The plug-in's band centres in Hz (AudealizeEQAudioProcessor.h, mFreqs), float32 [40].
 AUDEALIZE_FREQS = np.array(
-    [20, 50, 83, 120, 161, 208, 259, 318, 383, 455, 537, 628, 729, 843, 971, 1114, 1273, 1452,
-     1652, 1875, 2126, 2406, 2719, 3070, 3462, 3901, 4392, 4941, 5556, 6244, 7014, 7875, 8839,
-     9917, 11124, 12474, 13984, 15675, 17566, 19682], dtype=np.float32)
+    [
+        20,
+        50,
+        83,
+        120,
+        161,
+        208,
+        259,
+        318,
+        383,
+        455,
+        537,
+        628,
+        729,
+        843,
+        971,
+        1114,
+        1273,
+        1452,
+        1652,
+        1875,
+        2126,
+        2406,
+        2719,
+        3070,
+        3462,
+        3901,
+        4392,
+        4941,
+        5556,
+        6244,
+        7014,
+        7875,
+        8839,
+        9917,
+        11124,
+        12474,
+        13984,
+        15675,
+        17566,
+        19682,
+    ],
+    dtype=np.float32,
+)
 FIELDS = ("word", "lang", "settings", "agreement", "num", "x", "y")
 
 
@@ -69,21 +110,31 @@ class AudealizeSet:
     def freqs(self) -> np.ndarray:
         return AUDEALIZE_FREQS
 
-    def subset(self, words: Sequence[str]) -> "AudealizeSet":
+    def subset(self, words: Sequence[str]) -> AudealizeSet:
         """The entries of ``words`` in the given order (each must be in the file: an unknown
         word is a one-line error with close spellings)."""
         from neuraleq_jax.vocabulary import word_index
 
         rows = [word_index(word, self.words) for word in words]
         return dataclasses.replace(
-            self, words=tuple(self.words[i] for i in rows),
-            langs=tuple(self.langs[i] for i in rows), gains_db=self.gains_db[rows],
-            agreement=self.agreement[rows], counts=self.counts[rows], map_xy=self.map_xy[rows])
+            self,
+            words=tuple(self.words[i] for i in rows),
+            langs=tuple(self.langs[i] for i in rows),
+            gains_db=self.gains_db[rows],
+            agreement=self.agreement[rows],
+            counts=self.counts[rows],
+            map_xy=self.map_xy[rows],
+        )
 
     def as_curves(self) -> curves.CurveSet:
         """The same curves as a :class:`curves.CurveSet` (drops language and map)."""
-        return curves.CurveSet(words=self.words, gains_db=self.gains_db, freqs=AUDEALIZE_FREQS,
-                               agreement=self.agreement, counts=self.counts)
+        return curves.CurveSet(
+            words=self.words,
+            gains_db=self.gains_db,
+            freqs=AUDEALIZE_FREQS,
+            agreement=self.agreement,
+            counts=self.counts,
+        )
 
 
 def _number(entry: dict, name: str) -> float:
@@ -105,22 +156,34 @@ def _parse_entry(entry) -> tuple:
     gains = entry.get("settings")
     if not isinstance(gains, list) or len(gains) != len(AUDEALIZE_FREQS):
         size = len(gains) if isinstance(gains, list) else type(gains).__name__
-        raise ValueError(f"'settings' must be a list of {len(AUDEALIZE_FREQS)} gains (dB), "
-                         f"got {size}")
+        raise ValueError(
+            f"'settings' must be a list of {len(AUDEALIZE_FREQS)} gains (dB), got {size}"
+        )
     for index, value in enumerate(gains):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-                value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise ValueError(f"settings[{index}] is {value!r}; gains must be finite numbers (dB)")
     num = entry.get("num")
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ValueError(f"'num' is {num!r}; it must be a positive integer (contributors)")
     agreement = _number(entry, "agreement")
-    return (word.strip().lower(), lang.strip(), [float(g) for g in gains], agreement, num,
-            _number(entry, "x"), _number(entry, "y"))
+    return (
+        word.strip().lower(),
+        lang.strip(),
+        [float(g) for g in gains],
+        agreement,
+        num,
+        _number(entry, "x"),
+        _number(entry, "y"),
+    )
 
 
-def parse_audealize(document, *, on_malformed: str = "raise",
-                    source: str = "audealize") -> AudealizeSet:
+def parse_audealize(
+    document, *, on_malformed: str = "raise", source: str = "audealize"
+) -> AudealizeSet:
     """Validate a decoded Audealize document (a JSON list of entries) into an AudealizeSet.
 
     Args:
@@ -132,8 +195,10 @@ def parse_audealize(document, *, on_malformed: str = "raise",
     if on_malformed not in ("raise", "skip"):
         raise ValueError(f"on_malformed must be 'raise' or 'skip', got {on_malformed!r}")
     if not isinstance(document, list) or not document:
-        raise ValueError(f"{source}: expected a non-empty JSON list of entries with "
-                         f"{', '.join(FIELDS)} (Audealize's eqdescriptors.json format)")
+        raise ValueError(
+            f"{source}: expected a non-empty JSON list of entries with "
+            f"{', '.join(FIELDS)} (Audealize's eqdescriptors.json format)"
+        )
     parsed, skipped, seen = [], [], {}
     for index, entry in enumerate(document):
         try:
@@ -148,34 +213,43 @@ def parse_audealize(document, *, on_malformed: str = "raise",
     if skipped and on_malformed == "raise":
         shown = "; ".join(f"entry {i}: {reason}" for i, reason in skipped[:10])
         more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
-        raise ValueError(f"{source}: {len(skipped)} malformed entr"
-                         f"{'y' if len(skipped) == 1 else 'ies'} (0-based): {shown}{more}; "
-                         f"on_malformed='skip' drops them")
+        raise ValueError(
+            f"{source}: {len(skipped)} malformed entr"
+            f"{'y' if len(skipped) == 1 else 'ies'} (0-based): {shown}{more}; "
+            f"on_malformed='skip' drops them"
+        )
     if not parsed:
-        raise ValueError(f"{source}: every entry is malformed; first: entry {skipped[0][0]}: "
-                         f"{skipped[0][1]}")
+        raise ValueError(
+            f"{source}: every entry is malformed; first: entry {skipped[0][0]}: {skipped[0][1]}"
+        )
     words, langs, gains, agreement, counts, xs, ys = zip(*parsed)
-    return AudealizeSet(words=tuple(words), langs=tuple(langs),
-                        gains_db=np.array(gains, np.float32),
-                        agreement=np.array(agreement, np.float32),
-                        counts=np.array(counts, np.int64),
-                        map_xy=np.stack([xs, ys], axis=1).astype(np.float32),
-                        skipped=tuple(skipped))
+    return AudealizeSet(
+        words=tuple(words),
+        langs=tuple(langs),
+        gains_db=np.array(gains, np.float32),
+        agreement=np.array(agreement, np.float32),
+        counts=np.array(counts, np.int64),
+        map_xy=np.stack([xs, ys], axis=1).astype(np.float32),
+        skipped=tuple(skipped),
+    )
 
 
 def load_audealize(path: str | os.PathLike, *, on_malformed: str = "raise") -> AudealizeSet:
     """Read Audealize's ``eqdescriptors.json`` (UTF-8); see :func:`parse_audealize`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Audealize file not found: {path} (download it with "
-                                f"`neuraleq data fetch audealize`)")
+        raise FileNotFoundError(
+            f"Audealize file not found: {path} (download it with `neuraleq data fetch audealize`)"
+        )
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is tolerated
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text ({error})") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); expected Audealize's list of "
-                         f"entries with {', '.join(FIELDS)}") from None
+        raise ValueError(
+            f"{path}: not valid JSON ({error}); expected Audealize's list of "
+            f"entries with {', '.join(FIELDS)}"
+        ) from None
     return parse_audealize(document, on_malformed=on_malformed, source=str(path))
 
 
@@ -188,6 +262,7 @@ def is_audealize_document(document) -> bool:
 
 # ------------------------------------------------------------------ the crowd's uncertainty
 
+
 def reliability(agreement, contributors):
     """Reliability of a crowd's mean curve, in ``(0, 1]``: the Spearman-Brown formula
     ``n ρ / (1 + (n - 1) ρ)`` with ``ρ`` = agreement (clipped to ``[0.01, 1]``, read as one
@@ -197,8 +272,9 @@ def reliability(agreement, contributors):
     return n * rho / (1.0 + (n - 1.0) * rho)
 
 
-def spread_db(gains_NxF, agreement_N, contributors_N, *, scale: float = 1.0,
-              floor: float = 0.05) -> np.ndarray:
+def spread_db(
+    gains_NxF, agreement_N, contributors_N, *, scale: float = 1.0, floor: float = 0.05
+) -> np.ndarray:
     """Per-word RMS spread (dB) of the variations' responses around the fitted curve, ``[N]``.
 
     The rule: a reliability ``R`` (:func:`reliability`) is the share of the curve's variance
@@ -210,7 +286,7 @@ def spread_db(gains_NxF, agreement_N, contributors_N, *, scale: float = 1.0,
     gains = np.asarray(gains_NxF, np.float64)
     r = reliability(agreement_N, contributors_N)
     relative = np.maximum(np.sqrt((1.0 - r) / r), floor)
-    return scale * np.sqrt(np.mean(gains ** 2, axis=1)) * relative
+    return scale * np.sqrt(np.mean(gains**2, axis=1)) * relative
 
 
 # unit-space step of each parameter kind per unit of spread: gains carry the curve's shape;
@@ -229,16 +305,26 @@ def _kind_weights(layout: EQLayout) -> np.ndarray:
 def _variation_rms(unit_NxP, z_NxVxP, scale_N, weights_P, freqs_F):
     """RMS dB (over variations and bands) of the variations' responses around each centre."""
     centre = paramspace.clip(paramspace.denormalize(unit_NxP))
-    drawn = paramspace.clip(paramspace.denormalize(jnp.clip(
-        unit_NxP[:, None] + scale_N[:, None, None] * z_NxVxP * weights_P, -1.0, 1.0)))
+    drawn = paramspace.clip(
+        paramspace.denormalize(
+            jnp.clip(unit_NxP[:, None] + scale_N[:, None, None] * z_NxVxP * weights_P, -1.0, 1.0)
+        )
+    )
     base_db = response.magnitude_response_db(centre, freqs_F)
     drawn_db = response.magnitude_response_db(drawn, freqs_F)
     return jnp.sqrt(jnp.mean((drawn_db - base_db[:, None]) ** 2, axis=(1, 2)))
 
 
-def variations(settings_NxP, target_db_N, per_word: int, *, seed: int = 0,
-               freqs=AUDEALIZE_FREQS, layout: EQLayout = DEFAULT_LAYOUT,
-               rounds: int = 4) -> np.ndarray:
+def variations(
+    settings_NxP,
+    target_db_N,
+    per_word: int,
+    *,
+    seed: int = 0,
+    freqs=AUDEALIZE_FREQS,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    rounds: int = 4,
+) -> np.ndarray:
     """``per_word`` settings around each fitted setting whose responses spread by ``target_db``.
 
     Draws ``z`` standard normal in the unit space (gains weighted 1, frequency and Q 0.5),
@@ -252,8 +338,11 @@ def variations(settings_NxP, target_db_N, per_word: int, *, seed: int = 0,
     settings = paramspace.validate(settings_NxP, layout, name="fitted settings")
     unit = np.asarray(paramspace.normalize(settings, layout), np.float32)
     target = np.asarray(target_db_N, np.float32)
-    z = np.random.default_rng(seed).standard_normal(
-        (len(unit), per_word, layout.n_params)).astype(np.float32)
+    z = (
+        np.random.default_rng(seed)
+        .standard_normal((len(unit), per_word, layout.n_params))
+        .astype(np.float32)
+    )
     z[:, 0] = 0.0
     weights, freqs = _kind_weights(layout), np.asarray(freqs, np.float32)
     scale = np.full(len(unit), 0.1, np.float32)

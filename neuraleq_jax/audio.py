@@ -44,8 +44,10 @@ FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # file subtypes that hold values beyond fu
 _MAX_CHANNELS = 256  # more than this is almost surely a channels-first [C, T] array
 
 # ITU-R BS.1770-4, tables 1 and 2: the two K-weighting stages (b, a) as published for 48 kHz.
-_BS1770_SHELF_48K = ((1.53512485958697, -2.69169618940638, 1.19839281085285),
-                     (1.0, -1.69065929318241, 0.73248077421585))
+_BS1770_SHELF_48K = (
+    (1.53512485958697, -2.69169618940638, 1.19839281085285),
+    (1.0, -1.69065929318241, 0.73248077421585),
+)
 _BS1770_HIGHPASS_48K = ((1.0, -2.0, 1.0), (1.0, -1.99004745483398, 0.99007225036621))
 _BS1770_OFFSET_DB = -0.691
 _BS1770_WEIGHTS_5_1 = (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)  # L R C LFE Ls Rs
@@ -54,7 +56,7 @@ _BS1770_WEIGHTS_5_1 = (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)  # L R C LFE Ls Rs
 class ClippingError(ValueError):
     """Raised by ``peak_mode="error"`` when the output exceeds 0 dBFS; carries the report."""
 
-    def __init__(self, message: str, report: "EQReport"):
+    def __init__(self, message: str, report: EQReport):
         super().__init__(message)
         self.report = report
 
@@ -127,7 +129,8 @@ def _db(value: float) -> float | None:
 def _check_real(value, name: str, *, minimum: float | None = None) -> float:
     """A finite real scalar (Python, NumPy or a 0-d array; not a bool) → float."""
     numeric = isinstance(value, numbers.Real) or (
-        np.ndim(value) == 0 and getattr(value, "dtype", np.dtype(object)).kind in "fiu")
+        np.ndim(value) == 0 and getattr(value, "dtype", np.dtype(object)).kind in "fiu"
+    )
     if isinstance(value, (bool, np.bool_)) or not numeric or not math.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite real number; got {value!r}")
     if minimum is not None and value < minimum:
@@ -139,8 +142,10 @@ def _check_audio(audio) -> np.ndarray:
     """Float audio ``[T]`` or ``[T, C]`` → float64 ``[T, C]`` (a copy), with clear errors."""
     array = np.asarray(audio)
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"audio must be a float array in [-1, 1] (e.g. soundfile.read(..., "
-                         f"dtype='float64')); got dtype {array.dtype}")
+        raise ValueError(
+            f"audio must be a float array in [-1, 1] (e.g. soundfile.read(..., "
+            f"dtype='float64')); got dtype {array.dtype}"
+        )
     if array.ndim not in (1, 2):
         raise ValueError(f"audio must be [frames] or [frames, channels]; got shape {array.shape}")
     if array.size == 0:
@@ -148,9 +153,11 @@ def _check_audio(audio) -> np.ndarray:
     array = array.astype(np.float64).reshape(array.shape[0], -1)
     frames, channels = array.shape
     if channels > _MAX_CHANNELS:
-        raise ValueError(f"audio has shape {np.shape(audio)}: {channels} channels is more than "
-                         f"{_MAX_CHANNELS}; arrays are [frames, channels] (transpose a "
-                         f"channels-first array)")
+        raise ValueError(
+            f"audio has shape {np.shape(audio)}: {channels} channels is more than "
+            f"{_MAX_CHANNELS}; arrays are [frames, channels] (transpose a "
+            f"channels-first array)"
+        )
     if not np.isfinite(array).all():
         raise ValueError("audio contains NaN or infinite samples")
     return array
@@ -163,8 +170,9 @@ def _check_setting(setting, layout: EQLayout) -> np.ndarray:
         setting = [setting[name] for name in layout.param_names]
     checked = paramspace.validate(setting, layout, name="setting")
     if checked.ndim != 1:
-        raise ValueError(f"setting must be one vector of {layout.n_params} values; "
-                         f"got shape {checked.shape}")
+        raise ValueError(
+            f"setting must be one vector of {layout.n_params} values; got shape {checked.shape}"
+        )
     # validate() returns float32; re-read the caller's values so filtering stays float64
     return np.clip(np.asarray(setting, np.float64), layout.lower, layout.upper)
 
@@ -185,19 +193,23 @@ def scale_strength(setting, strength, layout: EQLayout = DEFAULT_LAYOUT) -> np.n
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise ValueError("strength must be finite and >= 0 (0 = flat, 1 = as given, "
-                         f"> 1 exaggerates); got {strength!r}")
+        raise ValueError(
+            "strength must be finite and >= 0 (0 = flat, 1 = as given, "
+            f"> 1 exaggerates); got {strength!r}"
+        )
     scaled = np.array(setting, dtype=np.float64)
     if scaled.ndim == 0 or scaled.shape[-1] != layout.n_params:
         raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {scaled.shape}")
     gains = layout.gain_indices
-    scaled[..., gains] = np.clip(scaled[..., gains] * strength[..., None],
-                                 layout.lower[gains], layout.upper[gains])
+    scaled[..., gains] = np.clip(
+        scaled[..., gains] * strength[..., None], layout.lower[gains], layout.upper[gains]
+    )
     return scaled
 
 
-def clamp_band_frequencies(params, sample_rate: float, layout: EQLayout = DEFAULT_LAYOUT
-                           ) -> tuple[np.ndarray, tuple[ClampedBand, ...]]:
+def clamp_band_frequencies(
+    params, sample_rate: float, layout: EQLayout = DEFAULT_LAYOUT
+) -> tuple[np.ndarray, tuple[ClampedBand, ...]]:
     """Lower band frequencies above ``NYQUIST_FRACTION · sample_rate`` to that frequency.
 
     Args:
@@ -248,8 +260,12 @@ def _design_k_stage(b48, a48, sample_rate: float, shelf: bool) -> np.ndarray:
 def k_weighting_sos(sample_rate: float) -> np.ndarray:
     """BS.1770 K-weighting (pre-filter shelf, then RLB high-pass) as float64 ``[2, 6]`` sections."""
     sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
-    return np.stack([_design_k_stage(*_BS1770_SHELF_48K, sample_rate, shelf=True),
-                     _design_k_stage(*_BS1770_HIGHPASS_48K, sample_rate, shelf=False)])
+    return np.stack(
+        [
+            _design_k_stage(*_BS1770_SHELF_48K, sample_rate, shelf=True),
+            _design_k_stage(*_BS1770_HIGHPASS_48K, sample_rate, shelf=False),
+        ]
+    )
 
 
 def integrated_loudness(audio, sample_rate: float) -> float:
@@ -272,7 +288,7 @@ def integrated_loudness(audio, sample_rate: float) -> float:
     block = min(frames, round(0.4 * sample_rate))
     n_blocks = 1 + int((frames - block) // (0.1 * sample_rate))
     starts = np.round(np.arange(n_blocks) * 0.1 * sample_rate).astype(np.int64)
-    energy = np.concatenate([np.zeros((1, channels)), np.cumsum(y_TxC ** 2, axis=0)])
+    energy = np.concatenate([np.zeros((1, channels)), np.cumsum(y_TxC**2, axis=0)])
     power_J = np.maximum((energy[starts + block] - energy[starts]) / block, 0.0) @ weights_C
     with np.errstate(divide="ignore"):
         loudness_J = _BS1770_OFFSET_DB + 10 * np.log10(power_J)
@@ -286,14 +302,20 @@ def integrated_loudness(audio, sample_rate: float) -> float:
 
 def _loudness(x_TxC: np.ndarray, sample_rate: float, mode: str) -> float:
     if mode == "rms":
-        rms = math.sqrt(float(np.mean(x_TxC ** 2)))
+        rms = math.sqrt(float(np.mean(x_TxC**2)))
         return 20 * math.log10(rms) if rms > 0 else -math.inf
     return integrated_loudness(x_TxC, sample_rate)
 
 
-def apply_eq(audio, sample_rate: float, setting, strength: float = 1.0,
-             match_loudness: str | None = None, peak_mode: str = "report",
-             layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, EQReport]:
+def apply_eq(
+    audio,
+    sample_rate: float,
+    setting,
+    strength: float = 1.0,
+    match_loudness: str | None = None,
+    peak_mode: str = "report",
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> tuple[np.ndarray, EQReport]:
     """Filter audio with an EQ setting.
 
     Args:
@@ -320,8 +342,11 @@ def apply_eq(audio, sample_rate: float, setting, strength: float = 1.0,
     setting = _check_setting(setting, layout)
     scaled = scale_strength(setting, strength, layout)
     used, clamped = clamp_band_frequencies(scaled, sample_rate, layout)
-    notes = [f"band {c.band} ({c.kind}) lowered from {c.requested_hz:g} Hz to {c.used_hz:g} Hz "
-             f"({NYQUIST_FRACTION:g} x the {sample_rate:g} Hz sample rate)" for c in clamped]
+    notes = [
+        f"band {c.band} ({c.kind}) lowered from {c.requested_hz:g} Hz to {c.used_hz:g} Hz "
+        f"({NYQUIST_FRACTION:g} x the {sample_rate:g} Hz sample rate)"
+        for c in clamped
+    ]
     if np.any(scaled[layout.gain_indices] != setting[layout.gain_indices] * strength):
         notes.append(f"strength {strength:g} pushed gains past their range; clipped into it")
 
@@ -336,8 +361,10 @@ def apply_eq(audio, sample_rate: float, setting, strength: float = 1.0,
             loudness_gain_db = level_in - level_out
             y_TxC *= 10.0 ** (loudness_gain_db / 20.0)
         else:
-            notes.append(f"loudness not matched: input or output is silent (below the "
-                         f"{'-70 LUFS gate' if match_loudness == 'lufs' else 'RMS floor'})")
+            notes.append(
+                f"loudness not matched: input or output is silent (below the "
+                f"{'-70 LUFS gate' if match_loudness == 'lufs' else 'RMS floor'})"
+            )
         loudness_in = level_in if math.isfinite(level_in) else None
         measured = _loudness(y_TxC, sample_rate, match_loudness)
         loudness_out = measured if math.isfinite(measured) else None
@@ -349,24 +376,39 @@ def apply_eq(audio, sample_rate: float, setting, strength: float = 1.0,
         limit_gain_db = LIMIT_CEILING_DBFS - 20.0 * math.log10(peak_out)
         y_TxC *= ceiling / peak_out
         peak_out = float(np.max(np.abs(y_TxC)))
-        notes.append(f"limited: whole output scaled by {limit_gain_db:.2f} dB to a "
-                     f"{LIMIT_CEILING_DBFS:g} dBFS peak")
+        notes.append(
+            f"limited: whole output scaled by {limit_gain_db:.2f} dB to a "
+            f"{LIMIT_CEILING_DBFS:g} dBFS peak"
+        )
         if match_loudness is not None and loudness_out is not None:
             measured = _loudness(y_TxC, sample_rate, match_loudness)
             loudness_out = measured if math.isfinite(measured) else None
     clipped = int(np.count_nonzero(np.abs(y_TxC) > 1.0))
 
     report = EQReport(
-        sample_rate=sample_rate, frames=x_TxC.shape[0], channels=x_TxC.shape[1],
-        strength=strength, setting=tuple(map(float, scaled)),
-        filter_parameters=tuple(map(float, used)), clamped_bands=clamped,
-        match_loudness=match_loudness, loudness_in=loudness_in, loudness_out=loudness_out,
-        loudness_gain_db=loudness_gain_db, peak_mode=peak_mode,
-        peak_in_dbfs=_db(float(np.max(np.abs(x_TxC)))), peak_out_dbfs=_db(peak_out),
-        clipped_samples=clipped, limit_gain_db=limit_gain_db, notes=tuple(notes))
+        sample_rate=sample_rate,
+        frames=x_TxC.shape[0],
+        channels=x_TxC.shape[1],
+        strength=strength,
+        setting=tuple(map(float, scaled)),
+        filter_parameters=tuple(map(float, used)),
+        clamped_bands=clamped,
+        match_loudness=match_loudness,
+        loudness_in=loudness_in,
+        loudness_out=loudness_out,
+        loudness_gain_db=loudness_gain_db,
+        peak_mode=peak_mode,
+        peak_in_dbfs=_db(float(np.max(np.abs(x_TxC)))),
+        peak_out_dbfs=_db(peak_out),
+        clipped_samples=clipped,
+        limit_gain_db=limit_gain_db,
+        notes=tuple(notes),
+    )
     if clipped:
-        message = (f"output peak is {report.peak_out_dbfs:+.2f} dBFS: {clipped} sample value(s) "
-                   f"exceed 0 dBFS (use peak_mode='limit', a lower strength or loudness matching)")
+        message = (
+            f"output peak is {report.peak_out_dbfs:+.2f} dBFS: {clipped} sample value(s) "
+            f"exceed 0 dBFS (use peak_mode='limit', a lower strength or loudness matching)"
+        )
         if peak_mode == "error":
             raise ClippingError(message, report)
         warnings.warn(message, ClippingWarning, stacklevel=2)
@@ -381,8 +423,9 @@ _EXTENSION_ALIASES = {"aif": "AIFF", "wave": "WAV"}
 def output_formats() -> dict[str, str]:
     """Accepted output extensions (lower case, no dot) → soundfile format name."""
     formats = {name.lower(): name for name in sf.available_formats() if name != "RAW"}
-    formats.update({ext: name for ext, name in _EXTENSION_ALIASES.items()
-                    if name in formats.values()})
+    formats.update(
+        {ext: name for ext, name in _EXTENSION_ALIASES.items() if name in formats.values()}
+    )
     return dict(sorted(formats.items()))
 
 
@@ -390,23 +433,34 @@ def _output_format(out_path: Path) -> str:
     formats = output_formats()
     extension = out_path.suffix.lower().lstrip(".")
     if extension not in formats:
-        raise ValueError(f"unsupported output format {out_path.suffix or '(no extension)'!r} "
-                         f"for {out_path}; accepted extensions: "
-                         f"{', '.join('.' + e for e in formats)}")
+        raise ValueError(
+            f"unsupported output format {out_path.suffix or '(no extension)'!r} "
+            f"for {out_path}; accepted extensions: "
+            f"{', '.join('.' + e for e in formats)}"
+        )
     return formats[extension]
 
 
-def _write_atomically(out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str,
-                      subtype: str) -> None:
+def _write_atomically(
+    out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str, subtype: str
+) -> None:
     """Write to a fresh temporary file beside ``out_path``, then rename it over the target."""
     with atomic_path(out_path) as temporary:
         sf.write(temporary, data_TxC, sample_rate, subtype=subtype, format=fmt)
 
 
-def apply_eq_to_file(in_path, out_path, setting, *, strength: float = 1.0,
-                     match_loudness: str | None = None, peak_mode: str = "report",
-                     overwrite: bool = False, subtype: str | None = None,
-                     layout: EQLayout = DEFAULT_LAYOUT) -> EQReport:
+def apply_eq_to_file(
+    in_path,
+    out_path,
+    setting,
+    *,
+    strength: float = 1.0,
+    match_loudness: str | None = None,
+    peak_mode: str = "report",
+    overwrite: bool = False,
+    subtype: str | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> EQReport:
     """Read an audio file, apply :func:`apply_eq`, write the result; return the report.
 
     The output keeps the input's channels, length and sample rate. Its format follows the
@@ -430,35 +484,52 @@ def apply_eq_to_file(in_path, out_path, setting, *, strength: float = 1.0,
         raise FileNotFoundError(f"output folder does not exist: {out_path.parent}")
     if out_path.exists() and not overwrite:
         same = os.path.samefile(in_path, out_path)
-        raise FileExistsError(f"{'output path is the input file' if same else 'output exists'}: "
-                              f"{out_path}; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{'output path is the input file' if same else 'output exists'}: "
+            f"{out_path}; pass overwrite=True to replace it"
+        )
     try:
         info = sf.info(str(in_path))
         data_TxC, sample_rate = sf.read(str(in_path), dtype="float64", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as error:
-        raise ValueError(f"cannot read {in_path} as audio ({error}); readable formats: "
-                         f"{', '.join(sorted(sf.available_formats()))}") from None
+        raise ValueError(
+            f"cannot read {in_path} as audio ({error}); readable formats: "
+            f"{', '.join(sorted(sf.available_formats()))}"
+        ) from None
 
     notes = []
     if subtype is not None:
         if not sf.check_format(fmt, subtype):
-            raise ValueError(f"subtype {subtype!r} is not valid for {fmt} output; accepted: "
-                             f"{', '.join(sf.available_subtypes(fmt))}")
+            raise ValueError(
+                f"subtype {subtype!r} is not valid for {fmt} output; accepted: "
+                f"{', '.join(sf.available_subtypes(fmt))}"
+            )
     elif sf.check_format(fmt, info.subtype):
         subtype = info.subtype
     else:
         subtype = sf.default_subtype(fmt)
         notes.append(f"input subtype {info.subtype} is not available in {fmt}; wrote {subtype}")
 
-    out_TxC, report = apply_eq(data_TxC, sample_rate, setting, strength, match_loudness,
-                               peak_mode, layout)
+    out_TxC, report = apply_eq(
+        data_TxC, sample_rate, setting, strength, match_loudness, peak_mode, layout
+    )
     if report.clipped_samples and subtype not in FLOAT_SUBTYPES:
-        notes.append(f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
-                     f"{subtype} output format")
+        notes.append(
+            f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
+            f"{subtype} output format"
+        )
     try:
         _write_atomically(out_path, out_TxC, sample_rate, fmt, subtype)
     except (sf.SoundFileError, RuntimeError) as error:
-        raise ValueError(f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
-                         f"with {out_TxC.shape[1]} channel(s): {error}") from None
-    return dataclasses.replace(report, notes=report.notes + tuple(notes), in_path=str(in_path),
-                               out_path=str(out_path), format=fmt, subtype=subtype)
+        raise ValueError(
+            f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
+            f"with {out_TxC.shape[1]} channel(s): {error}"
+        ) from None
+    return dataclasses.replace(
+        report,
+        notes=report.notes + tuple(notes),
+        in_path=str(in_path),
+        out_path=str(out_path),
+        format=fmt,
+        subtype=subtype,
+    )

@@ -50,7 +50,7 @@ def kernel_knn_weights(distances_MxR, k: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(dist, axis=1, kind="stable")
     nearest = np.take_along_axis(dist, order[:, :k], axis=1)
     if n_ref > k:
-        bandwidth = np.take_along_axis(dist, order[:, k:k + 1], axis=1)
+        bandwidth = np.take_along_axis(dist, order[:, k : k + 1], axis=1)
     else:
         bandwidth = 1.5 * nearest[:, -1:]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -71,11 +71,18 @@ class LiteBaseline:
       seed: default seed of the stochastic methods (generate, explore).
     """
 
-    def __init__(self, n_components: int = 8, n_neighbors: int = 5, *,
-                 layout: EQLayout = DEFAULT_LAYOUT, seed: int = 0):
+    def __init__(
+        self,
+        n_components: int = 8,
+        n_neighbors: int = 5,
+        *,
+        layout: EQLayout = DEFAULT_LAYOUT,
+        seed: int = 0,
+    ):
         if int(n_components) < 1 or int(n_neighbors) < 1:
-            raise ValueError(f"n_components and n_neighbors must be >= 1, got "
-                             f"{n_components}, {n_neighbors}")
+            raise ValueError(
+                f"n_components and n_neighbors must be >= 1, got {n_components}, {n_neighbors}"
+            )
         self.n_components, self.n_neighbors, self.seed = int(n_components), int(n_neighbors), seed
         self.layout = layout
         self.dataset: EQDataset | None = None
@@ -88,8 +95,9 @@ class LiteBaseline:
         self._require_data()
         return self.dataset.vocabulary
 
-    def load_dataset(self, eq_settings: EQDataset | Sequence[Mapping],
-                     vocabulary: Sequence[str] | None = None) -> EQDataset:
+    def load_dataset(
+        self, eq_settings: EQDataset | Sequence[Mapping], vocabulary: Sequence[str] | None = None
+    ) -> EQDataset:
         """Take an EQDataset, or labelled dicts (word under ``term``/``semantic_label``)."""
         if isinstance(eq_settings, EQDataset):
             dataset = eq_settings
@@ -114,23 +122,31 @@ class LiteBaseline:
         _, sing, vt = np.linalg.svd(x_NxP - self._mean_P, full_matrices=False)
         n = min(self.n_components, len(sing))
         self._components_CxP = vt[:n]
-        total = float((sing ** 2).sum())
+        total = float((sing**2).sum())
         self.explained_variance = float((sing[:n] ** 2).sum() / total) if total > 0 else 1.0
         self._unit_NxP = x_NxP
         self._latents_NxC = (x_NxP - self._mean_P) @ self._components_CxP.T
-        self._word_rows = [np.flatnonzero(dataset.word_ids == w)
-                           for w in range(len(dataset.vocabulary))]
+        self._word_rows = [
+            np.flatnonzero(dataset.word_ids == w) for w in range(len(dataset.vocabulary))
+        ]
         missing = [dataset.vocabulary[w] for w, rows in enumerate(self._word_rows) if not len(rows)]
         if missing:
             raise ValueError(f"every vocabulary word needs training settings; none for {missing}")
         self._centres_WxC = np.stack([self._latents_NxC[r].mean(axis=0) for r in self._word_rows])
         # per-word latent covariance (a ridge keeps the Cholesky defined for tiny words)
-        self._chol_WxCxC = np.stack([
-            np.linalg.cholesky(np.atleast_2d(np.cov(self._latents_NxC[r].T, ddof=1))
-                               + 1e-9 * np.eye(n)) if len(r) > 1 else np.zeros((n, n))
-            for r in self._word_rows])
+        self._chol_WxCxC = np.stack(
+            [
+                np.linalg.cholesky(
+                    np.atleast_2d(np.cov(self._latents_NxC[r].T, ddof=1)) + 1e-9 * np.eye(n)
+                )
+                if len(r) > 1
+                else np.zeros((n, n))
+                for r in self._word_rows
+            ]
+        )
         self._global_chol = np.linalg.cholesky(
-            np.atleast_2d(np.cov(self._latents_NxC.T, ddof=1)) + 1e-9 * np.eye(n))
+            np.atleast_2d(np.cov(self._latents_NxC.T, ddof=1)) + 1e-9 * np.eye(n)
+        )
         self._fitted = True
         return {"explained_variance": self.explained_variance, "n_components": n}
 
@@ -139,8 +155,9 @@ class LiteBaseline:
     def encode(self, settings_Nx15) -> np.ndarray:
         """PCA coordinates of physical settings: ``[N, 15]`` → ``[N, n_components]``."""
         self._require_fit()
-        unit = np.asarray(paramspace.normalize(self._check(settings_Nx15), self.layout),
-                          dtype=np.float64)
+        unit = np.asarray(
+            paramspace.normalize(self._check(settings_Nx15), self.layout), dtype=np.float64
+        )
         return (unit - self._mean_P) @ self._components_CxP.T
 
     def reconstruct(self, settings_Nx15) -> np.ndarray:
@@ -154,22 +171,31 @@ class LiteBaseline:
         With ``word``, only that word's training settings are neighbours; otherwise all are.
         """
         self._require_fit()
-        rows = (np.arange(len(self._unit_NxP)) if word is None
-                else self._word_rows[self._word(word)])
+        rows = np.arange(len(self._unit_NxP)) if word is None else self._word_rows[self._word(word)]
         return self._to_physical(self._knn(np.atleast_2d(latents_MxC), rows))
 
     def centre_settings(self) -> np.ndarray:
         """Each word's centre setting, ``[W, 15]``: its mean training latent, decoded among
         its own settings."""
         self._require_fit()
-        return np.stack([self._to_physical(self._knn(self._centres_WxC[w:w + 1], rows))[0]
-                         for w, rows in enumerate(self._word_rows)])
+        return np.stack(
+            [
+                self._to_physical(self._knn(self._centres_WxC[w : w + 1], rows))[0]
+                for w, rows in enumerate(self._word_rows)
+            ]
+        )
 
     # ------------------------------------------------------------ the facade
 
-    def generate_eq_from_semantic(self, term: str, variations: int = 5, *,
-                                  strength: float = 1.0, seed: int | None = None,
-                                  as_array: bool = False):
+    def generate_eq_from_semantic(
+        self,
+        term: str,
+        variations: int = 5,
+        *,
+        strength: float = 1.0,
+        seed: int | None = None,
+        as_array: bool = False,
+    ):
         """``variations`` settings for a word: latents drawn from the word's latent Gaussian
         (mean and covariance of its training latents), decoded among the word's own settings.
 
@@ -189,9 +215,16 @@ class LiteBaseline:
         settings[:, self.layout.gain_indices] *= strength
         return self._out(self._clip(settings), as_array)
 
-    def morph_between_terms(self, term1: str, term2: str, steps: int = 10, *,
-                            seed: int | None = None, as_array: bool = False,
-                            constant_speed: bool = True):
+    def morph_between_terms(
+        self,
+        term1: str,
+        term2: str,
+        steps: int = 10,
+        *,
+        seed: int | None = None,
+        as_array: bool = False,
+        constant_speed: bool = True,
+    ):
         """A path of ``steps`` settings from one word's centre to another's (deterministic).
 
         At fraction t the latent is ``(1 - t) c1 + t c2``; it is decoded among each word's
@@ -209,18 +242,26 @@ class LiteBaseline:
         if constant_speed:
             dense_t = np.linspace(0.0, 1.0, max(16 * steps, 257))
             dense = self._to_physical(self._morph_unit(first, last, dense_t))
-            t_S = equal_step_fractions(dense_t, response.reference_response_db(
-                dense, layout=self.layout), steps)
+            t_S = equal_step_fractions(
+                dense_t, response.reference_response_db(dense, layout=self.layout), steps
+            )
         return self._out(self._to_physical(self._morph_unit(first, last, t_S)), as_array)
 
     def _morph_unit(self, first: int, last: int, t_T) -> np.ndarray:
         t_T1 = np.asarray(t_T, dtype=np.float64)[:, None]
         latents = (1.0 - t_T1) * self._centres_WxC[first] + t_T1 * self._centres_WxC[last]
-        return ((1.0 - t_T1) * self._knn(latents, self._word_rows[first])
-                + t_T1 * self._knn(latents, self._word_rows[last]))
+        return (1.0 - t_T1) * self._knn(latents, self._word_rows[first]) + t_T1 * self._knn(
+            latents, self._word_rows[last]
+        )
 
-    def explore_latent_space(self, n_samples: int = 20, *, novel: bool | None = None,
-                             seed: int | None = None, as_array: bool = False):
+    def explore_latent_space(
+        self,
+        n_samples: int = 20,
+        *,
+        novel: bool | None = None,
+        seed: int | None = None,
+        as_array: bool = False,
+    ):
         """``n_samples`` settings from latents drawn from the training latents' Gaussian.
 
         With ``novel``, four times as many are drawn and the ones furthest from any training
@@ -246,8 +287,11 @@ class LiteBaseline:
         return np.einsum("mk,mkp->mp", weights, self._unit_NxP[rows][index])
 
     def _to_physical(self, unit_MxP) -> np.ndarray:
-        return self._clip(np.asarray(paramspace.denormalize(
-            np.clip(unit_MxP, -1.0, 1.0).astype(np.float32), self.layout)))
+        return self._clip(
+            np.asarray(
+                paramspace.denormalize(np.clip(unit_MxP, -1.0, 1.0).astype(np.float32), self.layout)
+            )
+        )
 
     def _clip(self, settings) -> np.ndarray:
         return np.array(paramspace.clip(settings, self.layout), dtype=np.float32)
@@ -258,8 +302,10 @@ class LiteBaseline:
 
     def _word(self, term) -> int:
         if not isinstance(term, str):
-            raise TypeError(f"the baseline takes a single word (str), got {type(term).__name__}; "
-                            f"known words: {', '.join(self.vocabulary)}")
+            raise TypeError(
+                f"the baseline takes a single word (str), got {type(term).__name__}; "
+                f"known words: {', '.join(self.vocabulary)}"
+            )
         return data_mod.word_index(term, self.vocabulary)
 
     def _seed(self, seed) -> int:

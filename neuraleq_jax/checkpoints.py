@@ -85,8 +85,11 @@ def _local_checkpointer() -> ocp.StandardCheckpointer:
     if jax.process_count() == 1:
         return ocp.StandardCheckpointer()
     me = jax.process_index()
-    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
-        primary_host=me, active_processes={me}))
+    return ocp.StandardCheckpointer(
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            primary_host=me, active_processes={me}
+        )
+    )
 
 
 def _default_sharding() -> jax.sharding.Sharding:
@@ -111,7 +114,7 @@ def summarise_error(error: BaseException | str, limit: int = 200) -> str:
         lines = str(error).strip().splitlines()
         text = lines[0].strip() if lines else ""
     text = text.split(" See full TensorStore details")[0]
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_restore_leftover(unraisable) -> bool:
@@ -150,23 +153,30 @@ def _quiet_restore_leftovers():
 
 
 def _corrupt(what: str, path: Path, error: BaseException | str, advice: str) -> CheckpointError:
-    return CheckpointError(f"{what} at {path} is corrupt or incomplete "
-                           f"({summarise_error(error)}). {advice}")
+    return CheckpointError(
+        f"{what} at {path} is corrupt or incomplete ({summarise_error(error)}). {advice}"
+    )
 
 
 def _bundle_advice(bundle_path: Path) -> str:
     """What rebuilds a damaged bundle: the training command when its checkpoints are there."""
     workdir = bundle_path.parent
     if bundle_path.name == BUNDLE_DIR and (workdir / CHECKPOINT_DIR).is_dir():
-        return (f"Rerun the training command that wrote it (neuraleq train --workdir {workdir} "
-                f"with the same options): it rebuilds the bundle from the newest checkpoint.")
-    return ("No training checkpoints are beside it to rebuild it from: save the model again "
-            "(NeuralEQMorphingSystem.save) or retrain.")
+        return (
+            f"Rerun the training command that wrote it (neuraleq train --workdir {workdir} "
+            f"with the same options): it rebuilds the bundle from the newest checkpoint."
+        )
+    return (
+        "No training checkpoints are beside it to rebuild it from: save the model again "
+        "(NeuralEQMorphingSystem.save) or retrain."
+    )
 
 
 def _checkpoint_advice(step_dir: Path) -> str:
-    return (f"Delete {step_dir} and rerun the training command: it resumes from the previous "
-            f"checkpoint kept there, or starts over when there is none.")
+    return (
+        f"Delete {step_dir} and rerun the training command: it resumes from the previous "
+        f"checkpoint kept there, or starts over when there is none."
+    )
 
 
 # ------------------------------------------------------------------ model bundle
@@ -235,8 +245,9 @@ def save_bundle(directory: str | Path, bundle: ModelBundle) -> Path:
             if any(a.dtype == object for a in arrays.values()):
                 raise ValueError("word_model arrays must be numeric (no object arrays)")
             atomic_save_npz(tmp / "word_model.npz", **arrays)
-        atomic_write_text(tmp / BUNDLE_JSON,
-                          json.dumps(_bundle_json(bundle, tree_digest(params)), indent=2))
+        atomic_write_text(
+            tmp / BUNDLE_JSON, json.dumps(_bundle_json(bundle, tree_digest(params)), indent=2)
+        )
         if final.exists():
             old = directory / f".{BUNDLE_DIR}.old-{uuid.uuid4().hex}"
             os.replace(final, old)
@@ -259,7 +270,8 @@ def _find_bundle(directory: Path) -> Path:
     raise CheckpointNotFoundError(
         f"no model bundle in {directory}: expected {directory / BUNDLE_DIR / BUNDLE_JSON}. Train "
         f"one with `python -m neuraleq_jax.train --workdir {directory}` (or save one with "
-        f"checkpoints.save_bundle).")
+        f"checkpoints.save_bundle)."
+    )
 
 
 def _check_format_version(meta, path: Path) -> None:
@@ -273,12 +285,14 @@ def _check_format_version(meta, path: Path) -> None:
             f"the model bundle at {path} has format_version {version}: its word model draws "
             f"variations around a centre, which this neuraleq_jax (format {FORMAT_VERSION}: "
             f"each word's latent density) cannot use. Retrain it: `python -m neuraleq_jax.train "
-            f"--workdir NEW_WORKDIR` with the same --config.")
+            f"--workdir NEW_WORKDIR` with the same --config."
+        )
     if version > FORMAT_VERSION:
         raise BundleVersionError(
             f"the model bundle at {path} has format_version {version}, but this neuraleq_jax "
             f"reads format versions up to {FORMAT_VERSION}. Upgrade neuraleq_jax, or retrain "
-            f"the model with this version.")
+            f"the model with this version."
+        )
 
 
 def load_bundle(directory: str | Path) -> ModelBundle:
@@ -316,8 +330,12 @@ def load_bundle(directory: str | Path) -> ModelBundle:
     finally:
         checkpointer.close()
     if tree_digest(params) != digest:
-        raise _corrupt("model bundle parameters", path / "params",
-                       "the stored digest does not match the parameters read back", advice)
+        raise _corrupt(
+            "model bundle parameters",
+            path / "params",
+            "the stored digest does not match the parameters read back",
+            advice,
+        )
     word_model = None
     if meta.get("has_word_model"):
         try:
@@ -325,9 +343,16 @@ def load_bundle(directory: str | Path) -> ModelBundle:
                 word_model = {key: archive[key] for key in archive.files}
         except Exception as error:
             raise _corrupt("word model", path / "word_model.npz", error, advice) from None
-    return ModelBundle(params=params, model_config=model_config, train_config=train_config,
-                       layout=layout, vocabulary=vocabulary, word_model=word_model,
-                       step=int(meta.get("step", 0)), metadata=dict(meta.get("metadata", {})))
+    return ModelBundle(
+        params=params,
+        model_config=model_config,
+        train_config=train_config,
+        layout=layout,
+        vocabulary=vocabulary,
+        word_model=word_model,
+        step=int(meta.get("step", 0)),
+        metadata=dict(meta.get("metadata", {})),
+    )
 
 
 # ------------------------------------------------------------------ training checkpoints
@@ -343,15 +368,18 @@ class TrainingCheckpoints:
     def __init__(self, directory: str | Path, *, keep: int = 3, metric: str = "val_loss"):
         self.directory = Path(directory).resolve() / CHECKPOINT_DIR
         self.metric = metric
-        policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-            ocp.checkpoint_managers.LatestN(n=keep),
-            # BestN keeps the *last* n after sorting; reverse=True sorts descending → lowest kept
-            ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[metric], reverse=True, n=1),
-        ])
+        policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+            [
+                ocp.checkpoint_managers.LatestN(n=keep),
+                # BestN keeps the *last* n after sorting; reverse=True sorts descending → lowest kept
+                ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[metric], reverse=True, n=1),
+            ]
+        )
         # best_fn makes the manager write each step's metrics to disk, so the best checkpoint
         # is still known (and kept) after a restart
-        options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True,
-                                               best_fn=lambda m: m[metric], best_mode="min")
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy, create=True, best_fn=lambda m: m[metric], best_mode="min"
+        )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_epoch(self) -> int | None:
@@ -366,26 +394,37 @@ class TrainingCheckpoints:
     def save(self, epoch: int, state, meta: dict, metrics: dict[str, float]) -> None:
         """Start saving ``state`` after ``epoch`` epochs (asynchronous; see :meth:`wait`)."""
         meta = dict(meta, epoch=int(epoch), state_digest=tree_digest(state))
-        self.manager.save(int(epoch), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            metrics={k: float(v) for k, v in metrics.items()})
+        self.manager.save(
+            int(epoch),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+            metrics={k: float(v) for k, v in metrics.items()},
+        )
 
     def restore(self, epoch: int, abstract_state) -> tuple[Any, dict]:
         """Restore ``(state, meta)``; ``abstract_state`` gives the shapes and target shardings."""
         step_dir = self.directory / str(epoch)
         try:
             with _quiet_restore_leftovers():
-                restored = self.manager.restore(int(epoch), args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state),
-                    meta=ocp.args.JsonRestore()))
+                restored = self.manager.restore(
+                    int(epoch),
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+                    ),
+                )
             state, meta = restored.state, restored.meta
         except Exception as error:
-            raise _corrupt("training checkpoint", step_dir, error,
-                           _checkpoint_advice(step_dir)) from None
+            raise _corrupt(
+                "training checkpoint", step_dir, error, _checkpoint_advice(step_dir)
+            ) from None
         if not isinstance(meta, dict) or tree_digest(state) != meta.get("state_digest"):
-            raise _corrupt("training checkpoint", step_dir,
-                           "the stored digest does not match the state read back",
-                           _checkpoint_advice(step_dir))
+            raise _corrupt(
+                "training checkpoint",
+                step_dir,
+                "the stored digest does not match the state read back",
+                _checkpoint_advice(step_dir),
+            )
         return state, meta
 
     def best_epoch(self) -> int | None:

@@ -34,7 +34,7 @@ def short_label(label: str, width: int = LABEL_WIDTH) -> str:
         head, tail = label, ""
     room = width - len(tail) - (1 if tail else 0) - 1  # one column for the ellipsis
     left = (room + 1) // 2
-    shortened = head[:left] + "…" + head[len(head) - (room - left):] if room > 0 else "…"
+    shortened = head[:left] + "…" + head[len(head) - (room - left) :] if room > 0 else "…"
     return f"{shortened} {tail}" if tail else shortened
 
 
@@ -52,9 +52,11 @@ def table(settings_NxP, labels, layout) -> str:
 
 
 def _table_head(layout) -> str:
-    return (f"{'setting':<{LABEL_WIDTH + 1}}"
-            + "".join(f"{f'b{i + 1} dB':>8}{'Hz':>8}{'Q':>6}" for i in range(layout.n_bands))
-            + "\n")
+    return (
+        f"{'setting':<{LABEL_WIDTH + 1}}"
+        + "".join(f"{f'b{i + 1} dB':>8}{'Hz':>8}{'Q':>6}" for i in range(layout.n_bands))
+        + "\n"
+    )
 
 
 class _Writer:
@@ -89,9 +91,12 @@ class _Writer:
         estimate = self.bytes_written / rows * self.count
         free = shutil.disk_usage(Path(self.out).resolve().parent).free
         if estimate > free:
-            raise OSError(errno.ENOSPC, f"{self.out} would take about {estimate / 1e9:.1f} GB "
-                                        f"and only {free / 1e9:.1f} GB are free there; ask for "
-                                        f"fewer settings")
+            raise OSError(
+                errno.ENOSPC,
+                f"{self.out} would take about {estimate / 1e9:.1f} GB "
+                f"and only {free / 1e9:.1f} GB are free there; ask for "
+                f"fewer settings",
+            )
 
     def __exit__(self, *exc_info):
         if self._stream is None:
@@ -116,35 +121,53 @@ def _pieces(chunks: Iterable[np.ndarray], fmt: str, layout, label: Callable[[int
             text = presets.csv_text(chunk, names=names, layout=layout, header=first == 0)
         elif fmt == "json":
             document = presets.preset_dict(chunk, names=names, layout=layout)
-            text = "".join(("," if first + i else "") + "\n    "
-                           + json.dumps(entry, indent=2).replace("\n", "\n    ")
-                           for i, entry in enumerate(document.pop("presets")))
+            text = "".join(
+                ("," if first + i else "")
+                + "\n    "
+                + json.dumps(entry, indent=2).replace("\n", "\n    ")
+                for i, entry in enumerate(document.pop("presets"))
+            )
             if first == 0:  # the document's other keys, then the opening of its preset list
                 text = json.dumps(document, indent=2)[:-2] + ',\n  "presets": [' + text
         else:
             text = ("\n" if first else "") + "\n".join(
-                presets.apo_text(row, name=name, layout=layout) for row, name in zip(chunk, names))
+                presets.apo_text(row, name=name, layout=layout) for row, name in zip(chunk, names)
+            )
         yield text, len(chunk)
         first += len(chunk)
     if fmt == "json":
         yield "\n  ]\n}\n", 0
 
 
-def emit(chunks: Iterable[np.ndarray], count: int, layout, fmt: str, out: str | None,
-         label: Callable[[int], str]) -> None:
+def emit(
+    chunks: Iterable[np.ndarray],
+    count: int,
+    layout,
+    fmt: str,
+    out: str | None,
+    label: Callable[[int], str],
+) -> None:
     """Print ``count`` settings (given as chunks ``[C, P]``) in ``fmt``, or write them to
     ``out`` atomically, streaming: memory stays bounded by one chunk, and a progress bar
     (stderr) shows when the file holds more than one chunk."""
     if fmt == "apo" and count > 1 and out:
-        raise ValueError("an Equalizer APO file holds one setting; use -n 1 with --out, "
-                         "or --format json/csv for several")
+        raise ValueError(
+            "an Equalizer APO file holds one setting; use -n 1 with --out, "
+            "or --format json/csv for several"
+        )
     if out and fmt == "table":
         raise ValueError("--out needs --format json, apo or csv (or a suffix that names one)")
     from tqdm.auto import tqdm
 
-    with _Writer(out, count) as writer, tqdm(
-            total=count, unit="setting", file=sys.stderr,
-            disable=out is None or count <= STREAM_CHUNK) as bar:
+    with (
+        _Writer(out, count) as writer,
+        tqdm(
+            total=count,
+            unit="setting",
+            file=sys.stderr,
+            disable=out is None or count <= STREAM_CHUNK,
+        ) as bar,
+    ):
         for text, rows in _pieces(chunks, fmt, layout, label):
             writer.write(text, rows)
             bar.update(rows)

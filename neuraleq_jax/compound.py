@@ -26,11 +26,15 @@ _SEPARATOR = re.compile(r"\s*(?:\+|,|;|&|\band\b)\s*", re.IGNORECASE)
 _SUBTRACTION = re.compile(r"\S\s+-\s*(?:\d|\.|[a-z])", re.IGNORECASE)
 _WEIGHTED = re.compile(
     r"^\s*(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*(?P<percent>%)?\s*(?:\*|×)?\s*"
-    r"(?P<word>.+?)\s*$", re.IGNORECASE)
+    r"(?P<word>.+?)\s*$",
+    re.IGNORECASE,
+)
 
-ACCEPTED = ("a word ('warm'), a blend ('warm and punchy', '0.7 warm + 0.3 bright', "
-            "'70% warm, 30% bright'), a dict {'warm': 0.7, 'bright': 0.3}, a list of words, "
-            "or a weight vector over the vocabulary")
+ACCEPTED = (
+    "a word ('warm'), a blend ('warm and punchy', '0.7 warm + 0.3 bright', "
+    "'70% warm, 30% bright'), a dict {'warm': 0.7, 'bright': 0.3}, a list of words, "
+    "or a weight vector over the vocabulary"
+)
 
 
 def _parse_string(text: str, vocabulary: Sequence[str]) -> list[tuple[str, float]]:
@@ -41,12 +45,14 @@ def _parse_string(text: str, vocabulary: Sequence[str]) -> list[tuple[str, float
     if stripped.lower() in lowered:  # a vocabulary word may itself contain 'and' or spaces
         return [(stripped, 1.0)]
     if _SUBTRACTION.search(stripped):
-        raise ValueError(f"description {text!r} subtracts a word; weights must be >= 0 "
-                         f"(use {ACCEPTED})")
+        raise ValueError(
+            f"description {text!r} subtracts a word; weights must be >= 0 (use {ACCEPTED})"
+        )
     parts = _SEPARATOR.split(stripped)
     if any(not p for p in parts):
-        raise ValueError(f"malformed description {text!r}: an empty part between separators; "
-                         f"expected {ACCEPTED}")
+        raise ValueError(
+            f"malformed description {text!r}: an empty part between separators; expected {ACCEPTED}"
+        )
     terms, weighted = [], []
     for part in parts:
         match = None if part.lower() in lowered else _WEIGHTED.match(part)
@@ -57,8 +63,10 @@ def _parse_string(text: str, vocabulary: Sequence[str]) -> list[tuple[str, float
             terms.append((match.group("word"), value / 100.0 if match.group("percent") else value))
         weighted.append(match is not None)
     if any(weighted) and not all(weighted):
-        raise ValueError(f"description {text!r} weights some parts but not others; give a "
-                         f"weight for every part ('0.7 warm + 0.3 bright') or for none")
+        raise ValueError(
+            f"description {text!r} weights some parts but not others; give a "
+            f"weight for every part ('0.7 warm + 0.3 bright') or for none"
+        )
     return terms
 
 
@@ -71,20 +79,30 @@ def parse_weights(term, vocabulary: Sequence[str]) -> np.ndarray:
         pairs = _parse_string(term, vocabulary)
     elif isinstance(term, Mapping):
         pairs = list(term.items())
-    elif isinstance(term, np.ndarray) and term.dtype.kind in "fiu" or (
-            isinstance(term, Sequence) and term and all(
-                isinstance(v, (int, float, np.number)) for v in term)):
+    elif (
+        isinstance(term, np.ndarray)
+        and term.dtype.kind in "fiu"
+        or (
+            isinstance(term, Sequence)
+            and term
+            and all(isinstance(v, (int, float, np.number)) for v in term)
+        )
+    ):
         vector = np.asarray(term, dtype=np.float64)
         if vector.shape != (len(vocabulary),):
-            raise ValueError(f"a weight vector must have one entry per vocabulary word "
-                             f"({len(vocabulary)}: {', '.join(vocabulary)}); got shape "
-                             f"{vector.shape}")
+            raise ValueError(
+                f"a weight vector must have one entry per vocabulary word "
+                f"({len(vocabulary)}: {', '.join(vocabulary)}); got shape "
+                f"{vector.shape}"
+            )
         pairs = list(zip(vocabulary, vector.tolist()))
     elif isinstance(term, Sequence) and term and all(isinstance(v, str) for v in term):
         pairs = [(word, 1.0) for word in term]
     else:
-        raise TypeError(f"cannot read a word description from {type(term).__name__} {term!r}; "
-                        f"expected {ACCEPTED}")
+        raise TypeError(
+            f"cannot read a word description from {type(term).__name__} {term!r}; "
+            f"expected {ACCEPTED}"
+        )
 
     weights = np.zeros(len(vocabulary), np.float64)
     for word, value in pairs:
@@ -99,8 +117,9 @@ def parse_weights(term, vocabulary: Sequence[str]) -> np.ndarray:
         weights[word_index(word, vocabulary)] += value
     total = weights.sum()
     if not total > 0:
-        raise ValueError(f"the weights of {term!r} sum to 0; at least one word needs a positive "
-                         f"weight")
+        raise ValueError(
+            f"the weights of {term!r} sum to 0; at least one word needs a positive weight"
+        )
     return (weights / total).astype(np.float32)
 
 

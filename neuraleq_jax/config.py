@@ -91,30 +91,48 @@ class TrainConfig:
 
     def __post_init__(self):
         _check(self.epochs >= 1, "train.epochs must be >= 1, got", self.epochs)
-        _check(self.batch_size >= 2, "train.batch_size must be >= 2 (contrastive pairs), got",
-               self.batch_size)
+        _check(
+            self.batch_size >= 2,
+            "train.batch_size must be >= 2 (contrastive pairs), got",
+            self.batch_size,
+        )
         _check(self.learning_rate > 0, "train.learning_rate must be > 0, got", self.learning_rate)
-        _check(self.contrastive_weight >= 0, "train.contrastive_weight must be >= 0, got",
-               self.contrastive_weight)
+        _check(
+            self.contrastive_weight >= 0,
+            "train.contrastive_weight must be >= 0, got",
+            self.contrastive_weight,
+        )
         _check(self.temperature > 0, "train.temperature must be > 0, got", self.temperature)
-        _check(self.response_weight >= 0, "train.response_weight must be >= 0, got",
-               self.response_weight)
-        _check(self.cluster_weight >= 0, "train.cluster_weight must be >= 0, got",
-               self.cluster_weight)
-        _check(self.augment_noise >= 0, "train.augment_noise must be >= 0, got",
-               self.augment_noise)
+        _check(
+            self.response_weight >= 0,
+            "train.response_weight must be >= 0, got",
+            self.response_weight,
+        )
+        _check(
+            self.cluster_weight >= 0, "train.cluster_weight must be >= 0, got", self.cluster_weight
+        )
+        _check(self.augment_noise >= 0, "train.augment_noise must be >= 0, got", self.augment_noise)
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0 (0 = off), got", self.grad_clip)
-        _check(self.schedule in SCHEDULES, f"train.schedule must be one of {SCHEDULES}, got",
-               self.schedule)
-        _check(self.warmup_epochs >= 0, "train.warmup_epochs must be >= 0, got",
-               self.warmup_epochs)
+        _check(
+            self.schedule in SCHEDULES,
+            f"train.schedule must be one of {SCHEDULES}, got",
+            self.schedule,
+        )
+        _check(self.warmup_epochs >= 0, "train.warmup_epochs must be >= 0, got", self.warmup_epochs)
         _check(self.devices >= 0, "train.devices must be >= 0 (0 = all), got", self.devices)
-        _check(self.checkpoint_every >= 1, "train.checkpoint_every must be >= 1, got",
-               self.checkpoint_every)
-        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1, got",
-               self.keep_checkpoints)
-        _check(self.variation_ratio > 0, "train.variation_ratio must be > 0, got",
-               self.variation_ratio)
+        _check(
+            self.checkpoint_every >= 1,
+            "train.checkpoint_every must be >= 1, got",
+            self.checkpoint_every,
+        )
+        _check(
+            self.keep_checkpoints >= 1,
+            "train.keep_checkpoints must be >= 1, got",
+            self.keep_checkpoints,
+        )
+        _check(
+            self.variation_ratio > 0, "train.variation_ratio must be > 0, got", self.variation_ratio
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,24 +159,39 @@ class DataConfig:
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
         object.__setattr__(self, "words", tuple(str(w) for w in self.words))
         _check(self.per_word >= 1, "data.per_word must be >= 1, got", self.per_word)
-        _check(self.dataset in DATASET_NAMES, f"data.dataset must be one of {DATASET_NAMES}, got",
-               self.dataset)
-        _check(self.dataset != "curves" or bool(self.path),
-               "data.path must name a curve file (JSON) when data.dataset is 'curves', got",
-               repr(self.path))
-        _check(self.dataset not in ("audealize", "crowd") or bool(self.path),
-               "data.path must name Audealize's eqdescriptors.json (get it with `neuraleq data "
-               "fetch audealize`) when data.dataset is 'audealize' or 'crowd', got",
-               repr(self.path))
+        _check(
+            self.dataset in DATASET_NAMES,
+            f"data.dataset must be one of {DATASET_NAMES}, got",
+            self.dataset,
+        )
+        _check(
+            self.dataset != "curves" or bool(self.path),
+            "data.path must name a curve file (JSON) when data.dataset is 'curves', got",
+            repr(self.path),
+        )
+        _check(
+            self.dataset not in ("audealize", "crowd") or bool(self.path),
+            "data.path must name Audealize's eqdescriptors.json (get it with `neuraleq data "
+            "fetch audealize`) when data.dataset is 'audealize' or 'crowd', got",
+            repr(self.path),
+        )
         _check(self.spread_scale > 0, "data.spread_scale must be > 0, got", self.spread_scale)
         _check(self.min_examples >= 1, "data.min_examples must be >= 1, got", self.min_examples)
-        _check(self.layout in ("safe", "spec"), "data.layout must be 'safe' or 'spec', got",
-               self.layout)
+        _check(
+            self.layout in ("safe", "spec"),
+            "data.layout must be 'safe' or 'spec', got",
+            self.layout,
+        )
         fractions = self.split_fractions
-        _check(len(fractions) in (2, 3) and all(f >= 0 for f in fractions)
-               and abs(sum(fractions) - 1.0) < 1e-6 and fractions[0] > 0,
-               "data.split_fractions must be 2 or 3 non-negative numbers (train, validation"
-               "[, test]) summing to 1 with train > 0, got", fractions)
+        _check(
+            len(fractions) in (2, 3)
+            and all(f >= 0 for f in fractions)
+            and abs(sum(fractions) - 1.0) < 1e-6
+            and fractions[0] > 0,
+            "data.split_fractions must be 2 or 3 non-negative numbers (train, validation"
+            "[, test]) summing to 1 with train > 0, got",
+            fractions,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,16 +208,26 @@ class DistributedConfig:
     local_devices: int = 0
 
     def __post_init__(self):
-        _check(self.num_processes >= 1, "distributed.num_processes must be >= 1, got",
-               self.num_processes)
-        _check(0 <= self.process_id < self.num_processes,
-               f"distributed.process_id must be in [0, {self.num_processes}), got",
-               self.process_id)
-        _check(self.num_processes == 1 or bool(self.coordinator_address),
-               "distributed.coordinator_address (host:port) is needed when num_processes > 1, got",
-               repr(self.coordinator_address))
-        _check(self.local_devices >= 0, "distributed.local_devices must be >= 0, got",
-               self.local_devices)
+        _check(
+            self.num_processes >= 1,
+            "distributed.num_processes must be >= 1, got",
+            self.num_processes,
+        )
+        _check(
+            0 <= self.process_id < self.num_processes,
+            f"distributed.process_id must be in [0, {self.num_processes}), got",
+            self.process_id,
+        )
+        _check(
+            self.num_processes == 1 or bool(self.coordinator_address),
+            "distributed.coordinator_address (host:port) is needed when num_processes > 1, got",
+            repr(self.coordinator_address),
+        )
+        _check(
+            self.local_devices >= 0,
+            "distributed.local_devices must be >= 0, got",
+            self.local_devices,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -230,8 +273,9 @@ def from_dict(data: Mapping) -> ExperimentConfig:
     config = ExperimentConfig()
     unknown = set(data) - {"name", *SECTIONS}
     if unknown:
-        raise ValueError(f"unknown config section(s) {sorted(unknown)}; known: name, "
-                         f"{', '.join(SECTIONS)}")
+        raise ValueError(
+            f"unknown config section(s) {sorted(unknown)}; known: name, {', '.join(SECTIONS)}"
+        )
     overrides = {}
     for section in SECTIONS:
         for field, value in dict(data.get(section, {})).items():
@@ -245,6 +289,7 @@ def from_dict(data: Mapping) -> ExperimentConfig:
 def save_json(config: ExperimentConfig, path: str | Path) -> Path:
     """Write ``config`` as JSON, atomically."""
     from neuraleq_jax.checkpoints import atomic_write_text  # one atomic writer for the package
+
     path = Path(path)
     atomic_write_text(path, json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
     return path
@@ -282,9 +327,11 @@ def load_preset(name_or_path: str, configs_dir: Path = CONFIGS_DIR) -> Experimen
         known = available_presets(configs_dir)
         close = difflib.get_close_matches(str(name_or_path), known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown config {name_or_path!r}; known presets in {configs_dir}: "
-                         f"{', '.join(known) or '(none)'}, or give a path to a .py/.json "
-                         f"config.{hint}")
+        raise ValueError(
+            f"unknown config {name_or_path!r}; known presets in {configs_dir}: "
+            f"{', '.join(known) or '(none)'}, or give a path to a .py/.json "
+            f"config.{hint}"
+        )
     spec = importlib.util.spec_from_file_location(f"neuraleq_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -292,8 +339,9 @@ def load_preset(name_or_path: str, configs_dir: Path = CONFIGS_DIR) -> Experimen
         raise ValueError(f"config file {path} has no get_config() function")
     config = module.get_config()
     if not isinstance(config, ExperimentConfig):
-        raise ValueError(f"{path}: get_config() must return an ExperimentConfig, "
-                         f"got {type(config).__name__}")
+        raise ValueError(
+            f"{path}: get_config() must return an ExperimentConfig, got {type(config).__name__}"
+        )
     return config
 
 
@@ -342,8 +390,9 @@ def _convert(value, annotation, name: str):
             else:
                 value = [v for v in text.strip("()").split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name} expects a comma-separated list of {element.__name__}, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"{name} expects a comma-separated list of {element.__name__}, got {value!r}"
+            )
         return tuple(_convert(v, element, name) for v in value)
     if annotation is bool:
         if isinstance(value, bool):

@@ -35,8 +35,9 @@ FIT_OPTIONS = {"steps": 500, "restarts": 16, "candidates": 64}
 
 
 def _cache_dir() -> Path | None:
-    folder = os.environ.get("NEURALEQ_JAX_FIT_CACHE",
-                            str(Path.home() / ".cache" / "neuraleq_jax" / "fits"))
+    folder = os.environ.get(
+        "NEURALEQ_JAX_FIT_CACHE", str(Path.home() / ".cache" / "neuraleq_jax" / "fits")
+    )
     return None if folder.lower() == "off" else Path(folder)
 
 
@@ -46,8 +47,11 @@ def fit_cached(gains_NxF, freqs_F, *, seed: int = 0, **options) -> curves.CurveF
     options = {**FIT_OPTIONS, **options}
     gains = np.ascontiguousarray(gains_NxF, np.float32)
     freqs = np.ascontiguousarray(freqs_F, np.float32)
-    digest = hashlib.sha256(gains.tobytes() + freqs.tobytes() + json.dumps(
-        {"seed": seed, **options}, sort_keys=True).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(
+        gains.tobytes()
+        + freqs.tobytes()
+        + json.dumps({"seed": seed, **options}, sort_keys=True).encode()
+    ).hexdigest()[:32]
     folder = _cache_dir()
     path = folder / f"fit-{digest}.npz" if folder is not None else None
     if path is not None and path.is_file():
@@ -68,10 +72,16 @@ def fit_cached(gains_NxF, freqs_F, *, seed: int = 0, **options) -> curves.CurveF
     return fit
 
 
-def audealize_dataset(path, *, per_word: int = 24, seed: int = 0, spread_scale: float = 1.0,
-                      on_malformed: str = "skip", fit_options: dict | None = None,
-                      words: Sequence[str] = ()
-                      ) -> tuple[WordDataset, audealize.AudealizeSet, curves.CurveFit]:
+def audealize_dataset(
+    path,
+    *,
+    per_word: int = 24,
+    seed: int = 0,
+    spread_scale: float = 1.0,
+    on_malformed: str = "skip",
+    fit_options: dict | None = None,
+    words: Sequence[str] = (),
+) -> tuple[WordDataset, audealize.AudealizeSet, curves.CurveFit]:
     """Every word of an Audealize file, ``per_word`` settings each: ``(dataset, curves, fit)``.
 
     The vocabulary is the file's words in file order (English and Spanish), or ``words`` in
@@ -92,10 +102,13 @@ def audealize_dataset(path, *, per_word: int = 24, seed: int = 0, spread_scale: 
     dataset = WordDataset(
         settings=drawn.reshape(-1, drawn.shape[-1]),
         word_ids=np.repeat(np.arange(n_words, dtype=np.int32), int(per_word)),
-        vocabulary=read.words, source_names=("audealize",),
+        vocabulary=read.words,
+        source_names=("audealize",),
         source_settings=np.full((n_words, 1), int(per_word)),
         source_contributors=read.counts[:, None].astype(np.int64),
-        source_agreement=read.agreement[:, None].astype(np.float64), langs=read.langs)
+        source_agreement=read.agreement[:, None].astype(np.float64),
+        langs=read.langs,
+    )
     return dataset, read, fit
 
 
@@ -103,8 +116,10 @@ def safe_agreement(settings_NxP, word_ids_N, n_words: int, layout) -> np.ndarray
     """Per word, the mean Pearson correlation between its settings' dB responses at Audealize's
     frequencies (clipped at 0): SAFE's counterpart of Audealize's agreement. ``[W]``, NaN for a
     word with a single setting."""
-    db = np.asarray(response.magnitude_response_db(settings_NxP, audealize.AUDEALIZE_FREQS,
-                                                   layout=layout), np.float64)
+    db = np.asarray(
+        response.magnitude_response_db(settings_NxP, audealize.AUDEALIZE_FREQS, layout=layout),
+        np.float64,
+    )
     out = np.full(n_words, np.nan)
     for w in range(n_words):
         mine = db[word_ids_N == w]
@@ -115,8 +130,13 @@ def safe_agreement(settings_NxP, word_ids_N, n_words: int, layout) -> np.ndarray
 
 
 def _contributor_counts(dataset) -> np.ndarray:
-    return np.array([len(set(dataset.contributors[dataset.word_ids == w].tolist()))
-                     for w in range(len(dataset.vocabulary))], np.int64)
+    return np.array(
+        [
+            len(set(dataset.contributors[dataset.word_ids == w].tolist()))
+            for w in range(len(dataset.vocabulary))
+        ],
+        np.int64,
+    )
 
 
 def _fused_counts(n_a: int, n_s: int, c_a: int, c_s: int) -> tuple[int, int]:
@@ -127,15 +147,23 @@ def _fused_counts(n_a: int, n_s: int, c_a: int, c_s: int) -> tuple[int, int]:
     return max(1, int(round(n_s * c_a / c_s))), n_s
 
 
-def crowd_dataset(audealize_path, safe_path=None, *, per_word: int = 24, min_examples: int = 5,
-                  seed: int = 0, spread_scale: float = 1.0) -> WordDataset:
+def crowd_dataset(
+    audealize_path,
+    safe_path=None,
+    *,
+    per_word: int = 24,
+    min_examples: int = 5,
+    seed: int = 0,
+    spread_scale: float = 1.0,
+) -> WordDataset:
     """Audealize's words and SAFE-DB's words with ``min_examples`` settings, one vocabulary
     (Audealize's order, then SAFE's new words), in SPEC's layout. Sources ``("audealize",
     "safe")``; see the module docstring for how a word in both is combined."""
     from neuraleq_jax.safedb import load_safe_db
 
-    adz, read, _ = audealize_dataset(audealize_path, per_word=per_word, seed=seed,
-                                     spread_scale=spread_scale)
+    adz, read, _ = audealize_dataset(
+        audealize_path, per_word=per_word, seed=seed, spread_scale=spread_scale
+    )
     safe, _ = load_safe_db(safe_path, layout="spec", min_examples=min_examples)
     vocabulary = tuple(dict.fromkeys(adz.vocabulary + safe.vocabulary))
     n_words, rng = len(vocabulary), np.random.default_rng(seed)
@@ -150,8 +178,9 @@ def crowd_dataset(audealize_path, safe_path=None, *, per_word: int = 24, min_exa
         s_id = safe.vocabulary.index(word) if word in safe.vocabulary else -1
         s_rows = np.flatnonzero(safe.word_ids == s_id) if s_id >= 0 else np.empty(0, int)
         if len(a_rows) and len(s_rows):
-            keep_a, keep_s = _fused_counts(len(a_rows), len(s_rows), int(read.counts[w]),
-                                           int(safe_people[s_id]))
+            keep_a, keep_s = _fused_counts(
+                len(a_rows), len(s_rows), int(read.counts[w]), int(safe_people[s_id])
+            )
             a_rows = a_rows[:keep_a]  # the first is the fitted curve itself
             s_rows = np.sort(rng.choice(s_rows, keep_s, replace=False))
         settings += [adz.settings[a_rows], safe.settings[s_rows]]
@@ -162,7 +191,13 @@ def crowd_dataset(audealize_path, safe_path=None, *, per_word: int = 24, min_exa
         if s_id >= 0:
             people[w, 1], agreement[w, 1] = safe_people[s_id], safe_agree[s_id]
     langs = adz.langs + ("English",) * (n_words - len(adz.vocabulary))
-    return WordDataset(settings=np.concatenate(settings).astype(np.float32),
-                       word_ids=np.concatenate(ids), vocabulary=vocabulary,
-                       source_names=("audealize", "safe"), source_settings=counts,
-                       source_contributors=people, source_agreement=agreement, langs=langs)
+    return WordDataset(
+        settings=np.concatenate(settings).astype(np.float32),
+        word_ids=np.concatenate(ids),
+        vocabulary=vocabulary,
+        source_names=("audealize", "safe"),
+        source_settings=counts,
+        source_contributors=people,
+        source_agreement=agreement,
+        langs=langs,
+    )

@@ -30,18 +30,20 @@ def curve_fidelity(predicted_WxF, curves_WxF) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(predicted_WxF, np.float64)
     c = np.asarray(curves_WxF, np.float64)
     pc, cc = p - p.mean(1, keepdims=True), c - c.mean(1, keepdims=True)
-    r = (pc * cc).sum(1) / np.maximum(np.sqrt((pc ** 2).sum(1) * (cc ** 2).sum(1)), 1e-12)
-    relative = np.sqrt(((p - c) ** 2).mean(1)) / np.maximum(np.sqrt((c ** 2).mean(1)), 1e-12)
+    r = (pc * cc).sum(1) / np.maximum(np.sqrt((pc**2).sum(1) * (cc**2).sum(1)), 1e-12)
+    relative = np.sqrt(((p - c) ** 2).mean(1)) / np.maximum(np.sqrt((c**2).mean(1)), 1e-12)
     return r, relative
 
 
-def mean_generated_responses(system, words, freqs_F, *, n_variations: int = 64,
-                             seed: int = 0) -> np.ndarray:
+def mean_generated_responses(
+    system, words, freqs_F, *, n_variations: int = 64, seed: int = 0
+) -> np.ndarray:
     """Mean dB response at ``freqs`` of ``n_variations`` generated settings per word, ``[W, F]``."""
     out = []
     for index, word in enumerate(words):
-        settings = system.generate_eq_from_semantic(word, variations=n_variations,
-                                                    seed=seed + index, as_array=True)
+        settings = system.generate_eq_from_semantic(
+            word, variations=n_variations, seed=seed + index, as_array=True
+        )
         db = response.magnitude_response_db(np.asarray(settings), freqs_F, layout=system.layout)
         out.append(np.asarray(db, np.float64).mean(0))
     return np.stack(out)
@@ -49,10 +51,14 @@ def mean_generated_responses(system, words, freqs_F, *, n_variations: int = 64,
 
 def _summary(words, r, relative, n_worst: int = 10) -> dict:
     worst = np.argsort(r, kind="stable")[:n_worst]
-    return {"words": len(words), "r_median": float(np.median(r)), "r_min": float(r.min()),
-            "rel_median": float(np.median(relative)), "rel_max": float(relative.max()),
-            "worst": [{"word": words[i], "r": float(r[i]), "rel": float(relative[i])}
-                      for i in worst]}
+    return {
+        "words": len(words),
+        "r_median": float(np.median(r)),
+        "r_min": float(r.min()),
+        "rel_median": float(np.median(relative)),
+        "rel_max": float(relative.max()),
+        "worst": [{"word": words[i], "r": float(r[i]), "rel": float(relative[i])} for i in worst],
+    }
 
 
 def source_curves(config: dict) -> dict[str, tuple[list[str], np.ndarray]]:
@@ -64,8 +70,12 @@ def source_curves(config: dict) -> dict[str, tuple[list[str], np.ndarray]]:
         from neuraleq_jax.safedb import load_safe_db
 
         safe, _ = load_safe_db(None, layout="spec", min_examples=data["min_examples"])
-        db = np.asarray(response.magnitude_response_db(safe.settings, audealize.AUDEALIZE_FREQS,
-                                                       layout=safe.layout), np.float64)
+        db = np.asarray(
+            response.magnitude_response_db(
+                safe.settings, audealize.AUDEALIZE_FREQS, layout=safe.layout
+            ),
+            np.float64,
+        )
         means = np.stack([db[safe.word_ids == w].mean(0) for w in range(len(safe.vocabulary))])
         out["safe"] = (list(safe.vocabulary), means)
     return out
@@ -80,8 +90,10 @@ def crowd_disagreement(curves: dict) -> dict:
     shared = [w for w in s_words if w in a_words]
     if not shared:
         return {}
-    r, _ = curve_fidelity(np.stack([s_curves[s_words.index(w)] for w in shared]),
-                          np.stack([a_curves[a_words.index(w)] for w in shared]))
+    r, _ = curve_fidelity(
+        np.stack([s_curves[s_words.index(w)] for w in shared]),
+        np.stack([a_curves[a_words.index(w)] for w in shared]),
+    )
     return {w: float(v) for w, v in zip(shared, r)}
 
 
@@ -91,16 +103,24 @@ def morph_figures(system, *, n_pairs: int = 40, steps: int = 33, seed: int = 0) 
     rng = np.random.default_rng(seed)
     pairs = {tuple(sorted(rng.choice(len(words), 2, replace=False))) for _ in range(n_pairs)}
     pairs = np.array(sorted(pairs), np.int64)
-    paths = np.stack([np.asarray(system.morph_between_terms(words[a], words[b], steps=steps,
-                                                            as_array=True)) for a, b in pairs])
+    paths = np.stack(
+        [
+            np.asarray(system.morph_between_terms(words[a], words[b], steps=steps, as_array=True))
+            for a, b in pairs
+        ]
+    )
     smooth = evaluation.morph_smoothness(paths, layout=system.layout)
-    ends = evaluation.morph_endpoint_error(paths, pairs, system.centre_settings(),
-                                           layout=system.layout)
+    ends = evaluation.morph_endpoint_error(
+        paths, pairs, system.centre_settings(), layout=system.layout
+    )
     worst = int(np.argmax(smooth))
-    return {"morph_pairs": int(len(pairs)), "morph_smoothness_max": float(smooth.max()),
-            "morph_smoothness_median": float(np.median(smooth)),
-            "morph_endpoint_max_db": float(np.max(ends)),
-            "worst_morph": f"{words[pairs[worst, 0]]}->{words[pairs[worst, 1]]}"}
+    return {
+        "morph_pairs": int(len(pairs)),
+        "morph_smoothness_max": float(smooth.max()),
+        "morph_smoothness_median": float(np.median(smooth)),
+        "morph_endpoint_max_db": float(np.max(ends)),
+        "worst_morph": f"{words[pairs[worst, 0]]}->{words[pairs[worst, 1]]}",
+    }
 
 
 def source_fidelity(system, curves: dict, *, n_variations: int = 64, seed: int = 0) -> dict:
@@ -109,22 +129,26 @@ def source_fidelity(system, curves: dict, *, n_variations: int = 64, seed: int =
     for name, (words, target) in curves.items():
         known = [i for i, w in enumerate(words) if w in system.vocabulary]
         words = [words[i] for i in known]
-        predicted = mean_generated_responses(system, words, audealize.AUDEALIZE_FREQS,
-                                             n_variations=n_variations, seed=seed)
+        predicted = mean_generated_responses(
+            system, words, audealize.AUDEALIZE_FREQS, n_variations=n_variations, seed=seed
+        )
         out[name] = _summary(words, *curve_fidelity(predicted, target[known]))
     return out
 
 
-def evaluate_crowd(system, config: dict, *, n_variations: int = 64, steps: int = 33,
-                   seed: int = 0, baseline=None) -> dict:
+def evaluate_crowd(
+    system, config: dict, *, n_variations: int = 64, steps: int = 33, seed: int = 0, baseline=None
+) -> dict:
     """Every crowd figure for a trained system and its training config (a dict); with a fitted
     ``baseline`` (the lite baseline), its per-source fidelity too (``baseline_sources``)."""
     curves = source_curves(config)
-    figures: dict = {"sources": source_fidelity(system, curves, n_variations=n_variations,
-                                                seed=seed)}
+    figures: dict = {
+        "sources": source_fidelity(system, curves, n_variations=n_variations, seed=seed)
+    }
     if baseline is not None:
-        figures["baseline_sources"] = source_fidelity(baseline, curves,
-                                                      n_variations=n_variations, seed=seed)
+        figures["baseline_sources"] = source_fidelity(
+            baseline, curves, n_variations=n_variations, seed=seed
+        )
     adz = figures["sources"]["audealize"]
     figures["audealize_fidelity_r_median"] = adz["r_median"]
     figures["audealize_fidelity_rel_median"] = adz["rel_median"]
@@ -133,8 +157,7 @@ def evaluate_crowd(system, config: dict, *, n_variations: int = 64, steps: int =
     read = audealize.load_audealize(config["data"]["path"], on_malformed="skip")
     index = [system.vocabulary.index(w) for w in read.words if w in system.vocabulary]
     mine = [i for i, w in enumerate(read.words) if w in system.vocabulary]
-    figures["map_spearman"] = vocabulary.map_agreement(system.word_map()[index],
-                                                       read.map_xy[mine])
+    figures["map_spearman"] = vocabulary.map_agreement(system.word_map()[index], read.map_xy[mine])
     figures["vocabulary_size"] = len(system.vocabulary)
     return figures
 
@@ -145,49 +168,82 @@ def check_goals(figures: dict) -> list[dict]:
     for key, label, kind, bound in GOALS:
         value = float(figures.get(key, float("nan")))
         margin = value - bound if kind == ">=" else bound - value
-        rows.append({"key": key, "label": label, "value": value,
-                     "goal": f"{'≥' if kind == '>=' else '≤'} {bound:g}",
-                     "passed": bool(np.isfinite(margin) and margin >= 0),
-                     "margin": float(margin)})
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value,
+                "goal": f"{'≥' if kind == '>=' else '≤'} {bound:g}",
+                "passed": bool(np.isfinite(margin) and margin >= 0),
+                "margin": float(margin),
+            }
+        )
     return rows
 
 
 def render_report(metrics: dict) -> str:
     """Markdown report of a crowd evaluation (``metrics`` as written to metrics.json)."""
     setup, model = metrics["setup"], metrics["model"]
-    lines = [f"# neuraleq_jax crowd evaluation: {setup['config_name']}", "",
-             f"- date: {setup['date']}", f"- machine: {setup['machine']}",
-             f"- data: {setup['data']}", f"- vocabulary: {model['vocabulary_size']} words",
-             f"- {setup['n_variations']} generated settings per word at strength 1; morphs of "
-             f"{setup['steps']} steps between {model['morph_pairs']} random word pairs", "",
-             "## Goals", "", "| figure | value | goal | verdict |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"# neuraleq_jax crowd evaluation: {setup['config_name']}",
+        "",
+        f"- date: {setup['date']}",
+        f"- machine: {setup['machine']}",
+        f"- data: {setup['data']}",
+        f"- vocabulary: {model['vocabulary_size']} words",
+        f"- {setup['n_variations']} generated settings per word at strength 1; morphs of "
+        f"{setup['steps']} steps between {model['morph_pairs']} random word pairs",
+        "",
+        "## Goals",
+        "",
+        "| figure | value | goal | verdict |",
+        "| --- | --- | --- | --- |",
+    ]
     for row in metrics["goals"]["model"]:
         verdict = "pass" if row["passed"] else "**miss**"
         lines.append(f"| {row['label']} | {row['value']:.3f} | {row['goal']} | {verdict} |")
-    lines += ["", "## Crowd-curve fidelity per source", "",
-              "| source | words | median r | min r | median rel. error | max rel. error |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Crowd-curve fidelity per source",
+        "",
+        "| source | words | median r | min r | median rel. error | max rel. error |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for system, key in (("model", "sources"), ("lite baseline", "baseline_sources")):
         for name, s in (model.get(key) or {}).items():
-            lines.append(f"| {name} ({system}) | {s['words']} | {s['r_median']:.3f} | "
-                         f"{s['r_min']:.3f} | {s['rel_median']:.3f} | {s['rel_max']:.3f} |")
+            lines.append(
+                f"| {name} ({system}) | {s['words']} | {s['r_median']:.3f} | "
+                f"{s['r_min']:.3f} | {s['rel_median']:.3f} | {s['rel_max']:.3f} |"
+            )
     if model.get("baseline_sources"):
-        lines += ["", "The lite baseline decodes a kNN average of the word's own training "
-                  "settings (variations around the fitted curve), so it reproduces each curve "
-                  "almost by construction; the model goes through its latent space and word "
-                  "model, which is what also gives it morphs, blends and exploration."]
+        lines += [
+            "",
+            "The lite baseline decodes a kNN average of the word's own training "
+            "settings (variations around the fitted curve), so it reproduces each curve "
+            "almost by construction; the model goes through its latent space and word "
+            "model, which is what also gives it morphs, blends and exploration.",
+        ]
     for name, s in model["sources"].items():
-        lines += ["", f"Worst 10 words ({name}): " + ", ".join(
-            f"{w['word']} (r {w['r']:.3f}, rel {w['rel']:.2f})" for w in s["worst"])]
+        lines += [
+            "",
+            f"Worst 10 words ({name}): "
+            + ", ".join(f"{w['word']} (r {w['r']:.3f}, rel {w['rel']:.2f})" for w in s["worst"]),
+        ]
     disagreement = model.get("crowd_disagreement_r") or {}
     if disagreement:
-        lines += ["", "The crowds disagree on shared words (r between SAFE-DB's mean curve and "
-                  "Audealize's): " + ", ".join(f"{w} {r:.2f}" for w, r in
-                                               disagreement.items()) +
-                  ". A fused word sits between its sources, so its fidelity to each is lower."]
-    lines += ["", f"Word map vs Audealize's own map: Spearman correlation of pairwise distances "
-              f"{model['map_spearman']:.3f}.",
-              f"Morphs: smoothness worst {model['morph_smoothness_max']:.3f} (median "
-              f"{model['morph_smoothness_median']:.3f}, worst pair {model['worst_morph']}), "
-              f"end points worst {model['morph_endpoint_max_db']:.3f} dB."]
+        lines += [
+            "",
+            "The crowds disagree on shared words (r between SAFE-DB's mean curve and "
+            "Audealize's): "
+            + ", ".join(f"{w} {r:.2f}" for w, r in disagreement.items())
+            + ". A fused word sits between its sources, so its fidelity to each is lower.",
+        ]
+    lines += [
+        "",
+        f"Word map vs Audealize's own map: Spearman correlation of pairwise distances "
+        f"{model['map_spearman']:.3f}.",
+        f"Morphs: smoothness worst {model['morph_smoothness_max']:.3f} (median "
+        f"{model['morph_smoothness_median']:.3f}, worst pair {model['worst_morph']}), "
+        f"end points worst {model['morph_endpoint_max_db']:.3f} dB.",
+    ]
     return "\n".join(lines) + "\n"

@@ -88,13 +88,17 @@ def _check_freqs(freqs, sample_rate: float, where: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"{where}: 'freqs' must be a list of numbers (Hz)") from None
     if array.ndim != 1 or len(array) < 2:
-        raise ValueError(f"{where}: 'freqs' must be a flat list of at least 2 frequencies in Hz, "
-                         f"got shape {array.shape}")
+        raise ValueError(
+            f"{where}: 'freqs' must be a flat list of at least 2 frequencies in Hz, "
+            f"got shape {array.shape}"
+        )
     if not np.all(np.isfinite(array)) or np.any(array <= 0) or np.any(np.diff(array) <= 0):
         raise ValueError(f"{where}: 'freqs' must be finite, positive and strictly increasing (Hz)")
     if array[-1] >= sample_rate / 2:
-        raise ValueError(f"{where}: 'freqs' go up to {array[-1]:g} Hz; they must stay below "
-                         f"Nyquist ({sample_rate / 2:g} Hz at {sample_rate:g} Hz)")
+        raise ValueError(
+            f"{where}: 'freqs' go up to {array[-1]:g} Hz; they must stay below "
+            f"Nyquist ({sample_rate / 2:g} Hz at {sample_rate:g} Hz)"
+        )
     return array.astype(np.float32)
 
 
@@ -105,7 +109,9 @@ def _is_number(value) -> bool:
 def _parse_entry(entry, n_freqs: int) -> tuple[str, list[float], float, int]:
     """``(word, gains, agreement, count)`` of one entry; raises ValueError saying what is wrong."""
     if not isinstance(entry, dict):
-        raise ValueError(f"must be an object with 'word' and 'gains_db', got {type(entry).__name__}")
+        raise ValueError(
+            f"must be an object with 'word' and 'gains_db', got {type(entry).__name__}"
+        )
     word = entry.get("word")
     if not isinstance(word, str) or not word.strip():
         raise ValueError("'word' is missing or not a non-empty string")
@@ -113,8 +119,9 @@ def _parse_entry(entry, n_freqs: int) -> tuple[str, list[float], float, int]:
     if not isinstance(gains, list):
         raise ValueError("'gains_db' is missing or not a list of numbers (dB)")
     if len(gains) != n_freqs:
-        raise ValueError(f"'gains_db' has {len(gains)} values, expected {n_freqs} "
-                         "(one per band of 'freqs')")
+        raise ValueError(
+            f"'gains_db' has {len(gains)} values, expected {n_freqs} (one per band of 'freqs')"
+        )
     for index, value in enumerate(gains):
         if not _is_number(value):
             raise ValueError(f"gains_db[{index}] is {value!r}; gains must be finite numbers (dB)")
@@ -127,8 +134,13 @@ def _parse_entry(entry, n_freqs: int) -> tuple[str, list[float], float, int]:
     return word.strip().lower(), [float(g) for g in gains], float(agreement), int(count)
 
 
-def parse_curves(document, *, on_malformed: str = "raise", source: str = "curves",
-                 sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> CurveSet:
+def parse_curves(
+    document,
+    *,
+    on_malformed: str = "raise",
+    source: str = "curves",
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> CurveSet:
     """Validate an already-decoded JSON document (see the module docstring) into a CurveSet.
 
     Args:
@@ -145,14 +157,17 @@ def parse_curves(document, *, on_malformed: str = "raise", source: str = "curves
         return dataclasses.replace(read.as_curves(), skipped=read.skipped)
     if isinstance(document, dict):
         if "entries" not in document:
-            raise ValueError(f"{source}: an object must hold 'entries' (a list) and optionally "
-                             "'freqs'; or give a plain list of entries")
+            raise ValueError(
+                f"{source}: an object must hold 'entries' (a list) and optionally "
+                "'freqs'; or give a plain list of entries"
+            )
         entries, freqs = document["entries"], document.get("freqs", CURVE_FREQS)
     else:
         entries, freqs = document, CURVE_FREQS
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{source}: expected a non-empty list of entries "
-                         "{'word': ..., 'gains_db': [...]}")
+        raise ValueError(
+            f"{source}: expected a non-empty list of entries {{'word': ..., 'gains_db': [...]}}"
+        )
     freqs = _check_freqs(freqs, sample_rate, source)
     parsed, skipped = [], []
     for index, entry in enumerate(entries):
@@ -163,19 +178,31 @@ def parse_curves(document, *, on_malformed: str = "raise", source: str = "curves
     if skipped and on_malformed == "raise":
         shown = "; ".join(f"entry {i}: {reason}" for i, reason in skipped[:10])
         more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
-        raise ValueError(f"{source}: {len(skipped)} malformed entr{'y' if len(skipped) == 1 else 'ies'} "
-                         f"(0-based): {shown}{more}")
+        raise ValueError(
+            f"{source}: {len(skipped)} malformed entr{'y' if len(skipped) == 1 else 'ies'} "
+            f"(0-based): {shown}{more}"
+        )
     if not parsed:
-        raise ValueError(f"{source}: every entry is malformed; first: entry {skipped[0][0]}: "
-                         f"{skipped[0][1]}")
+        raise ValueError(
+            f"{source}: every entry is malformed; first: entry {skipped[0][0]}: {skipped[0][1]}"
+        )
     words, gains, agreement, counts = zip(*parsed)
-    return CurveSet(words=tuple(words), gains_db=np.array(gains, dtype=np.float32), freqs=freqs,
-                    agreement=np.array(agreement, dtype=np.float32),
-                    counts=np.array(counts, dtype=np.int64), skipped=tuple(skipped))
+    return CurveSet(
+        words=tuple(words),
+        gains_db=np.array(gains, dtype=np.float32),
+        freqs=freqs,
+        agreement=np.array(agreement, dtype=np.float32),
+        counts=np.array(counts, dtype=np.int64),
+        skipped=tuple(skipped),
+    )
 
 
-def load_curves(path: str | os.PathLike, *, on_malformed: str = "raise",
-                sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> CurveSet:
+def load_curves(
+    path: str | os.PathLike,
+    *,
+    on_malformed: str = "raise",
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> CurveSet:
     """Load and validate a curve file (format in the module docstring)."""
     path = Path(path)
     if not path.is_file():
@@ -183,14 +210,18 @@ def load_curves(path: str | os.PathLike, *, on_malformed: str = "raise",
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); expected a list of entries or "
-                         "{'freqs': [...], 'entries': [...]}") from None
-    return parse_curves(document, on_malformed=on_malformed, source=str(path),
-                        sample_rate=sample_rate)
+        raise ValueError(
+            f"{path}: not valid JSON ({error}); expected a list of entries or "
+            "{'freqs': [...], 'entries': [...]}"
+        ) from None
+    return parse_curves(
+        document, on_malformed=on_malformed, source=str(path), sample_rate=sample_rate
+    )
 
 
-def _fit_one(target_F, freqs_F, key, *, layout, sample_rate, steps, restarts, candidates,
-             learning_rate):
+def _fit_one(
+    target_F, freqs_F, key, *, layout, sample_rate, steps, restarts, candidates, learning_rate
+):
     """Best unit-space setting ``[P]`` and its mean squared error for one curve ``[F]``."""
     n_params = layout.n_params
 
@@ -204,12 +235,15 @@ def _fit_one(target_F, freqs_F, key, *, layout, sample_rate, steps, restarts, ca
     # Starts: for each restart, the best of `candidates` uniform random settings.
     def screen(carry, candidate_key):
         best_RxP, best_R = carry
-        draw_RxP = jax.random.uniform(candidate_key, (restarts, n_params), minval=-0.95,
-                                      maxval=0.95)
+        draw_RxP = jax.random.uniform(
+            candidate_key, (restarts, n_params), minval=-0.95, maxval=0.95
+        )
         err_R = errors(draw_RxP)
         better = err_R < best_R
-        return (jnp.where(better[:, None], draw_RxP, best_RxP),
-                jnp.where(better, err_R, best_R)), None
+        return (
+            jnp.where(better[:, None], draw_RxP, best_RxP),
+            jnp.where(better, err_R, best_R),
+        ), None
 
     start = (jnp.zeros((restarts, n_params)), jnp.full((restarts,), jnp.inf))
     (unit_RxP, _), _ = jax.lax.scan(screen, start, jax.random.split(key, candidates))
@@ -236,13 +270,23 @@ def _fit_one(target_F, freqs_F, key, *, layout, sample_rate, steps, restarts, ca
     return best_RxP[winner], best_R[winner]
 
 
-@functools.partial(jax.jit, static_argnames=("layout", "sample_rate", "steps", "restarts",
-                                             "candidates", "learning_rate"))
-def _fit_batch(targets_NxF, freqs_F, key, *, layout, sample_rate, steps, restarts, candidates,
-               learning_rate):
+@functools.partial(
+    jax.jit,
+    static_argnames=("layout", "sample_rate", "steps", "restarts", "candidates", "learning_rate"),
+)
+def _fit_batch(
+    targets_NxF, freqs_F, key, *, layout, sample_rate, steps, restarts, candidates, learning_rate
+):
     keys = jax.random.split(key, targets_NxF.shape[0])
-    fit = functools.partial(_fit_one, layout=layout, sample_rate=sample_rate, steps=steps,
-                            restarts=restarts, candidates=candidates, learning_rate=learning_rate)
+    fit = functools.partial(
+        _fit_one,
+        layout=layout,
+        sample_rate=sample_rate,
+        steps=steps,
+        restarts=restarts,
+        candidates=candidates,
+        learning_rate=learning_rate,
+    )
     unit_NxP, _ = jax.vmap(fit, in_axes=(0, None, 0))(targets_NxF, freqs_F, keys)
     # exp(log(x)) can land an ulp outside the range: clip, then measure the clipped setting
     settings_NxP = paramspace.clip(paramspace.denormalize(unit_NxP, layout), layout)
@@ -250,10 +294,19 @@ def _fit_batch(targets_NxF, freqs_F, key, *, layout, sample_rate, steps, restart
     return settings_NxP, response.rms_db(fitted_NxF, targets_NxF)
 
 
-def fit_curves(gains_db, freqs=CURVE_FREQS, *, layout: EQLayout = DEFAULT_LAYOUT,
-               steps: int = 500, restarts: int = 32, candidates: int = 64,
-               learning_rate: float = 0.1, seed: int = 0, batch_size: int = 256,
-               sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> CurveFit:
+def fit_curves(
+    gains_db,
+    freqs=CURVE_FREQS,
+    *,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    steps: int = 500,
+    restarts: int = 32,
+    candidates: int = 64,
+    learning_rate: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 256,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> CurveFit:
     """Fit one setting of ``layout`` to each curve, by least squares on the dB response.
 
     Args:
@@ -270,15 +323,20 @@ def fit_curves(gains_db, freqs=CURVE_FREQS, *, layout: EQLayout = DEFAULT_LAYOUT
     """
     targets = np.asarray(gains_db, dtype=np.float32)
     if targets.ndim != 2 or len(targets) == 0:
-        raise ValueError(f"gains_db must be a non-empty [N, F] array of dB values, "
-                         f"got shape {targets.shape}")
+        raise ValueError(
+            f"gains_db must be a non-empty [N, F] array of dB values, got shape {targets.shape}"
+        )
     if not np.all(np.isfinite(targets)):
         raise ValueError("gains_db must be finite")
     freqs = _check_freqs(freqs, sample_rate, "fit_curves")
     if targets.shape[1] != len(freqs):
         raise ValueError(f"gains_db has {targets.shape[1]} bands but freqs has {len(freqs)}")
-    for name, value in (("steps", steps), ("restarts", restarts), ("candidates", candidates),
-                        ("batch_size", batch_size)):
+    for name, value in (
+        ("steps", steps),
+        ("restarts", restarts),
+        ("candidates", candidates),
+        ("batch_size", batch_size),
+    ):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
@@ -291,22 +349,32 @@ def fit_curves(gains_db, freqs=CURVE_FREQS, *, layout: EQLayout = DEFAULT_LAYOUT
     settings, errors = [], []
     for index, start in enumerate(range(0, len(padded), size)):
         batch_settings, batch_rms = _fit_batch(
-            jnp.asarray(padded[start:start + size]), jnp.asarray(freqs),
-            jax.random.fold_in(key, index), layout=layout, sample_rate=float(sample_rate),
-            steps=int(steps), restarts=int(restarts), candidates=int(candidates),
-            learning_rate=float(learning_rate))
+            jnp.asarray(padded[start : start + size]),
+            jnp.asarray(freqs),
+            jax.random.fold_in(key, index),
+            layout=layout,
+            sample_rate=float(sample_rate),
+            steps=int(steps),
+            restarts=int(restarts),
+            candidates=int(candidates),
+            learning_rate=float(learning_rate),
+        )
         settings.append(np.asarray(batch_settings))
         errors.append(np.asarray(batch_rms))
     settings_NxP = np.concatenate(settings)[:n]
     rms_N = np.concatenate(errors)[:n]
     chex.assert_shape(settings_NxP, (n, layout.n_params))
     chex.assert_tree_all_finite((settings_NxP, rms_N))
-    return CurveFit(settings=paramspace.validate(settings_NxP, layout, name="fitted settings"),
-                    rms_db=rms_N.astype(np.float32), layout=layout)
+    return CurveFit(
+        settings=paramspace.validate(settings_NxP, layout, name="fitted settings"),
+        rms_db=rms_N.astype(np.float32),
+        layout=layout,
+    )
 
 
-def dataset_from_fit(curves: CurveSet, fit: CurveFit, *,
-                     max_rms_db: float | None = None) -> EQDataset:
+def dataset_from_fit(
+    curves: CurveSet, fit: CurveFit, *, max_rms_db: float | None = None
+) -> EQDataset:
     """An EQDataset of the fitted settings labelled with the curves' words.
 
     ``max_rms_db`` drops curves whose fit error exceeds it (no 5-band setting reproduces them).
@@ -318,18 +386,25 @@ def dataset_from_fit(curves: CurveSet, fit: CurveFit, *,
     if max_rms_db is not None:
         keep = fit.rms_db <= max_rms_db
         if not keep.any():
-            raise ValueError(f"no curve was fitted within {max_rms_db} dB RMS "
-                             f"(best {float(fit.rms_db.min()):.2f} dB)")
+            raise ValueError(
+                f"no curve was fitted within {max_rms_db} dB RMS "
+                f"(best {float(fit.rms_db.min()):.2f} dB)"
+            )
     words = [w for w, k in zip(curves.words, keep) if k]
     vocabulary = tuple(dict.fromkeys(words))
     word_ids = np.array([vocabulary.index(w) for w in words], dtype=np.int32)
-    return EQDataset(settings=fit.settings[keep], word_ids=word_ids, vocabulary=vocabulary,
-                     layout=fit.layout)
+    return EQDataset(
+        settings=fit.settings[keep], word_ids=word_ids, vocabulary=vocabulary, layout=fit.layout
+    )
 
 
-def load_curve_dataset(path: str | os.PathLike, *, max_rms_db: float | None = None,
-                       on_malformed: str = "raise", **fit_options
-                       ) -> tuple[EQDataset, CurveSet, CurveFit]:
+def load_curve_dataset(
+    path: str | os.PathLike,
+    *,
+    max_rms_db: float | None = None,
+    on_malformed: str = "raise",
+    **fit_options,
+) -> tuple[EQDataset, CurveSet, CurveFit]:
     """Load a curve file, fit every curve and return ``(dataset, curves, fit)``.
 
     ``fit_options`` go to :func:`fit_curves` (layout, steps, restarts, candidates, seed, ...).
@@ -340,8 +415,9 @@ def load_curve_dataset(path: str | os.PathLike, *, max_rms_db: float | None = No
     return dataset_from_fit(curves, fit, max_rms_db=max_rms_db), curves, fit
 
 
-def curve_document(words: Sequence[str], gains_db, freqs=None, *, agreement=None,
-                   counts=None) -> dict:
+def curve_document(
+    words: Sequence[str], gains_db, freqs=None, *, agreement=None, counts=None
+) -> dict:
     """A JSON-ready curve document (the inverse of :func:`parse_curves`), for writing files."""
     gains = np.asarray(gains_db, dtype=np.float64)
     document = {"entries": []}
@@ -363,9 +439,14 @@ def save_curves(path: str | os.PathLike, curves: CurveSet) -> Path:
     has_agreement = not np.all(np.isnan(curves.agreement))
     has_counts = bool(np.any(curves.counts >= 0))
     if (has_agreement and np.any(np.isnan(curves.agreement))) or (
-            has_counts and np.any(curves.counts < 0)):
+        has_counts and np.any(curves.counts < 0)
+    ):
         raise ValueError("agreement/counts must be given for every curve or for none")
-    document = curve_document(curves.words, curves.gains_db, curves.freqs,
-                              agreement=curves.agreement if has_agreement else None,
-                              counts=curves.counts if has_counts else None)
+    document = curve_document(
+        curves.words,
+        curves.gains_db,
+        curves.freqs,
+        agreement=curves.agreement if has_agreement else None,
+        counts=curves.counts if has_counts else None,
+    )
     return atomic_write_text(path, json.dumps(document))

@@ -35,8 +35,9 @@ class EQDataset:
     def __post_init__(self):
         n = len(self.settings)
         if self.settings.ndim != 2 or self.settings.shape[1] != self.layout.n_params:
-            raise ValueError(f"settings must be [N, {self.layout.n_params}], "
-                             f"got {self.settings.shape}")
+            raise ValueError(
+                f"settings must be [N, {self.layout.n_params}], got {self.settings.shape}"
+            )
         if self.word_ids.shape != (n,):
             raise ValueError(f"word_ids must be [{n}], got {self.word_ids.shape}")
         if n and (self.word_ids.min() < 0 or self.word_ids.max() >= len(self.vocabulary)):
@@ -57,12 +58,15 @@ class EQDataset:
         tally = np.bincount(self.word_ids, minlength=len(self.vocabulary))
         return {word: int(c) for word, c in zip(self.vocabulary, tally)}
 
-    def subset(self, indices) -> "EQDataset":
+    def subset(self, indices) -> EQDataset:
         """The settings at ``indices``, same vocabulary and layout."""
         indices = np.asarray(indices)
         return dataclasses.replace(
-            self, settings=self.settings[indices], word_ids=self.word_ids[indices],
-            contributors=None if self.contributors is None else self.contributors[indices])
+            self,
+            settings=self.settings[indices],
+            word_ids=self.word_ids[indices],
+            contributors=None if self.contributors is None else self.contributors[indices],
+        )
 
     def normalized(self) -> np.ndarray:
         """Settings in the unit space, float32 ``[N, n_params]``."""
@@ -80,8 +84,11 @@ def word_index(word: str, vocabulary: Sequence[str]) -> int:
     raise ValueError(f"unknown word {word!r}; known words: {', '.join(vocabulary)}.{hint}")
 
 
-def from_records(records: Sequence[Mapping], vocabulary: Sequence[str] | None = None,
-                 layout: EQLayout = DEFAULT_LAYOUT) -> EQDataset:
+def from_records(
+    records: Sequence[Mapping],
+    vocabulary: Sequence[str] | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> EQDataset:
     """Build a dataset from dicts holding a word (``term``/``semantic_label``) and 15 parameters.
 
     The vocabulary is the given one, or the words in order of first appearance (never a set,
@@ -104,8 +111,12 @@ def from_records(records: Sequence[Mapping], vocabulary: Sequence[str] | None = 
     return EQDataset(settings, word_ids, vocabulary, layout)
 
 
-def from_arrays(settings, words: Sequence[str] | np.ndarray, vocabulary: Sequence[str] | None = None,
-                layout: EQLayout = DEFAULT_LAYOUT) -> EQDataset:
+def from_arrays(
+    settings,
+    words: Sequence[str] | np.ndarray,
+    vocabulary: Sequence[str] | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> EQDataset:
     """Build a dataset from a ``[N, n_params]`` array and ``N`` words (or integer word ids)."""
     settings = paramspace.validate(settings, layout, name="settings")
     if settings.ndim != 2:
@@ -123,16 +134,21 @@ def from_arrays(settings, words: Sequence[str] | np.ndarray, vocabulary: Sequenc
     return EQDataset(settings, word_ids, vocabulary, layout)
 
 
-def stratified_split(dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                     seed: int = 0) -> tuple[EQDataset, ...]:
+def stratified_split(
+    dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> tuple[EQDataset, ...]:
     """Split into parts (default train/validation/test) with each word's share kept per part.
 
     Each word's settings are shuffled by ``seed`` and cut at ``round(cumulative fraction ×
     count)``, so every part holds its share of every word to within one setting.
     """
     fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.ndim != 1 or len(fractions) < 2 or np.any(fractions < 0) or not np.isclose(
-            fractions.sum(), 1.0):
+    if (
+        fractions.ndim != 1
+        or len(fractions) < 2
+        or np.any(fractions < 0)
+        or not np.isclose(fractions.sum(), 1.0)
+    ):
         raise ValueError(f"fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
     rng = np.random.default_rng(seed)
     parts = [[] for _ in fractions]
@@ -144,8 +160,9 @@ def stratified_split(dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15
     return tuple(dataset.subset(np.sort(np.array(p, dtype=np.int64))) for p in parts)
 
 
-def grouped_split(dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                  seed: int = 0) -> tuple[EQDataset, ...]:
+def grouped_split(
+    dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> tuple[EQDataset, ...]:
     """Split by contributor: no contributor appears in two parts.
 
     Contributors are shuffled by ``seed`` and assigned greedily to the part furthest below its
@@ -156,8 +173,9 @@ def grouped_split(dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15, 0
     fractions = np.asarray(fractions, dtype=np.float64)
     if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise ValueError(f"fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
-    groups, inverse, sizes = np.unique(dataset.contributors, return_inverse=True,
-                                       return_counts=True)
+    groups, inverse, sizes = np.unique(
+        dataset.contributors, return_inverse=True, return_counts=True
+    )
     order = np.random.default_rng(seed).permutation(len(groups))
     filled = np.zeros(len(fractions))
     assignment = np.empty(len(groups), dtype=np.int64)

@@ -8,18 +8,27 @@ from neuraleq_jax import paramspace, response
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 
-def responses_db(settings_Nx15, *, layout: EQLayout = DEFAULT_LAYOUT,
-                 sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
+def responses_db(
+    settings_Nx15,
+    *,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> np.ndarray:
     """dB responses on the SPEC reference grid: ``[..., n_params]`` → float64 ``[..., 256]``."""
     settings = check_settings(settings_Nx15, layout, "settings", min_ndim=1)
     flat = settings.reshape(-1, layout.n_params)
     # pad the row count to a power of two so the jitted response compiles for few shapes
     bucket = max(8, 1 << max(0, len(flat) - 1).bit_length())
-    padded = np.concatenate([flat, np.broadcast_to(paramspace.flat_setting(layout),
-                                                   (bucket - len(flat), layout.n_params))])
-    out = response.reference_response_db(padded.astype(np.float32),
-                                         sample_rate=float(sample_rate), layout=layout)
-    return np.asarray(out, dtype=np.float64)[:len(flat)].reshape(settings.shape[:-1] + (-1,))
+    padded = np.concatenate(
+        [
+            flat,
+            np.broadcast_to(paramspace.flat_setting(layout), (bucket - len(flat), layout.n_params)),
+        ]
+    )
+    out = response.reference_response_db(
+        padded.astype(np.float32), sample_rate=float(sample_rate), layout=layout
+    )
+    return np.asarray(out, dtype=np.float64)[: len(flat)].reshape(settings.shape[:-1] + (-1,))
 
 
 def rms(a_xF, b_xF) -> np.ndarray:
@@ -31,8 +40,10 @@ def check_settings(array, layout: EQLayout, name: str, *, min_ndim: int = 2) -> 
     """Host float32 copy of finite settings ``[..., n_params]`` (ranges are checked elsewhere)."""
     array = np.asarray(array, dtype=np.float32)
     if array.ndim < min_ndim or array.shape[-1] != layout.n_params:
-        raise ValueError(f"{name} must have shape [..., {layout.n_params}] with at least "
-                         f"{min_ndim} dims; got {array.shape}")
+        raise ValueError(
+            f"{name} must have shape [..., {layout.n_params}] with at least "
+            f"{min_ndim} dims; got {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite (found NaN or Inf)")
     return array

@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DISTRIBUTED_FLAGS = (("coordinator_address", str, ""), ("num_processes", int, 1),
-                     ("process_id", int, 0), ("local_devices", int, 0))
+DISTRIBUTED_FLAGS = (
+    ("coordinator_address", str, ""),
+    ("num_processes", int, 1),
+    ("process_id", int, 0),
+    ("local_devices", int, 0),
+)
 
 
 def is_store_path(out: str | None) -> bool:
@@ -27,21 +31,39 @@ def is_store_path(out: str | None) -> bool:
 def add_arguments(command: argparse.ArgumentParser) -> None:
     """The store options of ``neuraleq explore`` (they apply with ``--out DIR.zarr``)."""
     group = command.add_argument_group("exploring into a store (--out DIR.zarr)")
-    group.add_argument("--chunk", type=int, default=None,
-                       help="rows per chunk (default: 65536 on a CPU, 2^20 on an accelerator; "
-                            "a resumed store keeps its own)")
-    group.add_argument("--columns", default="",
-                       help="per-row extras, comma-separated: latents, novelty, nearest_word")
-    group.add_argument("--target", default=None,
-                       help="a preset file (.json/.csv/.txt) or a 40-band curve file (.json): "
-                            "keep the settings whose response is nearest to it")
-    group.add_argument("--near", type=int, default=100,
-                       help="how many settings nearest to --target to keep (default 100, "
-                            "at most -n)")
+    group.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="rows per chunk (default: 65536 on a CPU, 2^20 on an accelerator; "
+        "a resumed store keeps its own)",
+    )
+    group.add_argument(
+        "--columns",
+        default="",
+        help="per-row extras, comma-separated: latents, novelty, nearest_word",
+    )
+    group.add_argument(
+        "--target",
+        default=None,
+        help="a preset file (.json/.csv/.txt) or a 40-band curve file (.json): "
+        "keep the settings whose response is nearest to it",
+    )
+    group.add_argument(
+        "--near",
+        type=int,
+        default=100,
+        help="how many settings nearest to --target to keep (default 100, at most -n)",
+    )
     for name, kind, default in DISTRIBUTED_FLAGS:
-        group.add_argument(f"--distributed.{name}", dest=f"distributed_{name}", type=kind,
-                           default=default, metavar=kind.__name__.upper(),
-                           help=f"as for training: jax.distributed {name} (default {default!r})")
+        group.add_argument(
+            f"--distributed.{name}",
+            dest=f"distributed_{name}",
+            type=kind,
+            default=default,
+            metavar=kind.__name__.upper(),
+            help=f"as for training: jax.distributed {name} (default {default!r})",
+        )
 
 
 def read_target(path, layout):
@@ -59,20 +81,27 @@ def read_target(path, layout):
     try:
         settings, _names = presets.read_preset(path, layout=layout)
         gains = np.asarray(response.magnitude_response_db(settings[0], layout=layout))
-        return Target(tuple(map(float, response.REFERENCE_FREQS)), tuple(map(float, gains)),
-                      f"{path.name} (preset)")
+        return Target(
+            tuple(map(float, response.REFERENCE_FREQS)),
+            tuple(map(float, gains)),
+            f"{path.name} (preset)",
+        )
     except ValueError as error:
         reasons.append(f"as a preset: {error}")
     if path.suffix.lower() == ".json":
         try:
             curve_set = curves.load_curves(path)
-            return Target(tuple(map(float, curve_set.freqs)),
-                          tuple(map(float, curve_set.gains_db[0])),
-                          f"{path.name} (curve '{curve_set.words[0]}')")
+            return Target(
+                tuple(map(float, curve_set.freqs)),
+                tuple(map(float, curve_set.gains_db[0])),
+                f"{path.name} (curve '{curve_set.words[0]}')",
+            )
         except ValueError as error:
             reasons.append(f"as a curve file: {error}")
-    raise ValueError(f"--target {path} is neither a preset (.json/.csv/.txt/.apo) nor a curve "
-                     f"file (.json); {'; '.join(reasons)}")
+    raise ValueError(
+        f"--target {path} is neither a preset (.json/.csv/.txt/.apo) nor a curve "
+        f"file (.json); {'; '.join(reasons)}"
+    )
 
 
 def _load_model(workdir: str):
@@ -84,11 +113,14 @@ def _load_model(workdir: str):
     path = Path(workdir)
     if path.is_file():
         raise checkpoints.CheckpointNotFoundError(
-            f"--workdir {path} is a file, not a folder: give the folder a training run wrote")
+            f"--workdir {path} is a file, not a folder: give the folder a training run wrote"
+        )
     bundle = checkpoints.load_bundle(path)
     if bundle.word_model is None:
-        raise checkpoints.CheckpointError(f"the model in {path}/ has no word model; retrain it "
-                                          f"with neuraleq train --workdir {path}")
+        raise checkpoints.CheckpointError(
+            f"the model in {path}/ has no word model; retrain it "
+            f"with neuraleq train --workdir {path}"
+        )
     return bundle
 
 
@@ -97,8 +129,12 @@ def run(args) -> int:
     from neuraleq_jax.config import DistributedConfig
     from neuraleq_jax.train import setup_jax
 
-    distributed = DistributedConfig(**{name: getattr(args, f"distributed_{name}")
-                                       for name, _kind, _default in DISTRIBUTED_FLAGS})
+    distributed = DistributedConfig(
+        **{
+            name: getattr(args, f"distributed_{name}")
+            for name, _kind, _default in DISTRIBUTED_FLAGS
+        }
+    )
     setup_jax(distributed)
     import jax
 
@@ -108,19 +144,36 @@ def run(args) -> int:
     target = read_target(args.target, bundle.layout) if args.target else None
     columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
     report = explore_writer.explore_to_store(
-        args.out, bundle.params, bundle.model_config, bundle.word_model,
-        explore_writer.key_for_seed(args.seed), args.n, chunk=args.chunk, columns=columns,
-        novel_k=args.novel or 0, target=target, target_k=min(args.near, args.n) if target else 0,
-        seed=args.seed, vocabulary=bundle.vocabulary, layout=bundle.layout, progress=True)
+        args.out,
+        bundle.params,
+        bundle.model_config,
+        bundle.word_model,
+        explore_writer.key_for_seed(args.seed),
+        args.n,
+        chunk=args.chunk,
+        columns=columns,
+        novel_k=args.novel or 0,
+        target=target,
+        target_k=min(args.near, args.n) if target else 0,
+        seed=args.seed,
+        vocabulary=bundle.vocabulary,
+        layout=bundle.layout,
+        progress=True,
+    )
     if jax.process_index() == 0:
         if report.already_complete:
             print(f"{args.out} is complete already ({args.n} settings); nothing written")
         else:
-            resumed = f", resumed after {report.chunks_before} done chunk(s)" \
-                if report.chunks_before else ""
+            resumed = (
+                f", resumed after {report.chunks_before} done chunk(s)"
+                if report.chunks_before
+                else ""
+            )
             rate = report.rows_written / max(report.seconds, 1e-9)
-            print(f"wrote {report.rows_written} setting(s) to {args.out} in "
-                  f"{report.seconds:.1f} s ({rate:,.0f} settings/s{resumed})")
+            print(
+                f"wrote {report.rows_written} setting(s) to {args.out} in "
+                f"{report.seconds:.1f} s ({rate:,.0f} settings/s{resumed})"
+            )
     if distributed.enabled:
         jax.distributed.shutdown()
     return 0

@@ -37,10 +37,19 @@ FORMAT_VERSION = 1
 ATTRIBUTE = "neuraleq_explore"
 COLUMNS = ("latents", "novelty", "nearest_word")
 # identity fields compared when a store is reopened, with the words used in the refusal
-IDENTITY = {"format_version": "format version", "model_digest": "model", "key_data": "key/seed",
-            "n": "n", "chunk": "chunk", "temperature": "temperature", "columns": "columns",
-            "novel_k": "--novel", "target_k": "--near", "target_digest": "target",
-            "param_names": "layout"}
+IDENTITY = {
+    "format_version": "format version",
+    "model_digest": "model",
+    "key_data": "key/seed",
+    "n": "n",
+    "chunk": "chunk",
+    "temperature": "temperature",
+    "columns": "columns",
+    "novel_k": "--novel",
+    "target_k": "--near",
+    "target_digest": "target",
+    "param_names": "layout",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,41 +88,67 @@ class StoreSpec:
         return -(-self.n // self.chunk)
 
     def identity(self) -> dict:
-        return {"format_version": FORMAT_VERSION, "model_digest": self.model_digest,
-                "key_data": list(self.key_data), "n": self.n, "chunk": self.chunk,
-                "temperature": float(self.temperature), "columns": sorted(self.columns),
-                "novel_k": self.novel_k, "target_k": self.target_k,
-                "target_digest": self.target.digest() if self.target else None,
-                "param_names": list(self.param_names)}
+        return {
+            "format_version": FORMAT_VERSION,
+            "model_digest": self.model_digest,
+            "key_data": list(self.key_data),
+            "n": self.n,
+            "chunk": self.chunk,
+            "temperature": float(self.temperature),
+            "columns": sorted(self.columns),
+            "novel_k": self.novel_k,
+            "target_k": self.target_k,
+            "target_digest": self.target.digest() if self.target else None,
+            "param_names": list(self.param_names),
+        }
 
     def attributes(self, complete: bool = False) -> dict:
-        extras = {"seed": self.seed, "latent_dim": self.latent_dim,
-                  "vocabulary": list(self.vocabulary), "complete": complete,
-                  "target": None if self.target is None else {
-                      "freqs_hz": list(self.target.freqs), "gains_db": list(self.target.gains_db),
-                      "source": self.target.source}}
+        extras = {
+            "seed": self.seed,
+            "latent_dim": self.latent_dim,
+            "vocabulary": list(self.vocabulary),
+            "complete": complete,
+            "target": None
+            if self.target is None
+            else {
+                "freqs_hz": list(self.target.freqs),
+                "gains_db": list(self.target.gains_db),
+                "source": self.target.source,
+            },
+        }
         return {**self.identity(), **extras}
 
 
 # ------------------------------------------------------------------ arrays
 
+
 def _array_spec(path: Path, shape, dtype: str, chunk_rows: int, fill) -> dict:
     """TensorStore spec of an uncompressed Zarr v3 array chunked along rows (explored settings
     are noise-like floats: a compressor saves little and costs decoding throughput)."""
-    return {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)},
-            "metadata": {"shape": list(shape), "data_type": dtype,
-                         "chunk_grid": {"name": "regular", "configuration": {
-                             "chunk_shape": [chunk_rows] + list(shape[1:])}},
-                         "chunk_key_encoding": {"name": "default"},
-                         "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
-                         "fill_value": fill}}
+    return {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": list(shape),
+            "data_type": dtype,
+            "chunk_grid": {
+                "name": "regular",
+                "configuration": {"chunk_shape": [chunk_rows] + list(shape[1:])},
+            },
+            "chunk_key_encoding": {"name": "default"},
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+            "fill_value": fill,
+        },
+    }
 
 
 def array_layout(spec: StoreSpec) -> dict[str, tuple]:
     """``name → (shape, dtype, rows per chunk, fill)`` of every array written while exploring."""
     n, chunk, n_chunks, p = spec.n, spec.chunk, spec.n_chunks, len(spec.param_names)
-    arrays = {"settings": ((n, p), "float32", chunk, "NaN"),
-              "progress/chunk_done": ((n_chunks,), "uint8", 1, 0)}
+    arrays = {
+        "settings": ((n, p), "float32", chunk, "NaN"),
+        "progress/chunk_done": ((n_chunks,), "uint8", 1, 0),
+    }
     if "latents" in spec.columns:
         arrays["latents"] = ((n, spec.latent_dim), "float32", chunk, "NaN")
     if "novelty" in spec.columns:
@@ -153,6 +188,7 @@ def write_array(path: Path, name: str, values, rows_per_chunk: int, fill) -> Non
 
 # ------------------------------------------------------------------ identity
 
+
 def read_attributes(path) -> dict | None:
     """The store's attributes, or None where ``path`` holds no exploration store."""
     document = Path(path) / "zarr.json"
@@ -178,14 +214,20 @@ def check_store(path, spec: StoreSpec) -> dict | None:
         return None
     attributes = read_attributes(path)
     if attributes is None:
-        raise ValueError(f"{path} exists and is not an exploration store; choose a new --out "
-                         "folder or delete it")
+        raise ValueError(
+            f"{path} exists and is not an exploration store; choose a new --out folder or delete it"
+        )
     wanted = spec.identity()
-    differ = [f"{IDENTITY[k]} {_short(attributes.get(k))} in the store, {_short(wanted[k])} "
-              f"asked" for k in IDENTITY if attributes.get(k) != wanted[k]]
+    differ = [
+        f"{IDENTITY[k]} {_short(attributes.get(k))} in the store, {_short(wanted[k])} asked"
+        for k in IDENTITY
+        if attributes.get(k) != wanted[k]
+    ]
     if differ:
-        raise ValueError(f"{path} holds another exploration ({'; '.join(differ)}); rerun with "
-                         "the same model and options to resume, or choose a new --out folder")
+        raise ValueError(
+            f"{path} holds another exploration ({'; '.join(differ)}); rerun with "
+            "the same model and options to resume, or choose a new --out folder"
+        )
     return attributes
 
 
@@ -212,6 +254,7 @@ def mark_complete(path, spec: StoreSpec) -> None:
 
 
 # ------------------------------------------------------------------ reading
+
 
 class ArrayView:
     """A lazily read array: NumPy indexing reads only the chunks it touches.
@@ -276,8 +319,9 @@ def open_store(path) -> ExploreStore:
     path = Path(path)
     attributes = read_attributes(path)
     if attributes is None:
-        raise FileNotFoundError(f"{path} is not an exploration store (no zarr.json with "
-                                f"{ATTRIBUTE!r} attributes)")
+        raise FileNotFoundError(
+            f"{path} is not an exploration store (no zarr.json with {ATTRIBUTE!r} attributes)"
+        )
     arrays = {}
     for document in sorted(path.glob("**/zarr.json")):
         name = document.parent.relative_to(path).as_posix()

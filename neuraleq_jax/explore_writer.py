@@ -27,9 +27,9 @@ from neuraleq_jax import checkpoints, generation, models, response
 from neuraleq_jax import explore_store as store_lib
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
-SCORE_TILE = 1_024     # settings per scoring tile: their [T, 256] responses stay in cache
-PENDING_CHUNKS = 2     # chunks whose writes may be in flight while the next one decodes
-MERGE_BLOCK = 4_096    # chunks' top-k lists read at a time when merging
+SCORE_TILE = 1_024  # settings per scoring tile: their [T, 256] responses stay in cache
+PENDING_CHUNKS = 2  # chunks whose writes may be in flight while the next one decodes
+MERGE_BLOCK = 4_096  # chunks' top-k lists read at a time when merging
 
 
 def model_digest(params, config: models.ModelConfig, word_model) -> str:
@@ -41,22 +41,24 @@ def model_digest(params, config: models.ModelConfig, word_model) -> str:
 
 def key_for_seed(seed: int):
     """The key ``NeuralEQMorphingSystem.explore_latent_space(seed=seed)`` explores with."""
-    if not 0 <= int(seed) < 2 ** 32:
+    if not 0 <= int(seed) < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
     return jax.random.fold_in(jax.random.key(np.uint32(seed)), np.uint32(0))
 
 
 # ------------------------------------------------------------------ scoring a chunk
 
+
 def _nearest(responses_NxF, references_RxF):
     """Index ``[N]`` of the nearest reference and the RMS dB ``[N]`` to it."""
-    sq_N = jnp.sum(responses_NxF ** 2, axis=-1)
-    sq_R = jnp.sum(references_RxF ** 2, axis=-1)
+    sq_N = jnp.sum(responses_NxF**2, axis=-1)
+    sq_R = jnp.sum(references_RxF**2, axis=-1)
     distance_NxR = sq_N[:, None] + sq_R[None, :] - 2.0 * responses_NxF @ references_RxF.T
     index_N = jnp.argmin(distance_NxR, axis=-1)
     nearest_N = jnp.take_along_axis(distance_NxR, index_N[:, None], axis=-1)[:, 0]
-    return index_N.astype(jnp.int32), jnp.sqrt(jnp.maximum(nearest_N, 0.0) /
-                                               responses_NxF.shape[-1])
+    return index_N.astype(jnp.int32), jnp.sqrt(
+        jnp.maximum(nearest_N, 0.0) / responses_NxF.shape[-1]
+    )
 
 
 def _top(score_C, valid_C, k: int):
@@ -66,10 +68,21 @@ def _top(score_C, valid_C, k: int):
     return index.astype(jnp.int32), best
 
 
-@functools.partial(jax.jit, static_argnames=("columns", "novel_k", "target_k", "layout",
-                                             "tile"))
-def _score_chunk(settings_CxP, n_valid, references_RxF, word_responses_WxF, target_freqs_F,
-                 target_db_F, *, columns, novel_k, target_k, layout, tile):
+@functools.partial(jax.jit, static_argnames=("columns", "novel_k", "target_k", "layout", "tile"))
+def _score_chunk(
+    settings_CxP,
+    n_valid,
+    references_RxF,
+    word_responses_WxF,
+    target_freqs_F,
+    target_db_F,
+    *,
+    columns,
+    novel_k,
+    target_k,
+    layout,
+    tile,
+):
     """Per-row scores of one (padded) chunk and its own top-k lists."""
     novelty = "novelty" in columns or novel_k
 
@@ -81,8 +94,7 @@ def _score_chunk(settings_CxP, n_valid, references_RxF, word_responses_WxF, targ
             responses = response.magnitude_response_db(settings_TxP, layout=layout)
             out["nearest_word"], out["nearest_word_db"] = _nearest(responses, word_responses_WxF)
         if target_k:
-            responses = response.magnitude_response_db(settings_TxP, target_freqs_F,
-                                                       layout=layout)
+            responses = response.magnitude_response_db(settings_TxP, target_freqs_F, layout=layout)
             out["target_db"] = jnp.sqrt(jnp.mean((responses - target_db_F) ** 2, axis=-1))
         return out
 
@@ -109,9 +121,10 @@ class _Scorer:
     options: dict
 
     @classmethod
-    def build(cls, spec: store_lib.StoreSpec, word_model, layout) -> "_Scorer | None":
+    def build(cls, spec: store_lib.StoreSpec, word_model, layout) -> _Scorer | None:
         if not (spec.columns and set(spec.columns) - {"latents"}) and not (
-                spec.novel_k or spec.target_k):
+            spec.novel_k or spec.target_k
+        ):
             return None
         target = spec.target or store_lib.Target((1000.0,), (0.0,))
         chunk = spec.chunk
@@ -122,41 +135,60 @@ class _Scorer:
             word_responses_WxF=jnp.asarray(word_model.get("centre_responses_WxF", empty)),
             target_freqs_F=jnp.asarray(np.asarray(target.freqs, np.float32)),
             target_db_F=jnp.asarray(np.asarray(target.gains_db, np.float32)),
-            options=dict(columns=tuple(sorted(set(spec.columns) - {"latents"})),
-                         novel_k=min(spec.novel_k, chunk), target_k=min(spec.target_k, chunk),
-                         layout=layout, tile=tile))
+            options=dict(
+                columns=tuple(sorted(set(spec.columns) - {"latents"})),
+                novel_k=min(spec.novel_k, chunk),
+                target_k=min(spec.target_k, chunk),
+                layout=layout,
+                tile=tile,
+            ),
+        )
 
     def __call__(self, settings_RxP, padded: int) -> dict:
         rows = len(settings_RxP)
         if rows < padded:  # padding rows repeat the last one; they are masked out of top k
-            settings_RxP = np.concatenate([settings_RxP, np.repeat(settings_RxP[-1:],
-                                                                   padded - rows, axis=0)])
-        out = _score_chunk(settings_RxP, np.int32(rows), self.references_RxF,
-                           self.word_responses_WxF, self.target_freqs_F, self.target_db_F,
-                           **self.options)
+            settings_RxP = np.concatenate(
+                [settings_RxP, np.repeat(settings_RxP[-1:], padded - rows, axis=0)]
+            )
+        out = _score_chunk(
+            settings_RxP,
+            np.int32(rows),
+            self.references_RxF,
+            self.word_responses_WxF,
+            self.target_freqs_F,
+            self.target_db_F,
+            **self.options,
+        )
         return jax.tree.map(np.asarray, out)
 
 
 # ------------------------------------------------------------------ writing chunks
 
+
 def _write_chunk(arrays, spec, c: int, settings_RxP, scores, latents) -> list:
     """Start every write of chunk ``c``; returns their futures."""
     first, rows = c * spec.chunk, len(settings_RxP)
     chex.assert_shape(settings_RxP, (min(spec.chunk, spec.n - first), len(spec.param_names)))
-    futures = [arrays["settings"][first:first + rows].write(settings_RxP)]
+    futures = [arrays["settings"][first : first + rows].write(settings_RxP)]
     if latents is not None:
-        futures.append(arrays["latents"][first:first + rows].write(latents[:rows]))
+        futures.append(arrays["latents"][first : first + rows].write(latents[:rows]))
     for name in ("novelty_db", "nearest_word", "nearest_word_db"):
         if name in arrays:
-            futures.append(arrays[name][first:first + rows].write(scores[name][:rows]))
+            futures.append(arrays[name][first : first + rows].write(scores[name][:rows]))
     for name in ("novel", "target"):
         if f"{name}_top" in scores:
             index, best = scores[f"{name}_top"]
             kept = np.isfinite(best)
-            futures.append(arrays[f"progress/{name}_rows"][c].write(
-                np.where(kept, first + index.astype(np.int64), -1)))
-            futures.append(arrays[f"progress/{name}_score"][c].write(
-                np.where(kept, best, np.nan).astype(np.float32)))
+            futures.append(
+                arrays[f"progress/{name}_rows"][c].write(
+                    np.where(kept, first + index.astype(np.int64), -1)
+                )
+            )
+            futures.append(
+                arrays[f"progress/{name}_score"][c].write(
+                    np.where(kept, best, np.nan).astype(np.float32)
+                )
+            )
     return futures
 
 
@@ -174,8 +206,10 @@ def _runs(chunks: list[int]) -> list[tuple[int, int]]:
 def _write_chunks(path, spec, todo: list[int], model, key, bar) -> None:
     """Explore and write the chunks ``todo``, each marked done after its data."""
     params, config, word_model, layout = model
-    arrays = {name: store_lib.open_array(path, name, layout_)
-              for name, layout_ in store_lib.array_layout(spec).items()}
+    arrays = {
+        name: store_lib.open_array(path, name, layout_)
+        for name, layout_ in store_lib.array_layout(spec).items()
+    }
     scorer = _Scorer.build(spec, word_model, layout)
     padded = -(-spec.chunk // min(SCORE_TILE, spec.chunk)) * min(SCORE_TILE, spec.chunk)
     pending = collections.deque()
@@ -188,16 +222,28 @@ def _write_chunks(path, spec, todo: list[int], model, key, bar) -> None:
 
     for run_start, run_stop in _runs(todo):
         parts = generation.explore_range(
-            params, config, word_model, key, run_start * spec.chunk,
-            min(run_stop * spec.chunk, spec.n), chunk=spec.chunk,
-            temperature=spec.temperature, layout=layout)
+            params,
+            config,
+            word_model,
+            key,
+            run_start * spec.chunk,
+            min(run_stop * spec.chunk, spec.n),
+            chunk=spec.chunk,
+            temperature=spec.temperature,
+            layout=layout,
+        )
         for c, settings in enumerate(parts, start=run_start):
             scores = scorer(settings, padded) if scorer is not None else {}
-            latents = (generation.explore_latents(word_model, key, c * spec.chunk, spec.chunk,
-                                                  temperature=spec.temperature)
-                       if "latents" in spec.columns else None)
-            pending.append((c, _write_chunk(arrays, spec, c, settings, scores, latents),
-                            len(settings)))
+            latents = (
+                generation.explore_latents(
+                    word_model, key, c * spec.chunk, spec.chunk, temperature=spec.temperature
+                )
+                if "latents" in spec.columns
+                else None
+            )
+            pending.append(
+                (c, _write_chunk(arrays, spec, c, settings, scores, latents), len(settings))
+            )
             while len(pending) > PENDING_CHUNKS:
                 settle(*pending.popleft())
     while pending:
@@ -205,6 +251,7 @@ def _write_chunks(path, spec, todo: list[int], model, key, bar) -> None:
 
 
 # ------------------------------------------------------------------ top k
+
 
 def merge_top(rows_K, scores_K, k: int, *, largest: bool):
     """The ``k`` best of candidate rows (row -1: none): by score (largest or smallest first),
@@ -219,8 +266,10 @@ def merge_top(rows_K, scores_K, k: int, *, largest: bool):
 def _finish_top(path, spec) -> None:
     """Merge every chunk's top-k list into ``top_novel`` / ``top_target`` with their settings."""
     settings = store_lib.open_array(path, "settings")
-    for name, k, metric, largest in (("novel", spec.novel_k, "novelty_db", True),
-                                     ("target", spec.target_k, "distance_db", False)):
+    for name, k, metric, largest in (
+        ("novel", spec.novel_k, "novelty_db", True),
+        ("target", spec.target_k, "distance_db", False),
+    ):
         if not k:
             continue
         rows_view = store_lib.open_array(path, f"progress/{name}_rows")
@@ -231,7 +280,9 @@ def _finish_top(path, spec) -> None:
             rows, scores = merge_top(
                 np.concatenate([rows, rows_view[block].read().result().ravel()]),
                 np.concatenate([scores, score_view[block].read().result().ravel()]),
-                k, largest=largest)
+                k,
+                largest=largest,
+            )
         chosen = settings[rows].read().result()  # one read per chunk that holds a chosen row
         group = f"top_{name}"
         store_lib.write_array(path, f"{group}/rows", rows.astype(np.int64), k, -1)
@@ -241,9 +292,11 @@ def _finish_top(path, spec) -> None:
 
 # ------------------------------------------------------------------ the whole run
 
+
 def _barrier(name: str) -> None:
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
+
         multihost_utils.sync_global_devices(f"neuraleq_explore_{name}")
 
 
@@ -269,11 +322,25 @@ class StoreReport:
     seconds: float
 
 
-def explore_to_store(path, params, config: models.ModelConfig, word_model, key, n: int, *,
-                     chunk: int | None = None, temperature: float = 1.0, columns=(),
-                     novel_k: int = 0, target: store_lib.Target | None = None,
-                     target_k: int = 0, seed: int | None = None, vocabulary=(),
-                     layout: EQLayout = DEFAULT_LAYOUT, progress: bool = False) -> StoreReport:
+def explore_to_store(
+    path,
+    params,
+    config: models.ModelConfig,
+    word_model,
+    key,
+    n: int,
+    *,
+    chunk: int | None = None,
+    temperature: float = 1.0,
+    columns=(),
+    novel_k: int = 0,
+    target: store_lib.Target | None = None,
+    target_k: int = 0,
+    seed: int | None = None,
+    vocabulary=(),
+    layout: EQLayout = DEFAULT_LAYOUT,
+    progress: bool = False,
+) -> StoreReport:
     """Explore ``n`` settings into the Zarr store ``path`` (created, resumed, or left alone
     when complete); rows equal ``generation.explore(params, config, word_model, key, n)``.
 
@@ -286,12 +353,28 @@ def explore_to_store(path, params, config: models.ModelConfig, word_model, key, 
       ValueError: ``path`` holds something else (another model, key, n, chunk, ...).
     """
     began, path = time.perf_counter(), Path(path)
-    spec = _spec(path, params, config, word_model, key, n, chunk, temperature, columns,
-                 novel_k, target, target_k, seed, vocabulary, layout)
+    spec = _spec(
+        path,
+        params,
+        config,
+        word_model,
+        key,
+        n,
+        chunk,
+        temperature,
+        columns,
+        novel_k,
+        target,
+        target_k,
+        seed,
+        vocabulary,
+        layout,
+    )
     attributes = store_lib.check_store(path, spec)
     if attributes is not None and attributes.get("complete"):
-        return StoreReport(store_lib.open_store(path), True, spec.n_chunks, 0,
-                           time.perf_counter() - began)
+        return StoreReport(
+            store_lib.open_store(path), True, spec.n_chunks, 0, time.perf_counter() - began
+        )
     _barrier("checked")  # every process has looked before process 0 starts writing
     if jax.process_index() == 0:
         store_lib.create_store(path, spec)
@@ -300,24 +383,51 @@ def explore_to_store(path, params, config: models.ModelConfig, word_model, key, 
     share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
     todo = [c for c in share if not done[c]]
     from tqdm.auto import tqdm
+
     name = "explore" if jax.process_count() == 1 else f"explore {jax.process_index()}"
-    with tqdm(total=_rows_in(spec, share), initial=_rows_in(spec, share) - _rows_in(spec, todo),
-              unit="settings", unit_scale=True, disable=not progress, smoothing=0.05,
-              desc=name) as bar:
+    with tqdm(
+        total=_rows_in(spec, share),
+        initial=_rows_in(spec, share) - _rows_in(spec, todo),
+        unit="settings",
+        unit_scale=True,
+        disable=not progress,
+        smoothing=0.05,
+        desc=name,
+    ) as bar:
         _write_chunks(path, spec, todo, (params, config, word_model, layout), key, bar)
     _barrier("chunks")
     if jax.process_index() == 0:
         _finish_top(path, spec)
         store_lib.mark_complete(path, spec)
     _barrier("complete")
-    return StoreReport(store_lib.open_store(path), False, int(done.sum()), _rows_in(spec, todo),
-                       time.perf_counter() - began)
+    return StoreReport(
+        store_lib.open_store(path),
+        False,
+        int(done.sum()),
+        _rows_in(spec, todo),
+        time.perf_counter() - began,
+    )
 
 
-def _spec(path, params, config, word_model, key, n, chunk, temperature, columns, novel_k,
-          target, target_k, seed, vocabulary, layout) -> store_lib.StoreSpec:
+def _spec(
+    path,
+    params,
+    config,
+    word_model,
+    key,
+    n,
+    chunk,
+    temperature,
+    columns,
+    novel_k,
+    target,
+    target_k,
+    seed,
+    vocabulary,
+    layout,
+) -> store_lib.StoreSpec:
     n = int(n)
-    if not 1 <= n < 2 ** 31:
+    if not 1 <= n < 2**31:
         raise ValueError(f"n (settings to explore) must be in [1, 2**31), got {n}")
     unknown = sorted(set(columns) - set(store_lib.COLUMNS))
     if unknown:
@@ -329,8 +439,11 @@ def _spec(path, params, config, word_model, key, n, chunk, temperature, columns,
         raise ValueError("target_k > 0 needs a target response, and a target needs target_k > 0")
     if chunk is None:
         existing = store_lib.read_attributes(path)
-        chunk = existing["chunk"] if existing and "chunk" in existing else min(
-            generation.default_explore_chunk(), generation.bucket_size(n))
+        chunk = (
+            existing["chunk"]
+            if existing and "chunk" in existing
+            else min(generation.default_explore_chunk(), generation.bucket_size(n))
+        )
     elif int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1 rows, got {chunk}")
     else:
@@ -338,7 +451,15 @@ def _spec(path, params, config, word_model, key, n, chunk, temperature, columns,
     return store_lib.StoreSpec(
         model_digest=model_digest(params, config, word_model),
         key_data=tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
-        n=n, chunk=int(chunk), param_names=tuple(layout.param_names),
-        latent_dim=int(config.latent_dim), vocabulary=tuple(vocabulary),
-        temperature=float(temperature), columns=tuple(sorted(set(columns))),
-        novel_k=int(novel_k), target_k=int(target_k), target=target, seed=seed)
+        n=n,
+        chunk=int(chunk),
+        param_names=tuple(layout.param_names),
+        latent_dim=int(config.latent_dim),
+        vocabulary=tuple(vocabulary),
+        temperature=float(temperature),
+        columns=tuple(sorted(set(columns))),
+        novel_k=int(novel_k),
+        target_k=int(target_k),
+        target=target,
+        seed=seed,
+    )

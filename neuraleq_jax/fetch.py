@@ -32,11 +32,15 @@ class DataSource:
 SOURCES = {
     "audealize": DataSource(
         # pinned to a commit, so that the file (and its digest) cannot move under the URL
-        url=("https://raw.githubusercontent.com/interactiveaudiolab/audealize-plugin/"
-             "30517bf5ad10d2062e00af0a347875e274c6fe1a/"
-             "JUCE%20Modules/audealize_module/data/eqdescriptors.json"),
+        url=(
+            "https://raw.githubusercontent.com/interactiveaudiolab/audealize-plugin/"
+            "30517bf5ad10d2062e00af0a347875e274c6fe1a/"
+            "JUCE%20Modules/audealize_module/data/eqdescriptors.json"
+        ),
         sha256="7483d83d93f493360e5b3526c9db183650199d6f7813ecf99620281735c49004",
-        filename="eqdescriptors.json", licence="GPL-2.0 (interactiveaudiolab/audealize-plugin)"),
+        filename="eqdescriptors.json",
+        licence="GPL-2.0 (interactiveaudiolab/audealize-plugin)",
+    ),
 }
 MAX_BYTES = 64 << 20  # far above the 364 kB file; a larger download is not this data set
 TIMEOUT_S = 60
@@ -62,8 +66,10 @@ def _read_source(source: str) -> bytes:
         data = path.read_bytes()
     else:
         if not source.startswith(("https://", "http://", "file://")):
-            raise ValueError(f"cannot fetch {source!r}: give an https://, http:// or file:// "
-                             f"URL, or a local path")
+            raise ValueError(
+                f"cannot fetch {source!r}: give an https://, http:// or file:// "
+                f"URL, or a local path"
+            )
         try:
             with urllib.request.urlopen(source, timeout=TIMEOUT_S) as reply:
                 data = reply.read(MAX_BYTES + 1)
@@ -82,13 +88,20 @@ def _check_format(name: str, data: bytes, source: str) -> None:
     try:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{source} is not UTF-8 JSON ({error}); not Audealize's "
-                         f"{SOURCES[name].filename}") from None
+        raise ValueError(
+            f"{source} is not UTF-8 JSON ({error}); not Audealize's {SOURCES[name].filename}"
+        ) from None
     audealize.parse_audealize(document, on_malformed="skip", source=source)
 
 
-def fetch(name: str, dest: str | Path = ".", *, source: str | None = None,
-          expected_sha256: str | None = None, force: bool = False) -> FetchResult:
+def fetch(
+    name: str,
+    dest: str | Path = ".",
+    *,
+    source: str | None = None,
+    expected_sha256: str | None = None,
+    force: bool = False,
+) -> FetchResult:
     """Download the data set ``name`` into the folder ``dest``.
 
     Args:
@@ -112,16 +125,24 @@ def fetch(name: str, dest: str | Path = ".", *, source: str | None = None,
     data = _read_source(where)
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256.strip().lower():
-        raise ValueError(f"sha256 of {where} is {digest}, expected {expected_sha256}; the file "
-                         f"was not written (the upstream file may have changed: check it and "
-                         f"pass --from URL to accept another version)")
+        raise ValueError(
+            f"sha256 of {where} is {digest}, expected {expected_sha256}; the file "
+            f"was not written (the upstream file may have changed: check it and "
+            f"pass --from URL to accept another version)"
+        )
     _check_format(name, data, where)
     target = Path(dest) / entry.filename
-    if target.is_file() and not force:
-        if hashlib.sha256(target.read_bytes()).hexdigest() != digest:
-            raise ValueError(f"{target} exists and differs from the download; pass --force to "
-                             f"replace it")
+    differs = target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() != digest
+    if differs and not force:
+        raise ValueError(
+            f"{target} exists and differs from the download; pass --force to replace it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, data)
-    return FetchResult(path=target, sha256=digest, size=len(data),
-                       verified=expected_sha256 is not None, source=where)
+    return FetchResult(
+        path=target,
+        sha256=digest,
+        size=len(data),
+        verified=expected_sha256 is not None,
+        source=where,
+    )

@@ -38,6 +38,7 @@ BLEND_WEIGHT = 0.7
 
 # ---------------------------------------------------------------- distances between responses
 
+
 def _responses(array, name: str) -> np.ndarray:
     array = np.asarray(array, dtype=np.float64)
     if array.ndim != 2 or not len(array) or not array.shape[1]:
@@ -54,11 +55,11 @@ def _distance_blocks(a_NxF, b_MxF, same: bool):
     any threshold used here); with ``same`` the self-distances are set to exactly 0.
     """
     n_freqs = a_NxF.shape[1]
-    sq_b = (b_MxF ** 2).sum(axis=1)
+    sq_b = (b_MxF**2).sum(axis=1)
     rows = max(1, _BLOCK_ELEMENTS // max(1, len(b_MxF)))
     for start in range(0, len(a_NxF), rows):
-        block = a_NxF[start:start + rows]
-        sq = (block ** 2).sum(axis=1)[:, None] + sq_b[None, :] - 2.0 * block @ b_MxF.T
+        block = a_NxF[start : start + rows]
+        sq = (block**2).sum(axis=1)[:, None] + sq_b[None, :] - 2.0 * block @ b_MxF.T
         dist = np.sqrt(np.maximum(sq, 0.0) / n_freqs)
         if same:
             index = np.arange(len(block))
@@ -87,7 +88,7 @@ def nearest_distance(a_NxF, b_MxF) -> np.ndarray:
         raise ValueError(f"a and b must share the grid: {a.shape[1]} vs {b.shape[1]} points")
     out = np.empty(len(a))
     for start, dist in _distance_blocks(a, b, False):
-        out[start:start + len(dist)] = dist.min(axis=1)
+        out[start : start + len(dist)] = dist.min(axis=1)
     return out
 
 
@@ -119,8 +120,10 @@ def energy_distance(a_NxF, b_MxF, *, statistic: str = "v", a_size: int | None = 
 
 # ---------------------------------------------------------------- figures on settings
 
-def _grouped(settings, ids, n_words: int, name: str, layout: EQLayout, sample_rate: float,
-             minimum: int = 1) -> list[np.ndarray]:
+
+def _grouped(
+    settings, ids, n_words: int, name: str, layout: EQLayout, sample_rate: float, minimum: int = 1
+) -> list[np.ndarray]:
     """Responses of each word's settings, ``W × [n_w, F]``; each word needs ``minimum``."""
     settings = check_settings(settings, layout, name)
     ids = check_word_ids(ids, len(settings), n_words, f"{name} word ids")
@@ -128,22 +131,36 @@ def _grouped(settings, ids, n_words: int, name: str, layout: EQLayout, sample_ra
     groups = [resp[ids == w] for w in range(n_words)]
     short = [w for w, g in enumerate(groups) if len(g) < minimum]
     if short:
-        raise ValueError(f"{name}: every word needs >= {minimum} settings; word ids {short} "
-                         f"have {[len(groups[w]) for w in short]}")
+        raise ValueError(
+            f"{name}: every word needs >= {minimum} settings; word ids {short} "
+            f"have {[len(groups[w]) for w in short]}"
+        )
     return groups
 
 
 def _summary(per_word, worst_is_max: bool = True) -> dict:
     values = np.asarray(per_word, dtype=np.float64)
     worst = int(np.nanargmax(values) if worst_is_max else np.nanargmin(values))
-    return {"mean": float(np.nanmean(values)), "worst": float(values[worst]),
-            "worst_word": worst, "per_word": values.tolist()}
+    return {
+        "mean": float(np.nanmean(values)),
+        "worst": float(values[worst]),
+        "worst_word": worst,
+        "per_word": values.tolist(),
+    }
 
 
-def distribution_match(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M,
-                       heldout_Kx15, heldout_ids_K, n_words: int, *,
-                       layout: EQLayout = DEFAULT_LAYOUT,
-                       sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+def distribution_match(
+    generated_Nx15,
+    generated_ids_N,
+    train_Mx15,
+    train_ids_M,
+    heldout_Kx15,
+    heldout_ids_K,
+    n_words: int,
+    *,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """Distribution match per word: ED(generated, held-out) ÷ ED(training, held-out).
 
     Both are V-form energy distances of responses (module docstring), the generated set's
@@ -159,8 +176,9 @@ def distribution_match(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M,
     generated = _grouped(generated_Nx15, generated_ids_N, n_words, "generated", **kw)
     train = _grouped(train_Mx15, train_ids_M, n_words, "train", **kw)
     heldout = _grouped(heldout_Kx15, heldout_ids_K, n_words, "heldout", **kw)
-    energy_gen = np.array([energy_distance(g, h, a_size=len(t))
-                           for g, t, h in zip(generated, train, heldout)])
+    energy_gen = np.array(
+        [energy_distance(g, h, a_size=len(t)) for g, t, h in zip(generated, train, heldout)]
+    )
     energy_data = np.array([energy_distance(t, h) for t, h in zip(train, heldout)])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = energy_gen / energy_data
@@ -169,9 +187,17 @@ def distribution_match(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M,
     return out
 
 
-def copy_rate(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M, n_words: int, *,
-              threshold_db: float = COPY_THRESHOLD_DB, layout: EQLayout = DEFAULT_LAYOUT,
-              sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+def copy_rate(
+    generated_Nx15,
+    generated_ids_N,
+    train_Mx15,
+    train_ids_M,
+    n_words: int,
+    *,
+    threshold_db: float = COPY_THRESHOLD_DB,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """Copy rate: share of generated settings whose response lies within ``threshold_db`` RMS
     dB (inclusive) of some training setting of the same word.
 
@@ -182,29 +208,44 @@ def copy_rate(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M, n_words:
     kw = dict(layout=layout, sample_rate=sample_rate)
     generated = _grouped(generated_Nx15, generated_ids_N, n_words, "generated", minimum=0, **kw)
     train = _grouped(train_Mx15, train_ids_M, n_words, "train", **kw)
-    nearest = [nearest_distance(g, t) if len(g) else np.empty(0)
-               for g, t in zip(generated, train)]
+    nearest = [nearest_distance(g, t) if len(g) else np.empty(0) for g, t in zip(generated, train)]
     flat = np.concatenate(nearest)
     if not len(flat):
         raise ValueError("copy rate needs at least one generated setting")
-    return {"rate": float(np.mean(flat <= threshold_db)),
-            "per_word": [float(np.mean(d <= threshold_db)) if len(d) else float("nan")
-                         for d in nearest],
-            "nearest_median_db": float(np.median(flat)), "threshold_db": float(threshold_db)}
+    return {
+        "rate": float(np.mean(flat <= threshold_db)),
+        "per_word": [
+            float(np.mean(d <= threshold_db)) if len(d) else float("nan") for d in nearest
+        ],
+        "nearest_median_db": float(np.median(flat)),
+        "threshold_db": float(threshold_db),
+    }
 
 
-def word_mean_responses(settings_Nx15, word_ids_N, n_words: int, *,
-                        layout: EQLayout = DEFAULT_LAYOUT,
-                        sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
+def word_mean_responses(
+    settings_Nx15,
+    word_ids_N,
+    n_words: int,
+    *,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> np.ndarray:
     """Each word's mean dB response, ``[W, F]``; every word needs a setting."""
     groups = _grouped(settings_Nx15, word_ids_N, n_words, "settings", layout, sample_rate)
     return np.stack([g.mean(axis=0) for g in groups])
 
 
-def blend_fidelity(blend_settings_PxVx15, pairs_Px2, heldout_Kx15, heldout_ids_K,
-                   n_words: int, *, weight: float = BLEND_WEIGHT,
-                   layout: EQLayout = DEFAULT_LAYOUT,
-                   sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+def blend_fidelity(
+    blend_settings_PxVx15,
+    pairs_Px2,
+    heldout_Kx15,
+    heldout_ids_K,
+    n_words: int,
+    *,
+    weight: float = BLEND_WEIGHT,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """Blend fidelity of "w·a + (1−w)·b" (SPEC: w = 0.7) for P ordered word pairs.
 
     Per pair: RMS dB between the mean response of the blend's V variations and
@@ -218,22 +259,35 @@ def blend_fidelity(blend_settings_PxVx15, pairs_Px2, heldout_Kx15, heldout_ids_K
     check_word_ids(pairs.reshape(-1), pairs.size, n_words, "pairs")
     if not 0.0 <= float(weight) <= 1.0:
         raise ValueError(f"weight must lie in [0, 1], got {weight}")
-    means_WxF = word_mean_responses(heldout_Kx15, heldout_ids_K, n_words, layout=layout,
-                                    sample_rate=sample_rate)
+    means_WxF = word_mean_responses(
+        heldout_Kx15, heldout_ids_K, n_words, layout=layout, sample_rate=sample_rate
+    )
     blend_means_PxF = responses_db(blends, layout=layout, sample_rate=sample_rate).mean(axis=1)
     first, second = means_WxF[pairs[:, 0]], means_WxF[pairs[:, 1]]
     target_PxF = weight * first + (1.0 - weight) * second
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = rms(blend_means_PxF, target_PxF) / rms(first, second)
     worst = int(np.nanargmax(ratios))
-    return {"worst": float(ratios[worst]), "worst_pair": pairs[worst].tolist(),
-            "mean": float(np.nanmean(ratios)), "per_pair": ratios.tolist()}
+    return {
+        "worst": float(ratios[worst]),
+        "worst_pair": pairs[worst].tolist(),
+        "mean": float(np.nanmean(ratios)),
+        "per_pair": ratios.tolist(),
+    }
 
 
-def mean_response_error(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M,
-                        heldout_Kx15, heldout_ids_K, n_words: int, *,
-                        layout: EQLayout = DEFAULT_LAYOUT,
-                        sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+def mean_response_error(
+    generated_Nx15,
+    generated_ids_N,
+    train_Mx15,
+    train_ids_M,
+    heldout_Kx15,
+    heldout_ids_K,
+    n_words: int,
+    *,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """Per word, RMS dB between the mean generated response and the mean held-out response,
     beside the sampling noise of that difference.
 
@@ -256,21 +310,40 @@ def mean_response_error(generated_Nx15, generated_ids_N, train_Mx15, train_ids_M
     heldout = _grouped(heldout_Kx15, heldout_ids_K, n_words, "heldout", minimum=2, **kw)
     error = np.array([rms(g.mean(axis=0), h.mean(axis=0)) for g, h in zip(generated, heldout)])
     realised = np.array([rms(t.mean(axis=0), h.mean(axis=0)) for t, h in zip(train, heldout)])
-    noise = np.array([np.sqrt(np.mean(np.concatenate([t, h]).var(axis=0, ddof=1))
-                              * (1.0 / len(t) + 1.0 / len(g) + 1.0 / len(h)))
-                      for g, t, h in zip(generated, train, heldout)])
+    noise = np.array(
+        [
+            np.sqrt(
+                np.mean(np.concatenate([t, h]).var(axis=0, ddof=1))
+                * (1.0 / len(t) + 1.0 / len(g) + 1.0 / len(h))
+            )
+            for g, t, h in zip(generated, train, heldout)
+        ]
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = error / noise
     worst = int(np.nanargmax(ratio))
-    return {"per_word_db": error.tolist(), "noise_db": noise.tolist(),
-            "train_vs_heldout_db": realised.tolist(), "ratio": ratio.tolist(),
-            "worst_ratio": float(ratio[worst]), "worst_word": worst}
+    return {
+        "per_word_db": error.tolist(),
+        "noise_db": noise.tolist(),
+        "train_vs_heldout_db": realised.tolist(),
+        "ratio": ratio.tolist(),
+        "worst_ratio": float(ratio[worst]),
+        "worst_word": worst,
+    }
 
 
 # ---------------------------------------------------------------- reference generators
 
-def unit_gaussian_settings(train_Mx15, train_ids_M, n_words: int, per_word: int, *,
-                           seed: int = 0, layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+
+def unit_gaussian_settings(
+    train_Mx15,
+    train_ids_M,
+    n_words: int,
+    per_word: int,
+    *,
+    seed: int = 0,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> np.ndarray:
     """SPEC §6's trivial reference generator: per word, a Gaussian (mean and full covariance,
     ddof 1) fitted to the training settings in the unit space (:func:`paramspace.normalize`:
     gains linear, frequency and Q logarithmic), sampled, clipped to [-1, 1] and mapped back.
@@ -286,10 +359,12 @@ def unit_gaussian_settings(train_Mx15, train_ids_M, n_words: int, per_word: int,
     for w in range(n_words):
         rows = unit[ids == w]
         if len(rows) < 2:
-            raise ValueError(f"word id {w} needs >= 2 training settings for a Gaussian, "
-                             f"got {len(rows)}")
-        draws = rng.multivariate_normal(rows.mean(axis=0), np.cov(rows.T, ddof=1),
-                                        size=int(per_word), method="eigh")
+            raise ValueError(
+                f"word id {w} needs >= 2 training settings for a Gaussian, got {len(rows)}"
+            )
+        draws = rng.multivariate_normal(
+            rows.mean(axis=0), np.cov(rows.T, ddof=1), size=int(per_word), method="eigh"
+        )
         physical = paramspace.denormalize(np.clip(draws, -1.0, 1.0).astype(np.float32), layout)
         out[w] = np.asarray(paramspace.clip(physical, layout))
     return out
@@ -297,8 +372,15 @@ def unit_gaussian_settings(train_Mx15, train_ids_M, n_words: int, per_word: int,
 
 # ---------------------------------------------------------------- figures of a generated set
 
-def generated_figures(generated_Nx15, generated_ids_N, train, heldout, *,
-                      sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+
+def generated_figures(
+    generated_Nx15,
+    generated_ids_N,
+    train,
+    heldout,
+    *,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """Distribution match, copy rate and the mean-response figure of one generated set.
 
     Args:
@@ -311,8 +393,10 @@ def generated_figures(generated_Nx15, generated_ids_N, train, heldout, *,
     """
     vocabulary, layout = tuple(heldout.vocabulary), heldout.layout
     if tuple(train.vocabulary) != vocabulary or train.layout != layout:
-        raise ValueError(f"training data (words {train.vocabulary}) must share the held-out "
-                         f"data's vocabulary {vocabulary} and layout")
+        raise ValueError(
+            f"training data (words {train.vocabulary}) must share the held-out "
+            f"data's vocabulary {vocabulary} and layout"
+        )
     n_words = len(vocabulary)
     kw = dict(layout=layout, sample_rate=sample_rate)
     sets = (generated_Nx15, generated_ids_N, train.settings, train.word_ids)
@@ -343,8 +427,9 @@ def generated_figures(generated_Nx15, generated_ids_N, train, heldout, *,
     }
 
 
-def blend_variations(system, first: str, second: str, variations: int, *,
-                     weight: float = BLEND_WEIGHT, seed: int = 0) -> tuple[np.ndarray, str]:
+def blend_variations(
+    system, first: str, second: str, variations: int, *, weight: float = BLEND_WEIGHT, seed: int = 0
+) -> tuple[np.ndarray, str]:
     """``variations`` settings for the blend ``weight·first + (1−weight)·second``: ``[V, 15]``.
 
     Asks the facade for the blend (``{first: weight, second: 1 − weight}``). A system without
@@ -354,15 +439,21 @@ def blend_variations(system, first: str, second: str, variations: int, *,
     """
     try:
         settings = system.generate_eq_from_semantic(
-            {first: float(weight), second: 1.0 - float(weight)}, variations=int(variations),
-            seed=seed, as_array=True)
+            {first: float(weight), second: 1.0 - float(weight)},
+            variations=int(variations),
+            seed=seed,
+            as_array=True,
+        )
         return np.asarray(settings), "blend"
     except TypeError:
         n_first = int(round(float(weight) * int(variations)))
-        parts = [np.asarray(system.generate_eq_from_semantic(word, variations=count, seed=seed,
-                                                             as_array=True))
-                 for word, count in ((first, n_first), (second, int(variations) - n_first))
-                 if count > 0]
+        parts = [
+            np.asarray(
+                system.generate_eq_from_semantic(word, variations=count, seed=seed, as_array=True)
+            )
+            for word, count in ((first, n_first), (second, int(variations) - n_first))
+            if count > 0
+        ]
         return np.concatenate(parts), "mixture"
 
 
@@ -371,9 +462,15 @@ def blend_name(first: str, second: str, weight: float = BLEND_WEIGHT) -> str:
     return f"{weight:g} {first} + {1.0 - weight:g} {second}"
 
 
-def system_blend_fidelity(system, heldout, *, variations: int = 100, seed: int = 0,
-                          weight: float = BLEND_WEIGHT,
-                          sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+def system_blend_fidelity(
+    system,
+    heldout,
+    *,
+    variations: int = 100,
+    seed: int = 0,
+    weight: float = BLEND_WEIGHT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """Blend fidelity of a system over every ordered word pair (a, b), a ≠ b.
 
     Returns ``{"blend_fidelity_worst", "blend_fidelity_mean", "details": {"worst_pair",
@@ -381,16 +478,35 @@ def system_blend_fidelity(system, heldout, *, variations: int = 100, seed: int =
     :func:`blend_name` writes them.
     """
     vocabulary = tuple(heldout.vocabulary)
-    pairs = np.array([(a, b) for a in range(len(vocabulary)) for b in range(len(vocabulary))
-                      if a != b], dtype=np.int64).reshape(-1, 2)
-    drawn = [blend_variations(system, vocabulary[a], vocabulary[b], variations, weight=weight,
-                              seed=seed + index) for index, (a, b) in enumerate(pairs)]
-    out = blend_fidelity(np.stack([s for s, _ in drawn]), pairs, heldout.settings,
-                         heldout.word_ids, len(vocabulary), weight=weight,
-                         layout=heldout.layout, sample_rate=sample_rate)
+    pairs = np.array(
+        [(a, b) for a in range(len(vocabulary)) for b in range(len(vocabulary)) if a != b],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    drawn = [
+        blend_variations(
+            system, vocabulary[a], vocabulary[b], variations, weight=weight, seed=seed + index
+        )
+        for index, (a, b) in enumerate(pairs)
+    ]
+    out = blend_fidelity(
+        np.stack([s for s, _ in drawn]),
+        pairs,
+        heldout.settings,
+        heldout.word_ids,
+        len(vocabulary),
+        weight=weight,
+        layout=heldout.layout,
+        sample_rate=sample_rate,
+    )
     names = [blend_name(vocabulary[a], vocabulary[b], weight) for a, b in pairs]
     a, b = out["worst_pair"]
-    return {"blend_fidelity_worst": out["worst"], "blend_fidelity_mean": out["mean"],
-            "details": {"worst_pair": blend_name(vocabulary[a], vocabulary[b], weight),
-                        "per_pair": dict(zip(names, out["per_pair"])),
-                        "how": drawn[0][1], "weight": float(weight)}}
+    return {
+        "blend_fidelity_worst": out["worst"],
+        "blend_fidelity_mean": out["mean"],
+        "details": {
+            "worst_pair": blend_name(vocabulary[a], vocabulary[b], weight),
+            "per_pair": dict(zip(names, out["per_pair"])),
+            "how": drawn[0][1],
+            "weight": float(weight),
+        },
+    }

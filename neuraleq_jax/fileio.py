@@ -26,8 +26,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
     os.close(handle)
     # mkstemp creates 0600; give the final file the permissions the user's umask allows
     umask = os.umask(0)
@@ -43,11 +44,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (fsynced before the rename); returns the path."""
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
     return Path(path)
 
 
@@ -62,8 +62,10 @@ def atomic_save_npz(path: str | os.PathLike, **arrays) -> Path:
     arrays = {name: np.asarray(value) for name, value in arrays.items()}
     pickled = [name for name, value in arrays.items() if value.dtype == object]
     if pickled:
-        raise ValueError(f"arrays {pickled} hold Python objects; only numeric and string arrays "
-                         "are saved (they must load without pickle)")
+        raise ValueError(
+            f"arrays {pickled} hold Python objects; only numeric and string arrays "
+            "are saved (they must load without pickle)"
+        )
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return atomic_write_bytes(path, buffer.getvalue())

@@ -51,6 +51,14 @@ def check_goals(figures: dict, *, real_data: bool = False) -> list[dict]:
             ref = float("nan") if ref is None else float(ref)
             goal, margin = f"≥ data's own − {slack:g} ({ref - slack:.3f})", value - (ref - slack)
         passed = bool(np.isfinite(margin) and margin >= 0)
-        rows.append({"key": key, "label": label, "value": value, "goal": goal,
-                     "passed": passed, "margin": float(margin)})
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value,
+                "goal": goal,
+                "passed": passed,
+                "margin": float(margin),
+            }
+        )
     return rows

@@ -52,8 +52,9 @@ def supervised_contrastive_loss(embedding_BxE, labels_B, temperature=0.1, valid_
     log_prob_BxB = logits_BxB - log_denominator_B[:, None]
     positives_BxB = candidates_BxB & valid[:, None] & (labels_B[:, None] == labels_B[None, :])
     n_positives_B = positives_BxB.sum(axis=1)
-    mean_log_prob_B = (jnp.where(positives_BxB, log_prob_BxB, 0.0).sum(axis=1)
-                       / jnp.maximum(n_positives_B, 1))
+    mean_log_prob_B = jnp.where(positives_BxB, log_prob_BxB, 0.0).sum(axis=1) / jnp.maximum(
+        n_positives_B, 1
+    )
     anchors_B = n_positives_B > 0
     return -jnp.where(anchors_B, mean_log_prob_B, 0.0).sum() / jnp.maximum(anchors_B.sum(), 1)
 
@@ -73,7 +74,7 @@ def batch_silhouette(latent_BxL, labels_B, valid_B=None):
     batch = latent_BxL.shape[0]
     valid = _mask(valid_B, batch)
     diff_BxBxL = latent_BxL[:, None, :] - latent_BxL[None, :, :]
-    dist_BxB = jnp.sqrt((diff_BxBxL ** 2).sum(axis=-1) + 1e-12)
+    dist_BxB = jnp.sqrt((diff_BxBxL**2).sum(axis=-1) + 1e-12)
     pair_BxB = valid[:, None] & valid[None, :]
     same_word_BxB = (labels_B[:, None] == labels_B[None, :]) & pair_BxB
     partners_BxB = same_word_BxB & ~jnp.eye(batch, dtype=bool)
@@ -81,8 +82,9 @@ def batch_silhouette(latent_BxL, labels_B, valid_B=None):
     a_B = jnp.where(partners_BxB, dist_BxB, 0.0).sum(axis=1) / jnp.maximum(n_partners_B, 1)
     # mean distance from row i to the word of row j: Σ_k d_ik [y_k = y_j] / n_{y_j}
     word_size_B = same_word_BxB.sum(axis=0)
-    to_word_of_BxB = (jnp.where(pair_BxB, dist_BxB, 0.0) @ same_word_BxB.astype(dist_BxB.dtype)
-                      ) / jnp.maximum(word_size_B, 1)[None, :]
+    to_word_of_BxB = (
+        jnp.where(pair_BxB, dist_BxB, 0.0) @ same_word_BxB.astype(dist_BxB.dtype)
+    ) / jnp.maximum(word_size_B, 1)[None, :]
     other_word_BxB = pair_BxB & ~same_word_BxB
     b_B = jnp.where(other_word_BxB, to_word_of_BxB, jnp.inf).min(axis=1)
     rows_B = valid & (n_partners_B > 0) & other_word_BxB.any(axis=1)
@@ -111,8 +113,9 @@ def response_scale_db(layout: EQLayout = DEFAULT_LAYOUT) -> float:
 
 
 @functools.partial(jax.jit, static_argnames=("layout",))
-def response_loss(recon_unit_BxP, target_unit_BxP, valid_B=None, *,
-                  layout: EQLayout = DEFAULT_LAYOUT):
+def response_loss(
+    recon_unit_BxP, target_unit_BxP, valid_B=None, *, layout: EQLayout = DEFAULT_LAYOUT
+):
     """Mean squared dB difference of the responses on the reference grid, in (dB / scale)².
 
     Both inputs are unit-space settings; they are denormalised with ``layout`` and their
@@ -120,18 +123,31 @@ def response_loss(recon_unit_BxP, target_unit_BxP, valid_B=None, *,
     """
     chex.assert_equal_shape((recon_unit_BxP, target_unit_BxP))
     valid = _mask(valid_B, recon_unit_BxP.shape[0])
-    recon_BxF = response.magnitude_response_db(paramspace.denormalize(recon_unit_BxP, layout),
-                                               layout=layout)
-    target_BxF = response.magnitude_response_db(paramspace.denormalize(target_unit_BxP, layout),
-                                                layout=layout)
+    recon_BxF = response.magnitude_response_db(
+        paramspace.denormalize(recon_unit_BxP, layout), layout=layout
+    )
+    target_BxF = response.magnitude_response_db(
+        paramspace.denormalize(target_unit_BxP, layout), layout=layout
+    )
     scale = response_scale_db(layout)
     return _masked_mean(jnp.mean(((recon_BxF - target_BxF) / scale) ** 2, axis=-1), valid)
 
 
-def total_loss(params, x_unit_BxP, labels_B, *, model_config: models.ModelConfig,
-               contrastive_weight: float, temperature: float, response_weight: float = 0.0,
-               cluster_weight: float = 0.0, layout: EQLayout = DEFAULT_LAYOUT,
-               train: bool = False, dropout_key: jax.Array | None = None, valid_B=None):
+def total_loss(
+    params,
+    x_unit_BxP,
+    labels_B,
+    *,
+    model_config: models.ModelConfig,
+    contrastive_weight: float,
+    temperature: float,
+    response_weight: float = 0.0,
+    cluster_weight: float = 0.0,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    train: bool = False,
+    dropout_key: jax.Array | None = None,
+    valid_B=None,
+):
     """``recon + response_weight·response + contrastive_weight·contrastive
     + cluster_weight·cluster`` and its parts, where ``cluster = 1 - batch_silhouette`` of the
     latents' semantic part (:func:`models.semantic_part`; the contrastive embedding is
@@ -143,16 +159,30 @@ def total_loss(params, x_unit_BxP, labels_B, *, model_config: models.ModelConfig
       computed and reported as 0).
     """
     latent_BxL, embedding_BxE, recon_BxP = models.apply(
-        params, model_config, x_unit_BxP, train=train, dropout_key=dropout_key)
+        params, model_config, x_unit_BxP, train=train, dropout_key=dropout_key
+    )
     zero = jnp.zeros((), jnp.float32)
-    skip = lambda w: isinstance(w, (int, float)) and w == 0  # noqa: E731
+    skip = lambda w: isinstance(w, (int, float)) and w == 0
     recon = reconstruction_loss(recon_BxP, x_unit_BxP, valid_B)
     contrastive = supervised_contrastive_loss(embedding_BxE, labels_B, temperature, valid_B)
-    resp = zero if skip(response_weight) else response_loss(recon_BxP, x_unit_BxP, valid_B,
-                                                            layout=layout)
-    cluster = zero if skip(cluster_weight) else 1.0 - batch_silhouette(
-        models.semantic_part(latent_BxL, model_config), labels_B, valid_B)
-    loss = (recon + response_weight * resp + contrastive_weight * contrastive
-            + cluster_weight * cluster)
-    return loss, {"loss": loss, "recon": recon, "response": resp, "contrastive": contrastive,
-                  "cluster": cluster}
+    resp = (
+        zero
+        if skip(response_weight)
+        else response_loss(recon_BxP, x_unit_BxP, valid_B, layout=layout)
+    )
+    cluster = (
+        zero
+        if skip(cluster_weight)
+        else 1.0
+        - batch_silhouette(models.semantic_part(latent_BxL, model_config), labels_B, valid_B)
+    )
+    loss = (
+        recon + response_weight * resp + contrastive_weight * contrastive + cluster_weight * cluster
+    )
+    return loss, {
+        "loss": loss,
+        "recon": recon,
+        "response": resp,
+        "contrastive": contrastive,
+        "cluster": cluster,
+    }

@@ -38,18 +38,29 @@ class ModelConfig:
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        for name in ("latent_dim", "embedding_dim", "mlp_width", "n_bands", "transformer_dim",
-                     "transformer_heads", "transformer_layers"):
+        for name in (
+            "latent_dim",
+            "embedding_dim",
+            "mlp_width",
+            "n_bands",
+            "transformer_dim",
+            "transformer_heads",
+            "transformer_layers",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= int(self.semantic_dim) < self.latent_dim:
-            raise ValueError(f"semantic_dim must be in [0, latent_dim={self.latent_dim}) (0: the "
-                             f"whole latent is semantic), got {self.semantic_dim}")
+            raise ValueError(
+                f"semantic_dim must be in [0, latent_dim={self.latent_dim}) (0: the "
+                f"whole latent is semantic), got {self.semantic_dim}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.transformer_dim % self.transformer_heads:
-            raise ValueError(f"transformer_dim ({self.transformer_dim}) must be divisible by "
-                             f"transformer_heads ({self.transformer_heads})")
+            raise ValueError(
+                f"transformer_dim ({self.transformer_dim}) must be divisible by "
+                f"transformer_heads ({self.transformer_heads})"
+            )
         # tuples, not lists, keep the config hashable when built from JSON or the CLI
         object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
         object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
@@ -69,7 +80,7 @@ def semantic_part(latent_BxL, config: ModelConfig):
     dimensions, on which the contrastive and cluster losses act and the silhouette is measured
     (the whole latent when ``semantic_dim`` is 0). The rest, the detail part, carries what only
     reconstruction needs (frequency, Q, where in its word's range a setting lies)."""
-    return latent_BxL[..., :config.word_dims]
+    return latent_BxL[..., : config.word_dims]
 
 
 class _DenseParameters(nn.Module):
@@ -98,8 +109,9 @@ def _dense_layers(x, layers, *, train: bool):
     (a single setting then needs fewer kernels; the outputs agree to float32 round-off)."""
     if train or len(layers) == 1:
         return [_dense(x, kernel, bias) for kernel, bias in layers]
-    joined = _dense(x, jnp.concatenate([k for k, _ in layers], axis=1),
-                    jnp.concatenate([b for _, b in layers]))
+    joined = _dense(
+        x, jnp.concatenate([k for k, _ in layers], axis=1), jnp.concatenate([b for _, b in layers])
+    )
     return jnp.split(joined, np.cumsum([k.shape[1] for k, _ in layers])[:-1].tolist(), axis=-1)
 
 
@@ -142,16 +154,23 @@ class _LatentHeads(nn.Module):
     def __call__(self, features):
         cfg = self.config
         if cfg.semantic_dim:
-            semantic = jnp.tanh(nn.Dense(cfg.semantic_dim, name="semantic")(
-                nn.gelu(nn.Dense(cfg.mlp_width, name="semantic_mlp")(features))))
-            detail = jnp.tanh(nn.Dense(cfg.latent_dim - cfg.semantic_dim, name="detail")(
-                nn.gelu(nn.Dense(cfg.mlp_width, name="detail_mlp")(features))))
+            semantic = jnp.tanh(
+                nn.Dense(cfg.semantic_dim, name="semantic")(
+                    nn.gelu(nn.Dense(cfg.mlp_width, name="semantic_mlp")(features))
+                )
+            )
+            detail = jnp.tanh(
+                nn.Dense(cfg.latent_dim - cfg.semantic_dim, name="detail")(
+                    nn.gelu(nn.Dense(cfg.mlp_width, name="detail_mlp")(features))
+                )
+            )
             latent = jnp.concatenate([semantic, detail], axis=-1)
         else:
             h = nn.gelu(nn.Dense(cfg.mlp_width)(features))
             latent = jnp.tanh(nn.Dense(cfg.latent_dim)(h))
         embedding = nn.Dense(cfg.embedding_dim, name="embedding")(
-            nn.gelu(nn.Dense(cfg.embedding_dim)(semantic_part(latent, cfg))))
+            nn.gelu(nn.Dense(cfg.embedding_dim)(semantic_part(latent, cfg)))
+        )
         return latent, embedding
 
 
@@ -177,16 +196,18 @@ class TransformerEncoder(nn.Module):
         tokens_BxNx3 = x_BxP.reshape(x_BxP.shape[:-1] + (cfg.n_bands, 3))
         h = nn.Dense(cfg.transformer_dim)(tokens_BxNx3)
         # learned positions: each band has a fixed filter kind and range, so position is identity
-        position_NxD = self.param("position", nn.initializers.normal(0.02),
-                                  (cfg.n_bands, cfg.transformer_dim))
+        position_NxD = self.param(
+            "position", nn.initializers.normal(0.02), (cfg.n_bands, cfg.transformer_dim)
+        )
         h = h + position_NxD
         for _ in range(cfg.transformer_layers):
             attended = nn.MultiHeadDotProductAttention(
-                num_heads=cfg.transformer_heads, dropout_rate=cfg.dropout,
-                deterministic=not train)(nn.LayerNorm()(h))
+                num_heads=cfg.transformer_heads, dropout_rate=cfg.dropout, deterministic=not train
+            )(nn.LayerNorm()(h))
             h = h + attended
-            mlp = nn.Dense(cfg.transformer_dim)(nn.gelu(nn.Dense(2 * cfg.transformer_dim)(
-                nn.LayerNorm()(h))))
+            mlp = nn.Dense(cfg.transformer_dim)(
+                nn.gelu(nn.Dense(2 * cfg.transformer_dim)(nn.LayerNorm()(h)))
+            )
             h = h + nn.Dropout(cfg.dropout, deterministic=not train)(mlp)
         pooled = nn.LayerNorm()(h).reshape(h.shape[:-2] + (-1,))
         return _LatentHeads(cfg)(pooled)
@@ -203,8 +224,14 @@ class ResidualDecoder(nn.Module):
         h = latent_BxL
         for width in cfg.decoder_widths:
             h = ResidualBlock(width, cfg.dropout)(h, train=train)
-        heads = _dense_layers(h, [_DenseParameters(cfg.n_bands, name=f"{field}_head")(
-            h.shape[-1]) for field in ("gain", "freq", "q")], train=train)
+        heads = _dense_layers(
+            h,
+            [
+                _DenseParameters(cfg.n_bands, name=f"{field}_head")(h.shape[-1])
+                for field in ("gain", "freq", "q")
+            ],
+            train=train,
+        )
         # [B, bands, 3] → band-major layout [gain, freq, q] per band
         stacked = jnp.stack([jnp.tanh(head) for head in heads], axis=-1)
         return stacked.reshape(h.shape[:-1] + (cfg.n_params,))
@@ -238,8 +265,9 @@ def init_params(config: ModelConfig, key: jax.Array):
     return model.init(key, jnp.zeros((1, config.n_params), jnp.float32))["params"]
 
 
-def apply(params, config: ModelConfig, x_BxP, *, train: bool = False,
-          dropout_key: jax.Array | None = None):
+def apply(
+    params, config: ModelConfig, x_BxP, *, train: bool = False, dropout_key: jax.Array | None = None
+):
     """Full forward pass: ``x [B, P]`` → ``(latent [B, L], embedding [B, E], recon [B, P])``."""
     chex.assert_shape(x_BxP, (None, config.n_params))
     rngs = {"dropout": dropout_key} if train else None
@@ -255,5 +283,4 @@ def encode(params, config: ModelConfig, x_BxP):
 def decode(params, config: ModelConfig, latent_BxL):
     """Deterministic decoder: latents ``[B, L]`` → unit-space settings ``[B, P]`` in ``(-1, 1)``."""
     chex.assert_shape(latent_BxL, (None, config.latent_dim))
-    return EQAutoencoder(config).apply({"params": params}, latent_BxL,
-                                       method=EQAutoencoder.decode)
+    return EQAutoencoder(config).apply({"params": params}, latent_BxL, method=EQAutoencoder.decode)

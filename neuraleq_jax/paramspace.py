@@ -31,8 +31,11 @@ class Band:
     def __post_init__(self):
         if self.kind not in BAND_KINDS:
             raise ValueError(f"band kind {self.kind!r} is not one of {BAND_KINDS}")
-        for name, (low, high) in (("gain", self.gain_range), ("freq", self.freq_range),
-                                  ("q", self.q_range)):
+        for name, (low, high) in (
+            ("gain", self.gain_range),
+            ("freq", self.freq_range),
+            ("q", self.q_range),
+        ):
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
                 raise ValueError(f"{name} range {(low, high)} must be finite with low < high")
         if self.freq_range[0] <= 0 or self.q_range[0] <= 0:
@@ -89,13 +92,15 @@ class EQLayout:
         return np.arange(2, self.n_params, PARAMS_PER_BAND)
 
 
-DEFAULT_LAYOUT = EQLayout(bands=(
-    Band("low_shelf", (20.0, 200.0), (0.1, 2.0)),
-    Band("peaking", (200.0, 800.0), (0.1, 10.0)),
-    Band("peaking", (800.0, 3200.0), (0.1, 10.0)),
-    Band("peaking", (3200.0, 12800.0), (0.1, 10.0)),
-    Band("high_shelf", (8000.0, 20000.0), (0.1, 2.0)),
-))
+DEFAULT_LAYOUT = EQLayout(
+    bands=(
+        Band("low_shelf", (20.0, 200.0), (0.1, 2.0)),
+        Band("peaking", (200.0, 800.0), (0.1, 10.0)),
+        Band("peaking", (800.0, 3200.0), (0.1, 10.0)),
+        Band("peaking", (3200.0, 12800.0), (0.1, 10.0)),
+        Band("high_shelf", (8000.0, 20000.0), (0.1, 2.0)),
+    )
+)
 
 
 def _bounds_in_working_space(layout: EQLayout) -> tuple[np.ndarray, np.ndarray]:
@@ -110,8 +115,9 @@ def normalize(params: jnp.ndarray, layout: EQLayout = DEFAULT_LAYOUT) -> jnp.nda
     """Physical parameters ``[..., n_params]`` → unit space ``[..., n_params]`` in ``[-1, 1]``."""
     lower, upper = _bounds_in_working_space(layout)
     params = jnp.asarray(params)
-    working = jnp.where(layout.log_scaled, jnp.log(jnp.where(layout.log_scaled, params, 1.0)),
-                        params)
+    working = jnp.where(
+        layout.log_scaled, jnp.log(jnp.where(layout.log_scaled, params, 1.0)), params
+    )
     return 2.0 * (working - lower) / (upper - lower) - 1.0
 
 
@@ -134,8 +140,9 @@ def flat_setting(layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
     return centre
 
 
-def validate(params, layout: EQLayout = DEFAULT_LAYOUT, *, name: str = "params",
-             tolerance: float = 1e-4) -> np.ndarray:
+def validate(
+    params, layout: EQLayout = DEFAULT_LAYOUT, *, name: str = "params", tolerance: float = 1e-4
+) -> np.ndarray:
     """Check physical parameters on the host; return them as float32 ``[..., n_params]``.
 
     Raises ValueError naming the offending parameter, its value and its allowed range for
@@ -144,22 +151,27 @@ def validate(params, layout: EQLayout = DEFAULT_LAYOUT, *, name: str = "params",
     """
     array = np.asarray(params, dtype=np.float64)
     if array.ndim == 0 or array.shape[-1] != layout.n_params:
-        raise ValueError(f"{name} must have shape [..., {layout.n_params}] "
-                         f"({', '.join(layout.param_names[:3])}, ... per band); got {array.shape}")
+        raise ValueError(
+            f"{name} must have shape [..., {layout.n_params}] "
+            f"({', '.join(layout.param_names[:3])}, ... per band); got {array.shape}"
+        )
     flat = array.reshape(-1, layout.n_params)
     names = layout.param_names
     bad = ~np.isfinite(flat)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(f"{name}: {names[col]} is {flat[row, col]} (row {row}); "
-                         f"values must be finite")
+        raise ValueError(
+            f"{name}: {names[col]} is {flat[row, col]} (row {row}); values must be finite"
+        )
     slack = tolerance * (layout.upper - layout.lower)
     outside = (flat < layout.lower - slack) | (flat > layout.upper + slack)
     if outside.any():
         row, col = np.argwhere(outside)[0]
-        raise ValueError(f"{name}: {names[col]} = {flat[row, col]:g} (row {row}) is outside its "
-                         f"allowed range [{layout.lower[col]:g}, {layout.upper[col]:g}]; "
-                         f"{int(outside.sum())} value(s) out of range in all")
+        raise ValueError(
+            f"{name}: {names[col]} = {flat[row, col]:g} (row {row}) is outside its "
+            f"allowed range [{layout.lower[col]:g}, {layout.upper[col]:g}]; "
+            f"{int(outside.sum())} value(s) out of range in all"
+        )
     return np.clip(array, layout.lower, layout.upper).astype(np.float32)
 
 
@@ -170,8 +182,9 @@ def to_dicts(params, layout: EQLayout = DEFAULT_LAYOUT) -> list[dict[str, float]
     return [{name: float(value) for name, value in zip(names, row)} for row in array]
 
 
-def from_dicts(rows: Iterable[Mapping[str, float]],
-               layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+def from_dicts(
+    rows: Iterable[Mapping[str, float]], layout: EQLayout = DEFAULT_LAYOUT
+) -> np.ndarray:
     """List of named dicts → validated float32 array ``[N, n_params]``.
 
     Extra keys (such as a word label) are ignored; a missing parameter raises ValueError.
@@ -198,6 +211,14 @@ def layout_to_json(layout: EQLayout) -> list[dict]:
 
 def layout_from_json(bands: Sequence[Mapping]) -> EQLayout:
     """Inverse of :func:`layout_to_json`."""
-    return EQLayout(bands=tuple(
-        Band(kind=b["kind"], freq_range=tuple(b["freq_range"]), q_range=tuple(b["q_range"]),
-             gain_range=tuple(b["gain_range"])) for b in bands))
+    return EQLayout(
+        bands=tuple(
+            Band(
+                kind=b["kind"],
+                freq_range=tuple(b["freq_range"]),
+                q_range=tuple(b["q_range"]),
+                gain_range=tuple(b["gain_range"]),
+            )
+            for b in bands
+        )
+    )

@@ -42,9 +42,10 @@ def require_matplotlib():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as error:
-        raise ImportError(f"plotting needs matplotlib, which is missing or broken in this "
-                          f"environment ({error}); install it with: pip install matplotlib"
-                          ) from error
+        raise ImportError(
+            f"plotting needs matplotlib, which is missing or broken in this "
+            f"environment ({error}); install it with: pip install matplotlib"
+        ) from error
     return matplotlib, Figure, FigureCanvasAgg
 
 
@@ -70,8 +71,9 @@ def _check_settings(settings, layout: EQLayout, name: str, min_rows: int = 1) ->
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or array.shape[1] != layout.n_params:
-        raise ValueError(f"{name} must be [N, {layout.n_params}] settings; got shape "
-                         f"{np.shape(settings)}")
+        raise ValueError(
+            f"{name} must be [N, {layout.n_params}] settings; got shape {np.shape(settings)}"
+        )
     if len(array) < min_rows:
         raise ValueError(f"{name} needs at least {min_rows} settings; got {len(array)}")
     paramspace.validate(array, layout, name=name)
@@ -81,8 +83,7 @@ def _check_settings(settings, layout: EQLayout, name: str, min_rows: int = 1) ->
 def _check_labels(labels, n: int, what: str) -> list[str]:
     if isinstance(labels, str) or len(labels) != n:
         count = "a single string" if isinstance(labels, str) else f"{len(labels)} entries"
-        raise ValueError(f"labels must be a sequence of {n} strings, one per {what}; "
-                         f"got {count}")
+        raise ValueError(f"labels must be a sequence of {n} strings, one per {what}; got {count}")
     return [str(label) for label in labels]
 
 
@@ -94,17 +95,20 @@ def _frequency_grid(sample_rate: float) -> np.ndarray:
 @functools.partial(jax.jit, static_argnames=("sample_rate", "layout"))
 def _responses_db(used_NxP, freqs_F, sample_rate, layout):
     # one compiled call: eager jnp would compile every primitive anew (seconds per plot)
-    at_bands_NxB = jax.vmap(lambda row: magnitude_response_db(
-        row, row[layout.freq_indices], sample_rate, layout))(used_NxP)
+    at_bands_NxB = jax.vmap(
+        lambda row: magnitude_response_db(row, row[layout.freq_indices], sample_rate, layout)
+    )(used_NxP)
     return magnitude_response_db(used_NxP, freqs_F, sample_rate, layout), at_bands_NxB
 
 
 def _curves(settings_NxP, freqs_F, sample_rate, layout):
     """Responses ``[N, F]`` dB, and per band its frequency and level on the curve ``[N, B]``."""
-    used_NxP = np.stack([clamp_band_frequencies(row, sample_rate, layout)[0]
-                         for row in settings_NxP]).astype(np.float32)
-    curves_NxF, band_db_NxB = _responses_db(used_NxP, freqs_F.astype(np.float32),
-                                            float(sample_rate), layout)
+    used_NxP = np.stack(
+        [clamp_band_frequencies(row, sample_rate, layout)[0] for row in settings_NxP]
+    ).astype(np.float32)
+    curves_NxF, band_db_NxB = _responses_db(
+        used_NxP, freqs_F.astype(np.float32), float(sample_rate), layout
+    )
     return np.asarray(curves_NxF), used_NxP[:, layout.freq_indices], np.asarray(band_db_NxB)
 
 
@@ -127,21 +131,49 @@ def _axes(figure, title: str | None, sample_rate: float):
 def _band_markers(axes, band_hz_NxB, band_db_NxB, colours, layout, size=6.0):
     for hz_B, db_B, colour in zip(band_hz_NxB, band_db_NxB, colours):
         for hz, db, kind in zip(hz_B, db_B, layout.kinds):
-            axes.plot(hz, db, _MARKERS[kind], color=colour, markersize=size,
-                      markeredgecolor="black", markeredgewidth=0.5)
+            axes.plot(
+                hz,
+                db,
+                _MARKERS[kind],
+                color=colour,
+                markersize=size,
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+            )
 
 
 def _marker_legend_handles(matplotlib):
     line = matplotlib.lines.Line2D
-    return [line([], [], marker="o", linestyle="", color="0.7", markeredgecolor="black",
-                 label="bell centre"),
-            line([], [], marker="s", linestyle="", color="0.7", markeredgecolor="black",
-                 label="shelf corner")]
+    return [
+        line(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            color="0.7",
+            markeredgecolor="black",
+            label="bell centre",
+        ),
+        line(
+            [],
+            [],
+            marker="s",
+            linestyle="",
+            color="0.7",
+            markeredgecolor="black",
+            label="shelf corner",
+        ),
+    ]
 
 
-def plot_responses(settings_NxP, labels: Sequence[str], out_path, title: str | None = None,
-                   layout: EQLayout = DEFAULT_LAYOUT,
-                   sample_rate: float = DEFAULT_SAMPLE_RATE) -> Path:
+def plot_responses(
+    settings_NxP,
+    labels: Sequence[str],
+    out_path,
+    title: str | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = DEFAULT_SAMPLE_RATE,
+) -> Path:
     """Response curves (dB over log frequency) of settings, with band markers and a legend.
 
     Args:
@@ -161,21 +193,29 @@ def plot_responses(settings_NxP, labels: Sequence[str], out_path, title: str | N
     FigureCanvasAgg(figure)
     axes = _axes(figure, title, sample_rate)
     palette = matplotlib.colormaps["tab10" if len(curves_NxF) <= 10 else "turbo"]
-    colours = [palette(i if len(curves_NxF) <= 10 else i / max(len(curves_NxF) - 1, 1))
-               for i in range(len(curves_NxF))]
+    colours = [
+        palette(i if len(curves_NxF) <= 10 else i / max(len(curves_NxF) - 1, 1))
+        for i in range(len(curves_NxF))
+    ]
     for curve, label, colour in zip(curves_NxF, labels, colours):
         axes.plot(freqs_F, curve, color=colour, linewidth=1.6, label=label)
     _band_markers(axes, band_hz, band_db, colours, layout)
     handles, _ = axes.get_legend_handles_labels()
-    axes.legend(handles=handles + _marker_legend_handles(matplotlib), fontsize="small",
-                loc="best")
+    axes.legend(handles=handles + _marker_legend_handles(matplotlib), fontsize="small", loc="best")
     return _save(figure, out_path)
 
 
-def plot_morph(settings_SxP, out_path, *, start_label: str | None = None,
-               end_label: str | None = None, title: str | None = None,
-               layout: EQLayout = DEFAULT_LAYOUT, sample_rate: float = DEFAULT_SAMPLE_RATE,
-               colormap: str = "viridis") -> Path:
+def plot_morph(
+    settings_SxP,
+    out_path,
+    *,
+    start_label: str | None = None,
+    end_label: str | None = None,
+    title: str | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = DEFAULT_SAMPLE_RATE,
+    colormap: str = "viridis",
+) -> Path:
     """The steps of a morph as response curves coloured along a ramp (first → last step).
 
     Args:
@@ -203,30 +243,44 @@ def plot_morph(settings_SxP, out_path, *, start_label: str | None = None,
         axes.plot(freqs_F, curve, color=colour, linewidth=2.2 if label else 1.0, label=label)
     _band_markers(axes, band_hz, band_db, colours, layout, size=3.5)
     mappable = matplotlib.cm.ScalarMappable(
-        norm=matplotlib.colors.Normalize(0, steps - 1), cmap=ramp)
+        norm=matplotlib.colors.Normalize(0, steps - 1), cmap=ramp
+    )
     figure.colorbar(mappable, ax=axes, label="step")
     if start_label or end_label:
         axes.legend(fontsize="small", loc="best")
     return _save(figure, out_path)
 
 
-def _envelope_inputs(generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate,
-                     generated_min_rows: int):
+def _envelope_inputs(
+    generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, generated_min_rows: int
+):
     """Checked settings, percentiles, output path and frequency grid of an envelope plot."""
-    generated_NxP = _check_settings(generated_NxP, layout, "generated",
-                                    min_rows=generated_min_rows)
+    generated_NxP = _check_settings(generated_NxP, layout, "generated", min_rows=generated_min_rows)
     data_NxP = _check_settings(data_NxP, layout, "data", min_rows=2)
     low, high = percentiles
     if not 0 <= low < high <= 100:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles}")
-    return (generated_NxP, data_NxP, low, high, _check_out_path(out_path),
-            _frequency_grid(sample_rate))
+    return (
+        generated_NxP,
+        data_NxP,
+        low,
+        high,
+        _check_out_path(out_path),
+        _frequency_grid(sample_rate),
+    )
 
 
-def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str | None = None,
-                  percentiles: tuple[float, float] = (10.0, 90.0),
-                  layout: EQLayout = DEFAULT_LAYOUT,
-                  sample_rate: float = DEFAULT_SAMPLE_RATE) -> Path:
+def plot_envelope(
+    generated_NxP,
+    data_NxP,
+    out_path,
+    label: str,
+    *,
+    title: str | None = None,
+    percentiles: tuple[float, float] = (10.0, 90.0),
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = DEFAULT_SAMPLE_RATE,
+) -> Path:
     """Generated response curves over the data's percentile envelope (default 10–90 %).
 
     The title line also states the share of generated curve points inside the envelope.
@@ -240,7 +294,8 @@ def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str |
     """
     matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     generated_NxP, data_NxP, low, high, out_path, freqs_F = _envelope_inputs(
-        generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, 1)
+        generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, 1
+    )
     generated_NxF, _, _ = _curves(generated_NxP, freqs_F, sample_rate, layout)
     data_MxF, _, _ = _curves(data_NxP, freqs_F, sample_rate, layout)
     low_F, median_F, high_F = np.percentile(data_MxF, [low, 50.0, high], axis=0)
@@ -248,24 +303,47 @@ def plot_envelope(generated_NxP, data_NxP, out_path, label: str, *, title: str |
     figure = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(figure)
     heading = title or f"{label}: generated vs data"
-    axes = _axes(figure, f"{heading}\n{inside:.0%} of generated points inside the "
-                         f"{low:g}–{high:g} % envelope", sample_rate)
-    axes.fill_between(freqs_F, low_F, high_F, color="tab:blue", alpha=0.25,
-                      label=f"data {low:g}–{high:g} % ({len(data_MxF)} settings)")
-    axes.plot(freqs_F, median_F, color="tab:blue", linestyle="--", linewidth=1.4,
-              label="data median")
+    axes = _axes(
+        figure,
+        f"{heading}\n{inside:.0%} of generated points inside the {low:g}–{high:g} % envelope",
+        sample_rate,
+    )
+    axes.fill_between(
+        freqs_F,
+        low_F,
+        high_F,
+        color="tab:blue",
+        alpha=0.25,
+        label=f"data {low:g}–{high:g} % ({len(data_MxF)} settings)",
+    )
+    axes.plot(
+        freqs_F, median_F, color="tab:blue", linestyle="--", linewidth=1.4, label="data median"
+    )
     for index, curve in enumerate(generated_NxF):
-        axes.plot(freqs_F, curve, color="tab:red", linewidth=0.9, alpha=0.8,
-                  label=f"generated {label} ({len(generated_NxF)})" if index == 0 else None)
+        axes.plot(
+            freqs_F,
+            curve,
+            color="tab:red",
+            linewidth=0.9,
+            alpha=0.8,
+            label=f"generated {label} ({len(generated_NxF)})" if index == 0 else None,
+        )
     axes.legend(fontsize="small", loc="best")
     return _save(figure, out_path)
 
 
-def plot_envelope_comparison(generated_NxP, data_NxP, out_path, label: str, *,
-                             title: str | None = None, note: str | None = None,
-                             percentiles: tuple[float, float] = (10.0, 90.0),
-                             layout: EQLayout = DEFAULT_LAYOUT,
-                             sample_rate: float = DEFAULT_SAMPLE_RATE) -> Path:
+def plot_envelope_comparison(
+    generated_NxP,
+    data_NxP,
+    out_path,
+    label: str,
+    *,
+    title: str | None = None,
+    note: str | None = None,
+    percentiles: tuple[float, float] = (10.0, 90.0),
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = DEFAULT_SAMPLE_RATE,
+) -> Path:
     """Generated vs data response envelopes of one word on a log-frequency axis: each set's
     percentile band (default 10–90 %) and median line; they should overlap.
 
@@ -279,24 +357,34 @@ def plot_envelope_comparison(generated_NxP, data_NxP, out_path, label: str, *,
     """
     matplotlib, Figure, FigureCanvasAgg = require_matplotlib()
     generated_NxP, data_NxP, low, high, out_path, freqs_F = _envelope_inputs(
-        generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, 2)
+        generated_NxP, data_NxP, out_path, percentiles, layout, sample_rate, 2
+    )
     figure = Figure(figsize=(8, 4.5))
     FigureCanvasAgg(figure)
     heading = title or f"{label}: generated vs held-out data"
     axes = _axes(figure, heading + (f"\n{note}" if note else ""), sample_rate)
-    for settings, colour, name in ((data_NxP, "tab:blue", "held-out data"),
-                                   (generated_NxP, "tab:red", "generated")):
+    for settings, colour, name in (
+        (data_NxP, "tab:blue", "held-out data"),
+        (generated_NxP, "tab:red", "generated"),
+    ):
         curves_NxF, _, _ = _curves(settings, freqs_F, sample_rate, layout)
         low_F, median_F, high_F = np.percentile(curves_NxF, [low, 50.0, high], axis=0)
-        axes.fill_between(freqs_F, low_F, high_F, color=colour, alpha=0.2,
-                          label=f"{name} {low:g}–{high:g} % ({len(curves_NxF)} settings)")
+        axes.fill_between(
+            freqs_F,
+            low_F,
+            high_F,
+            color=colour,
+            alpha=0.2,
+            label=f"{name} {low:g}–{high:g} % ({len(curves_NxF)} settings)",
+        )
         axes.plot(freqs_F, median_F, color=colour, linewidth=1.6, label=f"{name} median")
     axes.legend(fontsize="small", loc="best")
     return _save(figure, out_path)
 
 
-def plot_latent_2d(points_Nx2, labels, vocabulary: Sequence[str], out_path, *,
-                   title: str | None = None) -> Path:
+def plot_latent_2d(
+    points_Nx2, labels, vocabulary: Sequence[str], out_path, *, title: str | None = None
+) -> Path:
     """A 2-D map of latent points (e.g. a PCA projection), coloured by word.
 
     Args:
@@ -328,9 +416,15 @@ def plot_latent_2d(points_Nx2, labels, vocabulary: Sequence[str], out_path, *,
         colour = palette(word_id % palette.N)
         axes.scatter(mine[:, 0], mine[:, 1], s=14, color=colour, alpha=0.75, label=word)
         centre = mine.mean(axis=0)
-        axes.annotate(word, centre, ha="center", va="center", fontsize="small",
-                      fontweight="bold", bbox={"boxstyle": "round", "fc": "white", "ec": colour,
-                                               "alpha": 0.8})
+        axes.annotate(
+            word,
+            centre,
+            ha="center",
+            va="center",
+            fontsize="small",
+            fontweight="bold",
+            bbox={"boxstyle": "round", "fc": "white", "ec": colour, "alpha": 0.8},
+        )
     axes.set_xlabel("latent dimension 1")
     axes.set_ylabel("latent dimension 2")
     axes.grid(True, alpha=0.3)
@@ -352,8 +446,10 @@ def _word_ids(labels, vocabulary: tuple[str, ...], n: int) -> np.ndarray:
         return np.array([vocabulary.index(label) for label in labels], dtype=np.int64)
     ids = np.asarray(labels)
     if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= len(vocabulary):
-        raise ValueError(f"labels must be words or integer ids in [0, {len(vocabulary)}); "
-                         f"got values from {ids.min()!r} to {ids.max()!r}")
+        raise ValueError(
+            f"labels must be words or integer ids in [0, {len(vocabulary)}); "
+            f"got values from {ids.min()!r} to {ids.max()!r}"
+        )
     return ids.astype(np.int64)
 
 
@@ -381,8 +477,15 @@ def _uncluttered(points_Wx2, order, cells=(36, 70)) -> list[int]:
     return chosen
 
 
-def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None,
-                  title: str | None = None, max_labels: int = 400) -> Path:
+def plot_word_map(
+    points_Wx2,
+    words: Sequence[str],
+    out_path,
+    *,
+    confidence=None,
+    title: str | None = None,
+    max_labels: int = 400,
+) -> Path:
     """The vocabulary's 2-D word map: one marker per word, sized by its confidence (0–1, or
     None), labelled in small type with a white halo so that crowded labels stay readable.
 
@@ -401,8 +504,9 @@ def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None
     points = np.asarray(points_Wx2, dtype=np.float64)
     words = [str(w) for w in words]
     if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(words) or not len(words):
-        raise ValueError(f"points must be [W, 2] with one row per word ({len(words)}); got "
-                         f"shape {points.shape}")
+        raise ValueError(
+            f"points must be [W, 2] with one row per word ({len(words)}); got shape {points.shape}"
+        )
     if not np.isfinite(points).all():
         raise ValueError("points contain NaN or infinite values")
     out_path = _check_out_path(out_path)
@@ -411,13 +515,21 @@ def plot_word_map(points_Wx2, words: Sequence[str], out_path, *, confidence=None
     figure = Figure(figsize=(side * 1.15, side))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.scatter(points[:, 0], points[:, 1], s=sizes, c=sizes, cmap="viridis", alpha=0.6,
-                 edgecolors="none")
+    axes.scatter(
+        points[:, 0], points[:, 1], s=sizes, c=sizes, cmap="viridis", alpha=0.6, edgecolors="none"
+    )
     halo = [effects.withStroke(linewidth=2.0, foreground="white")]
     for index in _uncluttered(points, np.argsort(-sizes, kind="stable"))[:max_labels]:
-        axes.annotate(words[index], points[index], fontsize=6 if len(words) > 60 else 9,
-                      ha="center", va="bottom", xytext=(0, 2), textcoords="offset points",
-                      path_effects=halo)
+        axes.annotate(
+            words[index],
+            points[index],
+            fontsize=6 if len(words) > 60 else 9,
+            ha="center",
+            va="bottom",
+            xytext=(0, 2),
+            textcoords="offset points",
+            path_effects=halo,
+        )
     axes.set_xlabel("map axis 1 (≈ RMS dB)")
     axes.set_ylabel("map axis 2 (≈ RMS dB)")
     axes.grid(True, alpha=0.3)

@@ -41,13 +41,36 @@ _GAIN = re.compile(rf"\bGain\s+{_NUMBER}\s*(dB)?", re.IGNORECASE)
 _Q = re.compile(rf"\bQ\s+{_NUMBER}", re.IGNORECASE)
 _BW = re.compile(rf"\bBW\s+Oct\s+{_NUMBER}", re.IGNORECASE)
 _PREAMP = re.compile(rf"^Preamp\s*:\s*{_NUMBER}\s*dB\s*$", re.IGNORECASE)
-_TYPE = re.compile(r"^(?P<token>[A-Za-z]+)(?:\s+(?P<q_word>Q)(?=\s))?"
-                   r"(?:\s*(?P<slope>\d+(?:\.\d+)?)\s*dB\b)?", re.IGNORECASE)
+_TYPE = re.compile(
+    r"^(?P<token>[A-Za-z]+)(?:\s+(?P<q_word>Q)(?=\s))?"
+    r"(?:\s*(?P<slope>\d+(?:\.\d+)?)\s*dB\b)?",
+    re.IGNORECASE,
+)
 _PEAKING = {"PK", "PEQ", "MODAL"}
-_SHELVES = {"LS": "low_shelf", "LSC": "low_shelf", "LSQ": "low_shelf",
-            "HS": "high_shelf", "HSC": "high_shelf", "HSQ": "high_shelf"}
-_APO_COMMANDS = ("channel", "device", "copy", "include", "eval", "if", "elseif", "else",
-                 "endif", "stage", "delay", "convolution", "graphiceq", "loudnesscorrection")
+_SHELVES = {
+    "LS": "low_shelf",
+    "LSC": "low_shelf",
+    "LSQ": "low_shelf",
+    "HS": "high_shelf",
+    "HSC": "high_shelf",
+    "HSQ": "high_shelf",
+}
+_APO_COMMANDS = (
+    "channel",
+    "device",
+    "copy",
+    "include",
+    "eval",
+    "if",
+    "elseif",
+    "else",
+    "endif",
+    "stage",
+    "delay",
+    "convolution",
+    "graphiceq",
+    "loudnesscorrection",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +107,9 @@ def shelf_q_from_slope(slope_s: float, gain_db: float) -> float:
     return 1.0 / math.sqrt(max((amp + 1.0 / amp) * (1.0 / slope_s - 1.0) + 2.0, 1e-12))
 
 
-def _corner_to_centre(kind: str, corner_hz: float, gain_db: float, order: int,
-                      sample_rate: float = 48_000.0) -> float:
+def _corner_to_centre(
+    kind: str, corner_hz: float, gain_db: float, order: int, sample_rate: float = 48_000.0
+) -> float:
     """Centre frequency of an RBJ shelf whose response is 3 dB short of its plateau at
     ``corner_hz`` (the corner of REW's and APO's ``LS 12dB``/``HS 12dB``).
 
@@ -98,11 +122,11 @@ def _corner_to_centre(kind: str, corner_hz: float, gain_db: float, order: int,
     taken as the centre.
     """
     amp = 10.0 ** (abs(gain_db) / 40.0)
-    c = 10.0 ** -0.3
-    if order == 1 or c * amp ** 4 <= 1.0:
+    c = 10.0**-0.3
+    if order == 1 or c * amp**4 <= 1.0:
         shift = 10.0 ** (abs(gain_db) / 40.0) if order == 1 else 1.0
         return corner_hz * shift if kind == "low_shelf" else corner_hz / shift
-    ratio = (amp ** 2 * (1.0 - c) / (c * amp ** 4 - 1.0)) ** 0.25  # corner / centre, analog
+    ratio = (amp**2 * (1.0 - c) / (c * amp**4 - 1.0)) ** 0.25  # corner / centre, analog
     if kind == "high_shelf":
         ratio = 1.0 / ratio
     warped = math.tan(math.pi * corner_hz / sample_rate) / ratio
@@ -116,16 +140,18 @@ def _parse_filter(rest: str, where: str, notes: list[str]) -> Filter | None:
     if token == "NONE":
         return None
     if token not in _PEAKING and token not in _SHELVES:
-        raise ValueError(f"{where}: filter type {token or rest!r} is not a shelf or peaking "
-                         f"filter (accepted: PK, PEQ, Modal, LSC, HSC, LS, HS, LSQ, HSQ, "
-                         f"'LSC x dB', 'LS 6dB', 'LS 12dB'); a 5-band shelf/peak EQ cannot "
-                         f"represent it")
+        raise ValueError(
+            f"{where}: filter type {token or rest!r} is not a shelf or peaking "
+            f"filter (accepted: PK, PEQ, Modal, LSC, HSC, LS, HS, LSQ, HSQ, "
+            f"'LSC x dB', 'LS 6dB', 'LS 12dB'); a 5-band shelf/peak EQ cannot "
+            f"represent it"
+        )
     fc, gain = _FC.search(rest), _GAIN.search(rest)
     if fc is None or gain is None:
         raise ValueError(f"{where}: a {token} filter needs 'Fc <Hz> Hz' and 'Gain <dB> dB'")
     freq = _number(fc.group(1)) * (1000.0 if (fc["unit"] or "").lower() == "khz" else 1.0)
     gain_db = _number(gain.group(1))
-    q_match, bw_match = _Q.search(rest[fc.start():]), _BW.search(rest)
+    q_match, bw_match = _Q.search(rest[fc.start() :]), _BW.search(rest)
     if token in _PEAKING:
         if q_match:
             q = _number(q_match.group(1))
@@ -141,9 +167,11 @@ def _parse_filter(rest: str, where: str, notes: list[str]) -> Filter | None:
         order = 1 if float(slope) < 9 else 2
         centre = _corner_to_centre(kind, freq, gain_db, order)
         if order == 1:
-            notes.append(f"{where}: {token} {slope}dB is a first-order shelf; read as an RBJ "
-                         f"shelf with slope 6 dB/octave and centre {centre:.1f} Hz (close, "
-                         f"not identical)")
+            notes.append(
+                f"{where}: {token} {slope}dB is a first-order shelf; read as an RBJ "
+                f"shelf with slope 6 dB/octave and centre {centre:.1f} Hz (close, "
+                f"not identical)"
+            )
         return Filter(kind, centre, gain_db, shelf_q_from_slope(float(slope) / 12.0, gain_db))
     if slope is not None:
         return Filter(kind, freq, gain_db, shelf_q_from_slope(float(slope) / 12.0, gain_db))
@@ -182,14 +210,18 @@ def parse_filter_text(text: str) -> FilterList:
         if command == "channel":
             channel_blocks += 1
             if channel_blocks == 2:
-                result.notes.append(f"{where}: a second Channel: block; only the first "
-                                    f"channel's filters are used")
+                result.notes.append(
+                    f"{where}: a second Channel: block; only the first channel's filters are used"
+                )
             continue
         if ":" in line and command in _APO_COMMANDS:
             ignored.setdefault(command, number)
             continue
-        if line.lower().startswith("filter settings file") or line.lower().startswith(
-                "equaliser:") or line.lower().startswith("equalizer:"):
+        if (
+            line.lower().startswith("filter settings file")
+            or line.lower().startswith("equaliser:")
+            or line.lower().startswith("equalizer:")
+        ):
             rew_header = True
             continue
         if line.lower().startswith("notes:"):
@@ -197,17 +229,24 @@ def parse_filter_text(text: str) -> FilterList:
             continue
         if rew_header and not result.filters:
             continue  # REW's header: program version, date, measurement name
-        raise ValueError(f"{where}: {line!r} is not a 'Preamp: X dB' or 'Filter N: ON TYPE Fc F "
-                         f"Hz Gain G dB Q Q' line")
+        raise ValueError(
+            f"{where}: {line!r} is not a 'Preamp: X dB' or 'Filter N: ON TYPE Fc F "
+            f"Hz Gain G dB Q Q' line"
+        )
     for command, number in ignored.items():
-        result.notes.append(f"line {number}: {command.capitalize()}: lines are ignored (a "
-                            f"preset here is one EQ for every channel and device)")
+        result.notes.append(
+            f"line {number}: {command.capitalize()}: lines are ignored (a "
+            f"preset here is one EQ for every channel and device)"
+        )
     return result
 
 
 def _apo_lines(filters: list[Filter]) -> list[str]:
-    return [f"Filter {i + 1}: ON {APO_TOKENS[f.kind]} Fc {f.freq_hz:.2f} Hz Gain "
-            f"{f.gain_db:.2f} dB Q {f.q:.4f}" for i, f in enumerate(filters)]
+    return [
+        f"Filter {i + 1}: ON {APO_TOKENS[f.kind]} Fc {f.freq_hz:.2f} Hz Gain "
+        f"{f.gain_db:.2f} dB Q {f.q:.4f}"
+        for i, f in enumerate(filters)
+    ]
 
 
 def apo_text(filters: list[Filter], preamp_db: float, name: str) -> str:
@@ -218,24 +257,51 @@ def apo_text(filters: list[Filter], preamp_db: float, name: str) -> str:
 
 def rew_text(filters: list[Filter], preamp_db: float, name: str) -> str:
     """REW "filter settings" text (Generic equaliser), readable by REW and Equalizer APO."""
-    lines = ["Filter Settings file", "", "neuraleq_jax", "", f"Notes:{name}", "",
-             "Equaliser: Generic", name, f"Preamp: {preamp_db:.2f} dB", *_apo_lines(filters)]
+    lines = [
+        "Filter Settings file",
+        "",
+        "neuraleq_jax",
+        "",
+        f"Notes:{name}",
+        "",
+        "Equaliser: Generic",
+        name,
+        f"Preamp: {preamp_db:.2f} dB",
+        *_apo_lines(filters),
+    ]
     return "\n".join(lines) + "\n"
 
 
 def easyeffects_document(filters: list[Filter], preamp_db: float) -> dict:
     """An EasyEffects output preset holding one equalizer (RBJ bands, mode ``APO (DR)``)."""
-    bands = {f"band{i}": {"frequency": round(f.freq_hz, 4), "gain": round(f.gain_db, 4),
-                          "mode": EASYEFFECTS_RBJ_MODE, "mute": False, "q": round(f.q, 6),
-                          "slope": "x1", "solo": False, "type": EASYEFFECTS_TYPES[f.kind],
-                          "width": 4.0}
-             for i, f in enumerate(filters)}
-    equalizer = {"balance": 0.0, "bypass": False, "input-gain": round(preamp_db, 2),
-                 "left": bands, "mode": "IIR", "num-bands": len(filters), "output-gain": 0.0,
-                 "pitch-left": 0.0, "pitch-right": 0.0,
-                 "right": json.loads(json.dumps(bands)), "split-channels": False}
-    return {"output": {"blocklist": [], "equalizer#0": equalizer,
-                       "plugins_order": ["equalizer#0"]}}
+    bands = {
+        f"band{i}": {
+            "frequency": round(f.freq_hz, 4),
+            "gain": round(f.gain_db, 4),
+            "mode": EASYEFFECTS_RBJ_MODE,
+            "mute": False,
+            "q": round(f.q, 6),
+            "slope": "x1",
+            "solo": False,
+            "type": EASYEFFECTS_TYPES[f.kind],
+            "width": 4.0,
+        }
+        for i, f in enumerate(filters)
+    }
+    equalizer = {
+        "balance": 0.0,
+        "bypass": False,
+        "input-gain": round(preamp_db, 2),
+        "left": bands,
+        "mode": "IIR",
+        "num-bands": len(filters),
+        "output-gain": 0.0,
+        "pitch-left": 0.0,
+        "pitch-right": 0.0,
+        "right": json.loads(json.dumps(bands)),
+        "split-channels": False,
+    }
+    return {"output": {"blocklist": [], "equalizer#0": equalizer, "plugins_order": ["equalizer#0"]}}
 
 
 def _easyeffects_equalizer(document) -> tuple[str, dict]:
@@ -268,17 +334,22 @@ def parse_easyeffects(document) -> FilterList:
         if kind == "Off" or band.get("mute"):
             continue
         if kind not in reversed_kinds:
-            raise ValueError(f"{where}.band{i}: type {kind!r} is not a shelf or peaking filter "
-                             f"(accepted: {', '.join(EASYEFFECTS_TYPES.values())}, Off)")
+            raise ValueError(
+                f"{where}.band{i}: type {kind!r} is not a shelf or peaking filter "
+                f"(accepted: {', '.join(EASYEFFECTS_TYPES.values())}, Off)"
+            )
         try:
             freq, gain, q = (float(band[k]) for k in ("frequency", "gain", "q"))
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{where}.band{i}: needs numeric frequency, gain and q "
-                             f"({error})") from None
+            raise ValueError(
+                f"{where}.band{i}: needs numeric frequency, gain and q ({error})"
+            ) from None
         mode = band.get("mode", EASYEFFECTS_RBJ_MODE)
         if mode != EASYEFFECTS_RBJ_MODE:
-            result.notes.append(f"{where}.band{i}: mode {mode!r} designs the filter differently "
-                                f"from RBJ ('{EASYEFFECTS_RBJ_MODE}'); read as RBJ")
+            result.notes.append(
+                f"{where}.band{i}: mode {mode!r} designs the filter differently "
+                f"from RBJ ('{EASYEFFECTS_RBJ_MODE}'); read as RBJ"
+            )
         if band.get("slope", "x1") != "x1":
             result.notes.append(f"{where}.band{i}: slope {band['slope']!r} read as x1")
         result.filters.append(Filter(reversed_kinds[kind], freq, gain, q))
@@ -287,7 +358,8 @@ def parse_easyeffects(document) -> FilterList:
 
 def looks_like_easyeffects(document) -> bool:
     return isinstance(document, dict) and any(
-        isinstance(document.get(side), dict) for side in ("output", "input"))
+        isinstance(document.get(side), dict) for side in ("output", "input")
+    )
 
 
 def looks_like_rew(text: str) -> bool:

@@ -40,12 +40,28 @@ from neuraleq_jax.preset_formats import Filter, FilterList
 
 FORMATS = ("json", "csv", "apo", "rew", "easyeffects")
 ONE_SETTING_FORMATS = ("apo", "rew", "easyeffects")
-SUFFIX_FORMATS = {".json": "json", ".txt": "apo", ".apo": "apo", ".cfg": "apo", ".csv": "csv",
-                  ".rew": "rew"}
-FILE_SUFFIXES = {"json": ".json", "csv": ".csv", "apo": ".txt", "rew": ".txt",
-                 "easyeffects": ".json"}
-MEDIA_TYPES = {"json": "application/json", "csv": "text/csv", "apo": "text/plain",
-               "rew": "text/plain", "easyeffects": "application/json"}
+SUFFIX_FORMATS = {
+    ".json": "json",
+    ".txt": "apo",
+    ".apo": "apo",
+    ".cfg": "apo",
+    ".csv": "csv",
+    ".rew": "rew",
+}
+FILE_SUFFIXES = {
+    "json": ".json",
+    "csv": ".csv",
+    "apo": ".txt",
+    "rew": ".txt",
+    "easyeffects": ".json",
+}
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "apo": "text/plain",
+    "rew": "text/plain",
+    "easyeffects": "application/json",
+}
 APO_TYPES = preset_formats.APO_TOKENS
 JSON_FORMAT_TAG = "neuraleq-preset"
 MAX_FILTERS = 64  # a preset file with more filters than this is not an EQ preset
@@ -70,20 +86,34 @@ def _names(names, count: int) -> list[str]:
     return names
 
 
-def preset_dict(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
-                sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> dict:
+def preset_dict(
+    settings,
+    *,
+    names=None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
     """The JSON preset document (a dict) for settings ``[P]``/``[N, P]`` or named dicts."""
     array = _as_settings(settings, layout)
     presets, preamps_N = [], preamp_db(array, layout, sample_rate)
-    for name, row, preamp in zip(_names(names, len(array)), array.astype(np.float64),
-                                 preamps_N):
-        bands = [{"band": i + 1, "type": kind, "frequency_hz": float(freq), "gain_db": float(gain),
-                  "q": float(q)}
-                 for i, (kind, (gain, freq, q)) in enumerate(zip(layout.kinds, row.reshape(-1, 3)))]
-        presets.append({"name": name, "preamp_db": float(preamp),
-                        "bands": bands})
-    return {"format": JSON_FORMAT_TAG, "version": 1, "sample_rate_hz": float(sample_rate),
-            "presets": presets}
+    for name, row, preamp in zip(_names(names, len(array)), array.astype(np.float64), preamps_N):
+        bands = [
+            {
+                "band": i + 1,
+                "type": kind,
+                "frequency_hz": float(freq),
+                "gain_db": float(gain),
+                "q": float(q),
+            }
+            for i, (kind, (gain, freq, q)) in enumerate(zip(layout.kinds, row.reshape(-1, 3)))
+        ]
+        presets.append({"name": name, "preamp_db": float(preamp), "bands": bands})
+    return {
+        "format": JSON_FORMAT_TAG,
+        "version": 1,
+        "sample_rate_hz": float(sample_rate),
+        "presets": presets,
+    }
 
 
 @functools.partial(jax.jit, static_argnames=("layout", "sample_rate"))
@@ -93,25 +123,32 @@ def _peaks_db(settings_NxP, layout: EQLayout, sample_rate: float):
     return jnp.max(curves_NxF, axis=-1)
 
 
-def peak_boost_db(settings, layout: EQLayout = DEFAULT_LAYOUT,
-                  sample_rate: float = response.DEFAULT_SAMPLE_RATE):
+def peak_boost_db(
+    settings, layout: EQLayout = DEFAULT_LAYOUT, sample_rate: float = response.DEFAULT_SAMPLE_RATE
+):
     """Largest boost (dB, >= 0) of each setting's response on a fine 20 Hz–20 kHz grid: a
     float for one setting ``[P]``, an array ``[N]`` for ``[N, P]`` (one compiled call)."""
     array = np.asarray(settings, np.float32)
-    peaks = np.maximum(np.asarray(_peaks_db(array.reshape(-1, array.shape[-1]), layout,
-                                            float(sample_rate)), np.float64), 0.0)
+    peaks = np.maximum(
+        np.asarray(
+            _peaks_db(array.reshape(-1, array.shape[-1]), layout, float(sample_rate)), np.float64
+        ),
+        0.0,
+    )
     return float(peaks[0]) if array.ndim == 1 else peaks
 
 
-def preamp_db(settings, layout: EQLayout = DEFAULT_LAYOUT,
-              sample_rate: float = response.DEFAULT_SAMPLE_RATE):
+def preamp_db(
+    settings, layout: EQLayout = DEFAULT_LAYOUT, sample_rate: float = response.DEFAULT_SAMPLE_RATE
+):
     """The preamp written with a preset: minus its largest boost, rounded up to 0.01 dB
     (so a rounded preamp never leaves a boost above 0 dB); per setting for ``[N, P]``."""
     return -np.ceil(peak_boost_db(settings, layout, sample_rate) * 100.0) / 100.0 + 0.0
 
 
-def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
-             header: bool = True) -> str:
+def csv_text(
+    settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT, header: bool = True
+) -> str:
     """CSV text: header ``name`` + the parameter names (unless ``header=False``, for text
     appended to a file already started), one row per setting."""
     array = _as_settings(settings, layout)
@@ -125,29 +162,33 @@ def csv_text(settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT,
     return buffer.getvalue()
 
 
-
-
 def setting_filters(setting_P, layout: EQLayout = DEFAULT_LAYOUT) -> list[Filter]:
     """One physical setting ``[P]`` → its bands as :class:`~preset_formats.Filter` s."""
     row = np.asarray(setting_P, np.float64).reshape(layout.n_bands, 3)
-    return [Filter(kind, float(freq), float(gain), float(q))
-            for kind, (gain, freq, q) in zip(layout.kinds, row)]
+    return [
+        Filter(kind, float(freq), float(gain), float(q))
+        for kind, (gain, freq, q) in zip(layout.kinds, row)
+    ]
 
 
 def _one_setting(setting, layout: EQLayout, program: str) -> np.ndarray:
     array = _as_settings(setting, layout)
     if len(array) != 1:
-        raise ValueError(f"an {program} preset holds one setting (its filters add up); got "
-                         f"{len(array)}: export them one per file, or use JSON/CSV")
+        raise ValueError(
+            f"an {program} preset holds one setting (its filters add up); got "
+            f"{len(array)}: export them one per file, or use JSON/CSV"
+        )
     return array[0]
 
 
-def apo_text(setting, *, name: str | None = None, preamp: bool = True,
-             layout: EQLayout = DEFAULT_LAYOUT) -> str:
+def apo_text(
+    setting, *, name: str | None = None, preamp: bool = True, layout: EQLayout = DEFAULT_LAYOUT
+) -> str:
     """Equalizer APO / AutoEQ text for ONE setting ``[P]`` (or a one-row batch / dict)."""
     row = _one_setting(setting, layout, "Equalizer APO")
-    text = preset_formats.apo_text(setting_filters(row, layout), preamp_db(row, layout),
-                                   name or "neuraleq_jax preset")
+    text = preset_formats.apo_text(
+        setting_filters(row, layout), preamp_db(row, layout), name or "neuraleq_jax preset"
+    )
     if not preamp:
         text = "\n".join(line for line in text.split("\n") if not line.startswith("Preamp"))
     return text
@@ -156,20 +197,23 @@ def apo_text(setting, *, name: str | None = None, preamp: bool = True,
 def rew_text(setting, *, name: str | None = None, layout: EQLayout = DEFAULT_LAYOUT) -> str:
     """REW filter-settings text for ONE setting ``[P]``."""
     row = _one_setting(setting, layout, "REW")
-    return preset_formats.rew_text(setting_filters(row, layout), preamp_db(row, layout),
-                                   name or "neuraleq_jax preset")
+    return preset_formats.rew_text(
+        setting_filters(row, layout), preamp_db(row, layout), name or "neuraleq_jax preset"
+    )
 
 
 def easyeffects_text(setting, *, layout: EQLayout = DEFAULT_LAYOUT) -> str:
     """EasyEffects output-preset JSON for ONE setting ``[P]``."""
     row = _one_setting(setting, layout, "EasyEffects")
-    document = preset_formats.easyeffects_document(setting_filters(row, layout),
-                                                   preamp_db(row, layout))
+    document = preset_formats.easyeffects_document(
+        setting_filters(row, layout), preamp_db(row, layout)
+    )
     return json.dumps(document, indent=4) + "\n"
 
 
-def preset_text(settings, format: str, *, names=None, preamp: bool = True,
-                layout: EQLayout = DEFAULT_LAYOUT) -> str:
+def preset_text(
+    settings, format: str, *, names=None, preamp: bool = True, layout: EQLayout = DEFAULT_LAYOUT
+) -> str:
     """The text of a preset file in ``format`` (one of :data:`FORMATS`)."""
     if format not in FORMATS:
         raise ValueError(f"unknown preset format {format!r}; accepted: {', '.join(FORMATS)}")
@@ -193,12 +237,21 @@ def _format_of(path: Path, format: str | None) -> str:
     try:
         return SUFFIX_FORMATS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(f"cannot tell the preset format from {path.name!r}; use a suffix in "
-                         f"{sorted(SUFFIX_FORMATS)} or pass format= one of {FORMATS}") from None
+        raise ValueError(
+            f"cannot tell the preset format from {path.name!r}; use a suffix in "
+            f"{sorted(SUFFIX_FORMATS)} or pass format= one of {FORMATS}"
+        ) from None
 
 
-def write_preset(path, settings, *, format: str | None = None, names=None, preamp: bool = True,
-                 layout: EQLayout = DEFAULT_LAYOUT) -> Path:
+def write_preset(
+    path,
+    settings,
+    *,
+    format: str | None = None,
+    names=None,
+    preamp: bool = True,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> Path:
     """Export settings (``[P]``, ``[N, P]`` or named dicts) to ``path``, atomically.
 
     ``format`` is one of :data:`FORMATS`; by default it follows the suffix (``.json`` ours,
@@ -206,8 +259,9 @@ def write_preset(path, settings, *, format: str | None = None, names=None, pream
     ``format="easyeffects"``). Returns the path written.
     """
     path = Path(path)
-    text = preset_text(settings, _format_of(path, format), names=names, preamp=preamp,
-                       layout=layout)
+    text = preset_text(
+        settings, _format_of(path, format), names=names, preamp=preamp, layout=layout
+    )
     return atomic_write_text(path, text)
 
 
@@ -229,8 +283,9 @@ def parse_json(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray
     """Our JSON preset text → ``(settings [N, P], names)``."""
     document = _load_json(text)
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT_TAG:
-        raise ValueError(f"not a neuraleq preset: expected a JSON object with "
-                         f"\"format\": \"{JSON_FORMAT_TAG}\"")
+        raise ValueError(
+            f'not a neuraleq preset: expected a JSON object with "format": "{JSON_FORMAT_TAG}"'
+        )
     rows, names = [], []
     for p, preset in enumerate(document.get("presets", [])):
         bands = preset.get("bands", []) if isinstance(preset, dict) else []
@@ -239,14 +294,17 @@ def parse_json(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray
         row = []
         for b, (band, kind) in enumerate(zip(bands, layout.kinds)):
             if not isinstance(band, dict) or band.get("type") != kind:
-                raise ValueError(f"preset {p} band {b + 1}: type "
-                                 f"{band.get('type') if isinstance(band, dict) else band!r}, "
-                                 f"the layout expects {kind!r}")
+                raise ValueError(
+                    f"preset {p} band {b + 1}: type "
+                    f"{band.get('type') if isinstance(band, dict) else band!r}, "
+                    f"the layout expects {kind!r}"
+                )
             try:
                 row += [float(band["gain_db"]), float(band["frequency_hz"]), float(band["q"])]
             except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"preset {p} band {b + 1}: needs numeric gain_db, frequency_hz "
-                                 f"and q ({error})") from None
+                raise ValueError(
+                    f"preset {p} band {b + 1}: needs numeric gain_db, frequency_hz and q ({error})"
+                ) from None
         rows.append(row)
         names.append(str(preset.get("name", f"preset {p + 1}")))
     if not rows:
@@ -280,8 +338,10 @@ def detect_format(text: str) -> str:
             return "json"
         if preset_formats.looks_like_easyeffects(document):
             return "easyeffects"
-        raise ValueError(f"JSON preset of unknown kind: expected ours (\"format\": "
-                         f"\"{JSON_FORMAT_TAG}\") or an EasyEffects preset ('output' key)")
+        raise ValueError(
+            f'JSON preset of unknown kind: expected ours ("format": '
+            f"\"{JSON_FORMAT_TAG}\") or an EasyEffects preset ('output' key)"
+        )
     first_line = head.split("\n", 1)[0]
     if "band1_gain" in first_line and "," in first_line:
         return "csv"
@@ -294,40 +354,53 @@ def _exact_row(filters: list[Filter], layout: EQLayout) -> tuple[np.ndarray | No
     tokens = ", ".join(APO_TYPES[kind] for kind in layout.kinds)
     found = ", ".join(APO_TYPES[f.kind] for f in filters) or "none"
     if sorted(f.kind for f in filters) != sorted(layout.kinds):
-        return None, (f"found {len(filters)} filters ({found}); the layout has "
-                      f"{layout.n_bands} bands ({tokens})")
+        return None, (
+            f"found {len(filters)} filters ({found}); the layout has "
+            f"{layout.n_bands} bands ({tokens})"
+        )
     row = np.zeros(layout.n_params)
     for kind in set(layout.kinds):
         slots = [i for i, k in enumerate(layout.kinds) if k == kind]
         chosen = sorted((f for f in filters if f.kind == kind), key=lambda f: f.freq_hz)
         for slot, f in zip(slots, chosen):
-            row[3 * slot:3 * slot + 3] = (f.gain_db, f.freq_hz, f.q)
+            row[3 * slot : 3 * slot + 3] = (f.gain_db, f.freq_hz, f.q)
     try:
         return paramspace.validate(row[None], layout, name="preset"), ""
     except ValueError as error:
         return None, str(error)
 
 
-def filters_response_db(filters: list[Filter], freqs_F=response.REFERENCE_FREQS,
-                        sample_rate: float = response.DEFAULT_SAMPLE_RATE) -> np.ndarray:
+def filters_response_db(
+    filters: list[Filter],
+    freqs_F=response.REFERENCE_FREQS,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> np.ndarray:
     """dB response ``[F]`` of any list of RBJ filters (their sum; 0 dB for none)."""
     if not filters:
         return np.zeros(len(freqs_F), np.float32)
     nyquist = sample_rate / 2.0
     for f in filters:
         if not (0.0 < f.freq_hz < nyquist and f.q > 0):
-            raise ValueError(f"filter {APO_TYPES[f.kind]} at {f.freq_hz:g} Hz, Q {f.q:g}: the "
-                             f"frequency must lie in (0, {nyquist:g}) Hz and Q be > 0")
+            raise ValueError(
+                f"filter {APO_TYPES[f.kind]} at {f.freq_hz:g} Hz, Q {f.q:g}: the "
+                f"frequency must lie in (0, {nyquist:g}) Hz and Q be > 0"
+            )
     # a layout with one band per filter and ranges wide enough for any of them
-    layout = EQLayout(tuple(Band(f.kind, (1e-3, nyquist), (1e-6, 1e6), (-1e3, 1e3))
-                            for f in filters))
+    layout = EQLayout(
+        tuple(Band(f.kind, (1e-3, nyquist), (1e-6, 1e6), (-1e3, 1e3)) for f in filters)
+    )
     params = np.array([v for f in filters for v in (f.gain_db, f.freq_hz, f.q)], np.float32)
     return np.asarray(response.magnitude_response_db(params, freqs_F, sample_rate, layout))
 
 
-def filters_to_settings(found: FilterList, layout: EQLayout = DEFAULT_LAYOUT, *,
-                        fit: bool = False, fit_steps: int = 300,
-                        fit_restarts: int = 16) -> tuple[np.ndarray, float | None, list[str]]:
+def filters_to_settings(
+    found: FilterList,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    *,
+    fit: bool = False,
+    fit_steps: int = 300,
+    fit_restarts: int = 16,
+) -> tuple[np.ndarray, float | None, list[str]]:
     """A foreign preset's filters → ``(settings [1, P], fit RMS dB or None, notes)``.
 
     One filter per band of the layout (peaks in frequency order) maps exactly; anything else
@@ -335,29 +408,48 @@ def filters_to_settings(found: FilterList, layout: EQLayout = DEFAULT_LAYOUT, *,
     the reference grid with :func:`neuraleq_jax.curves.fit_curves`.
     """
     if len(found.filters) > MAX_FILTERS:
-        raise ValueError(f"the preset has {len(found.filters)} filters; at most {MAX_FILTERS} "
-                         f"are read")
+        raise ValueError(
+            f"the preset has {len(found.filters)} filters; at most {MAX_FILTERS} are read"
+        )
     if not found.filters:
-        return paramspace.flat_setting(layout)[None].astype(np.float32), None, [
-            "no active filters: the flat setting"]
+        return (
+            paramspace.flat_setting(layout)[None].astype(np.float32),
+            None,
+            ["no active filters: the flat setting"],
+        )
     row, why = _exact_row(found.filters, layout)
     if row is not None:
         return row, None, []
     if not fit:
-        raise ValueError(f"{why}; fit=True (neuraleq convert --fit, or \"fit\": true in the "
-                         f"API) fits the layout's bands to the file's response instead")
+        raise ValueError(
+            f'{why}; fit=True (neuraleq convert --fit, or "fit": true in the '
+            f"API) fits the layout's bands to the file's response instead"
+        )
     from neuraleq_jax import curves  # optax and the fitting code: only when a fit is asked for
 
     target_F = filters_response_db(found.filters)
-    result = curves.fit_curves(target_F[None], response.REFERENCE_FREQS, layout=layout,
-                               steps=fit_steps, restarts=fit_restarts, candidates=32)
+    result = curves.fit_curves(
+        target_F[None],
+        response.REFERENCE_FREQS,
+        layout=layout,
+        steps=fit_steps,
+        restarts=fit_restarts,
+        candidates=32,
+    )
     rms = float(result.rms_db[0])
-    return result.settings, rms, [f"{why}: fitted the layout to the file's response "
-                                  f"(RMS error {rms:.2f} dB on 20 Hz-20 kHz)"]
+    return (
+        result.settings,
+        rms,
+        [
+            f"{why}: fitted the layout to the file's response "
+            f"(RMS error {rms:.2f} dB on 20 Hz-20 kHz)"
+        ],
+    )
 
 
-def parse_preset_text(text: str, format: str | None = None, *,
-                      layout: EQLayout = DEFAULT_LAYOUT, fit: bool = False) -> PresetImport:
+def parse_preset_text(
+    text: str, format: str | None = None, *, layout: EQLayout = DEFAULT_LAYOUT, fit: bool = False
+) -> PresetImport:
     """Preset text in any of :data:`FORMATS` (detected from the content when ``format`` is
     None) → :class:`PresetImport`. Raises ValueError naming what is wrong."""
     kind = format or detect_format(text)
@@ -374,12 +466,14 @@ def parse_preset_text(text: str, format: str | None = None, *,
     else:
         found = preset_formats.parse_filter_text(text)
     settings, rms, notes = filters_to_settings(found, layout, fit=fit)
-    return PresetImport(settings, [found.name or "preset 1"], kind, found.preamp_db,
-                        found.notes + notes, rms)
+    return PresetImport(
+        settings, [found.name or "preset 1"], kind, found.preamp_db, found.notes + notes, rms
+    )
 
 
-def read_preset_file(path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT,
-                     fit: bool = False) -> PresetImport:
+def read_preset_file(
+    path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT, fit: bool = False
+) -> PresetImport:
     """Read a preset file of any supported format (see :func:`parse_preset_text`)."""
     path = Path(path)
     try:
@@ -394,8 +488,9 @@ def read_preset_file(path, *, format: str | None = None, layout: EQLayout = DEFA
         raise ValueError(f"{path.name}: {error}") from None
 
 
-def read_preset(path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT,
-                fit: bool = False) -> tuple[np.ndarray, list[str]]:
+def read_preset(
+    path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT, fit: bool = False
+) -> tuple[np.ndarray, list[str]]:
     """Read a preset file: ``(settings [N, P], names)`` (notes: :func:`read_preset_file`)."""
     found = read_preset_file(path, format=format, layout=layout, fit=fit)
     return found.settings, found.names

@@ -27,9 +27,15 @@ EXTRA_FIGURES = (
     ("explained_variance", "PCA explained variance (baseline)", "{:.1%}"),
 )
 
-_FORMATS = {"box_rate": "{:.1%}", "latent_silhouette": "{:.3f}", "word_accuracy": "{:.3f}",
-            "copy_rate": "{:.1%}", "distribution_match_mean": "{:.2f}",
-            "distribution_match_worst": "{:.2f}", "mean_response_noise_ratio_worst": "{:.2f}"}
+_FORMATS = {
+    "box_rate": "{:.1%}",
+    "latent_silhouette": "{:.3f}",
+    "word_accuracy": "{:.3f}",
+    "copy_rate": "{:.1%}",
+    "distribution_match_mean": "{:.2f}",
+    "distribution_match_worst": "{:.2f}",
+    "mean_response_noise_ratio_worst": "{:.2f}",
+}
 _TITLES = {"model": "model", "baseline": "lite baseline"}
 
 
@@ -52,8 +58,11 @@ def _goal_table(metrics: dict) -> list[str]:
     systems = [name for name in ("model", "baseline") if metrics.get(name)]
     rows = {name: {r["key"]: r for r in metrics["goals"].get(name, [])} for name in systems}
     titles = {"model": "model", "baseline": "lite baseline"}
-    head = "| figure | goal | " + " | ".join(f"{titles[s]} | {titles[s]} vs goal"
-                                               for s in systems) + " |"
+    head = (
+        "| figure | goal | "
+        + " | ".join(f"{titles[s]} | {titles[s]} vs goal" for s in systems)
+        + " |"
+    )
     lines = [head, "|" + " --- |" * (2 + 2 * len(systems))]
     for key, label, _, _ in evaluation.GOALS:
         goal = next((rows[s][key]["goal"] for s in systems if key in rows[s]), "")
@@ -66,9 +75,12 @@ def _goal_table(metrics: dict) -> list[str]:
 
 def _extra_table(metrics: dict) -> list[str]:
     systems = [name for name in ("model", "baseline") if metrics.get(name)]
-    lines = ["| figure | " + " | ".join("model" if s == "model" else "lite baseline"
-                                         for s in systems) + " |",
-             "|" + " --- |" * (1 + len(systems))]
+    lines = [
+        "| figure | "
+        + " | ".join("model" if s == "model" else "lite baseline" for s in systems)
+        + " |",
+        "|" + " --- |" * (1 + len(systems)),
+    ]
     for key, label, fmt in EXTRA_FIGURES:
         values = [metrics[s].get(key) for s in systems]
         if all(v is None for v in values):
@@ -80,19 +92,33 @@ def _extra_table(metrics: dict) -> list[str]:
 def _generators(metrics: dict) -> list[tuple[str, str, dict, dict]]:
     """(title, short title, figures, per-word details) of every generated set with fidelity
     figures: the systems, the unit-space Gaussian, each system decoding its training latents."""
-    rows = [(_TITLES[n], _TITLES[n], metrics[n], metrics[n]["details"]["fidelity"])
-            for n in ("model", "baseline")
-            if (metrics.get(n) or {}).get("distribution_match_mean") is not None]
+    rows = [
+        (_TITLES[n], _TITLES[n], metrics[n], metrics[n]["details"]["fidelity"])
+        for n in ("model", "baseline")
+        if (metrics.get(n) or {}).get("distribution_match_mean") is not None
+    ]
     gaussian = (metrics.get("references") or {}).get("unit_gaussian")
     if gaussian:
-        rows.append(("reference: per-word Gaussian in unit space, clipped to range",
-                     "Gaussian", gaussian, gaussian["details"]))
+        rows.append(
+            (
+                "reference: per-word Gaussian in unit space, clipped to range",
+                "Gaussian",
+                gaussian,
+                gaussian["details"],
+            )
+        )
     # the baseline's reconstruction is a PCA round trip, not a decoder of its latents
     for name in ("model",):
         decoded = ((metrics.get(name) or {}).get("details") or {}).get("decoded_training")
         if decoded:
-            rows.append((f"reference: {_TITLES[name]} decoding its training latents",
-                         f"{_TITLES[name]} decoded", decoded, decoded["details"]))
+            rows.append(
+                (
+                    f"reference: {_TITLES[name]} decoding its training latents",
+                    f"{_TITLES[name]} decoded",
+                    decoded,
+                    decoded["details"],
+                )
+            )
     return rows
 
 
@@ -100,15 +126,19 @@ def _fidelity_section(metrics: dict) -> list[str]:
     generators = _generators(metrics)
     if not generators:
         return []
-    lines = ["## Fidelity: generated variations against the held-out data", "",
-             "Distribution match: energy distance (RMS dB) of generated vs held-out responses "
-             "÷ that of the training vs held-out settings; sampling the data's own distribution "
-             "scores 1. Mean response ÷ noise: RMS dB between the mean generated and mean "
-             "held-out response ÷ its expected sampling noise (training, generated and "
-             "held-out means together).", "",
-             "| generator | distribution match (mean) | (worst word) | copy rate | "
-             "mean response ÷ noise (worst) | word accuracy (data's own) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "## Fidelity: generated variations against the held-out data",
+        "",
+        "Distribution match: energy distance (RMS dB) of generated vs held-out responses "
+        "÷ that of the training vs held-out settings; sampling the data's own distribution "
+        "scores 1. Mean response ÷ noise: RMS dB between the mean generated and mean "
+        "held-out response ÷ its expected sampling noise (training, generated and "
+        "held-out means together).",
+        "",
+        "| generator | distribution match (mean) | (worst word) | copy rate | "
+        "mean response ÷ noise (worst) | word accuracy (data's own) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for title, _, figures, details in generators:
         lines.append(
             f"| {title} | {figures['distribution_match_mean']:.2f} | "
@@ -116,30 +146,44 @@ def _fidelity_section(metrics: dict) -> list[str]:
             f"({details['distribution_match_worst_word']}) | {figures['copy_rate']:.1%} | "
             f"{figures['mean_response_noise_ratio_worst']:.2f} | "
             f"{_fmt('', figures.get('word_accuracy'))} "
-            f"({_fmt('', figures.get('word_accuracy_data'))}) |")
+            f"({_fmt('', figures.get('word_accuracy_data'))}) |"
+        )
     systems = [g for g in generators if g[0] in _TITLES.values()]
-    lines += ["", "Per word: distribution match of each generator; mean generated response vs "
-              "held-out mean, RMS dB (its sampling noise); the training mean vs the held-out "
-              "mean, RMS dB.", "",
-              "| word | " + " | ".join(short for _, short, _, _ in generators) + " | " +
-              " | ".join(f"{short}: mean response dB" for _, short, _, _ in systems) +
-              " | training mean (dB) |",
-              "|" + " --- |" * (2 + len(generators) + len(systems))]
+    lines += [
+        "",
+        "Per word: distribution match of each generator; mean generated response vs "
+        "held-out mean, RMS dB (its sampling noise); the training mean vs the held-out "
+        "mean, RMS dB.",
+        "",
+        "| word | "
+        + " | ".join(short for _, short, _, _ in generators)
+        + " | "
+        + " | ".join(f"{short}: mean response dB" for _, short, _, _ in systems)
+        + " | training mean (dB) |",
+        "|" + " --- |" * (2 + len(generators) + len(systems)),
+    ]
     for word in generators[0][3]["distribution_match_per_word"]:
         cells = [f"{d['distribution_match_per_word'][word]:.2f}" for *_, d in generators]
-        cells += [f"{d['mean_response_db'][word]:.2f} ({d['mean_response_noise_db'][word]:.2f})"
-                  for *_, d in systems]
+        cells += [
+            f"{d['mean_response_db'][word]:.2f} ({d['mean_response_noise_db'][word]:.2f})"
+            for *_, d in systems
+        ]
         realised = generators[0][3]["mean_response_train_vs_heldout_db"][word]
         lines.append(f"| {word} | " + " | ".join(cells) + f" | {realised:.2f} |")
     lines.append("")
     for name in ("model", "baseline"):
         blend = ((metrics.get(name) or {}).get("details") or {}).get("blend_fidelity")
         if blend:
-            how = ("its own blends" if blend["how"] == "blend" else
-                   "a 70/30 mixture of single-word variations, as it has no blends")
-            lines.append(f"- Blend fidelity ({_TITLES[name]}, {how}): worst pair "
-                         f"{blend['worst_pair']}, {metrics[name]['blend_fidelity_worst']:.3f}; "
-                         f"mean over ordered pairs {metrics[name]['blend_fidelity_mean']:.3f}.")
+            how = (
+                "its own blends"
+                if blend["how"] == "blend"
+                else "a 70/30 mixture of single-word variations, as it has no blends"
+            )
+            lines.append(
+                f"- Blend fidelity ({_TITLES[name]}, {how}): worst pair "
+                f"{blend['worst_pair']}, {metrics[name]['blend_fidelity_worst']:.3f}; "
+                f"mean over ordered pairs {metrics[name]['blend_fidelity_mean']:.3f}."
+            )
     return lines + [""]
 
 
@@ -153,29 +197,38 @@ def _misses(metrics: dict) -> list[str]:
             lines.append(f"- {title}: every goal met.")
             continue
         for row in missed:
-            by = "(not computed)" if not math.isfinite(row["margin"]) else \
-                f"by {_fmt(row['key'], abs(row['margin']))}"
-            lines.append(f"- {title}: {row['label']} = {_fmt(row['key'], row['value'])}, "
-                         f"goal {row['goal']}, missed {by}.")
+            by = (
+                "(not computed)"
+                if not math.isfinite(row["margin"])
+                else f"by {_fmt(row['key'], abs(row['margin']))}"
+            )
+            lines.append(
+                f"- {title}: {row['label']} = {_fmt(row['key'], row['value'])}, "
+                f"goal {row['goal']}, missed {by}."
+            )
     return lines
 
 
 def render_report(metrics: dict) -> str:
     """Markdown text of the report for a ``metrics.json`` dict."""
     setup = metrics.get("setup", {})
-    lines = [f"# neuraleq_jax evaluation: {setup.get('config_name', 'run')}", "",
-             f"- date: {setup.get('date', '?')}",
-             f"- machine: {setup.get('machine', '?')}",
-             f"- workdir: `{setup.get('workdir', '?')}`",
-             f"- data: {setup.get('data', '?')}",
-             f"- held-out split: {setup.get('split', '?')}",
-             f"- fidelity figures (distribution match, mean response, blend fidelity) compare "
-             f"with: {setup.get('fidelity_heldout', 'the held-out split')}",
-             f"- evaluation seed {setup.get('seed', '?')}, {setup.get('n_variations', '?')} "
-             f"generated settings per word, morphs of {setup.get('steps', '?')} steps for all "
-             f"{setup.get('n_pairs', '?')} word pairs",
-             f"- box rate boxes: {setup.get('boxes', '?')}, widened by 0.5 dB",
-             f"- lite baseline: {setup.get('baseline', '?')}", ""]
+    lines = [
+        f"# neuraleq_jax evaluation: {setup.get('config_name', 'run')}",
+        "",
+        f"- date: {setup.get('date', '?')}",
+        f"- machine: {setup.get('machine', '?')}",
+        f"- workdir: `{setup.get('workdir', '?')}`",
+        f"- data: {setup.get('data', '?')}",
+        f"- held-out split: {setup.get('split', '?')}",
+        f"- fidelity figures (distribution match, mean response, blend fidelity) compare "
+        f"with: {setup.get('fidelity_heldout', 'the held-out split')}",
+        f"- evaluation seed {setup.get('seed', '?')}, {setup.get('n_variations', '?')} "
+        f"generated settings per word, morphs of {setup.get('steps', '?')} steps for all "
+        f"{setup.get('n_pairs', '?')} word pairs",
+        f"- box rate boxes: {setup.get('boxes', '?')}, widened by 0.5 dB",
+        f"- lite baseline: {setup.get('baseline', '?')}",
+        "",
+    ]
     if metrics.get("model_error"):
         lines += [f"> The model was not evaluated: {metrics['model_error']}", ""]
     lines += ["## Figures against the goals (SPEC §6, issues 6 and 15)", ""] + _goal_table(metrics)

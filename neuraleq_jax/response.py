@@ -19,9 +19,11 @@ REFERENCE_POINTS = 256
 REFERENCE_RANGE_HZ = (20.0, 20_000.0)
 
 
-def reference_frequencies(n_points: int = REFERENCE_POINTS,
-                          low_hz: float = REFERENCE_RANGE_HZ[0],
-                          high_hz: float = REFERENCE_RANGE_HZ[1]) -> np.ndarray:
+def reference_frequencies(
+    n_points: int = REFERENCE_POINTS,
+    low_hz: float = REFERENCE_RANGE_HZ[0],
+    high_hz: float = REFERENCE_RANGE_HZ[1],
+) -> np.ndarray:
     """The SPEC reference grid: ``n_points`` log-spaced frequencies in Hz, float32 ``[F]``."""
     return np.geomspace(low_hz, high_hz, n_points).astype(np.float32)
 
@@ -46,19 +48,24 @@ def _band_coefficients(kind: str, gain_db, freq_hz, q, sample_rate, xp=jnp):
         ap1, am1 = amp + 1.0, amp - 1.0
         # the high shelf is the low shelf with the sign of cos(w0) flipped
         sign = 1.0 if kind == "low_shelf" else -1.0
-        b = (amp * (ap1 - sign * am1 * cos_w0 + two_sqrt_amp_alpha),
-             sign * 2.0 * amp * (am1 - sign * ap1 * cos_w0),
-             amp * (ap1 - sign * am1 * cos_w0 - two_sqrt_amp_alpha))
-        a = (ap1 + sign * am1 * cos_w0 + two_sqrt_amp_alpha,
-             -sign * 2.0 * (am1 + sign * ap1 * cos_w0),
-             ap1 + sign * am1 * cos_w0 - two_sqrt_amp_alpha)
+        b = (
+            amp * (ap1 - sign * am1 * cos_w0 + two_sqrt_amp_alpha),
+            sign * 2.0 * amp * (am1 - sign * ap1 * cos_w0),
+            amp * (ap1 - sign * am1 * cos_w0 - two_sqrt_amp_alpha),
+        )
+        a = (
+            ap1 + sign * am1 * cos_w0 + two_sqrt_amp_alpha,
+            -sign * 2.0 * (am1 + sign * ap1 * cos_w0),
+            ap1 + sign * am1 * cos_w0 - two_sqrt_amp_alpha,
+        )
     b = xp.stack(b, axis=-1)
     a = xp.stack(a, axis=-1)
     return b / a[..., :1], a / a[..., :1]
 
 
-def biquad_coefficients(params: jnp.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE,
-                        layout: EQLayout = DEFAULT_LAYOUT) -> tuple[jnp.ndarray, jnp.ndarray]:
+def biquad_coefficients(
+    params: jnp.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE, layout: EQLayout = DEFAULT_LAYOUT
+) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Per-band biquad coefficients of physical settings.
 
     Args:
@@ -97,10 +104,14 @@ def _stable_terms(kind: str, gain_db, freq_hz, q, sample_rate):
     rising = 1.0 + (amp - 1.0) * s
     falling = amp - (amp - 1.0) * s
     if kind == "low_shelf":
-        return ((8.0 * amp ** 2 * s, 4.0 * amp * rising, 4.0 * amp * sqrt_amp * alpha),
-                (8.0 * s, 4.0 * falling, 4.0 * sqrt_amp * alpha))
-    return ((8.0 * amp * s, 4.0 * amp * falling, 4.0 * amp * sqrt_amp * alpha),
-            (8.0 * amp * s, 4.0 * rising, 4.0 * sqrt_amp * alpha))
+        return (
+            (8.0 * amp**2 * s, 4.0 * amp * rising, 4.0 * amp * sqrt_amp * alpha),
+            (8.0 * s, 4.0 * falling, 4.0 * sqrt_amp * alpha),
+        )
+    return (
+        (8.0 * amp * s, 4.0 * amp * falling, 4.0 * amp * sqrt_amp * alpha),
+        (8.0 * amp * s, 4.0 * rising, 4.0 * sqrt_amp * alpha),
+    )
 
 
 def _power(terms, phi):
@@ -109,12 +120,15 @@ def _power(terms, phi):
     Identity: ``|.|^2 = (u - 2 phi p)^2 + 4 phi (1 - phi) m^2``; both parts are non-negative.
     """
     u, p, m = (jnp.asarray(t)[..., None] for t in terms)
-    return (u - 2.0 * phi * p) ** 2 + 4.0 * phi * (1.0 - phi) * m ** 2
+    return (u - 2.0 * phi * p) ** 2 + 4.0 * phi * (1.0 - phi) * m**2
 
 
-def band_responses_db(params: jnp.ndarray, freqs=REFERENCE_FREQS,
-                      sample_rate: float = DEFAULT_SAMPLE_RATE,
-                      layout: EQLayout = DEFAULT_LAYOUT) -> jnp.ndarray:
+def band_responses_db(
+    params: jnp.ndarray,
+    freqs=REFERENCE_FREQS,
+    sample_rate: float = DEFAULT_SAMPLE_RATE,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> jnp.ndarray:
     """dB magnitude of each band separately: ``[..., n_params]`` → ``[..., n_bands, F]``."""
     params = jnp.asarray(params, dtype=jnp.float32)
     per_band = params.reshape(params.shape[:-1] + (layout.n_bands, 3))
@@ -128,9 +142,12 @@ def band_responses_db(params: jnp.ndarray, freqs=REFERENCE_FREQS,
     return jnp.stack(bands, axis=-2)
 
 
-def magnitude_response_db(params: jnp.ndarray, freqs=REFERENCE_FREQS,
-                          sample_rate: float = DEFAULT_SAMPLE_RATE,
-                          layout: EQLayout = DEFAULT_LAYOUT) -> jnp.ndarray:
+def magnitude_response_db(
+    params: jnp.ndarray,
+    freqs=REFERENCE_FREQS,
+    sample_rate: float = DEFAULT_SAMPLE_RATE,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> jnp.ndarray:
     """dB magnitude response of settings (sum of their bands).
 
     Args:
@@ -144,8 +161,9 @@ def magnitude_response_db(params: jnp.ndarray, freqs=REFERENCE_FREQS,
 
 
 @functools.partial(jax.jit, static_argnames=("sample_rate", "layout"))
-def reference_response_db(params: jnp.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE,
-                          layout: EQLayout = DEFAULT_LAYOUT) -> jnp.ndarray:
+def reference_response_db(
+    params: jnp.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE, layout: EQLayout = DEFAULT_LAYOUT
+) -> jnp.ndarray:
     """Jitted response on the reference grid: ``[..., n_params]`` → ``[..., 256]`` dB."""
     return magnitude_response_db(params, REFERENCE_FREQS, sample_rate, layout)
 
@@ -155,8 +173,9 @@ def rms_db(response_a: jnp.ndarray, response_b: jnp.ndarray) -> jnp.ndarray:
     return jnp.sqrt(jnp.mean((response_a - response_b) ** 2, axis=-1))
 
 
-def second_order_sections(params, sample_rate: float = DEFAULT_SAMPLE_RATE,
-                          layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+def second_order_sections(
+    params, sample_rate: float = DEFAULT_SAMPLE_RATE, layout: EQLayout = DEFAULT_LAYOUT
+) -> np.ndarray:
     """Second-order sections for ``scipy.signal.sosfilt``: ``[n_params]`` → float64 ``[n_bands, 6]``.
 
     Computed in float64 on the host so that filtering audio is not limited by float32
@@ -165,8 +184,12 @@ def second_order_sections(params, sample_rate: float = DEFAULT_SAMPLE_RATE,
     params = np.asarray(params, dtype=np.float64).reshape(layout.n_bands, 3)
     nyquist = sample_rate / 2.0
     if np.any(params[:, 1] >= nyquist):
-        raise ValueError(f"band frequencies {params[:, 1].tolist()} Hz must be below Nyquist "
-                         f"({nyquist:g} Hz at sample rate {sample_rate:g} Hz)")
-    rows = [np.concatenate(_band_coefficients(kind, gain, freq, q, float(sample_rate), xp=np))
-            for (gain, freq, q), kind in zip(params, layout.kinds)]
+        raise ValueError(
+            f"band frequencies {params[:, 1].tolist()} Hz must be below Nyquist "
+            f"({nyquist:g} Hz at sample rate {sample_rate:g} Hz)"
+        )
+    rows = [
+        np.concatenate(_band_coefficients(kind, gain, freq, q, float(sample_rate), xp=np))
+        for (gain, freq, q), kind in zip(params, layout.kinds)
+    ]
     return np.stack(rows)

@@ -54,23 +54,27 @@ SAFE_PARAM_NAMES = ("G1", "F1", "G2", "F2", "Q2", "G3", "F3", "Q3", "G4", "F4", 
 SHELF_Q = 0.71
 ENV_VAR = "NEURALEQ_SHARED_DATA"
 RELATIVE_PATH = Path("safe-db") / "SAFEEqualiserUserData.csv"
-SOURCE_HINT = ("SAFE-DB's SAFEEqualiserUserData.csv comes from the SAFE project's datasets page "
-               "(semanticaudio.co.uk; Stables et al. 2014). Put it at <shared>/data/"
-               f"{RELATIVE_PATH.as_posix()} beside the repository, set {ENV_VAR} to the folder "
-               "holding safe-db/, or pass its path")
+SOURCE_HINT = (
+    "SAFE-DB's SAFEEqualiserUserData.csv comes from the SAFE project's datasets page "
+    "(semanticaudio.co.uk; Stables et al. 2014). Put it at <shared>/data/"
+    f"{RELATIVE_PATH.as_posix()} beside the repository, set {ENV_VAR} to the folder "
+    "holding safe-db/, or pass its path"
+)
 
 # SAFE's slider ranges (README of the shared copy): per-bell frequency ranges overlap, and the
 # k-th lowest of three values each in its range lies within the k-th range, so sorting the bells
 # by frequency keeps every value inside these bands. Shelf Q is not a SAFE slider: it takes the
 # SPEC shelf Q range, which contains SHELF_Q.
 _SHELF_Q_RANGE = DEFAULT_LAYOUT.bands[0].q_range
-SAFE_LAYOUT = EQLayout(bands=(
-    Band("low_shelf", (22.0, 1000.0), _SHELF_Q_RANGE),
-    Band("peaking", (82.0, 3900.0), (0.1, 10.0)),
-    Band("peaking", (180.0, 4700.0), (0.1, 10.0)),
-    Band("peaking", (220.0, 10000.0), (0.1, 10.0)),
-    Band("high_shelf", (580.0, 20000.0), _SHELF_Q_RANGE),
-))
+SAFE_LAYOUT = EQLayout(
+    bands=(
+        Band("low_shelf", (22.0, 1000.0), _SHELF_Q_RANGE),
+        Band("peaking", (82.0, 3900.0), (0.1, 10.0)),
+        Band("peaking", (180.0, 4700.0), (0.1, 10.0)),
+        Band("peaking", (220.0, 10000.0), (0.1, 10.0)),
+        Band("high_shelf", (580.0, 20000.0), _SHELF_Q_RANGE),
+    )
+)
 
 PLACEHOLDER_TOKENS = frozenset({"test", "testing", "default", "reset", "hello", "untitled"})
 
@@ -78,11 +82,41 @@ PLACEHOLDER_TOKENS = frozenset({"test", "testing", "default", "reset", "hello", 
 # doubled final consonant ("thinner") and y -> i ("heavier"). Only these base words fold, so
 # "power" or "ashen" stay as they are. Misspellings ("brght", "warn") are not corrected here:
 # pass ``aliases`` to the loader for that.
-FOLD_BASE_WORDS = frozenset({
-    "airy", "big", "boomy", "boxy", "bright", "clean", "clear", "crisp", "dark", "deep", "dull",
-    "fat", "full", "hard", "harsh", "heavy", "hollow", "light", "loud", "muddy", "punchy",
-    "quiet", "sharp", "smooth", "soft", "sweet", "thick", "thin", "tight", "tinny", "warm",
-})
+FOLD_BASE_WORDS = frozenset(
+    {
+        "airy",
+        "big",
+        "boomy",
+        "boxy",
+        "bright",
+        "clean",
+        "clear",
+        "crisp",
+        "dark",
+        "deep",
+        "dull",
+        "fat",
+        "full",
+        "hard",
+        "harsh",
+        "heavy",
+        "hollow",
+        "light",
+        "loud",
+        "muddy",
+        "punchy",
+        "quiet",
+        "sharp",
+        "smooth",
+        "soft",
+        "sweet",
+        "thick",
+        "thin",
+        "tight",
+        "tinny",
+        "warm",
+    }
+)
 FOLD_SUFFIXES = ("ness", "est", "ens", "en", "er", "th")
 
 
@@ -96,9 +130,9 @@ def fold_token(token: str) -> str:
         stem = token[: -len(suffix)]
         candidates = [stem]
         if len(stem) > 2 and stem[-1] == stem[-2]:
-            candidates.append(stem[:-1])                       # thinner -> thin
+            candidates.append(stem[:-1])  # thinner -> thin
         if stem.endswith("i"):
-            candidates.append(stem[:-1] + "y")                 # heavier -> heavy
+            candidates.append(stem[:-1] + "y")  # heavier -> heavy
         for candidate in candidates:
             if candidate in FOLD_BASE_WORDS:
                 return candidate
@@ -143,15 +177,17 @@ def safe_to_layout(params_Nx13: np.ndarray) -> np.ndarray:
     """
     params = np.asarray(params_Nx13, dtype=np.float64)
     if params.ndim != 2 or params.shape[1] != 13:
-        raise ValueError(f"SAFE parameters must be [N, 13] ({', '.join(SAFE_PARAM_NAMES)}); "
-                         f"got {params.shape}")
+        raise ValueError(
+            f"SAFE parameters must be [N, 13] ({', '.join(SAFE_PARAM_NAMES)}); got {params.shape}"
+        )
     n = len(params)
     bells_Nx3x3 = params[:, 2:11].reshape(n, 3, 3)
     order = np.argsort(bells_Nx3x3[:, :, 1], axis=1, kind="stable")
     bells_Nx3x3 = np.take_along_axis(bells_Nx3x3, order[:, :, None], axis=1)
     shelf_q = np.full((n, 1), SHELF_Q)
-    return np.concatenate([params[:, 0:2], shelf_q, bells_Nx3x3.reshape(n, 9),
-                           params[:, 11:13], shelf_q], axis=1)
+    return np.concatenate(
+        [params[:, 0:2], shelf_q, bells_Nx3x3.reshape(n, 9), params[:, 11:13], shelf_q], axis=1
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,31 +223,38 @@ class SafeReport:
 
     def summary(self) -> str:
         """A few human-readable lines."""
-        lines = [f"SAFE-DB {self.path} ({self.layout_name} layout)",
-                 f"rows: read {self.rows_read} -> well-formed {self.rows_well_formed} -> "
-                 f"descriptors {self.rows_after_descriptors} -> non-flat {self.rows_after_flat} "
-                 f"-> deduplicated {self.rows_after_duplicates} -> kept words "
-                 f"{self.rows_after_words} -> min examples {self.rows_final}",
-                 f"{len(self.word_counts)} words, {self.n_contributors} contributors"]
+        lines = [
+            f"SAFE-DB {self.path} ({self.layout_name} layout)",
+            f"rows: read {self.rows_read} -> well-formed {self.rows_well_formed} -> "
+            f"descriptors {self.rows_after_descriptors} -> non-flat {self.rows_after_flat} "
+            f"-> deduplicated {self.rows_after_duplicates} -> kept words "
+            f"{self.rows_after_words} -> min examples {self.rows_final}",
+            f"{len(self.word_counts)} words, {self.n_contributors} contributors",
+        ]
         lines += [f"dropped {count}: {reason}" for reason, count in self.dropped.items()]
         if self.clipped_settings:
-            lines.append(f"clipped {self.clipped_settings} settings: " + ", ".join(
-                f"{name} {count}" for name, count in self.clipped.items() if count))
+            lines.append(
+                f"clipped {self.clipped_settings} settings: "
+                + ", ".join(f"{name} {count}" for name, count in self.clipped.items() if count)
+            )
         return "\n".join(lines)
 
 
 def _resolve_layout(layout: str | EQLayout) -> tuple[EQLayout, str]:
     if isinstance(layout, EQLayout):
         if layout.kinds != SAFE_LAYOUT.kinds:
-            raise ValueError(f"a SAFE-DB target layout needs bands {SAFE_LAYOUT.kinds}, "
-                             f"got {layout.kinds}")
+            raise ValueError(
+                f"a SAFE-DB target layout needs bands {SAFE_LAYOUT.kinds}, got {layout.kinds}"
+            )
         return layout, "custom"
     if layout == "safe":
         return SAFE_LAYOUT, "safe"
     if layout == "spec":
         return DEFAULT_LAYOUT, "spec"
-    raise ValueError(f"layout must be 'safe' (SAFE's slider ranges, nothing clipped), 'spec' "
-                     f"(clip into DEFAULT_LAYOUT) or an EQLayout; got {layout!r}")
+    raise ValueError(
+        f"layout must be 'safe' (SAFE's slider ranges, nothing clipped), 'spec' "
+        f"(clip into DEFAULT_LAYOUT) or an EQLayout; got {layout!r}"
+    )
 
 
 class _Malformed(ValueError):
@@ -234,11 +277,15 @@ def _parse_row(row: list[str]) -> tuple[str, str, np.ndarray]:
         try:
             value = float(text)
         except ValueError:
-            raise _Malformed("non-numeric parameter", f"{name} (column "
-                             f"{PARAM_COLUMNS.start + offset}) is {text!r}") from None
+            raise _Malformed(
+                "non-numeric parameter",
+                f"{name} (column {PARAM_COLUMNS.start + offset}) is {text!r}",
+            ) from None
         if not math.isfinite(value):
-            raise _Malformed("non-finite parameter", f"{name} (column "
-                             f"{PARAM_COLUMNS.start + offset}) is {text!r}")
+            raise _Malformed(
+                "non-finite parameter",
+                f"{name} (column {PARAM_COLUMNS.start + offset}) is {text!r}",
+            )
         values.append(value)
     params = safe_to_layout(np.array([values]))[0]
     try:
@@ -248,10 +295,16 @@ def _parse_row(row: list[str]) -> tuple[str, str, np.ndarray]:
     return descriptor, contributor, params
 
 
-def load_safe_db(path: str | os.PathLike | None = None, *, layout: str | EQLayout = "safe",
-                 min_examples: int = 1, words: Sequence[str] | None = None,
-                 on_malformed: str = "skip", drop_flat: bool = True,
-                 aliases: dict[str, str] | None = None) -> tuple[EQDataset, SafeReport]:
+def load_safe_db(
+    path: str | os.PathLike | None = None,
+    *,
+    layout: str | EQLayout = "safe",
+    min_examples: int = 1,
+    words: Sequence[str] | None = None,
+    on_malformed: str = "skip",
+    drop_flat: bool = True,
+    aliases: dict[str, str] | None = None,
+) -> tuple[EQDataset, SafeReport]:
     """Load, clean and map SAFE-DB into an :class:`EQDataset` with contributors.
 
     Args:
@@ -297,9 +350,11 @@ def load_safe_db(path: str | os.PathLike | None = None, *, layout: str | EQLayou
     if malformed and on_malformed == "raise":
         shown = "; ".join(f"line {line}: {reason}" for line, reason in malformed[:10])
         more = f" (and {len(malformed) - 10} more)" if len(malformed) > 10 else ""
-        raise ValueError(f"{path}: {len(malformed)} malformed row(s): {shown}{more}. Each row "
-                         f"needs {N_COLUMNS} columns: id, descriptor, contributor, 2 channel "
-                         f"counts, 13 numbers {SAFE_PARAM_NAMES} in SAFE's ranges, 7 metadata.")
+        raise ValueError(
+            f"{path}: {len(malformed)} malformed row(s): {shown}{more}. Each row "
+            f"needs {N_COLUMNS} columns: id, descriptor, contributor, 2 channel "
+            f"counts, 13 numbers {SAFE_PARAM_NAMES} in SAFE's ranges, 7 metadata."
+        )
     rows_well_formed = len(parsed)
 
     folded: Counter[str] = Counter()
@@ -341,10 +396,13 @@ def load_safe_db(path: str | os.PathLike | None = None, *, layout: str | EQLayou
             if word not in counts:
                 close = difflib.get_close_matches(word, list(counts), n=3, cutoff=0.6)
                 hint = f" Close: {', '.join(close)}." if close else ""
-                raise ValueError(f"word {word!r} is not in SAFE-DB after cleaning.{hint} "
-                                 f"Most common: {', '.join(w for w, _ in counts.most_common(8))}")
+                raise ValueError(
+                    f"word {word!r} is not in SAFE-DB after cleaning.{hint} "
+                    f"Most common: {', '.join(w for w, _ in counts.most_common(8))}"
+                )
         dropped["word not in the requested list"] += sum(
-            c for w, c in counts.items() if w not in wanted)
+            c for w, c in counts.items() if w not in wanted
+        )
         kept = [row for row in kept if row[0] in wanted]
     rows_after_words = len(kept)
 
@@ -354,8 +412,10 @@ def load_safe_db(path: str | os.PathLike | None = None, *, layout: str | EQLayou
         dropped[f"word with fewer than {min_examples} examples"] += sum(counts[w] for w in rare)
         kept = [row for row in kept if row[0] not in rare]
     if not kept:
-        raise ValueError(f"no SAFE-DB rows left after cleaning (min_examples={min_examples}, "
-                         f"words={words}); lower min_examples or choose other words")
+        raise ValueError(
+            f"no SAFE-DB rows left after cleaning (min_examples={min_examples}, "
+            f"words={words}); lower min_examples or choose other words"
+        )
 
     if words is not None:
         vocabulary = tuple(w for w in wanted if w not in rare)
@@ -371,16 +431,26 @@ def load_safe_db(path: str | os.PathLike | None = None, *, layout: str | EQLayou
     dataset = EQDataset(
         settings=settings,
         word_ids=np.array([index[row[0]] for row in kept], dtype=np.int32),
-        vocabulary=vocabulary, layout=target,
-        contributors=np.array([row[1] for row in kept], dtype=str))
+        vocabulary=vocabulary,
+        layout=target,
+        contributors=np.array([row[1] for row in kept], dtype=str),
+    )
     report = SafeReport(
-        path=str(path), layout_name=layout_name, rows_read=rows_read,
-        rows_well_formed=rows_well_formed, rows_after_descriptors=rows_after_descriptors,
-        rows_after_flat=rows_after_flat, rows_after_duplicates=rows_after_duplicates,
-        rows_after_words=rows_after_words, rows_final=len(kept),
+        path=str(path),
+        layout_name=layout_name,
+        rows_read=rows_read,
+        rows_well_formed=rows_well_formed,
+        rows_after_descriptors=rows_after_descriptors,
+        rows_after_flat=rows_after_flat,
+        rows_after_duplicates=rows_after_duplicates,
+        rows_after_words=rows_after_words,
+        rows_final=len(kept),
         dropped={reason: count for reason, count in dropped.items() if count},
-        malformed=tuple(malformed), folded=dict(folded),
+        malformed=tuple(malformed),
+        folded=dict(folded),
         clipped={name: int(c) for name, c in zip(target.param_names, clipped_mask.sum(axis=0))},
         clipped_settings=int(clipped_mask.any(axis=1).sum()),
-        word_counts=dataset.counts(), n_contributors=len(set(dataset.contributors.tolist())))
+        word_counts=dataset.counts(),
+        n_contributors=len(set(dataset.contributors.tolist())),
+    )
     return dataset, report

@@ -14,16 +14,19 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 VOCABULARY = ("warm", "bright", "heavy", "soft", "sharp", "smooth", "punchy", "hollow")
 
 # [word, band, (low, high)] gain boxes in dB, in VOCABULARY order.
-GAIN_BOXES_DB = np.array([
-    [[2, 6], [0, 3], [-2, 1], [-3, 0], [-4, -1]],      # warm
-    [[-3, 0], [-2, 1], [-1, 2], [1, 4], [2, 6]],       # bright
-    [[4, 8], [2, 5], [-1, 2], [-2, 1], [-3, 0]],       # heavy
-    [[0, 2], [-1, 1], [-2, 0], [-4, -1], [-5, -2]],    # soft
-    [[-2, 1], [0, 3], [2, 5], [3, 6], [1, 4]],         # sharp
-    [[-1, 2], [-1, 1], [-2, 1], [-3, 0], [-2, 1]],     # smooth
-    [[1, 4], [3, 6], [2, 4], [-1, 2], [-2, 1]],        # punchy
-    [[0, 3], [-4, -1], [-5, -2], [-3, 0], [1, 4]],     # hollow
-], dtype=np.float32)
+GAIN_BOXES_DB = np.array(
+    [
+        [[2, 6], [0, 3], [-2, 1], [-3, 0], [-4, -1]],  # warm
+        [[-3, 0], [-2, 1], [-1, 2], [1, 4], [2, 6]],  # bright
+        [[4, 8], [2, 5], [-1, 2], [-2, 1], [-3, 0]],  # heavy
+        [[0, 2], [-1, 1], [-2, 0], [-4, -1], [-5, -2]],  # soft
+        [[-2, 1], [0, 3], [2, 5], [3, 6], [1, 4]],  # sharp
+        [[-1, 2], [-1, 1], [-2, 1], [-3, 0], [-2, 1]],  # smooth
+        [[1, 4], [3, 6], [2, 4], [-1, 2], [-2, 1]],  # punchy
+        [[0, 3], [-4, -1], [-5, -2], [-3, 0], [1, 4]],  # hollow
+    ],
+    dtype=np.float32,
+)
 
 REFERENCE_PER_WORD = 70
 

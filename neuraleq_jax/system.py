@@ -39,7 +39,7 @@ from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 
 GENERATE_CHUNK = 8192  # most variations decoded by one compiled call
-MORPH_DENSE = 129      # points of the dense path that measures a morph's response length
+MORPH_DENSE = 129  # points of the dense path that measures a morph's response length
 # XLA:CPU splits every reduction into a windowed pass and a final one (for the accuracy of long
 # sums); the layer norms of a single setting then cost 7 small kernels each instead of 3. Our
 # reductions are at most a few hundred long, so the serving executables skip that rewrite
@@ -71,7 +71,8 @@ def use_synchronous_cpu_dispatch() -> None:
             "use_synchronous_cpu_dispatch() must be called before the first JAX computation "
             "(JAX's CPU client already exists and keeps dispatching asynchronously); call it "
             "at the start of the program, or set JAX_CPU_ENABLE_ASYNC_DISPATCH=false in the "
-            "environment")
+            "environment"
+        )
     jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
@@ -87,19 +88,25 @@ def _strength(value) -> float:
     try:
         strength = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"strength must be a number >= 0 (0 flat, 1 as generated), got "
-                         f"{value!r}") from None
+        raise ValueError(
+            f"strength must be a number >= 0 (0 flat, 1 as generated), got {value!r}"
+        ) from None
     if not math.isfinite(strength) or strength < 0:
-        raise ValueError(f"strength must be finite and >= 0 (0 flat, 1 as generated, > 1 "
-                         f"exaggerates), got {value!r}")
+        raise ValueError(
+            f"strength must be finite and >= 0 (0 flat, 1 as generated, > 1 "
+            f"exaggerates), got {value!r}"
+        )
     return strength
 
 
 def _seed(value) -> int:
-    if type(value) is int and 0 <= value < 2 ** 32:  # the common case first
+    if type(value) is int and 0 <= value < 2**32:  # the common case first
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
-            0 <= value < 2 ** 32):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not (0 <= value < 2**32)
+    ):
         raise ValueError(f"seed must be an integer in [0, 2**32), got {value!r}")
     return int(value)
 
@@ -127,26 +134,40 @@ class NeuralEQMorphingSystem:
       seed: initialisation/shuffling seed and the base of every unseeded call.
     """
 
-    def __init__(self, latent_dim: int = 32, *, encoder: str = "residual",
-                 model_config: models.ModelConfig | None = None, train_config=None,
-                 seed: int = 0):
+    def __init__(
+        self,
+        latent_dim: int = 32,
+        *,
+        encoder: str = "residual",
+        model_config: models.ModelConfig | None = None,
+        train_config=None,
+        seed: int = 0,
+    ):
         self.seed = _seed(seed)
         default = _default_experiment()
         if model_config is None:
             latent_dim = _count(latent_dim, "latent_dim", 1)
             # a latent too small to split is all semantic
             semantic = default.model.semantic_dim if default.model.semantic_dim < latent_dim else 0
-            model_config = dataclasses.replace(default.model, encoder=encoder,
-                                               latent_dim=latent_dim, semantic_dim=semantic)
+            model_config = dataclasses.replace(
+                default.model, encoder=encoder, latent_dim=latent_dim, semantic_dim=semantic
+            )
         elif (latent_dim, encoder) != (32, "residual") and (
-                model_config.latent_dim, model_config.encoder) != (latent_dim, encoder):
-            raise ValueError(f"latent_dim={latent_dim}, encoder={encoder!r} disagree with "
-                             f"model_config ({model_config.latent_dim}, "
-                             f"{model_config.encoder!r}); give one or the other")
+            model_config.latent_dim,
+            model_config.encoder,
+        ) != (latent_dim, encoder):
+            raise ValueError(
+                f"latent_dim={latent_dim}, encoder={encoder!r} disagree with "
+                f"model_config ({model_config.latent_dim}, "
+                f"{model_config.encoder!r}); give one or the other"
+            )
         self.model_config = model_config
         # one device: a batch of 16 split over several only adds communication
-        self.train_config = train_config if train_config is not None else dataclasses.replace(
-            default.train, seed=self.seed, devices=1)
+        self.train_config = (
+            train_config
+            if train_config is not None
+            else dataclasses.replace(default.train, seed=self.seed, devices=1)
+        )
         self.dataset: EQDataset | None = None
         self.history: list[dict] = []
         self.layout = DEFAULT_LAYOUT
@@ -172,16 +193,23 @@ class NeuralEQMorphingSystem:
                 raise ValueError("vocabulary= disagrees with the dataset's own vocabulary")
         elif isinstance(eq_settings, tuple) and len(eq_settings) == 2:
             dataset = data.from_arrays(eq_settings[0], eq_settings[1], vocabulary)
-        elif isinstance(eq_settings, Sequence) and not isinstance(eq_settings, str) and all(
-                isinstance(r, Mapping) for r in eq_settings):
+        elif (
+            isinstance(eq_settings, Sequence)
+            and not isinstance(eq_settings, str)
+            and all(isinstance(r, Mapping) for r in eq_settings)
+        ):
             dataset = data.from_records(eq_settings, vocabulary)
         else:
-            raise TypeError(f"cannot load {type(eq_settings).__name__}; give an EQDataset, a "
-                            f"list of dicts with 'term'/'semantic_label' and the 15 parameters "
-                            f"(band1_gain ... band5_q), or a tuple (settings [N, 15], words [N])")
+            raise TypeError(
+                f"cannot load {type(eq_settings).__name__}; give an EQDataset, a "
+                f"list of dicts with 'term'/'semantic_label' and the 15 parameters "
+                f"(band1_gain ... band5_q), or a tuple (settings [N, 15], words [N])"
+            )
         if dataset.layout.n_bands != self.model_config.n_bands:
-            raise ValueError(f"the data has {dataset.layout.n_bands} bands, the model "
-                             f"{self.model_config.n_bands}")
+            raise ValueError(
+                f"the data has {dataset.layout.n_bands} bands, the model "
+                f"{self.model_config.n_bands}"
+            )
         self.dataset = dataset
         return dataset
 
@@ -196,14 +224,16 @@ class NeuralEQMorphingSystem:
 
         if self.dataset is None:
             raise RuntimeError("no data to train on: call load_dataset(eq_settings) first")
-        train_config = dataclasses.replace(self.train_config,
-                                           epochs=_count(epochs, "epochs", 1), **overrides)
+        train_config = dataclasses.replace(
+            self.train_config, epochs=_count(epochs, "epochs", 1), **overrides
+        )
         result = training.fit(self.dataset, self.model_config, train_config)
         self.train_config = train_config
         self.history = list(result.history)
         params = jax.device_put(result.params, jax.devices()[0])
-        word_model = train_entry.fit_word_model(params, self.model_config, train_config,
-                                                self.dataset, seed=self.seed)
+        word_model = train_entry.fit_word_model(
+            params, self.model_config, train_config, self.dataset, seed=self.seed
+        )
         step = int(np.asarray(result.state.step)) if result.state is not None else 0
         self._install(params, word_model, self.dataset.vocabulary, self.dataset.layout, step)
         return self.history
@@ -212,9 +242,11 @@ class NeuralEQMorphingSystem:
         self._params = jax.device_put(params, jax.devices()[0])
         missing = [k for k in generation.GENERATE_KEYS if k not in word_model]
         if missing:
-            raise ValueError(f"the word model lacks {missing}: it was fitted by an earlier "
-                             f"version (variations around a centre); refit it with "
-                             f"generation.fit_word_model, or rerun the training command")
+            raise ValueError(
+                f"the word model lacks {missing}: it was fitted by an earlier "
+                f"version (variations around a centre); refit it with "
+                f"generation.fit_word_model, or rerun the training command"
+            )
         self._word_model = {k: np.asarray(v) for k, v in word_model.items()}
         self.vocabulary = tuple(vocabulary)
         self.layout = layout
@@ -248,16 +280,17 @@ class NeuralEQMorphingSystem:
 
     def _require_trained(self):
         if self._params is None:
-            raise RuntimeError("the system is not trained: call load_dataset(eq_settings) and "
-                               "train(), or NeuralEQMorphingSystem.load(path)")
+            raise RuntimeError(
+                "the system is not trained: call load_dataset(eq_settings) and "
+                "train(), or NeuralEQMorphingSystem.load(path)"
+            )
 
     # ------------------------------------------------------------------ serving helpers
 
     def _arrays(self, keys) -> dict[str, jax.Array]:
         for key in keys:
             if key not in self._device_model:
-                self._device_model[key] = jax.device_put(self._word_model[key],
-                                                         jax.devices()[0])
+                self._device_model[key] = jax.device_put(self._word_model[key], jax.devices()[0])
         return {key: self._device_model[key] for key in keys}
 
     def _split_by_word_axis(self, keys) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
@@ -278,8 +311,11 @@ class NeuralEQMorphingSystem:
         """``(weights [1, W], the word's index, or -1 when the weights blend several words)``;
         strings are parsed once."""
         cached = self._weights_cache.get(term) if isinstance(term, str) else None
-        if cached is None and isinstance(term, str) and (
-                word := self._word_lookup.get(term.strip().lower())) is not None:
+        if (
+            cached is None
+            and isinstance(term, str)
+            and (word := self._word_lookup.get(term.strip().lower())) is not None
+        ):
             cached = (np.eye(1, len(self.vocabulary), word, np.float32), word)
             self._weights_cache[term] = cached
         if cached is None:
@@ -297,7 +333,7 @@ class NeuralEQMorphingSystem:
         ``fold_in(key(seed), stream)``."""
         if seed is None:
             self._calls += 1
-            return self.seed, self._calls % 2 ** 32
+            return self.seed, self._calls % 2**32
         return _seed(seed), 0
 
     def _compile(self, name: str, function, *example_args, bound=None):
@@ -330,8 +366,15 @@ class NeuralEQMorphingSystem:
 
     # ------------------------------------------------------------------ the seed's API
 
-    def generate_eq_from_semantic(self, term, variations: int = 5, *, strength: float = 1.0,
-                                  seed: int | None = None, as_array: bool = False):
+    def generate_eq_from_semantic(
+        self,
+        term,
+        variations: int = 5,
+        *,
+        strength: float = 1.0,
+        seed: int | None = None,
+        as_array: bool = False,
+    ):
         """``variations`` settings for a word or blend.
 
         Args:
@@ -360,16 +403,34 @@ class NeuralEQMorphingSystem:
         weights_arg = () if word >= 0 else (weights,)
         word = max(word, 0)
         if variations <= bucket:  # the common case, kept short: it is the latency path
-            settings = np.asarray(compiled(*weights_arg, np.array(
-                (seed_u32, stream, 0, word, strength_bits), np.uint32)))
+            settings = np.asarray(
+                compiled(
+                    *weights_arg, np.array((seed_u32, stream, 0, word, strength_bits), np.uint32)
+                )
+            )
         else:
-            settings = np.asarray(jnp.concatenate([compiled(*weights_arg, np.array(
-                (seed_u32, stream, first, word, strength_bits), np.uint32))
-                for first in range(0, variations, bucket)]))
+            settings = np.asarray(
+                jnp.concatenate(
+                    [
+                        compiled(
+                            *weights_arg,
+                            np.array((seed_u32, stream, first, word, strength_bits), np.uint32),
+                        )
+                        for first in range(0, variations, bucket)
+                    ]
+                )
+            )
         return self._format(settings[:variations], as_array)
 
-    def generate_eq_chunks(self, term, variations: int, *, strength: float = 1.0,
-                           seed: int | None = None, chunk: int = GENERATE_CHUNK):
+    def generate_eq_chunks(
+        self,
+        term,
+        variations: int,
+        *,
+        strength: float = 1.0,
+        seed: int | None = None,
+        chunk: int = GENERATE_CHUNK,
+    ):
         """The settings of :meth:`generate_eq_from_semantic` (same arguments, ``as_array=True``),
         yielded as float32 arrays of at most ``chunk`` rows (rounded up to a power of two,
         capped at ``GENERATE_CHUNK``) ``[C, 15]``, so that any count fits in memory.
@@ -379,17 +440,22 @@ class NeuralEQMorphingSystem:
         strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
         weights, word = self._weights(term)
         seed_u32, stream = self._key_parts(seed)
-        bucket = min(generation.bucket_size(variations), GENERATE_CHUNK,
-                     generation.bucket_size(_count(chunk, "chunk", 1)))
+        bucket = min(
+            generation.bucket_size(variations),
+            GENERATE_CHUNK,
+            generation.bucket_size(_count(chunk, "chunk", 1)),
+        )
         kind = "word" if word >= 0 else "blend"
         compiled = self._compiled.get(("generate", bucket, kind))
         if compiled is None:
             compiled = self._compile_generate(bucket, kind, weights)
         weights_arg = () if word >= 0 else (weights,)
         for first in range(0, variations, bucket):
-            settings = compiled(*weights_arg, np.array(
-                (seed_u32, stream, first, max(word, 0), strength_bits), np.uint32))
-            yield np.asarray(settings)[:variations - first]
+            settings = compiled(
+                *weights_arg,
+                np.array((seed_u32, stream, first, max(word, 0), strength_bits), np.uint32),
+            )
+            yield np.asarray(settings)[: variations - first]
 
     def _compile_generate(self, bucket: int, kind: str, weights_1xW: np.ndarray):
         """The executable for ``bucket`` variations of a single word (``kind="word"``: the
@@ -404,22 +470,34 @@ class NeuralEQMorphingSystem:
 
         def serve_word(per_word, ints_5):
             key, first, word, strength = unpack(ints_5)
-            return generation.word_variations(params, config, {**per_word, **shared}, word, key,
-                                              strength, first, bucket, layout)
+            return generation.word_variations(
+                params, config, {**per_word, **shared}, word, key, strength, first, bucket, layout
+            )
 
         def serve_weights(per_word, weights, ints_5):
             key, first, _, strength = unpack(ints_5)
-            return generation._generate(params, config, {**per_word, **shared}, weights,
-                                        key[None], strength[None], first, bucket, layout)[0]
+            return generation._generate(
+                params,
+                config,
+                {**per_word, **shared},
+                weights,
+                key[None],
+                strength[None],
+                first,
+                bucket,
+                layout,
+            )[0]
 
         ints = np.zeros(5, np.uint32)
         if kind == "word":
             return self._compile(("generate", bucket, kind), serve_word, ints, bound=per_word)
-        return self._compile(("generate", bucket, kind), serve_weights, weights_1xW, ints,
-                             bound=per_word)
+        return self._compile(
+            ("generate", bucket, kind), serve_weights, weights_1xW, ints, bound=per_word
+        )
 
-    def morph_between_terms(self, term1, term2, steps: int = 10, *, seed: int | None = None,
-                            as_array: bool = False):
+    def morph_between_terms(
+        self, term1, term2, steps: int = 10, *, seed: int | None = None, as_array: bool = False
+    ):
         """``steps`` settings from ``term1``'s centre setting to ``term2``'s (both included),
         evenly spaced in response (equal RMS-dB steps). Words or compounds, like
         :meth:`generate_eq_from_semantic`. The path is deterministic; ``seed`` is accepted for a
@@ -438,16 +516,34 @@ class NeuralEQMorphingSystem:
         per_word, shared = self._split_by_word_axis(generation.MORPH_KEYS)
 
         def serve(per_word, a_W, b_W, alphas_S):
-            return generation._morph(params, config, {**per_word, **shared}, a_W, b_W, alphas_S,
-                                     True, MORPH_DENSE, layout, blend)
+            return generation._morph(
+                params,
+                config,
+                {**per_word, **shared},
+                a_W,
+                b_W,
+                alphas_S,
+                True,
+                MORPH_DENSE,
+                layout,
+                blend,
+            )
 
-        compiled = self._compile(("morph", bucket, blend), serve, weights_a, weights_b, alphas,
-                                 bound=per_word)
+        compiled = self._compile(
+            ("morph", bucket, blend), serve, weights_a, weights_b, alphas, bound=per_word
+        )
         settings = np.asarray(compiled(weights_a, weights_b, alphas))
         return self._format(settings[:steps], as_array)
 
-    def explore_latent_space(self, n_samples: int = 20, *, novel=None, seed: int | None = None,
-                             as_array: bool = False, temperature: float = 1.0):
+    def explore_latent_space(
+        self,
+        n_samples: int = 20,
+        *,
+        novel=None,
+        seed: int | None = None,
+        as_array: bool = False,
+        temperature: float = 1.0,
+    ):
         """Settings decoded from latents spread like the whole training set.
 
         Args:
@@ -466,19 +562,36 @@ class NeuralEQMorphingSystem:
         key = jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
         common = dict(temperature=float(temperature), layout=self.layout)
         if novel is None or novel is False:
-            settings = generation.explore(self._params, self.model_config,
-                                          self._arrays(generation.EXPLORE_KEYS), key, n_samples,
-                                          **common)
+            settings = generation.explore(
+                self._params,
+                self.model_config,
+                self._arrays(generation.EXPLORE_KEYS),
+                key,
+                n_samples,
+                **common,
+            )
             return self._format(settings, as_array)
         candidates = 64 * n_samples if novel is True else _count(novel, "novel", n_samples)
         settings, novelty = generation.explore_novel(
-            self._params, self.model_config, self._arrays(generation.NOVELTY_KEYS), key,
-            candidates, n_samples, **common)
+            self._params,
+            self.model_config,
+            self._arrays(generation.NOVELTY_KEYS),
+            key,
+            candidates,
+            n_samples,
+            **common,
+        )
         settings = np.asarray(settings)
         return self._format(settings, as_array, extra={"novelty_db": np.asarray(novelty)})
 
-    def explore_chunks(self, n_samples: int, *, seed: int | None = None,
-                       temperature: float = 1.0, chunk: int | None = None):
+    def explore_chunks(
+        self,
+        n_samples: int,
+        *,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        chunk: int | None = None,
+    ):
         """The settings of :meth:`explore_latent_space` (plain samples, ``as_array=True``),
         yielded as float32 arrays ``[<= chunk, 15]`` so that any count fits in memory (see
         :func:`generation.explore_chunks`). Concatenated, they equal that method's result."""
@@ -487,17 +600,26 @@ class NeuralEQMorphingSystem:
         seed_u32, stream = self._key_parts(seed)
         key = jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
         yield from generation.explore_chunks(
-            self._params, self.model_config, self._arrays(generation.EXPLORE_KEYS), key,
-            n_samples, chunk=chunk, temperature=float(temperature), layout=self.layout)
+            self._params,
+            self.model_config,
+            self._arrays(generation.EXPLORE_KEYS),
+            key,
+            n_samples,
+            chunk=chunk,
+            temperature=float(temperature),
+            layout=self.layout,
+        )
 
     # ------------------------------------------------------------------ model access
 
     def centre_settings(self) -> np.ndarray:
         """Each word's centre setting (its decoded latent centre), ``[W, 15]`` physical."""
         self._require_trained()
-        return np.asarray(generation.centre_settings(self._params, self.model_config,
-                                                     self._arrays(generation.MORPH_KEYS),
-                                                     self.layout))
+        return np.asarray(
+            generation.centre_settings(
+                self._params, self.model_config, self._arrays(generation.MORPH_KEYS), self.layout
+            )
+        )
 
     def encode(self, settings_Nx15) -> np.ndarray:
         """Physical settings ``[N, 15]`` (validated) → the semantic part of their latents
@@ -511,13 +633,17 @@ class NeuralEQMorphingSystem:
         the semantic part, then the detail part (frequency, Q, within-word variation)."""
         self._require_trained()
         settings = paramspace.validate(settings_Nx15, self.layout, name="settings")
-        return generation.encode_latents(self._params, self.model_config,
-                                         settings.reshape(-1, self.layout.n_params), self.layout)
+        return generation.encode_latents(
+            self._params, self.model_config, settings.reshape(-1, self.layout.n_params), self.layout
+        )
 
     def reconstruct(self, settings_Nx15) -> np.ndarray:
         """Encode then decode (the full latent): ``[N, 15]`` physical → ``[N, 15]`` physical."""
-        return np.asarray(generation.decode_latents(self._params, self.model_config,
-                                                    self.latents(settings_Nx15), self.layout))
+        return np.asarray(
+            generation.decode_latents(
+                self._params, self.model_config, self.latents(settings_Nx15), self.layout
+            )
+        )
 
     # ------------------------------------------------------------------ the vocabulary
 
@@ -532,8 +658,10 @@ class NeuralEQMorphingSystem:
         in the bundle; :func:`neuraleq_jax.vocabulary.word_map`)."""
         self._require_trained()
         stored = self._word_model.get(vocab.WORD_MAP_KEY)  # absent from older bundles
-        return np.array(vocab.word_map(self._word_model["centre_responses_WxF"])
-                        if stored is None else stored, np.float32)
+        return np.array(
+            vocab.word_map(self._word_model["centre_responses_WxF"]) if stored is None else stored,
+            np.float32,
+        )
 
     def describe(self, settings, k: int = 5):
         """The ``k`` words whose sound is nearest a setting (the inverse of generation): one
@@ -543,8 +671,13 @@ class NeuralEQMorphingSystem:
         :meth:`centre_settings` row), so a word's own centre setting names that word first.
         See :func:`neuraleq_jax.vocabulary.describe`."""
         self._require_trained()
-        return vocab.describe(settings, self._word_model["centre_responses_WxF"],
-                              self.vocabulary, _count(k, "k", 1), self.layout)
+        return vocab.describe(
+            settings,
+            self._word_model["centre_responses_WxF"],
+            self.vocabulary,
+            _count(k, "k", 1),
+            self.layout,
+        )
 
     # ------------------------------------------------------------------ persistence
 
@@ -555,29 +688,43 @@ class NeuralEQMorphingSystem:
 
         self._require_trained()
         bundle = checkpoints.ModelBundle(
-            params=self._params, model_config=self.model_config,
-            train_config=self.train_config, layout=self.layout, vocabulary=self.vocabulary,
-            word_model=self._word_model, step=self._step,
-            metadata={"saved_by": "NeuralEQMorphingSystem", "seed": self.seed})
+            params=self._params,
+            model_config=self.model_config,
+            train_config=self.train_config,
+            layout=self.layout,
+            vocabulary=self.vocabulary,
+            word_model=self._word_model,
+            step=self._step,
+            metadata={"saved_by": "NeuralEQMorphingSystem", "seed": self.seed},
+        )
         return checkpoints.save_bundle(path, bundle)
 
     @classmethod
-    def from_params(cls, params, model_config: models.ModelConfig, word_model,
-                    vocabulary: Sequence[str], layout=DEFAULT_LAYOUT, *, train_config=None,
-                    seed: int = 0) -> "NeuralEQMorphingSystem":
+    def from_params(
+        cls,
+        params,
+        model_config: models.ModelConfig,
+        word_model,
+        vocabulary: Sequence[str],
+        layout=DEFAULT_LAYOUT,
+        *,
+        train_config=None,
+        seed: int = 0,
+    ) -> NeuralEQMorphingSystem:
         """A ready system from trained parts (``training.fit`` parameters and a word model from
         ``generation.fit_word_model``), e.g. to serve a model trained outside the facade."""
         if word_model is None or "centres_WxL" not in word_model:
             raise ValueError("word_model must be the dict returned by generation.fit_word_model")
         if len(vocabulary) != len(word_model["centres_WxL"]):
-            raise ValueError(f"{len(vocabulary)} words but the word model has "
-                             f"{len(word_model['centres_WxL'])}")
+            raise ValueError(
+                f"{len(vocabulary)} words but the word model has {len(word_model['centres_WxL'])}"
+            )
         system = cls(model_config=model_config, train_config=train_config, seed=seed)
         system._install(params, word_model, vocabulary, layout)
         return system
 
     @classmethod
-    def load(cls, path) -> "NeuralEQMorphingSystem":
+    def load(cls, path) -> NeuralEQMorphingSystem:
         """A system from a bundle written by :meth:`save` or by ``python -m neuraleq_jax.train
         --workdir W`` (pass ``W``)."""
         from neuraleq_jax import checkpoints
@@ -586,14 +733,21 @@ class NeuralEQMorphingSystem:
         if bundle.word_model is None:
             raise checkpoints.CheckpointError(
                 f"the bundle at {path} has no word model; refit one with "
-                f"generation.fit_word_model(params, model_config, training_data) and save it")
-        system = cls(model_config=bundle.model_config, train_config=bundle.train_config,
-                     seed=int(bundle.metadata.get("seed", bundle.train_config.seed)))
-        system._install(bundle.params, bundle.word_model, bundle.vocabulary, bundle.layout,
-                        bundle.step)
+                f"generation.fit_word_model(params, model_config, training_data) and save it"
+            )
+        system = cls(
+            model_config=bundle.model_config,
+            train_config=bundle.train_config,
+            seed=int(bundle.metadata.get("seed", bundle.train_config.seed)),
+        )
+        system._install(
+            bundle.params, bundle.word_model, bundle.vocabulary, bundle.layout, bundle.step
+        )
         return system
 
     def __repr__(self) -> str:
         state = f"{len(self.vocabulary)} words" if self.is_trained else "untrained"
-        return (f"NeuralEQMorphingSystem(latent_dim={self.model_config.latent_dim}, "
-                f"encoder={self.model_config.encoder!r}, {state})")
+        return (
+            f"NeuralEQMorphingSystem(latent_dim={self.model_config.latent_dim}, "
+            f"encoder={self.model_config.encoder!r}, {state})"
+        )

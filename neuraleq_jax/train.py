@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from neuraleq_jax import config as config_lib
-from neuraleq_jax.config import DataConfig, DistributedConfig, ExperimentConfig
 from neuraleq_jax import workdir as workdir_lib
+from neuraleq_jax.config import DataConfig, DistributedConfig, ExperimentConfig
 from neuraleq_jax.data import EQDataset
 
 CONFIG_FILE = "config.json"
@@ -49,58 +49,94 @@ EXIT_RUNTIME, EXIT_USAGE = 1, 2
 class UsageError(ValueError):
     """The command line, config, data or device request cannot work as given (exit 2)."""
 
+
 # fields that may differ between the run that wrote a workdir and the one resuming it
-RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.variation_ratio",
-                     "train.devices", "distributed.coordinator_address",
-                     "distributed.num_processes", "distributed.process_id",
-                     "distributed.local_devices")
+RESUMABLE_CHANGES = (
+    "train.epochs",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.variation_ratio",
+    "train.devices",
+    "distributed.coordinator_address",
+    "distributed.num_processes",
+    "distributed.process_id",
+    "distributed.local_devices",
+)
 
 
 def _synthetic(data: DataConfig) -> EQDataset:
     from neuraleq_jax.synthetic import make_synthetic
     from neuraleq_jax.vocabulary import with_sources
+
     return with_sources(make_synthetic(per_word=data.per_word, seed=data.data_seed), "synthetic")
 
 
 def _safe(data: DataConfig) -> EQDataset:
     from neuraleq_jax.safedb import load_safe_db
     from neuraleq_jax.vocabulary import with_sources
-    dataset, report = load_safe_db(data.path or None, layout=data.layout,
-                                   min_examples=data.min_examples, words=data.words or None)
+
+    dataset, report = load_safe_db(
+        data.path or None,
+        layout=data.layout,
+        min_examples=data.min_examples,
+        words=data.words or None,
+    )
     return with_sources(dataset, "safe")
 
 
 def _curves(data: DataConfig) -> EQDataset:
     from neuraleq_jax.curves import load_curve_dataset
-    dataset, _curves_read, _fit = load_curve_dataset(data.path, max_rms_db=data.max_fit_rms_db,
-                                                     seed=data.data_seed)
+
+    dataset, _curves_read, _fit = load_curve_dataset(
+        data.path, max_rms_db=data.max_fit_rms_db, seed=data.data_seed
+    )
     if data.words:
         from neuraleq_jax.data import from_arrays
+
         keep = [i for i, word in enumerate(dataset.words) if word in data.words]
-        dataset = from_arrays(dataset.settings[keep], [dataset.words[i] for i in keep],
-                              vocabulary=data.words, layout=dataset.layout)
+        dataset = from_arrays(
+            dataset.settings[keep],
+            [dataset.words[i] for i in keep],
+            vocabulary=data.words,
+            layout=dataset.layout,
+        )
     return dataset
 
 
 def _audealize(data: DataConfig) -> EQDataset:
     from neuraleq_jax.crowd import audealize_dataset
-    dataset, _read, _fit = audealize_dataset(data.path, per_word=data.per_word,
-                                             seed=data.data_seed, spread_scale=data.spread_scale,
-                                             words=data.words)
+
+    dataset, _read, _fit = audealize_dataset(
+        data.path,
+        per_word=data.per_word,
+        seed=data.data_seed,
+        spread_scale=data.spread_scale,
+        words=data.words,
+    )
     return dataset
 
 
 def _crowd(data: DataConfig) -> EQDataset:
     from neuraleq_jax.crowd import crowd_dataset
-    return crowd_dataset(data.path, None, per_word=data.per_word, min_examples=data.min_examples,
-                         seed=data.data_seed, spread_scale=data.spread_scale)
+
+    return crowd_dataset(
+        data.path,
+        None,
+        per_word=data.per_word,
+        min_examples=data.min_examples,
+        seed=data.data_seed,
+        spread_scale=data.spread_scale,
+    )
 
 
 # dataset name → loader (config.DATASET_NAMES lists the same names)
 DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
-    "synthetic": _synthetic, "safe": _safe, "curves": _curves, "audealize": _audealize,
-    "crowd": _crowd}
+    "synthetic": _synthetic,
+    "safe": _safe,
+    "curves": _curves,
+    "audealize": _audealize,
+    "crowd": _crowd,
+}
 
 
 def build_datasets(data: DataConfig) -> tuple[EQDataset, EQDataset | None, EQDataset | None]:
@@ -122,16 +158,19 @@ def setup_jax(distributed: DistributedConfig) -> None:
 
     if distributed.local_devices:
         jax.config.update("jax_num_cpu_devices", distributed.local_devices)
-    cache = os.environ.get("NEURALEQ_JAX_CACHE_DIR",
-                           str(Path.home() / ".cache" / "neuraleq_jax" / "xla"))
+    cache = os.environ.get(
+        "NEURALEQ_JAX_CACHE_DIR", str(Path.home() / ".cache" / "neuraleq_jax" / "xla")
+    )
     if cache.lower() != "off":  # a resumed or repeated run skips most of its compile time
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     if distributed.enabled:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(coordinator_address=distributed.coordinator_address,
-                                   num_processes=distributed.num_processes,
-                                   process_id=distributed.process_id)
+        jax.distributed.initialize(
+            coordinator_address=distributed.coordinator_address,
+            num_processes=distributed.num_processes,
+            process_id=distributed.process_id,
+        )
 
 
 def check_resumable(workdir: Path, config: ExperimentConfig) -> bool:
@@ -145,8 +184,10 @@ def check_resumable(workdir: Path, config: ExperimentConfig) -> bool:
     changed = {k: v for k, v in differences.items() if k not in RESUMABLE_CHANGES}
     if changed:
         listing = "; ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
-        raise ValueError(f"{workdir} holds a run with another config ({listing}). Rerun "
-                         f"with the same options to resume, or use a new --workdir.")
+        raise ValueError(
+            f"{workdir} holds a run with another config ({listing}). Rerun "
+            f"with the same options to resume, or use a new --workdir."
+        )
     return bool(differences)
 
 
@@ -161,28 +202,48 @@ def check_workdir(workdir: Path) -> None:
     """Refuse a workdir that is a file (UsageError) or where nothing can be written
     (NotWritableError, saying whether a finished model is there to use as it is)."""
     if workdir.exists() and not workdir.is_dir():
-        raise UsageError(f"--workdir {workdir} is a file; give a folder (new or a training "
-                         f"workdir)")
+        raise UsageError(
+            f"--workdir {workdir} is a file; give a folder (new or a training workdir)"
+        )
     from neuraleq_jax.checkpoints import BUNDLE_DIR, BUNDLE_JSON
+
     finished = (workdir / BUNDLE_DIR / BUNDLE_JSON).is_file()
-    hint = ("The run there is finished: its model in " f"{workdir / BUNDLE_DIR} is usable as it "
-            "is; to train further, copy the folder somewhere writable." if finished else
-            "Use a writable --workdir, or copy this one somewhere writable to resume it.")
-    workdir_lib.check_writable(workdir, purpose="the training workdir's checkpoints and "
-                               "metrics", hint=hint)
+    hint = (
+        "The run there is finished: its model in "
+        f"{workdir / BUNDLE_DIR} is usable as it "
+        "is; to train further, copy the folder somewhere writable."
+        if finished
+        else "Use a writable --workdir, or copy this one somewhere writable to resume it."
+    )
+    workdir_lib.check_writable(
+        workdir, purpose="the training workdir's checkpoints and metrics", hint=hint
+    )
 
 
-def fit_word_model(params, model_config, train_config: config_lib.TrainConfig, train_ds, *,
-                   val_ds=None, seed: int = 0) -> dict:
+def fit_word_model(
+    params,
+    model_config,
+    train_config: config_lib.TrainConfig,
+    train_ds,
+    *,
+    val_ds=None,
+    seed: int = 0,
+) -> dict:
     """The word model as a training run fits it: :func:`generation.fit_word_model` on the
     training settings, its kernel bandwidth calibrated on ``val_ds`` (None: on a fifth of the
     training settings) and scaled by ``train_config.variation_ratio``. The trainer, the facade
     and scripts that refit a word model all call this, so the config reaches the word model in
     one place."""
     from neuraleq_jax import generation, vocabulary
-    word_model = generation.fit_word_model(params, model_config, train_ds, validation=val_ds,
-                                           seed=seed,
-                                           bandwidth_scale=train_config.variation_ratio)
+
+    word_model = generation.fit_word_model(
+        params,
+        model_config,
+        train_ds,
+        validation=val_ds,
+        seed=seed,
+        bandwidth_scale=train_config.variation_ratio,
+    )
     # the words' sources and the word map travel in the bundle with the word model
     return {**word_model, **vocabulary.bundle_arrays(train_ds, word_model)}
 
@@ -196,8 +257,9 @@ class StopNow(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
-                    ) -> Iterator[list[int]]:
+def stop_on_signals(
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[list[int]]:
     """While the block runs, the first of ``signals`` only records itself in the yielded list
     (the training loop polls it and stops after checkpointing the running epoch); a second
     raises :class:`StopNow`. The previous handlers come back afterwards. Outside the main
@@ -213,8 +275,11 @@ def stop_on_signals(signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
         received.append(signum)
         # os.write, not print: the handler may interrupt a write to sys.stderr (the progress
         # bar), and the buffered stream refuses a reentrant call; "\n" leaves the bar's line
-        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this epoch's checkpoint "
-                    f"(signal again to stop at once)\n".encode())
+        os.write(
+            2,
+            f"\n{signal.Signals(signum).name}: stopping after this epoch's checkpoint "
+            f"(signal again to stop at once)\n".encode(),
+        )
 
     previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
@@ -228,6 +293,7 @@ def load_checked_datasets(config: ExperimentConfig):
     """``(train, validation, test)`` after every check :func:`training.fit` would make
     (data, batch size, devices); a failure raises :class:`UsageError`."""
     from neuraleq_jax import training
+
     try:
         train_ds, val_ds, test_ds = build_datasets(config.data)
         training.check_run(train_ds, val_ds, config.model, config.train)
@@ -236,8 +302,14 @@ def load_checked_datasets(config: ExperimentConfig):
     return train_ds, val_ds, test_ds
 
 
-def run(config: ExperimentConfig, workdir: str | Path, *, progress: bool = True,
-        stop_after_epoch: int | None = None, handle_signals: bool = False) -> dict:
+def run(
+    config: ExperimentConfig,
+    workdir: str | Path,
+    *,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    handle_signals: bool = False,
+) -> dict:
     """Train per ``config`` in ``workdir`` (resuming), write the bundle; return the summary.
 
     Everything is checked before the workdir is touched; the workdir is then locked for the
@@ -262,8 +334,14 @@ def run(config: ExperimentConfig, workdir: str | Path, *, progress: bool = True,
         return _train(config, workdir, datasets, progress, stop_after_epoch, handle_signals)
 
 
-def _train(config: ExperimentConfig, workdir: Path, datasets, progress: bool,
-           stop_after_epoch: int | None, handle_signals: bool) -> dict:
+def _train(
+    config: ExperimentConfig,
+    workdir: Path,
+    datasets,
+    progress: bool,
+    stop_after_epoch: int | None,
+    handle_signals: bool,
+) -> dict:
     """Fit, then (for a complete run) evaluate the held-out part and write the bundle."""
     import jax
     import numpy as np
@@ -273,17 +351,29 @@ def _train(config: ExperimentConfig, workdir: Path, datasets, progress: bool,
     train_ds, val_ds, test_ds = datasets
     hook = None
     if stop_after_epoch is not None:
-        hook = lambda record: record["epoch"] >= stop_after_epoch  # noqa: E731
+        hook = lambda record: record["epoch"] >= stop_after_epoch
     t0 = time.perf_counter()
     signals = stop_on_signals() if handle_signals else contextlib.nullcontext([])
     with signals as received:
-        result = training.fit(train_ds, config.model, config.train, val_ds=val_ds,
-                              workdir=workdir, progress=progress, on_epoch_end=hook,
-                              stop_requested=lambda: bool(received),
-                              metadata={"experiment": config.name})
-    summary = {"name": config.name, "workdir": str(workdir), "epochs_done": result.epochs_done,
-               "step": int(checkpoints.host_array(result.state.step)),
-               "wall_s": time.perf_counter() - t0, **result.timings}
+        result = training.fit(
+            train_ds,
+            config.model,
+            config.train,
+            val_ds=val_ds,
+            workdir=workdir,
+            progress=progress,
+            on_epoch_end=hook,
+            stop_requested=lambda: bool(received),
+            metadata={"experiment": config.name},
+        )
+    summary = {
+        "name": config.name,
+        "workdir": str(workdir),
+        "epochs_done": result.epochs_done,
+        "step": int(checkpoints.host_array(result.state.step)),
+        "wall_s": time.perf_counter() - t0,
+        **result.timings,
+    }
     if result.history:
         summary["last_epoch"] = result.history[-1]
     if received:
@@ -295,27 +385,43 @@ def _train(config: ExperimentConfig, workdir: Path, datasets, progress: bool,
     params = jax.tree.map(lambda x: np.asarray(checkpoints.host_array(x)), result.params)
     held_out = test_ds if test_ds is not None else val_ds
     if held_out is not None:
-        summary["held_out"] = training.evaluate_dataset(params, config.model, config.train,
-                                                        held_out, reference_ds=train_ds)
+        summary["held_out"] = training.evaluate_dataset(
+            params, config.model, config.train, held_out, reference_ds=train_ds
+        )
     if jax.process_index() == 0:
         # the kernel bandwidth is calibrated on the validation part, unless that is the part
         # evaluated (no test part): then on a fifth of the training part
-        word_model = fit_word_model(params, config.model, config.train, train_ds,
-                                    val_ds=val_ds if test_ds is not None else None)
+        word_model = fit_word_model(
+            params,
+            config.model,
+            config.train,
+            train_ds,
+            val_ds=val_ds if test_ds is not None else None,
+        )
         bundle = checkpoints.ModelBundle(
-            params=params, model_config=config.model, train_config=config.train,
-            layout=train_ds.layout, vocabulary=train_ds.vocabulary, word_model=word_model,
+            params=params,
+            model_config=config.model,
+            train_config=config.train,
+            layout=train_ds.layout,
+            vocabulary=train_ds.vocabulary,
+            word_model=word_model,
             step=summary["step"],
-            metadata={"experiment": config_lib.to_dict(config),
-                      "held_out": summary.get("held_out"), "seed": config.train.seed})
+            metadata={
+                "experiment": config_lib.to_dict(config),
+                "held_out": summary.get("held_out"),
+                "seed": config.train.seed,
+            },
+        )
         summary["bundle"] = str(checkpoints.save_bundle(workdir, bundle))
     return summary
 
 
 def _format_summary(summary: dict) -> str:
-    lines = [f"{summary['name']}: {summary['epochs_done']} epochs ({summary['step']} steps) in "
-             f"{summary['wall_s']:.1f} s (compile {summary['compile_s']:.1f} s, epoch loop "
-             f"{summary['train_s']:.2f} s for {summary['epochs_run']} epochs)"]
+    lines = [
+        f"{summary['name']}: {summary['epochs_done']} epochs ({summary['step']} steps) in "
+        f"{summary['wall_s']:.1f} s (compile {summary['compile_s']:.1f} s, epoch loop "
+        f"{summary['train_s']:.2f} s for {summary['epochs_run']} epochs)"
+    ]
     last = summary.get("last_epoch")
     if last:
         parts = [f"train loss {last['train_loss']:.4f}"]
@@ -331,7 +437,8 @@ def _format_summary(summary: dict) -> str:
             f"held-out: silhouette {f['silhouette']}, response error {f['response_db']} dB RMS, "
             f"unit MSE gain {f['recon_gain']} (mean predictor {f['mean_baseline_gain']}), "
             f"freq {f['recon_freq']} ({f['mean_baseline_freq']}), Q {f['recon_q']} "
-            f"({f['mean_baseline_q']})")
+            f"({f['mean_baseline_q']})"
+        )
     if "bundle" in summary:
         lines.append(f"bundle: {summary['bundle']}")
     if summary.get("stopped_early"):
@@ -348,31 +455,49 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m neuraleq_jax.train", add_help=False, allow_abbrev=False,
+        prog="python -m neuraleq_jax.train",
+        add_help=False,
+        allow_abbrev=False,
         description="Train a neuraleq_jax model. Any config field can be overridden with "
-                    "--section.field=value (sections: model, train, data, distributed).")
-    parser.add_argument("-h", "--help", action="store_true",
-                        help="show this help, with every config field of --config, and exit")
-    parser.add_argument("--config", default="synthetic",
-                        help="preset name in configs/ or a path to a .py/.json config "
-                             "(default synthetic)")
-    parser.add_argument("--workdir", help="folder for checkpoints, metrics and the model "
-                                          "(required to train)")
+        "--section.field=value (sections: model, train, data, distributed).",
+    )
+    parser.add_argument(
+        "-h",
+        "--help",
+        action="store_true",
+        help="show this help, with every config field of --config, and exit",
+    )
+    parser.add_argument(
+        "--config",
+        default="synthetic",
+        help="preset name in configs/ or a path to a .py/.json config (default synthetic)",
+    )
+    parser.add_argument(
+        "--workdir", help="folder for checkpoints, metrics and the model (required to train)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--print_config", action="store_true",
-                        help="print the resolved config as JSON and exit")
-    parser.add_argument("--stop_after_epoch", type=int, default=None,
-                        help="stop after this epoch (simulates an interruption)")
-    parser.add_argument("--debug", action="store_true",
-                        help="on an error, print the traceback too")
+    parser.add_argument(
+        "--print_config", action="store_true", help="print the resolved config as JSON and exit"
+    )
+    parser.add_argument(
+        "--stop_after_epoch",
+        type=int,
+        default=None,
+        help="stop after this epoch (simulates an interruption)",
+    )
+    parser.add_argument("--debug", action="store_true", help="on an error, print the traceback too")
     return parser
 
 
 def format_help(preset: str = "synthetic") -> str:
     """The full help of the training command: its options, then every config field as
     ``--section.field=VALUE`` with its value in ``preset``, and the exit codes."""
-    lines = [_parser().format_help().rstrip(), "", f"config fields (values of --config {preset}; "
-             f"override with --section.field=VALUE, lists comma-separated):"]
+    lines = [
+        _parser().format_help().rstrip(),
+        "",
+        f"config fields (values of --config {preset}; "
+        f"override with --section.field=VALUE, lists comma-separated):",
+    ]
     try:
         config = config_lib.load_preset(preset)
     except ValueError as error:
@@ -384,10 +509,14 @@ def format_help(preset: str = "synthetic") -> str:
             value = getattr(part, field.name)
             shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
             lines.append(f"  --{section}.{field.name}={shown}")
-    lines += ["", f"presets: {', '.join(config_lib.available_presets()) or '(none found)'}", "",
-              "exit status: 0 done, 1 runtime failure (workdir busy/not writable/other config, "
-              "damaged files, non-finite loss), 2 bad command line/config/data, 130/143 "
-              "stopped by SIGINT/SIGTERM after a checkpoint (rerun to resume)"]
+    lines += [
+        "",
+        f"presets: {', '.join(config_lib.available_presets()) or '(none found)'}",
+        "",
+        "exit status: 0 done, 1 runtime failure (workdir busy/not writable/other config, "
+        "damaged files, non-finite loss), 2 bad command line/config/data, 130/143 "
+        "stopped by SIGINT/SIGTERM after a checkpoint (rerun to resume)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -402,8 +531,9 @@ def parse_args(argv: Sequence[str]) -> tuple[ExperimentConfig, argparse.Namespac
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from error
     if args.workdir is None and not args.print_config:
-        raise UsageError("--workdir is required: the folder for checkpoints, metrics and the "
-                         "model (see --help)")
+        raise UsageError(
+            "--workdir is required: the folder for checkpoints, metrics and the model (see --help)"
+        )
     return config, args
 
 
@@ -441,25 +571,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         _show_notes()
         setup_jax(config.distributed)
-        summary = run(config, args.workdir, progress=not args.quiet,
-                      stop_after_epoch=args.stop_after_epoch, handle_signals=True)
+        summary = run(
+            config,
+            args.workdir,
+            progress=not args.quiet,
+            stop_after_epoch=args.stop_after_epoch,
+            handle_signals=True,
+        )
     except StopNow as stop:
-        print(f"stopped at once by {stop}; the newest checkpoint on disk is kept; rerun the "
-              f"same command to resume", file=sys.stderr)
+        print(
+            f"stopped at once by {stop}; the newest checkpoint on disk is kept; rerun the "
+            f"same command to resume",
+            file=sys.stderr,
+        )
         return 128 + stop.signum
     except KeyboardInterrupt:
-        print("interrupted; the newest checkpoint on disk is kept; rerun the same command to "
-              "resume", file=sys.stderr)
+        print(
+            "interrupted; the newest checkpoint on disk is kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 128 + signal.SIGINT
-    except Exception as error:  # noqa: BLE001 — every failure becomes one line (+ --debug)
+    except Exception as error:
         if debug:
             traceback.print_exc()
         print(f"error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE if isinstance(error, UsageError) else EXIT_RUNTIME
     import jax
+
     if "stopped_by" in summary:
-        print(f"stopped at epoch {summary['epochs_done']}; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            f"stopped at epoch {summary['epochs_done']}; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 128 + summary["stopped_by"]
     if jax.process_index() == 0:
         print(_format_summary(summary))

@@ -86,8 +86,10 @@ def make_mesh(n_devices: int = 0, devices=None) -> Mesh:
     devices = list(jax.devices() if devices is None else devices)
     if n_devices:
         if n_devices > len(devices):
-            raise ValueError(f"asked for {n_devices} devices but only {len(devices)} are "
-                             f"available ({devices[0].platform})")
+            raise ValueError(
+                f"asked for {n_devices} devices but only {len(devices)} are "
+                f"available ({devices[0].platform})"
+            )
         devices = devices[:n_devices]
     return Mesh(np.array(devices), ("data",))
 
@@ -110,8 +112,9 @@ def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> optax.Gra
 # ------------------------------------------------------------------ pure step functions
 
 
-def init_state(model_config: models.ModelConfig, tx: optax.GradientTransformation,
-               seed: int) -> TrainState:
+def init_state(
+    model_config: models.ModelConfig, tx: optax.GradientTransformation, seed: int
+) -> TrainState:
     """Fresh parameters (from ``seed``) and optimiser state at step 0."""
     params = models.init_params(model_config, jax.random.fold_in(jax.random.key(seed), _INIT))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
@@ -122,22 +125,32 @@ def shuffle_freq_q(key, x_unit_BxP, layout: EQLayout):
     batch (``π_b`` a random permutation per band); gains stay in place."""
     batch = x_unit_BxP.shape[0]
     perms_NxB = jax.vmap(lambda k: jax.random.permutation(k, batch))(
-        jax.random.split(key, layout.n_bands))
+        jax.random.split(key, layout.n_bands)
+    )
     source_BxP = jnp.zeros(x_unit_BxP.shape, jnp.int32) + jnp.arange(batch)[:, None]
     for band, (freq, q) in enumerate(zip(layout.freq_indices, layout.q_indices)):
         source_BxP = source_BxP.at[:, freq].set(perms_NxB[band]).at[:, q].set(perms_NxB[band])
     return jnp.take_along_axis(x_unit_BxP, source_BxP, axis=0)
 
 
-def train_step(state: TrainState, x_unit_BxP, labels_B, *, tx: optax.GradientTransformation,
-               model_config: models.ModelConfig, train_config: TrainConfig, layout: EQLayout,
-               batch_sharding=None) -> tuple[TrainState, dict]:
+def train_step(
+    state: TrainState,
+    x_unit_BxP,
+    labels_B,
+    *,
+    tx: optax.GradientTransformation,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+    layout: EQLayout,
+    batch_sharding=None,
+) -> tuple[TrainState, dict]:
     """One optimiser step on a (global) batch; pure. Dropout keys come from the step count."""
     if batch_sharding is not None:
         x_unit_BxP = jax.lax.with_sharding_constraint(x_unit_BxP, batch_sharding)
         labels_B = jax.lax.with_sharding_constraint(labels_B, batch_sharding)
     step_key = jax.random.fold_in(
-        jax.random.fold_in(jax.random.key(train_config.seed), _DROPOUT), state.step)
+        jax.random.fold_in(jax.random.key(train_config.seed), _DROPOUT), state.step
+    )
     dropout_key, noise_key, shuffle_key = jax.random.split(step_key, 3)
     if train_config.augment_shuffle_freq_q:
         x_unit_BxP = shuffle_freq_q(shuffle_key, x_unit_BxP, layout)
@@ -149,11 +162,18 @@ def train_step(state: TrainState, x_unit_BxP, labels_B, *, tx: optax.GradientTra
 
     def loss_fn(params):
         return losses.total_loss(
-            params, x_unit_BxP, labels_B, model_config=model_config,
+            params,
+            x_unit_BxP,
+            labels_B,
+            model_config=model_config,
             contrastive_weight=train_config.contrastive_weight,
-            temperature=train_config.temperature, response_weight=train_config.response_weight,
-            cluster_weight=train_config.cluster_weight, layout=layout, train=True,
-            dropout_key=dropout_key)
+            temperature=train_config.temperature,
+            response_weight=train_config.response_weight,
+            cluster_weight=train_config.cluster_weight,
+            layout=layout,
+            train=True,
+            dropout_key=dropout_key,
+        )
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -164,13 +184,22 @@ def train_step(state: TrainState, x_unit_BxP, labels_B, *, tx: optax.GradientTra
 
 def train_epoch(state: TrainState, x_unit_TxBxP, labels_TxB, **step_kwargs):
     """``T`` train steps in one ``lax.scan``; metrics come back stacked, each ``[T]``."""
+
     def body(carry, batch):
         return train_step(carry, *batch, **step_kwargs)
+
     return jax.lax.scan(body, state, (x_unit_TxBxP, labels_TxB))
 
 
-def evaluate_batch(params, x_unit_NxP, labels_N, *, model_config: models.ModelConfig,
-                   train_config: TrainConfig, layout: EQLayout) -> dict:
+def evaluate_batch(
+    params,
+    x_unit_NxP,
+    labels_N,
+    *,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+    layout: EQLayout,
+) -> dict:
     """Deterministic losses of a set (one batch) and its latents ``[N, L]``.
 
     :func:`fit` and :func:`evaluate_dataset` call it on chunks of at most :data:`EVAL_CHUNK`
@@ -185,20 +214,28 @@ def evaluate_batch(params, x_unit_NxP, labels_N, *, model_config: models.ModelCo
     """
     latent_NxL, embedding_NxE, recon_NxP = models.apply(params, model_config, x_unit_NxP)
     recon = losses.reconstruction_loss(recon_NxP, x_unit_NxP)
-    contrastive = losses.supervised_contrastive_loss(embedding_NxE, labels_N,
-                                                     train_config.temperature)
+    contrastive = losses.supervised_contrastive_loss(
+        embedding_NxE, labels_N, train_config.temperature
+    )
     resp = losses.response_loss(recon_NxP, x_unit_NxP, layout=layout)
     semantic_NxS = models.semantic_part(latent_NxL, model_config)
     cluster = 1.0 - losses.batch_silhouette(semantic_NxS, labels_N)
-    recon_db_NxF = response.magnitude_response_db(paramspace.denormalize(recon_NxP, layout),
-                                                  layout=layout)
-    target_db_NxF = response.magnitude_response_db(paramspace.denormalize(x_unit_NxP, layout),
-                                                   layout=layout)
+    recon_db_NxF = response.magnitude_response_db(
+        paramspace.denormalize(recon_NxP, layout), layout=layout
+    )
+    target_db_NxF = response.magnitude_response_db(
+        paramspace.denormalize(x_unit_NxP, layout), layout=layout
+    )
     squared_NxP = (recon_NxP - x_unit_NxP) ** 2
     return {
-        "loss": recon + train_config.response_weight * resp
-        + train_config.contrastive_weight * contrastive + train_config.cluster_weight * cluster,
-        "recon": recon, "response": resp, "contrastive": contrastive, "cluster": cluster,
+        "loss": recon
+        + train_config.response_weight * resp
+        + train_config.contrastive_weight * contrastive
+        + train_config.cluster_weight * cluster,
+        "recon": recon,
+        "response": resp,
+        "contrastive": contrastive,
+        "cluster": cluster,
         "recon_gain": squared_NxP[:, layout.gain_indices].mean(),
         "recon_freq": squared_NxP[:, layout.freq_indices].mean(),
         "recon_q": squared_NxP[:, layout.q_indices].mean(),
@@ -236,9 +273,14 @@ def _local_slice(sharding: jax.sharding.Sharding, shape: tuple[int, ...], axis: 
     return slice(min(starts), max(stops))
 
 
-def compile_programs(model_config: models.ModelConfig, train_config: TrainConfig,
-                     layout: EQLayout, *, steps_per_epoch: int,
-                     mesh: Mesh | None = None) -> Programs:
+def compile_programs(
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+    layout: EQLayout,
+    *,
+    steps_per_epoch: int,
+    mesh: Mesh | None = None,
+) -> Programs:
     """Build the jitted init/step/epoch/evaluate programs for ``mesh``.
 
     With a mesh of more than one device the batch axis is sharded over ``data`` and the state
@@ -254,31 +296,36 @@ def _check_batch_divides(batch_size: int, n_devices: int) -> None:
     if n_devices > 1 and batch_size % n_devices:
         raise ValueError(
             f"batch_size {batch_size} is not divisible by the {n_devices} devices of the "
-            f"'data' mesh axis; use a multiple of {n_devices} or fewer devices (train.devices)")
+            f"'data' mesh axis; use a multiple of {n_devices} or fewer devices (train.devices)"
+        )
 
 
 @functools.lru_cache(maxsize=16)
 def _compile_programs(model_config, train_config, layout, steps_per_epoch, mesh) -> Programs:
     tx = make_optimizer(train_config, steps_per_epoch)
     static = dict(model_config=model_config, train_config=train_config, layout=layout)
-    init = lambda: init_state(model_config, tx, train_config.seed)  # noqa: E731
-    evaluate = lambda p, x, y: evaluate_batch(p, x, y, **static)  # noqa: E731
+    init = lambda: init_state(model_config, tx, train_config.seed)
+    evaluate = lambda p, x, y: evaluate_batch(p, x, y, **static)
     if mesh is None or mesh.size == 1:
-        device = (mesh.devices.flat[0] if mesh is not None else jax.local_devices()[0])
+        device = mesh.devices.flat[0] if mesh is not None else jax.local_devices()[0]
         single = jax.sharding.SingleDeviceSharding(device)
-        step = lambda s, x, y: train_step(s, x, y, tx=tx, **static)  # noqa: E731
-        epoch = lambda s, x, y: train_epoch(s, x, y, tx=tx, **static)  # noqa: E731
-        return Programs(init=jax.jit(init, out_shardings=single), step=jax.jit(step),
-                        epoch=jax.jit(epoch), evaluate=jax.jit(evaluate),
-                        put=lambda array, kind: jax.device_put(array, single),
-                        mesh=None, state_sharding=single, executables={})
+        step = lambda s, x, y: train_step(s, x, y, tx=tx, **static)
+        epoch = lambda s, x, y: train_epoch(s, x, y, tx=tx, **static)
+        return Programs(
+            init=jax.jit(init, out_shardings=single),
+            step=jax.jit(step),
+            epoch=jax.jit(epoch),
+            evaluate=jax.jit(evaluate),
+            put=lambda array, kind: jax.device_put(array, single),
+            mesh=None,
+            state_sharding=single,
+            executables={},
+        )
 
     replicated = NamedSharding(mesh, P())
     batch_sh, epoch_sh = NamedSharding(mesh, P("data")), NamedSharding(mesh, P(None, "data"))
-    step = lambda s, x, y: train_step(s, x, y, tx=tx, batch_sharding=batch_sh,  # noqa: E731
-                                      **static)
-    epoch = lambda s, x, y: train_epoch(s, x, y, tx=tx, batch_sharding=batch_sh,  # noqa: E731
-                                        **static)
+    step = lambda s, x, y: train_step(s, x, y, tx=tx, batch_sharding=batch_sh, **static)
+    epoch = lambda s, x, y: train_epoch(s, x, y, tx=tx, batch_sharding=batch_sh, **static)
     shardings = {"batch": (batch_sh, 0), "epoch": (epoch_sh, 1), "replicated": (replicated, None)}
 
     def put(array, kind: str):
@@ -295,13 +342,24 @@ def _compile_programs(model_config, train_config, layout, steps_per_epoch, mesh)
 
     return Programs(
         init=jax.jit(init, out_shardings=replicated),
-        step=jax.jit(step, in_shardings=(replicated, batch_sh, batch_sh),
-                     out_shardings=(replicated, replicated)),
-        epoch=jax.jit(epoch, in_shardings=(replicated, epoch_sh, epoch_sh),
-                      out_shardings=(replicated, replicated)),
-        evaluate=jax.jit(evaluate, in_shardings=(replicated, replicated, replicated),
-                         out_shardings=replicated),
-        put=put, mesh=mesh, state_sharding=replicated, executables={})
+        step=jax.jit(
+            step,
+            in_shardings=(replicated, batch_sh, batch_sh),
+            out_shardings=(replicated, replicated),
+        ),
+        epoch=jax.jit(
+            epoch,
+            in_shardings=(replicated, epoch_sh, epoch_sh),
+            out_shardings=(replicated, replicated),
+        ),
+        evaluate=jax.jit(
+            evaluate, in_shardings=(replicated, replicated, replicated), out_shardings=replicated
+        ),
+        put=put,
+        mesh=mesh,
+        state_sharding=replicated,
+        executables={},
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("n",))
@@ -320,20 +378,30 @@ def epoch_orders(seed: int, epochs: int, n: int) -> np.ndarray:
 # ------------------------------------------------------------------ fit
 
 
-def _check_inputs(train_ds: EQDataset, val_ds: EQDataset | None,
-                  model_config: models.ModelConfig, train_config: TrainConfig) -> None:
+def _check_inputs(
+    train_ds: EQDataset,
+    val_ds: EQDataset | None,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+) -> None:
     if not isinstance(train_ds, EQDataset):
         raise TypeError(f"train_ds must be an EQDataset, got {type(train_ds).__name__}")
     if train_ds.layout.n_bands != model_config.n_bands:
-        raise ValueError(f"the data has {train_ds.layout.n_bands} bands but the model "
-                         f"expects {model_config.n_bands} (model.n_bands)")
+        raise ValueError(
+            f"the data has {train_ds.layout.n_bands} bands but the model "
+            f"expects {model_config.n_bands} (model.n_bands)"
+        )
     if len(train_ds) < train_config.batch_size:
-        raise ValueError(f"the training set has {len(train_ds)} settings, fewer than one batch "
-                         f"(batch_size {train_config.batch_size}); lower train.batch_size")
+        raise ValueError(
+            f"the training set has {len(train_ds)} settings, fewer than one batch "
+            f"(batch_size {train_config.batch_size}); lower train.batch_size"
+        )
     words = np.unique(train_ds.word_ids)
     if len(words) < 2:
-        raise ValueError("contrastive training needs settings of at least 2 words; the training "
-                         f"set has only {[train_ds.vocabulary[i] for i in words]}")
+        raise ValueError(
+            "contrastive training needs settings of at least 2 words; the training "
+            f"set has only {[train_ds.vocabulary[i] for i in words]}"
+        )
     if not np.all(np.isfinite(train_ds.settings)):
         raise ValueError("the training settings contain NaN or Inf")
     if val_ds is not None:
@@ -345,16 +413,22 @@ def _check_inputs(train_ds: EQDataset, val_ds: EQDataset | None,
             raise ValueError(f"val_ds needs at least 2 settings, got {len(val_ds)}")
 
 
-def check_run(train_ds: EQDataset, val_ds: EQDataset | None, model_config: models.ModelConfig,
-              train_config: TrainConfig) -> None:
+def check_run(
+    train_ds: EQDataset,
+    val_ds: EQDataset | None,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+) -> None:
     """Everything :func:`fit` would refuse, checked without compiling or writing anything:
     the data (at least 2 words, one batch, finite, validation set compatible), the device count
     and the batch size's split over it. Raises ValueError (TypeError for a non-dataset)."""
     _check_inputs(train_ds, val_ds, model_config, train_config)
     available = jax.device_count()
     if train_config.devices > available:
-        raise ValueError(f"train.devices asks for {train_config.devices} devices but only "
-                         f"{available} are available ({jax.devices()[0].platform})")
+        raise ValueError(
+            f"train.devices asks for {train_config.devices} devices but only "
+            f"{available} are available ({jax.devices()[0].platform})"
+        )
     _check_batch_divides(train_config.batch_size, train_config.devices or available)
 
 
@@ -388,6 +462,7 @@ def combine_chunks(chunks: Sequence[dict]) -> dict[str, np.ndarray]:
 
 def _silhouette(latents_NxL: np.ndarray, labels_N: np.ndarray) -> float | None:
     from neuraleq_jax.evaluation import silhouette_score
+
     if not 2 <= len(np.unique(labels_N)) <= len(labels_N) - 1:
         return None
     return float(silhouette_score(latents_NxL, labels_N))
@@ -407,12 +482,19 @@ def _append_line(path: Path, record: dict) -> None:
         handle.flush()
 
 
-def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: TrainConfig, *,
-        val_ds: EQDataset | None = None, workdir: str | Path | None = None,
-        progress: bool = False, mesh: Mesh | None = None,
-        on_epoch_end: Callable[[dict], bool | None] | None = None,
-        stop_requested: Callable[[], bool] | None = None,
-        metadata: dict | None = None) -> TrainResult:
+def fit(
+    train_ds: EQDataset,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+    *,
+    val_ds: EQDataset | None = None,
+    workdir: str | Path | None = None,
+    progress: bool = False,
+    mesh: Mesh | None = None,
+    on_epoch_end: Callable[[dict], bool | None] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    metadata: dict | None = None,
+) -> TrainResult:
     """Train the model on ``train_ds``; resume from ``workdir``'s newest checkpoint if present.
 
     Args:
@@ -440,36 +522,46 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
 
     # ---- mesh, optimiser, programs
     mesh = make_mesh(tc.devices) if mesh is None else mesh
-    programs = compile_programs(model_config, tc, layout, steps_per_epoch=steps_per_epoch,
-                                mesh=mesh)
+    programs = compile_programs(
+        model_config, tc, layout, steps_per_epoch=steps_per_epoch, mesh=mesh
+    )
     x_unit_NxP = train_ds.normalized()
     labels_N = train_ds.word_ids.astype(np.int32)
     orders_ExN = epoch_orders(tc.seed, tc.epochs, n_train)
     if val_ds is not None:  # in chunks: the pairwise loss terms need memory ∝ rows²
         val_x_NxP, val_y_N = val_ds.normalized(), val_ds.word_ids.astype(np.int32)
-        val_parts = [(programs.put(val_x_NxP[rows], "replicated"),
-                      programs.put(val_y_N[rows], "replicated"))
-                     for rows in eval_slices(len(val_ds))]
+        val_parts = [
+            (programs.put(val_x_NxP[rows], "replicated"), programs.put(val_y_N[rows], "replicated"))
+            for rows in eval_slices(len(val_ds))
+        ]
 
     def epoch_batches(epoch: int):
-        rows_TxB = orders_ExN[epoch, :steps_per_epoch * tc.batch_size].reshape(
-            steps_per_epoch, tc.batch_size)
-        return (programs.put(x_unit_NxP[rows_TxB], "epoch"),
-                programs.put(labels_N[rows_TxB], "epoch"))
+        rows_TxB = orders_ExN[epoch, : steps_per_epoch * tc.batch_size].reshape(
+            steps_per_epoch, tc.batch_size
+        )
+        return (
+            programs.put(x_unit_NxP[rows_TxB], "epoch"),
+            programs.put(labels_N[rows_TxB], "epoch"),
+        )
 
     # ---- state: fresh or restored
     primary = jax.process_index() == 0
     store, history, start_epoch = None, [], 0
-    meta = {"model_config": json.loads(json.dumps(dataclasses.asdict(model_config))),
-            "train_config": dataclasses.asdict(tc), "vocabulary": list(train_ds.vocabulary),
-            "layout": paramspace.layout_to_json(layout), **(metadata or {})}
+    meta = {
+        "model_config": json.loads(json.dumps(dataclasses.asdict(model_config))),
+        "train_config": dataclasses.asdict(tc),
+        "vocabulary": list(train_ds.vocabulary),
+        "layout": paramspace.layout_to_json(layout),
+        **(metadata or {}),
+    }
     state = programs.init()
     if workdir is not None:
         workdir = Path(workdir)
         if primary:
             workdir.mkdir(parents=True, exist_ok=True)
-        store = checkpoints.TrainingCheckpoints(workdir, keep=tc.keep_checkpoints,
-                                                metric="val_loss" if val_ds else "train_loss")
+        store = checkpoints.TrainingCheckpoints(
+            workdir, keep=tc.keep_checkpoints, metric="val_loss" if val_ds else "train_loss"
+        )
         latest = store.latest_epoch()
         if latest is not None:
             target = checkpoints.abstract_like(state, programs.state_sharding)
@@ -478,7 +570,8 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
                 if saved.get("model_config") != meta["model_config"]:
                     raise ValueError(
                         f"the checkpoint in {store.directory} was trained with another model "
-                        f"config ({saved.get('model_config')}); use a new workdir")
+                        f"config ({saved.get('model_config')}); use a new workdir"
+                    )
             except BaseException:
                 store.close()
                 raise
@@ -499,21 +592,25 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
     if val_ds is not None:
         for val_x, val_y in val_parts:
             if ("eval", val_x.shape) not in cache:
-                cache["eval", val_x.shape] = programs.evaluate.lower(state.params, val_x,
-                                                                     val_y).compile()
+                cache["eval", val_x.shape] = programs.evaluate.lower(
+                    state.params, val_x, val_y
+                ).compile()
 
     def evaluate_val(params):
         """Dispatch the validation chunks (asynchronously; combined on the host later)."""
         return [cache["eval", x.shape](params, x, y) for x, y in val_parts]
+
     compile_s = time.perf_counter() - t0
 
     bar = None
     if progress and primary:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=tc.epochs, initial=start_epoch, desc="training", unit="epoch")
 
-    def finish(epoch: int, state_e: TrainState, step_metrics, val_metrics, *,
-               checkpoint: bool = False) -> bool:
+    def finish(
+        epoch: int, state_e: TrainState, step_metrics, val_metrics, *, checkpoint: bool = False
+    ) -> bool:
         """Host side of epoch ``epoch``: NaN check, validation, log, checkpoint (when due, or
         ``checkpoint``). True = stop."""
         host = _host_metrics(step_metrics)
@@ -522,7 +619,8 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
             parts = {k: float(v[bad]) for k, v in host.items()}
             raise FloatingPointError(
                 f"non-finite loss at epoch {epoch + 1}, step {bad + 1} of the epoch: {parts}. "
-                f"Lower train.learning_rate, set train.grad_clip, or check the data.")
+                f"Lower train.learning_rate, set train.grad_clip, or check the data."
+            )
         record = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch}
         record.update({f"train_{k}": float(np.mean(v)) for k, v in host.items()})
         if val_metrics is not None:
@@ -535,8 +633,9 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         if workdir is not None and primary:
             _append_line(workdir / METRICS_FILE, record)
         done = epoch + 1
-        if store is not None and (checkpoint or done % tc.checkpoint_every == 0
-                                  or done == tc.epochs):
+        if store is not None and (
+            checkpoint or done % tc.checkpoint_every == 0 or done == tc.epochs
+        ):
             key = "val_loss" if val_ds else "train_loss"
             store.save(done, state_e, meta, {key: record[key]})
         if bar is not None:
@@ -578,19 +677,34 @@ def fit(train_ds: EQDataset, model_config: models.ModelConfig, train_config: Tra
         if store is not None:
             store.close()
     train_s = time.perf_counter() - t_start
-    return TrainResult(params=finished_state.params, history=history, model_config=model_config,
-                       train_config=tc, state=finished_state, epochs_done=epochs_done,
-                       interrupted=interrupted,
-                       timings={"compile_s": compile_s, "train_s": train_s,
-                                "epochs_run": epochs_done - start_epoch,
-                                "steps_per_epoch": steps_per_epoch})
+    return TrainResult(
+        params=finished_state.params,
+        history=history,
+        model_config=model_config,
+        train_config=tc,
+        state=finished_state,
+        epochs_done=epochs_done,
+        interrupted=interrupted,
+        timings={
+            "compile_s": compile_s,
+            "train_s": train_s,
+            "epochs_run": epochs_done - start_epoch,
+            "steps_per_epoch": steps_per_epoch,
+        },
+    )
 
 
 # ------------------------------------------------------------------ held-out evaluation
 
 
-def evaluate_dataset(params, model_config: models.ModelConfig, train_config: TrainConfig,
-                     dataset: EQDataset, *, reference_ds: EQDataset | None = None) -> dict:
+def evaluate_dataset(
+    params,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+    dataset: EQDataset,
+    *,
+    reference_ds: EQDataset | None = None,
+) -> dict:
     """Held-out figures of ``dataset``: losses, per-field unit MSE, response error (RMS dB),
     latent silhouette; with ``reference_ds`` (the training set) also the unit MSE of always
     predicting its mean, per field (``mean_baseline_gain/freq/q``)."""
@@ -598,18 +712,25 @@ def evaluate_dataset(params, model_config: models.ModelConfig, train_config: Tra
     layout = dataset.layout
     x_unit = dataset.normalized()
     params = jax.tree.map(checkpoints.host_array, params)
-    evaluate = jax.jit(lambda p, x, y: evaluate_batch(p, x, y, model_config=model_config,
-                                                      train_config=train_config, layout=layout))
+    evaluate = jax.jit(
+        lambda p, x, y: evaluate_batch(
+            p, x, y, model_config=model_config, train_config=train_config, layout=layout
+        )
+    )
     ids = dataset.word_ids.astype(np.int32)
-    out = combine_chunks([evaluate(params, x_unit[rows], ids[rows])
-                          for rows in eval_slices(len(dataset))])
+    out = combine_chunks(
+        [evaluate(params, x_unit[rows], ids[rows]) for rows in eval_slices(len(dataset))]
+    )
     latents = out.pop("latents")
     figures = {k: float(v) for k, v in out.items()}
     figures["silhouette"] = _silhouette(latents, dataset.word_ids)
     if reference_ds is not None:
         mean_P = reference_ds.normalized().mean(axis=0)
         squared = (x_unit - mean_P) ** 2
-        for field, index in (("gain", layout.gain_indices), ("freq", layout.freq_indices),
-                             ("q", layout.q_indices)):
+        for field, index in (
+            ("gain", layout.gain_indices),
+            ("freq", layout.freq_indices),
+            ("q", layout.q_indices),
+        ):
             figures[f"mean_baseline_{field}"] = float(squared[:, index].mean())
     return figures

@@ -34,6 +34,7 @@ WORD_MAP_KEY = "word_map_Wx2"
 
 # ------------------------------------------------------------------ unknown words
 
+
 def word_index(word: str, vocabulary: Sequence[str]) -> int:
     """Index of ``word`` (trimmed, case-insensitive) in ``vocabulary``, or a one-line
     ValueError: every known word for a small vocabulary, else up to five close spellings and
@@ -56,11 +57,14 @@ def unknown_word_message(word, vocabulary: Sequence[str]) -> str:
     if len(vocabulary) <= SMALL_VOCABULARY:
         return f"unknown word {word!r}; known words: {', '.join(vocabulary)}.{hint}"
     spelled = f"close spellings: {', '.join(names)}; " if names else ""
-    return (f"unknown word {word!r} ({len(vocabulary)} known words; {spelled}list them all "
-            f"with `neuraleq words` or system.vocabulary).{hint}")
+    return (
+        f"unknown word {word!r} ({len(vocabulary)} known words; {spelled}list them all "
+        f"with `neuraleq words` or system.vocabulary).{hint}"
+    )
 
 
 # ------------------------------------------------------------------ sources of the words
+
 
 @dataclasses.dataclass(frozen=True)
 class WordDataset(EQDataset):
@@ -91,20 +95,26 @@ def plain_sources(dataset: EQDataset, name: str = "data") -> dict[str, np.ndarra
     if dataset.contributors is not None:
         for w in range(n_words):
             contributors[w, 0] = len(set(dataset.contributors[dataset.word_ids == w].tolist()))
-    return {"source_names_S": np.array([name]), "source_settings_WxS": settings,
-            "source_contributors_WxS": contributors,
-            "source_agreement_WxS": np.full((n_words, 1), np.nan), "langs_W": np.full(n_words, "")}
+    return {
+        "source_names_S": np.array([name]),
+        "source_settings_WxS": settings,
+        "source_contributors_WxS": contributors,
+        "source_agreement_WxS": np.full((n_words, 1), np.nan),
+        "langs_W": np.full(n_words, ""),
+    }
 
 
 def with_sources(dataset: EQDataset, name: str) -> WordDataset:
     """``dataset`` as a single-source :class:`WordDataset` named ``name``."""
     arrays = plain_sources(dataset, name)
-    return WordDataset(**{f.name: getattr(dataset, f.name)
-                          for f in dataclasses.fields(EQDataset)},
-                       source_names=(name,), source_settings=arrays["source_settings_WxS"],
-                       source_contributors=arrays["source_contributors_WxS"],
-                       source_agreement=arrays["source_agreement_WxS"],
-                       langs=("",) * len(dataset.vocabulary))
+    return WordDataset(
+        **{f.name: getattr(dataset, f.name) for f in dataclasses.fields(EQDataset)},
+        source_names=(name,),
+        source_settings=arrays["source_settings_WxS"],
+        source_contributors=arrays["source_contributors_WxS"],
+        source_agreement=arrays["source_agreement_WxS"],
+        langs=("",) * len(dataset.vocabulary),
+    )
 
 
 def bundle_arrays(dataset: EQDataset, word_model: dict) -> dict[str, np.ndarray]:
@@ -112,21 +122,25 @@ def bundle_arrays(dataset: EQDataset, word_model: dict) -> dict[str, np.ndarray]
     fixed-width text, no objects) and the word map ``word_map_Wx2`` (:func:`word_map` of the
     model's centre responses)."""
     if isinstance(dataset, WordDataset) and dataset.source_settings is not None:
-        arrays = {"source_names_S": np.array(dataset.source_names),
-                  "source_settings_WxS": dataset.source_settings,
-                  "source_contributors_WxS": dataset.source_contributors,
-                  "source_agreement_WxS": dataset.source_agreement,
-                  "langs_W": np.array(dataset.langs if dataset.langs
-                                      else [""] * len(dataset.vocabulary))}
+        arrays = {
+            "source_names_S": np.array(dataset.source_names),
+            "source_settings_WxS": dataset.source_settings,
+            "source_contributors_WxS": dataset.source_contributors,
+            "source_agreement_WxS": dataset.source_agreement,
+            "langs_W": np.array(dataset.langs if dataset.langs else [""] * len(dataset.vocabulary)),
+        }
     else:
         arrays = plain_sources(dataset)
     out = {INFO_PREFIX + k: np.asarray(v) for k, v in arrays.items()}
     out[INFO_PREFIX + "source_settings_WxS"] = out[INFO_PREFIX + "source_settings_WxS"].astype(
-        np.int32)
+        np.int32
+    )
     out[INFO_PREFIX + "source_contributors_WxS"] = out[
-        INFO_PREFIX + "source_contributors_WxS"].astype(np.int32)
-    out[INFO_PREFIX + "source_agreement_WxS"] = out[
-        INFO_PREFIX + "source_agreement_WxS"].astype(np.float32)
+        INFO_PREFIX + "source_contributors_WxS"
+    ].astype(np.int32)
+    out[INFO_PREFIX + "source_agreement_WxS"] = out[INFO_PREFIX + "source_agreement_WxS"].astype(
+        np.float32
+    )
     out[WORD_MAP_KEY] = word_map(word_model["centre_responses_WxF"])
     return out
 
@@ -160,21 +174,34 @@ def word_info(word: str, vocabulary: Sequence[str], word_model: dict) -> dict:
     else:
         names, settings = ["data"], [int(word_model["counts_W"][w])]
         people, agree, lang = [-1], [np.nan], None
-    sources = [{"name": name, "settings": int(s),
-                "contributors": int(p) if p >= 0 else None,
-                "agreement": float(a) if np.isfinite(a) else None}
-               for name, s, p, a in zip(names, settings, people, agree) if s > 0]
+    sources = [
+        {
+            "name": name,
+            "settings": int(s),
+            "contributors": int(p) if p >= 0 else None,
+            "agreement": float(a) if np.isfinite(a) else None,
+        }
+        for name, s, p, a in zip(names, settings, people, agree)
+        if s > 0
+    ]
     counts = [s["contributors"] for s in sources]
     total = None if not counts or None in counts else int(sum(counts))
-    known = [(s["agreement"], s["contributors"] or 1) for s in sources
-             if s["agreement"] is not None]
-    agreement = (float(sum(a * n for a, n in known) / sum(n for _, n in known))
-                 if known else None)
-    return {"word": vocabulary[w], "sources": sources, "contributors": total,
-            "agreement": agreement, "confidence": confidence(agreement, total), "lang": lang}
+    known = [
+        (s["agreement"], s["contributors"] or 1) for s in sources if s["agreement"] is not None
+    ]
+    agreement = float(sum(a * n for a, n in known) / sum(n for _, n in known)) if known else None
+    return {
+        "word": vocabulary[w],
+        "sources": sources,
+        "contributors": total,
+        "agreement": agreement,
+        "confidence": confidence(agreement, total),
+        "lang": lang,
+    }
 
 
 # ------------------------------------------------------------------ describe and the map
+
 
 def nearest_words(responses_NxF, centre_responses_WxF, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` words whose centre responses are nearest each response (RMS dB over the grid),
@@ -183,12 +210,16 @@ def nearest_words(responses_NxF, centre_responses_WxF, k: int) -> tuple[np.ndarr
     r = np.asarray(responses_NxF, np.float64)
     c = np.asarray(centre_responses_WxF, np.float64)
     k = min(int(k), len(c))
-    squared = ((r ** 2).sum(1)[:, None] + (c ** 2).sum(1)[None] - 2.0 * r @ c.T) / r.shape[1]
+    squared = ((r**2).sum(1)[:, None] + (c**2).sum(1)[None] - 2.0 * r @ c.T) / r.shape[1]
     distances = np.sqrt(np.clip(squared, 0.0, None))
-    part = np.argpartition(distances, k - 1, axis=1)[:, :k] if k < len(c) else np.tile(
-        np.arange(len(c)), (len(r), 1))
-    order = np.take_along_axis(part, np.argsort(np.take_along_axis(distances, part, 1), 1,
-                                                kind="stable"), 1)
+    part = (
+        np.argpartition(distances, k - 1, axis=1)[:, :k]
+        if k < len(c)
+        else np.tile(np.arange(len(c)), (len(r), 1))
+    )
+    order = np.take_along_axis(
+        part, np.argsort(np.take_along_axis(distances, part, 1), 1, kind="stable"), 1
+    )
     return order, np.take_along_axis(distances, order, 1)
 
 
@@ -197,25 +228,37 @@ def settings_rows(settings, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarr
     named dict, ``[N, P]`` or a list of named dicts."""
     if isinstance(settings, Mapping):
         return paramspace.from_dicts([settings], layout), True
-    if isinstance(settings, Sequence) and settings and all(
-            isinstance(row, Mapping) for row in settings):
+    if (
+        isinstance(settings, Sequence)
+        and settings
+        and all(isinstance(row, Mapping) for row in settings)
+    ):
         return paramspace.from_dicts(settings, layout), False
     array = paramspace.validate(settings, layout, name="settings")
     if array.ndim not in (1, 2):
-        raise ValueError(f"settings must be [{layout.n_params}] or [N, {layout.n_params}], got "
-                         f"shape {array.shape}")
+        raise ValueError(
+            f"settings must be [{layout.n_params}] or [N, {layout.n_params}], got "
+            f"shape {array.shape}"
+        )
     return array.reshape(-1, layout.n_params), array.ndim == 1
 
 
-def describe(settings, centre_responses_WxF, words: Sequence[str], k: int = 5,
-             layout: EQLayout = DEFAULT_LAYOUT):
+def describe(
+    settings,
+    centre_responses_WxF,
+    words: Sequence[str],
+    k: int = 5,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
     """The ``k`` words nearest each setting (see :func:`settings_rows` for the forms), as
     ``(word, distance_db)`` lists nearest first; a single setting gives one list."""
     settings_NxP, single = settings_rows(settings, layout)
     responses_NxF = np.asarray(response.magnitude_response_db(settings_NxP, layout=layout))
     indices, distances = nearest_words(responses_NxF, centre_responses_WxF, k)
-    named = [[(words[i], float(d)) for i, d in zip(row_i, row_d)]
-             for row_i, row_d in zip(indices.tolist(), distances.tolist())]
+    named = [
+        [(words[i], float(d)) for i, d in zip(row_i, row_d)]
+        for row_i, row_d in zip(indices.tolist(), distances.tolist())
+    ]
     return named[0] if single else named
 
 
@@ -245,6 +288,7 @@ def map_agreement(points_Wx2, reference_Wx2) -> float:
 
     a, b = np.asarray(points_Wx2, np.float64), np.asarray(reference_Wx2, np.float64)
     if a.shape != b.shape or a.ndim != 2 or len(a) < 3:
-        raise ValueError(f"map_agreement needs two [W >= 3, 2] layouts, got {a.shape} and "
-                         f"{b.shape}")
+        raise ValueError(
+            f"map_agreement needs two [W >= 3, 2] layouts, got {a.shape} and {b.shape}"
+        )
     return float(spearmanr(pdist(a), pdist(b)).statistic)

@@ -53,8 +53,9 @@ def check_writable(folder: str | os.PathLike, *, purpose: str, hint: str = "") -
         raise NotADirectoryError(f"{existing} is a file, not a folder; {purpose} need a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         where = folder if existing == folder else f"{existing} (to create {folder})"
-        raise NotWritableError(f"cannot write {purpose}: {where} is not writable" +
-                               (f". {hint}" if hint else ""))
+        raise NotWritableError(
+            f"cannot write {purpose}: {where} is not writable" + (f". {hint}" if hint else "")
+        )
 
 
 # ------------------------------------------------------------------ exclusive lock
@@ -106,14 +107,20 @@ class WorkdirLock:
             who = _holder_text(holder) if holder else "a process that is just starting"
             raise WorkdirBusyError(
                 f"{self.path.parent} is in use by another training run ({who}); wait for it to "
-                f"end, or use another --workdir") from None
+                f"end, or use another --workdir"
+            ) from None
         self.previous_holder = _read_holder(fd)
         if self.previous_holder is not None:
-            log.warning("%s was left by %s, which ended without releasing it; taking it over",
-                        self.path, _holder_text(self.previous_holder))
-        record = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "since": datetime.datetime.now(datetime.timezone.utc).strftime(
-                      "%Y-%m-%d %H:%M:%S UTC")}
+            log.warning(
+                "%s was left by %s, which ended without releasing it; taking it over",
+                self.path,
+                _holder_text(self.previous_holder),
+            )
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
         self._fd = fd
@@ -163,10 +170,12 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
                 raise ValueError(f"a JSON {type(record).__name__}, not an object")
         except ValueError as error:
             if number == len(lines):
-                log.warning("%s: dropped its last line, cut off mid-write (%d characters)",
-                            path, len(line))
+                log.warning(
+                    "%s: dropped its last line, cut off mid-write (%d characters)", path, len(line)
+                )
                 break
-            raise ValueError(f"{path}, line {number}, is damaged ({error}); fix or delete that "
-                             f"line to resume") from None
+            raise ValueError(
+                f"{path}, line {number}, is damaged ({error}); fix or delete that line to resume"
+            ) from None
         records.append(record)
     return records

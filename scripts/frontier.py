@@ -27,8 +27,10 @@ from neuraleq_jax.train import build_datasets
 # transformer encoder at two cluster weights
 DEFAULT_POINTS = (
     [("residual", {"cluster_weight": w}) for w in (0.0, 0.3, 1.0, 3.0)]
-    + [("residual", {"contrastive_weight": lam, "temperature": tau})
-       for lam, tau in itertools.product((0.1, 1.0), (0.05, 0.5))]
+    + [
+        ("residual", {"contrastive_weight": lam, "temperature": tau})
+        for lam, tau in itertools.product((0.1, 1.0), (0.05, 0.5))
+    ]
     + [("transformer", {"cluster_weight": w}) for w in (0.3, 1.0)]
 )
 
@@ -42,8 +44,11 @@ def _parse_grid(items: list[str]) -> list[tuple[str, dict]]:
         axes[name] = [float(v) if name != "encoder" else v for v in values.split(",")]
     encoders = axes.pop("encoder", ["residual"])
     names = list(axes)
-    return [(encoder, dict(zip(names, combo)))
-            for encoder in encoders for combo in itertools.product(*axes.values())]
+    return [
+        (encoder, dict(zip(names, combo)))
+        for encoder in encoders
+        for combo in itertools.product(*axes.values())
+    ]
 
 
 def measure(encoder: str, overrides: dict) -> dict:
@@ -53,32 +58,50 @@ def measure(encoder: str, overrides: dict) -> dict:
     train_ds, _, test_ds = build_datasets(experiment.data)
     start = time.perf_counter()
     result = training.fit(train_ds, model, train_config)
-    figures = training.evaluate_dataset(result.params, model, train_config, test_ds,
-                                        reference_ds=train_ds)
-    return {"encoder": encoder, **{k: getattr(train_config, k) for k in (
-        "contrastive_weight", "temperature", "cluster_weight", "response_weight")},
-        "silhouette": figures["silhouette"], "response_db": figures["response_db"],
-        "freq_mse": figures["recon_freq"], "freq_mean_mse": figures["mean_baseline_freq"],
-        "q_mse": figures["recon_q"], "q_mean_mse": figures["mean_baseline_q"],
-        "gain_mse": figures["recon_gain"], "seconds": time.perf_counter() - start}
+    figures = training.evaluate_dataset(
+        result.params, model, train_config, test_ds, reference_ds=train_ds
+    )
+    return {
+        "encoder": encoder,
+        **{
+            k: getattr(train_config, k)
+            for k in ("contrastive_weight", "temperature", "cluster_weight", "response_weight")
+        },
+        "silhouette": figures["silhouette"],
+        "response_db": figures["response_db"],
+        "freq_mse": figures["recon_freq"],
+        "freq_mean_mse": figures["mean_baseline_freq"],
+        "q_mse": figures["recon_q"],
+        "q_mean_mse": figures["mean_baseline_q"],
+        "gain_mse": figures["recon_gain"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| encoder | λ | τ | cluster | silhouette | response dB | freq MSE (mean) "
-            "| Q MSE (mean) |\n|---|---|---|---|---|---|---|---|")
+    head = (
+        "| encoder | λ | τ | cluster | silhouette | response dB | freq MSE (mean) "
+        "| Q MSE (mean) |\n|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['encoder']} | {r['contrastive_weight']:g} | {r['temperature']:g} | "
-                     f"{r['cluster_weight']:g} | {r['silhouette']:.3f} | {r['response_db']:.3f} | "
-                     f"{r['freq_mse']:.3f} ({r['freq_mean_mse']:.3f}) | "
-                     f"{r['q_mse']:.3f} ({r['q_mean_mse']:.3f}) |")
+        lines.append(
+            f"| {r['encoder']} | {r['contrastive_weight']:g} | {r['temperature']:g} | "
+            f"{r['cluster_weight']:g} | {r['silhouette']:.3f} | {r['response_db']:.3f} | "
+            f"{r['freq_mse']:.3f} ({r['freq_mean_mse']:.3f}) | "
+            f"{r['q_mse']:.3f} ({r['q_mean_mse']:.3f}) |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", nargs="*", default=None,
-                        help="name=v1,v2 ... (TrainConfig loss fields, or encoder=...)")
+    parser.add_argument(
+        "--grid",
+        nargs="*",
+        default=None,
+        help="name=v1,v2 ... (TrainConfig loss fields, or encoder=...)",
+    )
     parser.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     points = _parse_grid(args.grid) if args.grid else DEFAULT_POINTS
@@ -89,6 +112,7 @@ def main(argv=None) -> int:
     print(table(rows))
     if args.out:
         from neuraleq_jax.checkpoints import atomic_write_text
+
         atomic_write_text(args.out, json.dumps(rows, indent=2) + "\n")
     return 0
 

@@ -25,31 +25,43 @@ def _compilation_cache() -> str:
 XLA_CACHE = _compilation_cache()
 # the JAX_* names configure jax in every child; NEURALEQ_JAX_CACHE_DIR keeps train.setup_jax
 # (in this process and in children) on the same folder instead of the user's cache
-os.environ.update(NEURALEQ_JAX_CACHE_DIR=XLA_CACHE, JAX_COMPILATION_CACHE_DIR=XLA_CACHE,
-                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+os.environ.update(
+    NEURALEQ_JAX_CACHE_DIR=XLA_CACHE,
+    JAX_COMPILATION_CACHE_DIR=XLA_CACHE,
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+)
 jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 # the curve fits of crowd vocabularies are cached beside it rather than in the user's cache
 os.environ.setdefault("NEURALEQ_JAX_FIT_CACHE", str(Path(XLA_CACHE).parent / "neuraleq-fits"))
 
-SHARED_DATA = Path(os.environ.get(
-    "NEURALEQ_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("NEURALEQ_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 SAFE_CSV = SHARED_DATA / "safe-db" / "SAFEEqualiserUserData.csv"
 
 # the session's tiny model: the synthetic preset's code path at a size that trains in seconds
-TINY_TRAIN_ARGS = ("--train.epochs=2", "--data.per_word=20", "--model.encoder_widths=32,32",
-                   "--model.decoder_widths=32,32", "--model.mlp_width=32",
-                   "--model.embedding_dim=32", "--quiet")
+TINY_TRAIN_ARGS = (
+    "--train.epochs=2",
+    "--data.per_word=20",
+    "--model.encoder_widths=32,32",
+    "--model.decoder_widths=32,32",
+    "--model.mlp_width=32",
+    "--model.embedding_dim=32",
+    "--quiet",
+)
 
 
 @pytest.fixture(scope="session")
 def safe_csv_path() -> Path:
     """Path of the shared SAFE-DB CSV; tests using it skip where the shared folder is absent."""
     if not SAFE_CSV.is_file():
-        pytest.skip(f"SAFE-DB not found at {SAFE_CSV} (it lives in ../shared/data/safe-db beside "
-                    "the repository; set NEURALEQ_SHARED_DATA to its parent folder)")
+        pytest.skip(
+            f"SAFE-DB not found at {SAFE_CSV} (it lives in ../shared/data/safe-db beside "
+            "the repository; set NEURALEQ_SHARED_DATA to its parent folder)"
+        )
     return SAFE_CSV
 
 

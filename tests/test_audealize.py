@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 
 from neuraleq_jax import audealize, curves, paramspace, response
-from conftest import SHARED_DATA
 
 AUDEALIZE_JSON = SHARED_DATA / "audealize" / "eqdescriptors.json"
 
@@ -16,20 +16,31 @@ AUDEALIZE_JSON = SHARED_DATA / "audealize" / "eqdescriptors.json"
 @pytest.fixture(scope="module")
 def shared_document():
     if not AUDEALIZE_JSON.is_file():
-        pytest.skip(f"Audealize's curves not found at {AUDEALIZE_JSON} (they live in "
-                    "../shared/data/audealize beside the repository; set NEURALEQ_SHARED_DATA)")
+        pytest.skip(
+            f"Audealize's curves not found at {AUDEALIZE_JSON} (they live in "
+            "../shared/data/audealize beside the repository; set NEURALEQ_SHARED_DATA)"
+        )
     return json.loads(AUDEALIZE_JSON.read_text(encoding="utf-8"))
 
 
 def entry(word, *, lang="English", gains=None, agreement=0.6, num=2, x=0.1, y=-0.2):
     gains = list(np.linspace(-2, 2, 40)) if gains is None else gains
-    return {"word": word, "lang": lang, "settings": gains, "agreement": agreement, "num": num,
-            "x": x, "y": y}
+    return {
+        "word": word,
+        "lang": lang,
+        "settings": gains,
+        "agreement": agreement,
+        "num": num,
+        "x": x,
+        "y": y,
+    }
 
 
 def test_reader_keeps_accents_and_reads_every_field(tmp_path):
-    document = [entry("  Cálido ", lang="Español", num=7, agreement=0.7, x=1.5, y=-1.0),
-                entry("warm", gains=[0.5] * 40)]
+    document = [
+        entry("  Cálido ", lang="Español", num=7, agreement=0.7, x=1.5, y=-1.0),
+        entry("warm", gains=[0.5] * 40),
+    ]
     path = tmp_path / "eq.json"
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     read = audealize.load_audealize(path)
@@ -140,8 +151,10 @@ def test_spread_rule_narrows_with_agreement_and_contributors():
     assert spread[0] == pytest.approx(rms * math.sqrt(0.5), rel=1e-9)  # R = 2/3
     assert spread[0] > spread[1] and spread[0] > spread[2] > spread[3]
     assert spread[3] == pytest.approx(0.05 * rms, rel=1e-9)  # the floor
-    np.testing.assert_allclose(audealize.spread_db(curve, [0.5] * 4, [2] * 4, scale=2.0),
-                               2 * audealize.spread_db(curve, [0.5] * 4, [2] * 4))
+    np.testing.assert_allclose(
+        audealize.spread_db(curve, [0.5] * 4, [2] * 4, scale=2.0),
+        2 * audealize.spread_db(curve, [0.5] * 4, [2] * 4),
+    )
 
 
 def test_variations_spread_as_asked_and_stay_in_range():
@@ -162,8 +175,9 @@ def test_variations_spread_as_asked_and_stay_in_range():
 def test_batched_fit_reproduces_shared_curves(shared_document):
     read = audealize.parse_audealize(shared_document)
     pick = [read.words.index(w) for w in ("warm", "bright", "muddy", "frío")]
-    fit = curves.fit_curves(read.gains_db[pick], audealize.AUDEALIZE_FREQS, steps=300,
-                            restarts=8, candidates=16)
+    fit = curves.fit_curves(
+        read.gains_db[pick], audealize.AUDEALIZE_FREQS, steps=300, restarts=8, candidates=16
+    )
     fitted = np.asarray(response.magnitude_response_db(fit.settings, audealize.AUDEALIZE_FREQS))
     for got, want in zip(fitted, read.gains_db[pick]):
         assert np.corrcoef(got, want)[0, 1] > 0.97  # README: r ≈ 0.996 with many restarts
@@ -187,5 +201,6 @@ def test_a_byte_order_mark_and_ascii_escapes_read_the_same(tmp_path):
     escaped.write_text(json.dumps(document), encoding="ascii")  # \u00ed, as some writers do
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(document, ensure_ascii=False).encode("utf-8"))
-    assert audealize.load_audealize(escaped).words == audealize.load_audealize(bom).words == (
-        "frío",)
+    assert (
+        audealize.load_audealize(escaped).words == audealize.load_audealize(bom).words == ("frío",)
+    )

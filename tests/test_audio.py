@@ -51,10 +51,11 @@ def digest(path) -> str:
 
 # ------------------------------------------------------------------ filter against the response
 
+
 def welch_gain_db(x, y, sample_rate):
     """Output/input PSD ratio in dB at the Welch frequencies between 50 Hz and 15 kHz."""
-    freqs, pxx = scipy.signal.welch(x, sample_rate, nperseg=2 ** 16)
-    _, pyy = scipy.signal.welch(y, sample_rate, nperseg=2 ** 16)
+    freqs, pxx = scipy.signal.welch(x, sample_rate, nperseg=2**16)
+    _, pyy = scipy.signal.welch(y, sample_rate, nperseg=2**16)
     keep = (freqs >= 50) & (freqs <= min(15_000, 0.44 * sample_rate))
     return freqs[keep], 10 * np.log10(pyy[keep] / pxx[keep])
 
@@ -66,12 +67,16 @@ def test_white_noise_spectrum_matches_computed_response(sample_rate):
     for name, setting in settings.items():
         y, report = apply_eq(x, sample_rate, np.asarray(setting, float))
         freqs, measured = welch_gain_db(x, y, sample_rate)
-        expected = np.asarray(response.magnitude_response_db(
-            np.array(report.filter_parameters), freqs, sample_rate))
+        expected = np.asarray(
+            response.magnitude_response_db(np.array(report.filter_parameters), freqs, sample_rate)
+        )
         assert np.abs(measured - expected).max() < 0.5, name
         # the check has teeth: the same setting evaluated at the other sample rate is off
-        other = np.asarray(response.magnitude_response_db(
-            np.array(report.filter_parameters), freqs, 92_100 - sample_rate))
+        other = np.asarray(
+            response.magnitude_response_db(
+                np.array(report.filter_parameters), freqs, 92_100 - sample_rate
+            )
+        )
         if name == "boost_narrow":
             assert np.abs(measured - other).max() > 1.0
 
@@ -83,13 +88,16 @@ def test_16k_file_rate_lowers_bands_above_nyquist_and_reports_them():
     y, report = apply_eq(x, sample_rate, setting)
     ceiling = 0.45 * sample_rate
     assert [(c.band, c.requested_hz, c.used_hz) for c in report.clamped_bands] == [
-        (4, 12_000.0, ceiling), (5, 15_000.0, ceiling)]
+        (4, 12_000.0, ceiling),
+        (5, 15_000.0, ceiling),
+    ]
     assert report.setting == tuple(setting)  # the setting itself is kept in range
     assert report.filter_parameters[10] == ceiling and report.filter_parameters[13] == ceiling
     assert any("band 5" in note and "7200" in note for note in report.notes)
     freqs, measured = welch_gain_db(x, y, sample_rate)
-    expected = response.magnitude_response_db(np.array(report.filter_parameters), freqs,
-                                              sample_rate)
+    expected = response.magnitude_response_db(
+        np.array(report.filter_parameters), freqs, sample_rate
+    )
     assert np.abs(measured - np.asarray(expected)).max() < 0.5
 
 
@@ -122,6 +130,7 @@ def test_named_dict_setting_is_accepted():
 
 
 # ------------------------------------------------------------------ strength
+
 
 def test_strength_zero_is_the_identity():
     x = noise(1, 44_100, channels=2)
@@ -181,11 +190,11 @@ def test_bad_setting_audio_and_options_are_refused():
 
 # ------------------------------------------------------------------ loudness
 
+
 def test_rms_matching_equalises_rms():
     x = noise(2, 48_000, channels=2)
-    y, report = apply_eq(x, 48_000, np.array(EXTREMES["boost_narrow"], float),
-                         match_loudness="rms")
-    rms_in, rms_out = np.sqrt(np.mean(x ** 2)), np.sqrt(np.mean(y ** 2))
+    y, report = apply_eq(x, 48_000, np.array(EXTREMES["boost_narrow"], float), match_loudness="rms")
+    rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
     assert rms_out == pytest.approx(rms_in, rel=1e-6)
     assert report.loudness_in == pytest.approx(20 * np.log10(rms_in), abs=1e-9)
     assert report.loudness_out == pytest.approx(report.loudness_in, abs=1e-6)
@@ -194,9 +203,17 @@ def test_rms_matching_equalises_rms():
 
 def test_k_weighting_at_48k_is_the_published_filter():
     # ITU-R BS.1770-4, tables 1 and 2
-    published = [[1.53512485958697, -2.69169618940638, 1.19839281085285,
-                  1.0, -1.69065929318241, 0.73248077421585],
-                 [1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621]]
+    published = [
+        [
+            1.53512485958697,
+            -2.69169618940638,
+            1.19839281085285,
+            1.0,
+            -1.69065929318241,
+            0.73248077421585,
+        ],
+        [1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621],
+    ]
     np.testing.assert_allclose(audio.k_weighting_sos(48_000), published, rtol=0, atol=1e-12)
 
 
@@ -227,22 +244,25 @@ def test_loudness_of_997hz_sines_is_analytic(sample_rate):
 
 def ebu_stereo(segments, sample_rate=48_000):
     """EBU Tech 3341 test signals: 1 kHz sines, (dBFS, seconds) segments, both channels."""
-    tone = np.concatenate([sine(1000, level, seconds, sample_rate)
-                           for level, seconds in segments])
+    tone = np.concatenate([sine(1000, level, seconds, sample_rate) for level, seconds in segments])
     return np.stack([tone, tone], axis=1)
 
 
-@pytest.mark.parametrize("segments", [
-    [(-23, 20)],                                              # case 1
-    [(-33, 20)],                                              # case 2 (expects -33)
-    [(-36, 10), (-23, 60), (-36, 10)],                        # case 3: relative gate
-    [(-72, 10), (-36, 10), (-23, 20), (-36, 10), (-72, 10)],  # case 4: both gates
-    [(-26, 20), (-20, 20.1), (-26, 20)],                      # case 5: power mean
-])
+@pytest.mark.parametrize(
+    "segments",
+    [
+        [(-23, 20)],  # case 1
+        [(-33, 20)],  # case 2 (expects -33)
+        [(-36, 10), (-23, 60), (-36, 10)],  # case 3: relative gate
+        [(-72, 10), (-36, 10), (-23, 20), (-36, 10), (-72, 10)],  # case 4: both gates
+        [(-26, 20), (-20, 20.1), (-26, 20)],  # case 5: power mean
+    ],
+)
 def test_ebu_tech_3341_minimum_requirements(segments):
     expected = -33.0 if segments == [(-33, 20)] else -23.0
-    assert audio.integrated_loudness(ebu_stereo(segments), 48_000) == pytest.approx(expected,
-                                                                                    abs=0.1)
+    assert audio.integrated_loudness(ebu_stereo(segments), 48_000) == pytest.approx(
+        expected, abs=0.1
+    )
 
 
 def test_loudness_gates_channel_weights_and_edge_cases():
@@ -261,7 +281,8 @@ def test_loudness_gates_channel_weights_and_edge_cases():
     assert audio.integrated_loudness(surround, rate) == -math.inf
     surround[:, 3], surround[:, 4] = 0.0, tone  # a surround channel weighs 1.41
     assert audio.integrated_loudness(surround, rate) == pytest.approx(
-        alone + 10 * np.log10(1.41), abs=1e-6)
+        alone + 10 * np.log10(1.41), abs=1e-6
+    )
 
 
 def test_lufs_matching_equalises_integrated_loudness():
@@ -269,7 +290,8 @@ def test_lufs_matching_equalises_integrated_loudness():
     for setting in (EXTREMES["boost_narrow"], EXTREMES["cut_wide"]):
         y, report = apply_eq(x, 44_100, np.array(setting, float), match_loudness="lufs")
         assert audio.integrated_loudness(y, 44_100) == pytest.approx(
-            audio.integrated_loudness(x, 44_100), abs=0.01)
+            audio.integrated_loudness(x, 44_100), abs=0.01
+        )
         assert report.loudness_out == pytest.approx(report.loudness_in, abs=0.01)
         assert abs(report.loudness_gain_db) > 3
 
@@ -314,7 +336,7 @@ def test_limit_scales_the_whole_output_to_minus_0_1_dbfs():
 def test_limit_after_loudness_matching_reports_the_final_loudness():
     x = noise(2, 48_000, scale=0.3)
     y, report = apply_eq(x, 48_000, LOUD, match_loudness="rms", peak_mode="limit")
-    assert report.loudness_out == pytest.approx(20 * np.log10(np.sqrt(np.mean(y ** 2))))
+    assert report.loudness_out == pytest.approx(20 * np.log10(np.sqrt(np.mean(y**2))))
     assert report.peak_out_dbfs <= -0.1 + 1e-9
 
 
@@ -326,9 +348,17 @@ def test_error_mode_raises_with_the_report():
 
 # ------------------------------------------------------------------ files
 
-@pytest.mark.parametrize("ext,subtype,channels", [
-    ("wav", "PCM_16", 1), ("wav", "PCM_24", 2), ("wav", "FLOAT", 2),
-    ("flac", "PCM_16", 2), ("flac", "PCM_24", 1)])
+
+@pytest.mark.parametrize(
+    "ext,subtype,channels",
+    [
+        ("wav", "PCM_16", 1),
+        ("wav", "PCM_24", 2),
+        ("wav", "FLOAT", 2),
+        ("flac", "PCM_16", 2),
+        ("flac", "PCM_24", 1),
+    ],
+)
 def test_file_round_trip_keeps_length_channels_rate_and_subtype(tmp_path, ext, subtype, channels):
     rate = 44_100
     source = tmp_path / f"in.{ext}"
@@ -338,12 +368,16 @@ def test_file_round_trip_keeps_length_channels_rate_and_subtype(tmp_path, ext, s
     report = apply_eq_to_file(source, out, GENTLE, match_loudness="lufs")
     info_in, info_out = sf.info(source), sf.info(out)
     assert (info_out.frames, info_out.channels, info_out.samplerate, info_out.subtype) == (
-        info_in.frames, info_in.channels, info_in.samplerate, info_in.subtype)
+        info_in.frames,
+        info_in.channels,
+        info_in.samplerate,
+        info_in.subtype,
+    )
     assert (report.format, report.subtype, report.out_path) == (ext.upper(), subtype, str(out))
     data_in, _ = sf.read(source, always_2d=True)
     expected, _ = apply_eq(data_in, rate, GENTLE, match_loudness="lufs")
     written, _ = sf.read(out, always_2d=True)
-    lsb = {"PCM_16": 2 ** -15, "PCM_24": 2 ** -23, "FLOAT": 1e-7}[subtype]
+    lsb = {"PCM_16": 2**-15, "PCM_24": 2**-23, "FLOAT": 1e-7}[subtype]
     np.testing.assert_allclose(written, expected, atol=lsb)
     assert digest(source) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, out.name])
@@ -428,7 +462,7 @@ def test_overwrite_replaces_the_input_in_place(tmp_path, wav):
     data, rate = sf.read(wav, always_2d=True)
     apply_eq_to_file(wav, wav, GENTLE, overwrite=True)
     expected, _ = apply_eq(data, rate, GENTLE)
-    np.testing.assert_allclose(sf.read(wav, always_2d=True)[0], expected, atol=2 ** -23)
+    np.testing.assert_allclose(sf.read(wav, always_2d=True)[0], expected, atol=2**-23)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
     umask = os.umask(0)
     os.umask(umask)

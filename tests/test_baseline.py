@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from tolerances import assert_unit_close, gamma
 
 from neuraleq_jax import evaluation, paramspace, response, synthetic
-from tolerances import assert_unit_close, gamma
 from neuraleq_jax.baseline import LiteBaseline, equal_step_fractions, kernel_knn_weights
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
@@ -24,8 +24,12 @@ def fitted(data):
 
 def _inside(settings):
     settings = np.asarray(settings).reshape(-1, LAYOUT.n_params)
-    return bool(np.all((settings >= LAYOUT.lower.astype(np.float32))
-                       & (settings <= LAYOUT.upper.astype(np.float32))))
+    return bool(
+        np.all(
+            (settings >= LAYOUT.lower.astype(np.float32))
+            & (settings <= LAYOUT.upper.astype(np.float32))
+        )
+    )
 
 
 def test_explained_variance_matches_covariance_eigenvalues(data, fitted):
@@ -55,8 +59,14 @@ def test_every_returned_setting_is_in_range(fitted, data):
 
 def test_morph_is_smooth_for_every_pair_and_ends_at_centres(fitted):
     pairs = evaluation.word_pairs(8)
-    paths = np.stack([fitted.morph_between_terms(fitted.vocabulary[a], fitted.vocabulary[b],
-                                                 steps=33, as_array=True) for a, b in pairs])
+    paths = np.stack(
+        [
+            fitted.morph_between_terms(
+                fitted.vocabulary[a], fitted.vocabulary[b], steps=33, as_array=True
+            )
+            for a, b in pairs
+        ]
+    )
     assert evaluation.morph_smoothness(paths).max() <= 1.5
     ends = evaluation.morph_endpoint_error(paths, pairs, fitted.centre_settings())
     assert ends.max() < 1e-3
@@ -66,8 +76,9 @@ def test_evenly_spaced_morph_never_jumps(fitted):
     # continuity: refining the steps shrinks the largest step; a hard switch of neighbour set
     # would keep one step of fixed size however many steps there are
     def biggest_step(steps):
-        path = fitted.morph_between_terms("warm", "bright", steps, as_array=True,
-                                          constant_speed=False)
+        path = fitted.morph_between_terms(
+            "warm", "bright", steps, as_array=True, constant_speed=False
+        )
         resp = np.asarray(response.reference_response_db(path))
         return np.sqrt(((resp[1:] - resp[:-1]) ** 2).mean(-1)).max()
 
@@ -87,7 +98,7 @@ def test_kernel_weights_vanish_where_a_neighbour_leaves():
 
 def test_equal_step_fractions_respace_an_uneven_path():
     t = np.linspace(0, 1, 401)
-    resp = (t ** 3)[:, None] * np.ones((1, 4))  # distance grows like t^3
+    resp = (t**3)[:, None] * np.ones((1, 4))  # distance grows like t^3
     cut = equal_step_fractions(t, resp, 5)
     np.testing.assert_allclose(cut, np.cbrt(np.linspace(0, 1, 5)), atol=5e-3)
 
@@ -98,8 +109,10 @@ def test_seeded_determinism(fitted):
     c = fitted.generate_eq_from_semantic("warm", 6, seed=4, as_array=True)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
-    np.testing.assert_array_equal(fitted.explore_latent_space(5, seed=1, as_array=True),
-                                  fitted.explore_latent_space(5, seed=1, as_array=True))
+    np.testing.assert_array_equal(
+        fitted.explore_latent_space(5, seed=1, as_array=True),
+        fitted.explore_latent_space(5, seed=1, as_array=True),
+    )
 
 
 def test_generated_gains_follow_the_word(fitted):
@@ -141,6 +154,7 @@ def test_bad_input(fitted):
 def test_evaluate_system_on_the_baseline_small_config():
     data = synthetic.make_synthetic(per_word=24, seed=0)
     from neuraleq_jax.data import stratified_split
+
     train, _, test = stratified_split(data, seed=0)
     model = LiteBaseline()
     model.fit(train)

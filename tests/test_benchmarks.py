@@ -14,7 +14,7 @@ from neuraleq_jax import models
 
 # benchmarks/ is a folder of the repository, not part of the installed package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import common, run  # noqa: E402
+from benchmarks import common, run
 
 
 @pytest.fixture
@@ -24,17 +24,22 @@ def fake_benchmarks(monkeypatch):
 
     def fake_run(quick=False):
         calls.append(quick)
-        return {"benchmark": "fake", "figures": [
-            common.figure("latency", 2e-3, "s", target=1e-3, goal="<=", source="test"),
-            common.figure("fraction", 0.5, "fraction", target=0.4, goal=">=", source="test"),
-            common.figure("settings/s", 123.0, "settings/s")]}
+        return {
+            "benchmark": "fake",
+            "figures": [
+                common.figure("latency", 2e-3, "s", target=1e-3, goal="<=", source="test"),
+                common.figure("fraction", 0.5, "fraction", target=0.4, goal=">=", source="test"),
+                common.figure("settings/s", 123.0, "settings/s"),
+            ],
+        }
 
     def broken_run(quick=False):
         raise RuntimeError("this benchmark is broken on purpose")
 
     monkeypatch.setitem(sys.modules, "benchmarks.bench_fake", types.SimpleNamespace(run=fake_run))
-    monkeypatch.setitem(sys.modules, "benchmarks.bench_broken",
-                        types.SimpleNamespace(run=broken_run))
+    monkeypatch.setitem(
+        sys.modules, "benchmarks.bench_broken", types.SimpleNamespace(run=broken_run)
+    )
     monkeypatch.setattr(run, "BENCHMARKS", run.BENCHMARKS + ("fake", "broken"))
     return calls
 
@@ -68,9 +73,11 @@ def test_quick_run_writes_one_json_with_schema(tmp_path, fake_benchmarks, capsys
 
 
 def test_no_save_writes_nothing_and_a_failure_does_not_hide_the_others(
-        tmp_path, fake_benchmarks, capsys):
-    status = run.main(["broken", "fake", "--quick", "--no-save", "--cpu-devices", "0",
-                       "--out", str(tmp_path)])
+    tmp_path, fake_benchmarks, capsys
+):
+    status = run.main(
+        ["broken", "fake", "--quick", "--no-save", "--cpu-devices", "0", "--out", str(tmp_path)]
+    )
     assert status == 1
     assert list(tmp_path.iterdir()) == []
     assert fake_benchmarks == [True]
@@ -103,18 +110,25 @@ def test_targets_table_picks_paths_out_of_results():
     assert missing and missing[0]["value"] is None and missing[0]["ratio"] is None
 
 
-@pytest.mark.parametrize("config", [models.ModelConfig(),
-                                    models.ModelConfig(latent_dim=8, decoder_widths=(16, 16, 48))])
+@pytest.mark.parametrize(
+    "config", [models.ModelConfig(), models.ModelConfig(latent_dim=8, decoder_widths=(16, 16, 48))]
+)
 def test_decoder_flop_count(config):
     params = models.init_params(config, jax.random.key(0))
-    kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params["decoder"])
-               if "kernel" in jax.tree_util.keystr(path)]
+    kernels = [
+        leaf
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params["decoder"])
+        if "kernel" in jax.tree_util.keystr(path)
+    ]
     # one multiply-add per weight per setting: the count must equal twice the decoder's weights
     assert common.decoder_flops_per_setting(config) == 2 * sum(k.size for k in kernels)
     # and XLA's own count (which adds the elementwise work) is at most a little larger
     rows = 512
-    compiled = jax.jit(lambda p, z: models.decode(p, config, z)).lower(
-        params, jnp.zeros((rows, config.latent_dim))).compile()
+    compiled = (
+        jax.jit(lambda p, z: models.decode(p, config, z))
+        .lower(params, jnp.zeros((rows, config.latent_dim)))
+        .compile()
+    )
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     ratio = common.decoder_flops_per_setting(config) * rows / analysis["flops"]
@@ -126,7 +140,8 @@ def test_model_round_trips_through_npz(tmp_path):
     params = models.init_params(config, jax.random.key(1))
     word_model = {"global_centre_L": np.arange(4, dtype=np.float32), "truncation": np.float32(2)}
     loaded_params, loaded_model = common.load_model(
-        common.save_model(tmp_path / "m.npz", params, word_model))
+        common.save_model(tmp_path / "m.npz", params, word_model)
+    )
     assert jax.tree_util.tree_structure(loaded_params) == jax.tree_util.tree_structure(params)
     for a, b in zip(jax.tree_util.tree_leaves(loaded_params), jax.tree_util.tree_leaves(params)):
         np.testing.assert_array_equal(a, b)
@@ -141,8 +156,11 @@ def test_machine_names_the_cpu_and_only_vector_extensions_it_has():
     assert set(extensions) <= set(common.VECTOR_FLAGS)
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        lines = [line for line in cpuinfo.read_text().splitlines()
-                 if line.split(":")[0].strip() in ("flags", "Features")]
+        lines = [
+            line
+            for line in cpuinfo.read_text().splitlines()
+            if line.split(":")[0].strip() in ("flags", "Features")
+        ]
         flags = set(lines[0].split(":", 1)[1].split()) if lines else set()
         assert set(extensions) == set(common.VECTOR_FLAGS) & flags
 
@@ -151,16 +169,21 @@ def test_tiled_word_model_repeats_words_along_every_word_axis():
     from benchmarks.bench_vocabulary import tiled_word_model
 
     rng = np.random.default_rng(0)
-    model = {"centres_WxL": rng.normal(size=(3, 4)), "planes_WxWxK": rng.normal(size=(3, 3, 2)),
-             "truncation": np.float32(2.5), "global_LxL": rng.normal(size=(4, 4)),
-             "counts_W": np.arange(3)}
+    model = {
+        "centres_WxL": rng.normal(size=(3, 4)),
+        "planes_WxWxK": rng.normal(size=(3, 3, 2)),
+        "truncation": np.float32(2.5),
+        "global_LxL": rng.normal(size=(4, 4)),
+        "counts_W": np.arange(3),
+    }
     tiled = tiled_word_model(model, 3, 7)
     words = [w % 3 for w in range(7)]
     np.testing.assert_array_equal(tiled["centres_WxL"], model["centres_WxL"][words])
     for a in range(7):
         for b in range(7):
-            np.testing.assert_array_equal(tiled["planes_WxWxK"][a, b],
-                                          model["planes_WxWxK"][words[a], words[b]])
+            np.testing.assert_array_equal(
+                tiled["planes_WxWxK"][a, b], model["planes_WxWxK"][words[a], words[b]]
+            )
     np.testing.assert_array_equal(tiled["counts_W"], np.arange(7) % 3)
     np.testing.assert_array_equal(tiled["global_LxL"], model["global_LxL"])
     assert tiled["truncation"] == model["truncation"]

@@ -25,16 +25,19 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if CHROMIUM is None or CHROMEDRIVER is None:
-    pytest.skip("headless Chromium and chromedriver are not installed (Debian: apt-get install "
-                "chromium chromium-driver)", allow_module_level=True)
-from selenium.webdriver.common.by import By  # noqa: E402
+    pytest.skip(
+        "headless Chromium and chromedriver are not installed (Debian: apt-get install "
+        "chromium chromium-driver)",
+        allow_module_level=True,
+    )
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 MORPH_STEPS = 33
-CURVE = {"height": 300, "top": 8, "bottom": 22, "max_db": 15}   # the page's drawing constants
+CURVE = {"height": 300, "top": 8, "bottom": 22, "max_db": 15}  # the page's drawing constants
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +62,20 @@ def base_url(workdir, tmp_path_factory):
         port = sock.getsockname()[1]
     log = open(tmp_path_factory.mktemp("log") / "serve.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "neuraleq_jax.cli", "serve", "--workdir", str(workdir),
-         "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+        [
+            sys.executable,
+            "-m",
+            "neuraleq_jax.cli",
+            "serve",
+            "--workdir",
+            str(workdir),
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -87,20 +101,32 @@ def downloads(tmp_path_factory):
 def browser(base_url, downloads):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1280,900",
-                 "--disable-gpu"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,900",
+        "--disable-gpu",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    driver = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    )
     driver.set_script_timeout(60)
     driver.get(base_url + "/")
-    assert driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.neuraleq.ready.then(done, (e) => done(String(e)));") is True
+    assert (
+        driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.neuraleq.ready.then(done, (e) => done(String(e)));"
+        )
+        is True
+    )
     yield driver
     driver.quit()
 
@@ -108,7 +134,8 @@ def browser(base_url, downloads):
 def wait_for(driver, script, timeout=30):
     """Poll a JS expression until it is truthy; return its value."""
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(
-        lambda d: d.execute_script(f"return {script};"))
+        lambda d: d.execute_script(f"return {script};")
+    )
 
 
 def page_state(driver, key):
@@ -124,8 +151,9 @@ def drawn_curve_db(driver) -> np.ndarray:
 
 
 def post(base_url, path, body):
-    request = urllib.request.Request(base_url + "/api" + path, json.dumps(body).encode(),
-                                     {"content-type": "application/json"})
+    request = urllib.request.Request(
+        base_url + "/api" + path, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as reply:
         return json.load(reply)
 
@@ -136,10 +164,13 @@ def centre_setting(system, word) -> np.ndarray:
 
 def wait_for_morph_label(driver, word_a, word_b):
     """Wait until the page shows word_a→word_b at its slider's position; return that position."""
-    label = wait_for(driver, f"window.neuraleq.state.label === {json.dumps(word_a + '→' + word_b)}"
-                             " + ' ' + (Math.round(document.getElementById('morph-position').value"
-                             f" * {MORPH_STEPS - 1}) / {MORPH_STEPS - 1}).toFixed(2)"
-                             " && window.neuraleq.state.label")
+    label = wait_for(
+        driver,
+        f"window.neuraleq.state.label === {json.dumps(word_a + '→' + word_b)}"
+        " + ' ' + (Math.round(document.getElementById('morph-position').value"
+        f" * {MORPH_STEPS - 1}) / {MORPH_STEPS - 1}).toFixed(2)"
+        " && window.neuraleq.state.label",
+    )
     return float(label.rsplit(" ", 1)[1])
 
 
@@ -170,7 +201,7 @@ def test_typing_a_word_draws_its_response(browser, system):
     np.testing.assert_allclose(page_state(browser, "setting"), centre, rtol=1e-5, atol=1e-5)
     expected = np.asarray(response.reference_response_db(centre))
     drawn = drawn_curve_db(browser)
-    shown = np.abs(expected) < CURVE["max_db"]     # the page clips the curve to +-15 dB
+    shown = np.abs(expected) < CURVE["max_db"]  # the page clips the curve to +-15 dB
     # path coordinates carry 3 decimals: 5e-4 px is 6e-5 dB; float32 settings add ~1e-4 dB
     np.testing.assert_allclose(drawn[shown], expected[shown], atol=2e-3)
     handles = browser.find_elements(By.CSS_SELECTOR, "#handles circle")
@@ -241,14 +272,17 @@ def test_morph_slider_shows_the_newest_pair_between_its_words(browser, system, b
         drag_slider(browser, (0.25, 0.5))
         position = wait_for_morph_label(browser, word_a, word_b)
         wait_for(browser, "window.morphsOut === 0")
-        assert browser.execute_script("return window.lateMorphs") >= 1   # a stale answer came
+        assert browser.execute_script("return window.lateMorphs") >= 1  # a stale answer came
     finally:
         browser.execute_script("if (window.realFetch) window.fetch = window.realFetch;")
-    assert wait_for_morph_label(browser, word_a, word_b) == position   # and did not take over
-    assert 0.3 < position < 0.7   # dragged to about the middle
+    assert wait_for_morph_label(browser, word_a, word_b) == position  # and did not take over
+    assert 0.3 < position < 0.7  # dragged to about the middle
     step = round(position * (MORPH_STEPS - 1))
-    served = post(base_url, "/morph", {"from": word_a, "to": word_b, "steps": MORPH_STEPS,
-                                       "include": ["response"]})
+    served = post(
+        base_url,
+        "/morph",
+        {"from": word_a, "to": word_b, "steps": MORPH_STEPS, "include": ["response"]},
+    )
     np.testing.assert_array_equal(page_state(browser, "setting"), served["settings"][step])
     np.testing.assert_array_equal(page_state(browser, "responseDb"), served["response_db"][step])
     expected = system.morph_between_terms(word_a, word_b, steps=MORPH_STEPS, as_array=True)
@@ -258,8 +292,9 @@ def test_morph_slider_shows_the_newest_pair_between_its_words(browser, system, b
     for key, word, end in ((Keys.HOME, word_a, 0.0), (Keys.END, word_b, 1.0)):
         slider.send_keys(key)
         assert wait_for_morph_label(browser, word_a, word_b) == end
-        np.testing.assert_allclose(page_state(browser, "setting"), centre_setting(system, word),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            page_state(browser, "setting"), centre_setting(system, word), rtol=1e-5, atol=1e-5
+        )
 
 
 def map_point_in_viewport(driver, xy):
@@ -267,7 +302,9 @@ def map_point_in_viewport(driver, xy):
     return driver.execute_script(
         "const p = new DOMPoint(arguments[0], arguments[1])"
         ".matrixTransform(document.getElementById('map').getScreenCTM());"
-        "return [p.x, p.y];", *xy)
+        "return [p.x, p.y];",
+        *xy,
+    )
 
 
 def drag_target(words, word_a):
@@ -281,8 +318,11 @@ def drag_target(words, word_a):
         length = np.hypot(*(b - a))
         for fraction in (0.75, 0.65, 0.85, 0.55):
             point = a + fraction * (b - a)
-            distances = sorted((np.hypot(*(point - [w["x"], w["y"]])), name)
-                               for name, w in words.items() if name != word_a)
+            distances = sorted(
+                (np.hypot(*(point - [w["x"], w["y"]])), name)
+                for name, w in words.items()
+                if name != word_a
+            )
             clear = distances[0][1] == word_b and distances[1][0] - distances[0][0] > 6
             if clear and fraction * length > words[word_a]["r"] + 6:
                 if best is None or length > best[2]:
@@ -301,35 +341,43 @@ def test_map_drag_morphs_toward_the_nearest_word(browser, system):
     assert found, f"no word is clearly nearest part-way from {word_a} on this map"
     word_b, fraction, length = found
     a, b = (np.array([words[w]["x"], words[w]["y"]]) for w in (word_a, word_b))
-    start, middle, end = (np.array(map_point_in_viewport(browser, xy))
-                          for xy in (a, a + fraction * (b - a), b))
+    start, middle, end = (
+        np.array(map_point_in_viewport(browser, xy)) for xy in (a, a + fraction * (b - a), b)
+    )
     actions = ActionBuilder(browser)
     actions.pointer_action.move_to_location(*np.round(start).astype(int).tolist()).pointer_down()
-    for step in (0.5, 1.0):   # the pointer leaves word_a's dot on the way
+    for step in (0.5, 1.0):  # the pointer leaves word_a's dot on the way
         actions.pointer_action.move_to_location(
-            *np.round(start + step * (middle - start)).astype(int).tolist())
+            *np.round(start + step * (middle - start)).astype(int).tolist()
+        )
     actions.perform()
     position = wait_for_morph_label(browser, word_a, word_b)
     # the pointer lands on whole CSS pixels: up to ~1 px off the line's point, in map units
     units_per_px = 400 / browser.find_element(By.ID, "map").size["width"]
     assert abs(position - fraction) < 2 * units_per_px / length + 1 / (MORPH_STEPS - 1)
     morph = system.morph_between_terms(word_a, word_b, steps=MORPH_STEPS, as_array=True)
-    np.testing.assert_allclose(page_state(browser, "setting"),
-                               morph[round(position * (MORPH_STEPS - 1))], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        page_state(browser, "setting"),
+        morph[round(position * (MORPH_STEPS - 1))],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # onto word_b's dot: the morph's end, word_b's own setting
     actions = ActionBuilder(browser)
     actions.pointer_action.move_to_location(*np.round(end).astype(int).tolist()).pointer_up()
     actions.perform()
     assert wait_for_morph_label(browser, word_a, word_b) == 1.0
-    np.testing.assert_allclose(page_state(browser, "setting"), centre_setting(system, word_b),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        page_state(browser, "setting"), centre_setting(system, word_b), rtol=1e-5, atol=1e-5
+    )
     # a click without a drag picks the word
     actions = ActionBuilder(browser)
     actions.pointer_action.move_to_location(*np.round(start).astype(int).tolist()).click()
     actions.perform()
     wait_for(browser, f"window.neuraleq.state.label === {json.dumps(word_a)}")
-    np.testing.assert_allclose(page_state(browser, "setting"), centre_setting(system, word_a),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        page_state(browser, "setting"), centre_setting(system, word_a), rtol=1e-5, atol=1e-5
+    )
 
 
 def multisine(path: Path, rate: int = 48_000, seconds: int = 2):
@@ -344,25 +392,29 @@ def multisine(path: Path, rate: int = 48_000, seconds: int = 2):
 
 def test_audio_through_the_page_matches_the_response(browser, system, tmp_path):
     # the word whose setting filters most, so the check means something
-    word = max(system.vocabulary,
-               key=lambda w: np.ptp(response.reference_response_db(centre_setting(system, w))))
+    word = max(
+        system.vocabulary,
+        key=lambda w: np.ptp(response.reference_response_db(centre_setting(system, w))),
+    )
     set_word(browser, word)
     freqs = multisine(tmp_path / "tones.wav")
     browser.find_element(By.ID, "audio-file").send_keys(str(tmp_path / "tones.wav"))
     wait_for(browser, "!document.getElementById('play').disabled")
     rendered = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "window.neuraleq.audio.renderOffline().then(done, (e) => done(String(e)));")
+        "window.neuraleq.audio.renderOffline().then(done, (e) => done(String(e)));"
+    )
     assert isinstance(rendered, dict), rendered
     rate = rendered["rate"]
     # the last second: whole periods of every tone, after the filters' transients have died
     tail_in, tail_out = (np.array(rendered[k][-rate:]) for k in ("input", "output"))
     bins = freqs.astype(int)
-    measured = 20 * np.log10(np.abs(np.fft.rfft(tail_out)[bins]) /
-                             np.abs(np.fft.rfft(tail_in)[bins]))
+    measured = 20 * np.log10(
+        np.abs(np.fft.rfft(tail_out)[bins]) / np.abs(np.fft.rfft(tail_in)[bins])
+    )
     setting = np.array(page_state(browser, "setting"), np.float32)
     expected = np.asarray(response.magnitude_response_db(setting, freqs.astype(np.float32), rate))
-    assert np.ptp(expected) > 1.0   # a setting that audibly filters, so the check means something
+    assert np.ptp(expected) > 1.0  # a setting that audibly filters, so the check means something
     error_db = np.abs(measured - expected).max()
     print(f"page audio vs response: largest difference {error_db:.4f} dB over {len(bins)} tones")
     assert error_db < 0.5
@@ -372,7 +424,7 @@ def test_playback_ab_and_live_changes_raise_no_console_errors(browser, system):
     browser.find_element(By.ID, "play").click()
     wait_for(browser, "document.getElementById('play').textContent === 'stop'")
     browser.find_element(By.ID, "bypass").click()
-    set_word(browser, system.vocabulary[0])            # coefficients change while playing
+    set_word(browser, system.vocabulary[0])  # coefficients change while playing
     browser.find_element(By.ID, "bypass").click()
     time.sleep(0.3)
     browser.find_element(By.ID, "play").click()
@@ -383,7 +435,7 @@ def test_playback_ab_and_live_changes_raise_no_console_errors(browser, system):
         browser.save_screenshot(os.environ["NEURALEQ_SCREENSHOT"])
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
-    browser.execute_script("console.error('the console log is read')")   # the check can fail
+    browser.execute_script("console.error('the console log is read')")  # the check can fail
     assert any("the console log is read" in e["message"] for e in browser.get_log("browser"))
 
 
@@ -404,13 +456,15 @@ def test_input_during_start_up_is_applied_once_started(browser, system):
     """A user who picks a morph and drags before the page has started gets that morph (start-up
     neither drops the input nor overwrites the words with its defaults)."""
     word_a, word_b = system.vocabulary[4], system.vocabulary[5]
-    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
-                                     {"source": HOLD_START})
+    script = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": HOLD_START}
+    )
     try:
         browser.refresh()
     finally:
-        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
-                                {"identifier": script["identifier"]})
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]}
+        )
     for field, word in (("morph-from", word_a), ("morph-to", word_b)):
         element = browser.find_element(By.ID, field)
         element.clear()
@@ -420,15 +474,23 @@ def test_input_during_start_up_is_applied_once_started(browser, system):
     assert browser.execute_script("return document.documentElement.dataset.ready") is None
     assert not browser.find_element(By.ID, "map-panel").is_displayed()
     browser.execute_script("window.releaseStart();")
-    assert browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "window.neuraleq.ready.then(done, (e) => done(String(e)));") is True
+    assert (
+        browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "window.neuraleq.ready.then(done, (e) => done(String(e)));"
+        )
+        is True
+    )
     assert browser.execute_script("return document.documentElement.dataset.ready") == "true"
     position = wait_for_morph_label(browser, word_a, word_b)
     assert 0.3 < position < 0.7
     morph = system.morph_between_terms(word_a, word_b, steps=MORPH_STEPS, as_array=True)
-    np.testing.assert_allclose(page_state(browser, "setting"),
-                               morph[round(position * (MORPH_STEPS - 1))], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        page_state(browser, "setting"),
+        morph[round(position * (MORPH_STEPS - 1))],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     assert browser.find_element(By.ID, "status").get_attribute("class") != "error"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []

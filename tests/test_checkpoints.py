@@ -17,17 +17,32 @@ from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 from neuraleq_jax.synthetic import VOCABULARY, make_synthetic
 
-TINY = models.ModelConfig(encoder_widths=(8,), decoder_widths=(8,), latent_dim=3,
-                          embedding_dim=4, mlp_width=4, dropout=0.0)
+TINY = models.ModelConfig(
+    encoder_widths=(8,),
+    decoder_widths=(8,),
+    latent_dim=3,
+    embedding_dim=4,
+    mlp_width=4,
+    dropout=0.0,
+)
 
 
 def make_bundle(seed=0) -> ModelBundle:
     params = models.init_params(TINY, jax.random.key(seed))
-    word_model = {"centres_WxL": np.arange(24, dtype=np.float32).reshape(8, 3),
-                  "truncation": np.asarray(2.0)}
-    return ModelBundle(params=params, model_config=TINY, train_config=TrainConfig(epochs=3),
-                       layout=DEFAULT_LAYOUT, vocabulary=VOCABULARY, word_model=word_model,
-                       step=42, metadata={"note": "test", "figures": [1.5, None]})
+    word_model = {
+        "centres_WxL": np.arange(24, dtype=np.float32).reshape(8, 3),
+        "truncation": np.asarray(2.0),
+    }
+    return ModelBundle(
+        params=params,
+        model_config=TINY,
+        train_config=TrainConfig(epochs=3),
+        layout=DEFAULT_LAYOUT,
+        vocabulary=VOCABULARY,
+        word_model=word_model,
+        step=42,
+        metadata={"note": "test", "figures": [1.5, None]},
+    )
 
 
 def biggest_file(folder: Path) -> Path:
@@ -46,16 +61,16 @@ def test_bundle_round_trip(tmp_path):
     assert loaded.layout == DEFAULT_LAYOUT and loaded.vocabulary == VOCABULARY
     assert loaded.step == 42 and loaded.metadata == {"note": "test", "figures": [1.5, None]}
     assert set(loaded.word_model) == {"centres_WxL", "truncation"}
-    np.testing.assert_array_equal(loaded.word_model["centres_WxL"],
-                                  bundle.word_model["centres_WxL"])
+    np.testing.assert_array_equal(
+        loaded.word_model["centres_WxL"], bundle.word_model["centres_WxL"]
+    )
     # the bundle folder itself is accepted too
     assert checkpoints.load_bundle(path).step == 42
 
 
 def test_saving_again_replaces_the_bundle_and_leaves_no_temporaries(tmp_path):
     checkpoints.save_bundle(tmp_path, make_bundle(0))
-    checkpoints.save_bundle(tmp_path, dataclasses.replace(make_bundle(1), step=7,
-                                                          word_model=None))
+    checkpoints.save_bundle(tmp_path, dataclasses.replace(make_bundle(1), step=7, word_model=None))
     loaded = checkpoints.load_bundle(tmp_path)
     assert loaded.step == 7 and loaded.word_model is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
@@ -97,8 +112,9 @@ def test_bundle_needs_a_vocabulary(tmp_path):
 
 def state_on(sharding):
     params = models.init_params(TINY, jax.random.key(3))
-    state = training.TrainState(step=np.int32(5), params=params,
-                                opt_state=optax.adam(1e-3).init(params))
+    state = training.TrainState(
+        step=np.int32(5), params=params, opt_state=optax.adam(1e-3).init(params)
+    )
     return jax.device_put(state, sharding)
 
 
@@ -132,8 +148,14 @@ def test_restore_onto_another_device_count(tmp_path):
 
 def test_corrupt_training_checkpoint_stops_resume_with_a_clear_error(tmp_path):
     train = make_synthetic(per_word=4, seed=0)
-    tc = TrainConfig(epochs=2, batch_size=16, checkpoint_every=1, response_weight=0.0,
-                     cluster_weight=0.0, devices=1)
+    tc = TrainConfig(
+        epochs=2,
+        batch_size=16,
+        checkpoint_every=1,
+        response_weight=0.0,
+        cluster_weight=0.0,
+        devices=1,
+    )
     training.fit(train, TINY, tc, workdir=tmp_path)
     victim = biggest_file(tmp_path / "checkpoints" / "2" / "state")
     victim.write_bytes(victim.read_bytes()[:10])
@@ -154,6 +176,7 @@ def test_tree_digest_sees_any_change():
     base = checkpoints.tree_digest(params)
     assert checkpoints.tree_digest(params) == base
     changed = jax.tree.map(lambda x: x, params)
-    changed["decoder"]["gain_head"]["bias"] = changed["decoder"]["gain_head"]["bias"].at[0].add(
-        1e-7)
+    changed["decoder"]["gain_head"]["bias"] = (
+        changed["decoder"]["gain_head"]["bias"].at[0].add(1e-7)
+    )
     assert checkpoints.tree_digest(changed) != base

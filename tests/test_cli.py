@@ -37,16 +37,47 @@ def test_generate_json_to_stdout(workdir, capsys):
 @pytest.mark.parametrize("fmt,suffix", [("apo", ".txt"), ("json", ".json"), ("csv", ".csv")])
 def test_generate_writes_parseable_preset(workdir, tmp_path, fmt, suffix):
     out = tmp_path / f"preset{suffix}"
-    assert cli.main(["generate", "0.7 warm + 0.3 bright", "-n", "1", "--format", fmt,
-                     "--out", str(out), "--workdir", workdir]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "0.7 warm + 0.3 bright",
+                "-n",
+                "1",
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+                "--workdir",
+                workdir,
+            ]
+        )
+        == 0
+    )
     settings, _ = presets.read_preset(out)
     assert settings.shape == (1, 15) and in_range(settings)
 
 
 def test_morph_and_explore_files(workdir, tmp_path):
     morph = tmp_path / "morph.csv"
-    assert cli.main(["morph", "warm", "bright", "--steps", "7", "--format", "csv",
-                     "--out", str(morph), "--workdir", workdir]) == 0
+    assert (
+        cli.main(
+            [
+                "morph",
+                "warm",
+                "bright",
+                "--steps",
+                "7",
+                "--format",
+                "csv",
+                "--out",
+                str(morph),
+                "--workdir",
+                workdir,
+            ]
+        )
+        == 0
+    )
     assert presets.read_preset(morph)[0].shape == (7, 15)
     explored = tmp_path / "explored.npz"
     assert cli.main(["explore", "-n", "300", "--out", str(explored), "--workdir", workdir]) == 0
@@ -56,8 +87,10 @@ def test_morph_and_explore_files(workdir, tmp_path):
 
 
 def test_explore_novel_ranks_k_of_n(workdir, capsys):
-    assert cli.main(["explore", "-n", "400", "--novel", "4", "--format", "csv",
-                     "--workdir", workdir]) == 0
+    assert (
+        cli.main(["explore", "-n", "400", "--novel", "4", "--format", "csv", "--workdir", workdir])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + 4
     assert cli.main(["explore", "-n", "3", "--novel", "4", "--workdir", workdir]) == 2
@@ -69,8 +102,22 @@ def test_apply_writes_same_shape_audio_and_keeps_input(workdir, tmp_path, capsys
     sf.write(source, noise, 48_000, subtype="PCM_16")
     before = hashlib.sha256(source.read_bytes()).hexdigest()
     out = tmp_path / "out.wav"
-    assert cli.main(["apply", "warm", str(source), str(out), "--strength", "0.5", "--json",
-                     "--workdir", workdir]) == 0
+    assert (
+        cli.main(
+            [
+                "apply",
+                "warm",
+                str(source),
+                str(out),
+                "--strength",
+                "0.5",
+                "--json",
+                "--workdir",
+                workdir,
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["channels"] == 2
     data, rate = sf.read(out)
@@ -91,22 +138,32 @@ def test_plot_writes_png(workdir, tmp_path):
 
 
 def test_evaluate_writes_metrics(workdir):
-    assert cli.main(["evaluate", "--workdir", workdir, "--n-variations", "8", "--steps", "9",
-                     "--no-plots"]) == 0
+    assert (
+        cli.main(
+            ["evaluate", "--workdir", workdir, "--n-variations", "8", "--steps", "9", "--no-plots"]
+        )
+        == 0
+    )
     from pathlib import Path
 
     metrics = json.loads((Path(workdir) / "metrics.json").read_text())
     assert "model" in metrics and "baseline" in metrics
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["generate", "wram"], "unknown word 'wram'.*Did you mean 'warm'"),
-    (["morph", "warm", "bright", "--steps", "1"], "steps"),
-    (["apply", "warm", "{tmp}/missing.wav", "{tmp}/o.wav"], "not found"),
-    (["apply", "warm", "{tmp}/in.wav", "{tmp}/o.xyz"], "unsupported output format"),
-    (["apply", "warm", "{tmp}/in.wav", "{tmp}/in.wav"], "output path is the input.*--overwrite"),
-    (["apply", "{tmp}/missing.json", "{tmp}/in.wav", "{tmp}/o.wav"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["generate", "wram"], "unknown word 'wram'.*Did you mean 'warm'"),
+        (["morph", "warm", "bright", "--steps", "1"], "steps"),
+        (["apply", "warm", "{tmp}/missing.wav", "{tmp}/o.wav"], "not found"),
+        (["apply", "warm", "{tmp}/in.wav", "{tmp}/o.xyz"], "unsupported output format"),
+        (
+            ["apply", "warm", "{tmp}/in.wav", "{tmp}/in.wav"],
+            "output path is the input.*--overwrite",
+        ),
+        (["apply", "{tmp}/missing.json", "{tmp}/in.wav", "{tmp}/o.wav"], "does not exist"),
+    ],
+)
 def test_bad_input_gives_message_and_nonzero_exit(workdir, tmp_path, capsys, argv, message):
     source = tmp_path / "in.wav"
     sf.write(source, np.zeros((4800, 1)), 48_000)

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import TINY_TRAIN_ARGS as TINY
 
 from neuraleq_jax import checkpoints, cli, paramspace, presets
 from neuraleq_jax import cli_output as output
 from neuraleq_jax.system import NeuralEQMorphingSystem
-from conftest import TINY_TRAIN_ARGS as TINY
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 
@@ -61,7 +61,7 @@ def copy_of(workdir: Path, tmp_path: Path) -> Path:
 
 def truncate(path: Path) -> None:
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
 
 
 def damage(run: Path, how: str) -> str:
@@ -106,8 +106,12 @@ def test_damaged_parameters_end_to_end_print_exactly_one_line(workdir, tmp_path)
     """A real process: no traceback, no TensorStore spec, no 'Event loop is closed' noise."""
     run = copy_of(workdir, tmp_path)
     damage(run, "params_data")
-    result = subprocess.run([sys.executable, "-m", "neuraleq_jax.cli", "generate", "warm",
-                             "--workdir", str(run)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "neuraleq_jax.cli", "generate", "warm", "--workdir", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     line = one_line(result.stderr)
     assert "corrupt or incomplete" in line and "Event loop" not in result.stderr
@@ -224,7 +228,7 @@ def boost_setting(gain_db: float = 12.0) -> np.ndarray:
 
 def rms_change_db(path_in, path_out) -> float:
     before, after = sf.read(path_in)[0], sf.read(path_out)[0]
-    return 10 * np.log10(np.mean(after ** 2) / np.mean(before ** 2))
+    return 10 * np.log10(np.mean(after**2) / np.mean(before**2))
 
 
 def test_apply_prints_a_summary_and_json_on_request(loud_audio, tmp_path, capsys):
@@ -240,8 +244,12 @@ def test_apply_prints_a_summary_and_json_on_request(loud_audio, tmp_path, capsys
     assert change == pytest.approx(rms_change_db(loud_audio["PCM_16"], out), abs=0.006)
     assert re.search(r"peak: .*dBFS in, .*dBFS out", summary)
     assert summary.strip().splitlines()[-1].startswith(f"wrote {out}")
-    assert cli.main(["apply", str(preset), str(loud_audio["PCM_16"]), str(out), "--overwrite",
-                     "--json"]) == 0
+    assert (
+        cli.main(
+            ["apply", str(preset), str(loud_audio["PCM_16"]), str(out), "--overwrite", "--json"]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["out_path"] == str(out) and len(report["setting"]) == LAYOUT.n_params
 
@@ -263,15 +271,18 @@ def test_float_output_has_peaks_above_full_scale_not_clipping(loud_audio, tmp_pa
 def test_peaks_error_names_the_flag_and_writes_nothing(loud_audio, tmp_path, capsys):
     preset = presets.write_preset(tmp_path / "boost.json", boost_setting())
     out = tmp_path / "out.wav"
-    assert cli.main(["apply", str(preset), str(loud_audio["PCM_16"]), str(out),
-                     "--peaks", "error"]) == 1
+    assert (
+        cli.main(["apply", str(preset), str(loud_audio["PCM_16"]), str(out), "--peaks", "error"])
+        == 1
+    )
     line = one_line(capsys.readouterr().err)
     assert "--peaks limit" in line and "peak_mode" not in line and not out.exists()
 
 
 def test_apply_needs_index_for_a_preset_file_with_several(loud_audio, tmp_path, capsys):
-    preset = presets.write_preset(tmp_path / "two.json",
-                                  np.stack([boost_setting(), paramspace.flat_setting()]))
+    preset = presets.write_preset(
+        tmp_path / "two.json", np.stack([boost_setting(), paramspace.flat_setting()])
+    )
     source, out = loud_audio["PCM_16"], tmp_path / "out.wav"
     assert cli.main(["apply", str(preset), str(source), str(out)]) == 2
     line = one_line(capsys.readouterr().err)
@@ -288,11 +299,25 @@ def test_apply_needs_index_for_a_preset_file_with_several(loud_audio, tmp_path, 
 
 def test_readme_apo_command_writes_one_setting(workdir, shared_system, tmp_path, capsys):
     out = tmp_path / "warmish.txt"
-    assert cli.main(["generate", "0.7 warm + 0.3 bright", "--format", "apo", "--out", str(out),
-                     "--workdir", str(workdir)]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "0.7 warm + 0.3 bright",
+                "--format",
+                "apo",
+                "--out",
+                str(out),
+                "--workdir",
+                str(workdir),
+            ]
+        )
+        == 0
+    )
     settings, _ = presets.read_preset(out)
-    first = shared_system.generate_eq_from_semantic("0.7 warm + 0.3 bright", 1, seed=0,
-                                                    as_array=True)
+    first = shared_system.generate_eq_from_semantic(
+        "0.7 warm + 0.3 bright", 1, seed=0, as_array=True
+    )
     # APO text rounds gains and frequencies to 0.01 and Q to 1e-4: half a unit, plus float32
     half_unit = np.tile([0.005, 0.005, 0.00005], LAYOUT.n_bands)
     assert np.all(np.abs(settings[0] - first[0]) <= half_unit + 2e-7 * np.abs(first[0]))
@@ -303,26 +328,48 @@ def test_readme_apo_command_writes_one_setting(workdir, shared_system, tmp_path,
 
 def test_out_suffix_chooses_the_format_and_format_wins(workdir, shared_system, tmp_path, capsys):
     as_json = tmp_path / "w.json"
-    assert cli.main(["generate", "warm", "-n", "2", "--out", str(as_json),
-                     "--workdir", str(workdir)]) == 0
+    assert (
+        cli.main(["generate", "warm", "-n", "2", "--out", str(as_json), "--workdir", str(workdir)])
+        == 0
+    )
     assert json.loads(as_json.read_text())["format"] == "neuraleq-preset"
     forced = tmp_path / "forced.json"
-    assert cli.main(["generate", "warm", "-n", "2", "--format", "csv", "--out", str(forced),
-                     "--workdir", str(workdir)]) == 0
+    assert (
+        cli.main(
+            [
+                "generate",
+                "warm",
+                "-n",
+                "2",
+                "--format",
+                "csv",
+                "--out",
+                str(forced),
+                "--workdir",
+                str(workdir),
+            ]
+        )
+        == 0
+    )
     assert presets.read_preset(forced, format="csv")[0].shape == (2, LAYOUT.n_params)
     assert "suffix suggests json" in capsys.readouterr().err
-    assert cli.main(["generate", "warm", "--out", str(tmp_path / "w.dat"),
-                     "--workdir", str(workdir)]) == 2
+    assert (
+        cli.main(["generate", "warm", "--out", str(tmp_path / "w.dat"), "--workdir", str(workdir)])
+        == 2
+    )
     assert "--format" in one_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_path, capsys,
-                                                   fmt):
+def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_path, capsys, fmt):
     count = 2 * output.STREAM_CHUNK + 3  # three chunks, the last one short
     out = tmp_path / f"many.{fmt}"
-    assert cli.main(["generate", "warm", "-n", str(count), "--out", str(out),
-                     "--workdir", str(workdir)]) == 0
+    assert (
+        cli.main(
+            ["generate", "warm", "-n", str(count), "--out", str(out), "--workdir", str(workdir)]
+        )
+        == 0
+    )
     settings = shared_system.generate_eq_from_semantic("warm", count, seed=0, as_array=True)
     names = [f"warm #{i + 1}" for i in range(count)]
     reference = tmp_path / f"reference.{fmt}"
@@ -335,11 +382,13 @@ def test_explore_streams_its_text_output(workdir, shared_system, tmp_path, monke
     monkeypatch.setattr(output, "STREAM_CHUNK", 1024)
     count = 2 * output.STREAM_CHUNK + 3
     out = tmp_path / "explored.csv"
-    assert cli.main(["explore", "-n", str(count), "--out", str(out),
-                     "--workdir", str(workdir)]) == 0
+    assert (
+        cli.main(["explore", "-n", str(count), "--out", str(out), "--workdir", str(workdir)]) == 0
+    )
     settings = shared_system.explore_latent_space(count, seed=0, as_array=True)
-    reference = presets.write_preset(tmp_path / "reference.csv", settings,
-                                     names=[f"explore #{i + 1}" for i in range(count)])
+    reference = presets.write_preset(
+        tmp_path / "reference.csv", settings, names=[f"explore #{i + 1}" for i in range(count)]
+    )
     assert out.read_text() == reference.read_text()
 
 
@@ -350,8 +399,12 @@ def test_large_output_streams_in_bounded_memory(workdir, shared_system, tmp_path
     next(shared_system.generate_eq_chunks("warm", count, chunk=output.STREAM_CHUNK))  # compile
     tracemalloc.start()
     try:
-        assert cli.main(["generate", "warm", "-n", str(count), "--out", str(out),
-                         "--workdir", str(workdir)]) == 0
+        assert (
+            cli.main(
+                ["generate", "warm", "-n", str(count), "--out", str(out), "--workdir", str(workdir)]
+            )
+            == 0
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -361,31 +414,51 @@ def test_large_output_streams_in_bounded_memory(workdir, shared_system, tmp_path
     assert peak < size / 3, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
 
 
-def test_output_that_cannot_fit_is_refused_and_leaves_nothing(workdir, shared_system, tmp_path,
-                                                              monkeypatch, capsys):
+def test_output_that_cannot_fit_is_refused_and_leaves_nothing(
+    workdir, shared_system, tmp_path, monkeypatch, capsys
+):
     folder = tmp_path / "out"
     folder.mkdir()
     usage = collections.namedtuple("usage", "total used free")(10_000, 9_000, 1_000)
     monkeypatch.setattr(output.shutil, "disk_usage", lambda path: usage)
-    assert cli.main(["generate", "warm", "-n", "100", "--out", str(folder / "f.csv"),
-                     "--workdir", str(workdir)]) == 1
+    assert (
+        cli.main(
+            [
+                "generate",
+                "warm",
+                "-n",
+                "100",
+                "--out",
+                str(folder / "f.csv"),
+                "--workdir",
+                str(workdir),
+            ]
+        )
+        == 1
+    )
     assert "would take about" in one_line(capsys.readouterr().err)
     assert list(folder.iterdir()) == []
 
 
-def test_unwritable_output_folder_is_a_failure_with_exit_1(workdir, shared_system, tmp_path,
-                                                           monkeypatch, capsys):
+def test_unwritable_output_folder_is_a_failure_with_exit_1(
+    workdir, shared_system, tmp_path, monkeypatch, capsys
+):
     folder = tmp_path / "read-only"
     folder.mkdir()
     if os.geteuid() == 0:  # root writes into read-only folders; refuse the way the OS would
+
         def refuse(*args, dir=None, **kwargs):
             raise PermissionError(13, "Permission denied", str(dir))
 
         monkeypatch.setattr("neuraleq_jax.fileio.tempfile.mkstemp", refuse)
     folder.chmod(0o500)
     try:
-        assert cli.main(["generate", "warm", "--out", str(folder / "w.json"),
-                         "--workdir", str(workdir)]) == 1
+        assert (
+            cli.main(
+                ["generate", "warm", "--out", str(folder / "w.json"), "--workdir", str(workdir)]
+            )
+            == 1
+        )
     finally:
         folder.chmod(0o700)
     assert "Permission denied" in one_line(capsys.readouterr().err)
@@ -398,9 +471,23 @@ def test_sigterm_while_writing_leaves_no_file_behind(workdir, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "neuraleq_jax.cli", "generate", "warm", "-n", "100000000",
-         "--out", str(folder / "huge.csv"), "--workdir", str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "neuraleq_jax.cli",
+            "generate",
+            "warm",
+            "-n",
+            "100000000",
+            "--out",
+            str(folder / "huge.csv"),
+            "--workdir",
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not any(folder.iterdir()) and time.monotonic() < deadline:
@@ -420,14 +507,21 @@ def test_long_labels_keep_their_number():
     labels = [f"0.5 warm + 0.3 bright + 0.2 punchy #{i}" for i in (1, 2, 3)]
     settings = np.tile(paramspace.flat_setting(), (3, 1))
     rows = output.table(settings, labels, LAYOUT).splitlines()[1:]
-    shown = [row[:output.LABEL_WIDTH].rstrip() for row in rows]
+    shown = [row[: output.LABEL_WIDTH].rstrip() for row in rows]
     assert len(set(shown)) == 3 and [label.split()[-1] for label in shown] == ["#1", "#2", "#3"]
     assert all(row[output.LABEL_WIDTH] == " " for row in rows)  # label and numbers stay apart
 
 
-@pytest.mark.parametrize("label", ["warm #1", "0.5 warm + 0.3 bright + 0.2 punchy #12",
-                                   "warm→bright 0.25", "x" * 40, "a very long word list " * 3
-                                   + "#7"])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "warm #1",
+        "0.5 warm + 0.3 bright + 0.2 punchy #12",
+        "warm→bright 0.25",
+        "x" * 40,
+        "a very long word list " * 3 + "#7",
+    ],
+)
 def test_short_label_fits_and_keeps_the_last_word(label):
     short = output.short_label(label)
     assert len(short) <= output.LABEL_WIDTH

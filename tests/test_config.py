@@ -23,8 +23,13 @@ def test_synthetic_preset_follows_the_spec_defaults():
     preset = config.load_preset("synthetic")
     # SPEC §4's budget; Adam peaks at 2e-3 and decays (held-out: silhouette 0.87 at 0.46 dB,
     # where 1e-3 on the same cosine reached 0.71 at 0.51 dB)
-    assert (preset.model.latent_dim, preset.train.epochs, preset.train.batch_size,
-            preset.train.learning_rate, preset.train.schedule) == (32, 50, 16, 2e-3, "cosine")
+    assert (
+        preset.model.latent_dim,
+        preset.train.epochs,
+        preset.train.batch_size,
+        preset.train.learning_rate,
+        preset.train.schedule,
+    ) == (32, 50, 16, 2e-3, "cosine")
     assert 0 < preset.model.semantic_dim < preset.model.latent_dim
     assert preset.model.encoder == "residual" and preset.data.dataset == "synthetic"
     assert config.load_preset("transformer").model.encoder == "transformer"
@@ -57,28 +62,48 @@ def test_presets_are_found_in_a_source_tree_and_in_an_installed_wheel(tmp_path):
 
 def test_overrides_are_typed():
     base = config.load_preset("synthetic")
-    changed = config.apply_overrides(base, config.parse_overrides([
-        "--train.epochs=7", "--model.encoder_widths", "32,64", "--temperature=0.05",
-        "--data.split_fractions=[0.8, 0.2]", "--model.encoder=transformer", "--name", "x"]))
+    changed = config.apply_overrides(
+        base,
+        config.parse_overrides(
+            [
+                "--train.epochs=7",
+                "--model.encoder_widths",
+                "32,64",
+                "--temperature=0.05",
+                "--data.split_fractions=[0.8, 0.2]",
+                "--model.encoder=transformer",
+                "--name",
+                "x",
+            ]
+        ),
+    )
     assert changed.train.epochs == 7 and changed.train.temperature == 0.05
     assert changed.model.encoder_widths == (32, 64) and changed.model.encoder == "transformer"
     assert changed.data.split_fractions == (0.8, 0.2) and changed.name == "x"
     assert config.differences(base, changed).keys() == {
-        "name", "train.epochs", "train.temperature", "model.encoder_widths", "model.encoder",
-        "data.split_fractions"}
+        "name",
+        "train.epochs",
+        "train.temperature",
+        "model.encoder_widths",
+        "model.encoder",
+        "data.split_fractions",
+    }
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--train.epoch=3"], "unknown config field 'train.epoch'.*train.epochs"),
-    (["--train.epochs=2.5"], "expects an integer"),
-    (["--train.learning_rate=fast"], "expects a number"),
-    (["--model.encoder_widths=a,b"], "expects an integer"),
-    (["--train.epochs=0"], "epochs must be >= 1"),
-    (["--model.encoder=lstm"], "encoder must be one of"),
-    (["--data.split_fractions=0.5,0.1"], "sum"),
-    (["--train.epochs"], "needs a value"),
-    (["train.epochs=3"], "expected --section.field=value"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--train.epoch=3"], "unknown config field 'train.epoch'.*train.epochs"),
+        (["--train.epochs=2.5"], "expects an integer"),
+        (["--train.learning_rate=fast"], "expects a number"),
+        (["--model.encoder_widths=a,b"], "expects an integer"),
+        (["--train.epochs=0"], "epochs must be >= 1"),
+        (["--model.encoder=lstm"], "encoder must be one of"),
+        (["--data.split_fractions=0.5,0.1"], "sum"),
+        (["--train.epochs"], "needs a value"),
+        (["train.epochs=3"], "expected --section.field=value"),
+    ],
+)
 def test_bad_overrides_are_clear_errors(args, match):
     with pytest.raises(ValueError, match=match):
         config.apply_overrides(config.load_preset("synthetic"), config.parse_overrides(args))
@@ -102,18 +127,31 @@ def test_cli_prints_the_resolved_config(capsys, tmp_path):
     assert printed["train"]["epochs"] == 9 and printed["model"]["latent_dim"] == 32
 
 
-TINY_ARGS = ["--model.encoder_widths=8", "--model.decoder_widths=8", "--model.latent_dim=4",
-             "--model.semantic_dim=0",
-             "--model.embedding_dim=8", "--model.mlp_width=8", "--train.epochs=3",
-             "--train.checkpoint_every=1", "--train.response_weight=0",
-             "--train.cluster_weight=0", "--train.devices=1", "--data.per_word=6", "--quiet"]
+TINY_ARGS = [
+    "--model.encoder_widths=8",
+    "--model.decoder_widths=8",
+    "--model.latent_dim=4",
+    "--model.semantic_dim=0",
+    "--model.embedding_dim=8",
+    "--model.mlp_width=8",
+    "--train.epochs=3",
+    "--train.checkpoint_every=1",
+    "--train.response_weight=0",
+    "--train.cluster_weight=0",
+    "--train.devices=1",
+    "--data.per_word=6",
+    "--quiet",
+]
 
 
 def test_cli_trains_resumes_and_writes_a_loadable_bundle(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NEURALEQ_JAX_CACHE_DIR", "off")
     # the generation module fits the word model; here only the call site is under test
-    monkeypatch.setattr(train, "fit_word_model", lambda params, model_config, train_config, ds,
-                        **kw: {"centres": np.zeros((8, 4))})
+    monkeypatch.setattr(
+        train,
+        "fit_word_model",
+        lambda params, model_config, train_config, ds, **kw: {"centres": np.zeros((8, 4))},
+    )
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert train.main(["--workdir", str(full), *TINY_ARGS]) == 0
     out = capsys.readouterr().out
@@ -123,8 +161,11 @@ def test_cli_trains_resumes_and_writes_a_loadable_bundle(tmp_path, monkeypatch, 
     assert not (cut / "bundle").exists()
     assert train.main(["--workdir", str(cut), *TINY_ARGS]) == 0
     a, b = checkpoints.load_bundle(full), checkpoints.load_bundle(cut)
-    for x, y in zip(__import__("jax").tree.leaves(a.params),
-                    __import__("jax").tree.leaves(b.params), strict=True):
+    for x, y in zip(
+        __import__("jax").tree.leaves(a.params),
+        __import__("jax").tree.leaves(b.params),
+        strict=True,
+    ):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6, rtol=0)
     assert b.word_model["centres"].shape == (8, 4) and b.step == a.step
     saved = config.load_json(cut / "config.json")

@@ -6,23 +6,44 @@ import json
 
 import numpy as np
 import pytest
+from test_audealize import AUDEALIZE_JSON
 
 from neuraleq_jax import checkpoints, cli, crowd_eval, paramspace, presets, vocabulary
 from neuraleq_jax.system import NeuralEQMorphingSystem
-from test_audealize import AUDEALIZE_JSON
 
-WORDS = ("warm", "bright", "muddy", "tinny", "airy", "heavy", "harsh", "frío", "brillante",
-         "calm", "soft", "loud")
-TINY = ["--quiet", "--train.epochs=4", "--train.batch_size=16", "--data.per_word=8",
-        "--model.encoder_widths=32,32", "--model.decoder_widths=32,32", "--model.mlp_width=32",
-        "--model.embedding_dim=32"]
+WORDS = (
+    "warm",
+    "bright",
+    "muddy",
+    "tinny",
+    "airy",
+    "heavy",
+    "harsh",
+    "frío",
+    "brillante",
+    "calm",
+    "soft",
+    "loud",
+)
+TINY = [
+    "--quiet",
+    "--train.epochs=4",
+    "--train.batch_size=16",
+    "--data.per_word=8",
+    "--model.encoder_widths=32,32",
+    "--model.decoder_widths=32,32",
+    "--model.mlp_width=32",
+    "--model.embedding_dim=32",
+]
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     if not AUDEALIZE_JSON.is_file():
-        pytest.skip(f"Audealize's curves not found at {AUDEALIZE_JSON} (../shared/data/audealize; "
-                    "set NEURALEQ_SHARED_DATA)")
+        pytest.skip(
+            f"Audealize's curves not found at {AUDEALIZE_JSON} (../shared/data/audealize; "
+            "set NEURALEQ_SHARED_DATA)"
+        )
     folder = tmp_path_factory.mktemp("crowd")
     document = json.loads(AUDEALIZE_JSON.read_text(encoding="utf-8"))
     subset = [e for e in document if e["word"] in WORDS]
@@ -31,8 +52,20 @@ def workdir(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NEURALEQ_JAX_FIT_CACHE", str(folder / "fits"))
         patch.setenv("NEURALEQ_JAX_CACHE_DIR", "off")
-        assert cli.main(["train", "--config", "audealize", f"--data.path={path}",
-                         "--workdir", str(folder / "run"), *TINY]) == 0
+        assert (
+            cli.main(
+                [
+                    "train",
+                    "--config",
+                    "audealize",
+                    f"--data.path={path}",
+                    "--workdir",
+                    str(folder / "run"),
+                    *TINY,
+                ]
+            )
+            == 0
+        )
     return folder / "run"
 
 
@@ -76,8 +109,9 @@ def test_word_info_from_the_bundle(system):
 def test_word_map_is_stored_in_the_bundle(system, workdir):
     stored = checkpoints.load_bundle(workdir).word_model[vocabulary.WORD_MAP_KEY]
     np.testing.assert_array_equal(system.word_map(), stored)
-    np.testing.assert_allclose(stored, vocabulary.word_map(
-        system.word_model["centre_responses_WxF"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        stored, vocabulary.word_map(system.word_model["centre_responses_WxF"]), rtol=1e-5, atol=1e-6
+    )
     assert stored.shape == (len(WORDS), 2)
 
 
@@ -106,7 +140,9 @@ def test_crowd_evaluation_runs_on_the_subset(system, workdir):
     assert source["words"] == len(WORDS) and len(source["worst"]) == 10
     assert -1 <= figures["map_spearman"] <= 1 and figures["morph_endpoint_max_db"] < 0.5
     assert {row["key"] for row in crowd_eval.check_goals(figures)} >= {
-        "audealize_fidelity_r_median", "audealize_fidelity_rel_median"}
+        "audealize_fidelity_r_median",
+        "audealize_fidelity_rel_median",
+    }
 
 
 def test_crowd_dataset_fuses_sources_by_contributors(workdir, safe_csv_path, monkeypatch):
@@ -118,15 +154,16 @@ def test_crowd_dataset_fuses_sources_by_contributors(workdir, safe_csv_path, mon
     fused = crowd.crowd_dataset(subset, safe_csv_path, per_word=8, min_examples=5)
     safe, _ = load_safe_db(safe_csv_path, layout="spec", min_examples=5)
     adz_words = [w for w in fused.vocabulary if w in WORDS]
-    assert fused.vocabulary[:len(adz_words)] == tuple(adz_words)  # Audealize's order first
+    assert fused.vocabulary[: len(adz_words)] == tuple(adz_words)  # Audealize's order first
     assert set(fused.vocabulary) == set(adz_words) | set(safe.vocabulary)
     assert fused.source_names == ("audealize", "safe")
     np.testing.assert_array_equal(np.bincount(fused.word_ids), fused.source_settings.sum(1))
     warm = fused.vocabulary.index("warm")
     a_count, s_count = fused.source_settings[warm]
     a_people, s_people = fused.source_contributors[warm]
-    assert a_people == 122 and s_people == len(set(
-        safe.contributors[safe.word_ids == safe.vocabulary.index("warm")]))
+    assert a_people == 122 and s_people == len(
+        set(safe.contributors[safe.word_ids == safe.vocabulary.index("warm")])
+    )
     assert s_count / a_count == pytest.approx(s_people / a_people, abs=0.5 / a_count)
     only_safe = [w for w in safe.vocabulary if w not in WORDS][0]
     row = fused.vocabulary.index(only_safe)

@@ -21,8 +21,11 @@ def _random_settings(n, seed):
 
 def _scipy_response_db(setting, freqs, sample_rate=48_000.0):
     """Independent response: scipy's sosfreqz of the float64 biquads."""
-    _, h = scipy.signal.sosfreqz(response.second_order_sections(setting, sample_rate),
-                                 worN=np.asarray(freqs, np.float64), fs=sample_rate)
+    _, h = scipy.signal.sosfreqz(
+        response.second_order_sections(setting, sample_rate),
+        worN=np.asarray(freqs, np.float64),
+        fs=sample_rate,
+    )
     return 20 * np.log10(np.abs(h))
 
 
@@ -59,10 +62,9 @@ def test_fit_recovers_known_responses(known):
 def test_fit_reports_error_of_unreachable_curve(known):
     fit = known[2]
     paramspace.validate(fit.settings[16], DEFAULT_LAYOUT, tolerance=0.0)
-    best_possible = np.sqrt(np.mean((ZIGZAG - ZIGZAG.mean()) ** 2))   # a constant at best
+    best_possible = np.sqrt(np.mean((ZIGZAG - ZIGZAG.mean()) ** 2))  # a constant at best
     fitted = _scipy_response_db(fit.settings[16], curves.CURVE_FREQS)
-    np.testing.assert_allclose(fit.rms_db[16], np.sqrt(np.mean((fitted - ZIGZAG) ** 2)),
-                               atol=1e-3)
+    np.testing.assert_allclose(fit.rms_db[16], np.sqrt(np.mean((fitted - ZIGZAG) ** 2)), atol=1e-3)
     assert 0.8 * best_possible < fit.rms_db[16] <= best_possible + 1e-3
 
 
@@ -71,12 +73,23 @@ def test_example_file_is_loaded_and_fitted(tmp_path, known):
     freqs = np.geomspace(30.0, 16_000.0, 24)
     lifted = np.stack([_scipy_response_db(s, freqs) for s in settings[:3]])
     path = tmp_path / "curves.json"
-    path.write_text(json.dumps({
-        "freqs": freqs.tolist(),
-        "entries": [{"word": " Warm", "gains_db": lifted[0].tolist(), "agreement": 0.5,
-                     "count": 12},
+    path.write_text(
+        json.dumps(
+            {
+                "freqs": freqs.tolist(),
+                "entries": [
+                    {
+                        "word": " Warm",
+                        "gains_db": lifted[0].tolist(),
+                        "agreement": 0.5,
+                        "count": 12,
+                    },
                     {"word": "bright", "gains_db": lifted[1].tolist()},
-                    {"word": "warm", "gains_db": lifted[2].tolist(), "count": 3}]}))
+                    {"word": "warm", "gains_db": lifted[2].tolist(), "count": 3},
+                ],
+            }
+        )
+    )
     loaded = curves.load_curves(path)
     assert loaded.words == ("warm", "bright", "warm")
     np.testing.assert_allclose(loaded.freqs, freqs, rtol=1e-6)
@@ -98,8 +111,14 @@ def test_example_file_is_loaded_and_fitted(tmp_path, known):
 def test_default_freqs_plain_list_and_save_round_trip(tmp_path, known):
     _, gains, _ = known
     path = tmp_path / "plain.json"
-    path.write_text(json.dumps([{"word": "a", "gains_db": gains[0].tolist()},
-                                {"word": "b", "gains_db": gains[1].tolist()}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"word": "a", "gains_db": gains[0].tolist()},
+                {"word": "b", "gains_db": gains[1].tolist()},
+            ]
+        )
+    )
     loaded = curves.load_curves(path)
     np.testing.assert_array_equal(loaded.freqs, curves.CURVE_FREQS)
     again = curves.load_curves(curves.save_curves(tmp_path / "again.json", loaded))
@@ -121,23 +140,29 @@ def test_malformed_entries_name_their_index(tmp_path):
     entries.append({"word": "x", "gains_db": [0.0] * 40, "agreement": "high"})
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(entries))
-    with pytest.raises(ValueError, match=r"5 malformed entries.*entry 1: 'gains_db' has 39 values, "
-                                         r"expected 40.*entry 2: gains_db\[5\].*entry 3: 'count'"
-                                         r".*entry 4: 'word'.*entry 5: 'agreement'"):
+    with pytest.raises(
+        ValueError,
+        match=r"5 malformed entries.*entry 1: 'gains_db' has 39 values, "
+        r"expected 40.*entry 2: gains_db\[5\].*entry 3: 'count'"
+        r".*entry 4: 'word'.*entry 5: 'agreement'",
+    ):
         curves.load_curves(path)
     skipped = curves.load_curves(path, on_malformed="skip")
     assert skipped.words == ("w0",)
     assert [index for index, _ in skipped.skipped] == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("document, message", [
-    ({"entries": []}, "non-empty list"),
-    ({"curves": []}, "must hold 'entries'"),
-    ({"freqs": [100, 50], "entries": _entries(1)}, "strictly increasing"),
-    ({"freqs": [100, 30_000], "entries": _entries(1)}, "below Nyquist"),
-    ({"freqs": [100, 200], "entries": _entries(1)}, "has 40 values, expected 2"),
-    ([1, 2], "must be an object"),
-])
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ({"entries": []}, "non-empty list"),
+        ({"curves": []}, "must hold 'entries'"),
+        ({"freqs": [100, 50], "entries": _entries(1)}, "strictly increasing"),
+        ({"freqs": [100, 30_000], "entries": _entries(1)}, "below Nyquist"),
+        ({"freqs": [100, 200], "entries": _entries(1)}, "has 40 values, expected 2"),
+        ([1, 2], "must be an object"),
+    ],
+)
 def test_bad_documents(document, message):
     with pytest.raises(ValueError, match=message):
         curves.parse_curves(document)
@@ -145,7 +170,7 @@ def test_bad_documents(document, message):
 
 def test_bad_files_and_fit_arguments(tmp_path):
     path = tmp_path / "broken.json"
-    path.write_text("[{\"word\": ")
+    path.write_text('[{"word": ')
     with pytest.raises(ValueError, match="not valid JSON"):
         curves.load_curves(path)
     with pytest.raises(FileNotFoundError):

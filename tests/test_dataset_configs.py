@@ -14,8 +14,7 @@ from neuraleq_jax.train import build_datasets
 def test_safe_preset_splits_by_contributor(safe_csv_path, monkeypatch):
     experiment = config_lib.load_preset("safe")
     data = experiment.data
-    train, val, test = build_datasets(
-        DataConfig(**{**data.__dict__, "path": str(safe_csv_path)}))
+    train, val, test = build_datasets(DataConfig(**{**data.__dict__, "path": str(safe_csv_path)}))
     assert train.vocabulary == ("warm", "bright")
     owners = [set(part.contributors) for part in (train, val, test)]
     assert not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
@@ -36,8 +35,13 @@ def test_curve_file_dataset_with_word_filter(tmp_path):
     words = ["warm", "bright", "thin"] * 4
     path = tmp_path / "curves.json"
     path.write_text(json.dumps([{"word": w, "gains_db": g.tolist()} for w, g in zip(words, gains)]))
-    data = DataConfig(dataset="curves", path=str(path), words=("warm", "bright"),
-                      split_fractions=(0.5, 0.5), max_fit_rms_db=1.0)
+    data = DataConfig(
+        dataset="curves",
+        path=str(path),
+        words=("warm", "bright"),
+        split_fractions=(0.5, 0.5),
+        max_fit_rms_db=1.0,
+    )
     train, val, test = build_datasets(data)
     assert test is None
     assert train.vocabulary == ("warm", "bright")
@@ -46,12 +50,15 @@ def test_curve_file_dataset_with_word_filter(tmp_path):
     assert np.all(train.settings <= upper.astype(np.float32) + 1e-3)
 
 
-@pytest.mark.parametrize("fields,message", [
-    ({"dataset": "mnist"}, "data.dataset must be one of"),
-    ({"dataset": "curves"}, "data.path must name a curve file"),
-    ({"layout": "wide"}, "data.layout must be 'safe' or 'spec'"),
-    ({"min_examples": 0}, "data.min_examples must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"dataset": "mnist"}, "data.dataset must be one of"),
+        ({"dataset": "curves"}, "data.path must name a curve file"),
+        ({"layout": "wide"}, "data.layout must be 'safe' or 'spec'"),
+        ({"min_examples": 0}, "data.min_examples must be >= 1"),
+    ],
+)
 def test_bad_data_choices_are_named(fields, message):
     with pytest.raises(ValueError, match=message):
         DataConfig(**fields)

@@ -17,12 +17,16 @@ def _silhouette_loop(points, labels):
         if not same:
             scores.append(0.0)
             continue
-        dist = lambda j: math.sqrt(sum((points[i][d] - points[j][d]) ** 2
-                                       for d in range(len(points[i]))))
+        dist = lambda j, i=i: math.sqrt(
+            sum((points[i][d] - points[j][d]) ** 2 for d in range(len(points[i])))
+        )
         a = sum(dist(j) for j in same) / len(same)
-        b = min(sum(dist(j) for j in range(n) if labels[j] == other)
-                / sum(1 for j in range(n) if labels[j] == other)
-                for other in set(labels) if other != labels[i])
+        b = min(
+            sum(dist(j) for j in range(n) if labels[j] == other)
+            / sum(1 for j in range(n) if labels[j] == other)
+            for other in set(labels)
+            if other != labels[i]
+        )
         scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
     return sum(scores) / n
 
@@ -127,8 +131,10 @@ def test_data_gain_boxes_are_per_word_percentiles():
 def test_response_error_against_direct_computation():
     ds = synthetic.make_synthetic(per_word=3, seed=1)
     other = synthetic.make_synthetic(per_word=3, seed=2)
-    expected = [float(response.rms_db(_response_one(a), _response_one(b)))
-                for a, b in zip(ds.settings, other.settings)]
+    expected = [
+        float(response.rms_db(_response_one(a), _response_one(b)))
+        for a, b in zip(ds.settings, other.settings)
+    ]
     out = evaluation.response_error(ds.settings, other.settings)
     assert out["mean_db"] == pytest.approx(np.mean(expected), rel=1e-4)
     assert out["median_db"] == pytest.approx(np.median(expected), rel=1e-4)
@@ -154,10 +160,10 @@ def test_word_accuracy_on_class_means_is_one():
 def test_word_accuracy_matches_reference_loop():
     ds = synthetic.make_synthetic(per_word=6, seed=4)
     gen = synthetic.make_synthetic(per_word=2, seed=5)
-    resp = {i: np.asarray(_response_one(s), dtype=float)
-            for i, s in enumerate(ds.settings)}
-    means = [np.mean([resp[i] for i in range(len(ds)) if ds.word_ids[i] == w], axis=0)
-             for w in range(8)]
+    resp = {i: np.asarray(_response_one(s), dtype=float) for i, s in enumerate(ds.settings)}
+    means = [
+        np.mean([resp[i] for i in range(len(ds)) if ds.word_ids[i] == w], axis=0) for w in range(8)
+    ]
 
     def label(setting):
         r = np.asarray(_response_one(setting), dtype=float)
@@ -213,20 +219,29 @@ def test_morph_smoothness_and_end_points_on_settings():
     assert smooth[0] < 1.2  # gains linear in t: nearly even steps in dB
     assert smooth[1] == pytest.approx(32.0)  # one step carries the whole distance
     centres = np.stack([warm, bright])
-    ends = evaluation.morph_endpoint_error(path[None].astype(np.float32), np.array([[0, 1]]),
-                                           centres)
+    ends = evaluation.morph_endpoint_error(
+        path[None].astype(np.float32), np.array([[0, 1]]), centres
+    )
     np.testing.assert_allclose(ends, [[0.0, 0.0]], atol=1e-6)
-    swapped = evaluation.morph_endpoint_error(path[None].astype(np.float32),
-                                              np.array([[1, 0]]), centres)
-    expected = float(response.rms_db(response.magnitude_response_db(warm),
-                                     response.magnitude_response_db(bright)))
+    swapped = evaluation.morph_endpoint_error(
+        path[None].astype(np.float32), np.array([[1, 0]]), centres
+    )
+    expected = float(
+        response.rms_db(
+            response.magnitude_response_db(warm), response.magnitude_response_db(bright)
+        )
+    )
     np.testing.assert_allclose(swapped, [[expected, expected]], rtol=1e-4)
 
 
 def test_check_goals_fidelity_rows_and_real_data_bound():
-    figures = {"distribution_match_mean": 1.5, "distribution_match_worst": 2.5,
-               "copy_rate": 0.05, "blend_fidelity_worst": 0.2,
-               "mean_response_noise_ratio_worst": 1.0}
+    figures = {
+        "distribution_match_mean": 1.5,
+        "distribution_match_worst": 2.5,
+        "copy_rate": 0.05,
+        "blend_fidelity_worst": 0.2,
+        "mean_response_noise_ratio_worst": 1.0,
+    }
     rows = {r["key"]: r for r in evaluation.check_goals(figures)}
     assert rows["distribution_match_mean"]["passed"]
     assert rows["distribution_match_worst"]["passed"]  # synthetic: worst <= 3
@@ -238,12 +253,24 @@ def test_check_goals_fidelity_rows_and_real_data_bound():
 
 
 def test_check_goals_pass_miss_and_margins():
-    rows = {r["key"]: r for r in evaluation.check_goals({
-        "latent_silhouette": 0.9, "box_rate": 0.97, "response_error_mean_db": 0.25,
-        "word_accuracy": 0.70, "word_accuracy_data": 0.75, "calibration_median": 1.4,
-        "morph_smoothness_max": 1.5, "morph_endpoint_max_db": float("nan")})}
-    assert rows["latent_silhouette"]["passed"] and rows["latent_silhouette"]["margin"] == \
-        pytest.approx(0.05)
+    rows = {
+        r["key"]: r
+        for r in evaluation.check_goals(
+            {
+                "latent_silhouette": 0.9,
+                "box_rate": 0.97,
+                "response_error_mean_db": 0.25,
+                "word_accuracy": 0.70,
+                "word_accuracy_data": 0.75,
+                "calibration_median": 1.4,
+                "morph_smoothness_max": 1.5,
+                "morph_endpoint_max_db": float("nan"),
+            }
+        )
+    }
+    assert rows["latent_silhouette"]["passed"] and rows["latent_silhouette"][
+        "margin"
+    ] == pytest.approx(0.05)
     assert not rows["box_rate"]["passed"] and rows["box_rate"]["margin"] == pytest.approx(-0.01)
     assert rows["response_error_mean_db"]["margin"] == pytest.approx(0.25)
     assert not rows["word_accuracy"]["passed"]  # SPEC: >= the data's own - 0.03
@@ -276,7 +303,7 @@ class _OracleSystem:
         if not isinstance(word, str):
             raise TypeError("single words only")  # as the lite baseline: no blends
         w = self.vocabulary.index(word)
-        out = np.repeat(self._centres[w:w + 1], variations, axis=0)
+        out = np.repeat(self._centres[w : w + 1], variations, axis=0)
         out[:, GAINS] += np.random.default_rng(seed).uniform(-0.3, 0.3, (variations, 5))
         return out
 
@@ -298,6 +325,7 @@ def test_evaluate_system_on_an_oracle():
     assert out["morph_endpoint_max_db"] < 1e-4
     assert out["setup"]["n_pairs"] == 28 and len(out["details"]["morph_smoothness"]) == 28
     import json
+
     json.dumps(out)  # JSON-ready
 
 
@@ -315,14 +343,23 @@ import json  # noqa: E402
 from neuraleq_jax import data as data_mod  # noqa: E402
 from neuraleq_jax import evaluate, report  # noqa: E402
 
-SMALL_CONFIG = {"name": "tiny", "data": {"dataset": "synthetic", "per_word": 16, "data_seed": 2,
-                                         "split_seed": 1, "split_fractions": [0.5, 0.25, 0.25]}}
+SMALL_CONFIG = {
+    "name": "tiny",
+    "data": {
+        "dataset": "synthetic",
+        "per_word": 16,
+        "data_seed": 2,
+        "split_seed": 1,
+        "split_fractions": [0.5, 0.25, 0.25],
+    },
+}
 
 
 def test_split_from_config_rebuilds_the_training_split():
     train, heldout, _, text = evaluate.split_from_config(SMALL_CONFIG)
-    parts = data_mod.stratified_split(synthetic.make_synthetic(per_word=16, seed=2),
-                                      (0.5, 0.25, 0.25), seed=1)
+    parts = data_mod.stratified_split(
+        synthetic.make_synthetic(per_word=16, seed=2), (0.5, 0.25, 0.25), seed=1
+    )
     np.testing.assert_array_equal(train.settings, parts[0].settings)
     np.testing.assert_array_equal(heldout.settings, parts[2].settings)
     assert "held-out 32 settings" in text
@@ -332,8 +369,19 @@ def test_split_from_config_rebuilds_the_training_split():
 
 def test_evaluate_command_baseline_only_small_config(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(SMALL_CONFIG))
-    code = evaluate.main(["--workdir", str(tmp_path), "--baseline-only", "--n-variations", "8",
-                          "--seed", "3", "--fidelity-per-word", "20"])
+    code = evaluate.main(
+        [
+            "--workdir",
+            str(tmp_path),
+            "--baseline-only",
+            "--n-variations",
+            "8",
+            "--seed",
+            "3",
+            "--fidelity-per-word",
+            "20",
+        ]
+    )
     assert code == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON
     assert metrics["model"] is None and metrics["setup"]["seed"] == 3
@@ -343,8 +391,13 @@ def test_evaluate_command_baseline_only_small_config(tmp_path, capsys):
     assert {r["key"] for r in metrics["goals"]["baseline"]} == {g[0] for g in evaluation.GOALS}
     # every fidelity figure is computed (none is missing from its goal row)
     rows = {r["key"]: r for r in metrics["goals"]["baseline"]}
-    for key in ("distribution_match_mean", "distribution_match_worst", "copy_rate",
-                "blend_fidelity_worst", "mean_response_noise_ratio_worst"):
+    for key in (
+        "distribution_match_mean",
+        "distribution_match_worst",
+        "copy_rate",
+        "blend_fidelity_worst",
+        "mean_response_noise_ratio_worst",
+    ):
         assert np.isfinite(rows[key]["margin"]), key
     assert metrics["baseline"]["setup"]["n_fidelity_heldout"] == 20 * 8  # the fresh draw
     assert "fresh synthetic draw, 20 settings per word" in metrics["setup"]["fidelity_heldout"]
@@ -363,8 +416,7 @@ def test_evaluate_command_baseline_only_small_config(tmp_path, capsys):
     assert "reference unit-space Gaussian: distribution match" in printed
 
 
-def test_evaluate_without_matplotlib_says_so_and_leaves_no_empty_plot_folder(tmp_path,
-                                                                              monkeypatch):
+def test_evaluate_without_matplotlib_says_so_and_leaves_no_empty_plot_folder(tmp_path, monkeypatch):
     import builtins
 
     real_import = builtins.__import__
@@ -387,11 +439,24 @@ def test_evaluate_command_reports_a_missing_config(tmp_path, capsys):
 
 
 def test_report_table_shows_pass_and_miss_with_margins():
-    figures = {"latent_silhouette": 0.9, "box_rate": 0.975, "response_error_mean_db": 0.4,
-               "word_accuracy": 0.8, "word_accuracy_data": 0.75, "calibration_median": 1.0,
-               "morph_smoothness_max": 1.2, "morph_endpoint_max_db": 0.1}
-    text = report.render_report({"setup": {}, "model": figures, "baseline": None,
-                                 "goals": {"model": evaluation.check_goals(figures)}})
+    figures = {
+        "latent_silhouette": 0.9,
+        "box_rate": 0.975,
+        "response_error_mean_db": 0.4,
+        "word_accuracy": 0.8,
+        "word_accuracy_data": 0.75,
+        "calibration_median": 1.0,
+        "morph_smoothness_max": 1.2,
+        "morph_endpoint_max_db": 0.1,
+    }
+    text = report.render_report(
+        {
+            "setup": {},
+            "model": figures,
+            "baseline": None,
+            "goals": {"model": evaluation.check_goals(figures)},
+        }
+    )
     assert "| latent silhouette | ≥ 0.85 | 0.900 | pass (+0.050) |" in text
     assert "| box rate | ≥ 0.98 | 97.5% | **miss** (−0.5%) |" in text
     assert "Model: box rate = 97.5%, goal ≥ 0.98, missed by 0.5%." in text

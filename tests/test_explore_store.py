@@ -13,8 +13,16 @@ import jax
 import numpy as np
 import pytest
 
-from neuraleq_jax import (checkpoints, cli, explore_store, explore_writer, generation, paramspace,
-                          presets, response)
+from neuraleq_jax import (
+    checkpoints,
+    cli,
+    explore_store,
+    explore_writer,
+    generation,
+    paramspace,
+    presets,
+    response,
+)
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 REPO = Path(__file__).resolve().parents[1]
@@ -36,21 +44,30 @@ def model(workdir):
 
 
 def store_files(path: Path) -> dict[str, bytes]:
-    return {p.relative_to(path).as_posix(): p.read_bytes()
-            for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(path).as_posix(): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "neuraleq_jax.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "neuraleq_jax.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_store_equals_in_memory_explore_and_reads_lazily(model, tmp_path):
     params, config, word_model = model
     key, n, chunk = jax.random.key(11), 2_500, 1_024  # three chunks, the last one partial
-    report = explore_writer.explore_to_store(tmp_path / "x.zarr", params, config, word_model,
-                                             key, n, chunk=chunk, columns=("latents",))
+    report = explore_writer.explore_to_store(
+        tmp_path / "x.zarr", params, config, word_model, key, n, chunk=chunk, columns=("latents",)
+    )
     expected = generation.explore(params, config, word_model, key, n, chunk=chunk)
     store = explore_store.open_store(tmp_path / "x.zarr")
     assert store.complete and not report.already_complete and report.rows_written == n
@@ -59,26 +76,34 @@ def test_store_equals_in_memory_explore_and_reads_lazily(model, tmp_path):
     np.testing.assert_array_equal(store.settings[1_000:1_100], expected[1_000:1_100])
     attributes = store.attributes
     assert (attributes["n"], attributes["chunk"], attributes["format_version"]) == (
-        n, chunk, explore_store.FORMAT_VERSION)
+        n,
+        chunk,
+        explore_store.FORMAT_VERSION,
+    )
     assert attributes["model_digest"] == explore_writer.model_digest(params, config, word_model)
     # the latents decode to the stored settings (float32 decoder round-off, in unit space)
     decoded = generation.decode_latents(params, config, store["latents"][:])
-    np.testing.assert_allclose(paramspace.normalize(np.asarray(decoded), LAYOUT),
-                               paramspace.normalize(expected, LAYOUT), atol=1e-4)
+    np.testing.assert_allclose(
+        paramspace.normalize(np.asarray(decoded), LAYOUT),
+        paramspace.normalize(expected, LAYOUT),
+        atol=1e-4,
+    )
     # any Zarr v3 reader sees a group with plain arrays
     group = json.loads((tmp_path / "x.zarr" / "zarr.json").read_text())
     assert group["zarr_format"] == 3 and group["node_type"] == "group"
 
 
-def test_cli_store_equals_the_facade_and_a_finished_store_is_not_rewritten(workdir, tmp_path,
-                                                                           capsys):
+def test_cli_store_equals_the_facade_and_a_finished_store_is_not_rewritten(
+    workdir, tmp_path, capsys
+):
     from neuraleq_jax.system import NeuralEQMorphingSystem
 
     out = tmp_path / "cli.zarr"
     args = ["explore", "-n", "3000", "--seed", "5", "--out", str(out), "--workdir", str(workdir)]
     assert cli.main(args) == 0
-    expected = NeuralEQMorphingSystem.load(workdir).explore_latent_space(3000, seed=5,
-                                                                         as_array=True)
+    expected = NeuralEQMorphingSystem.load(workdir).explore_latent_space(
+        3000, seed=5, as_array=True
+    )
     np.testing.assert_array_equal(explore_store.open_store(out).settings[:], expected)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     capsys.readouterr()
@@ -90,14 +115,26 @@ def test_cli_store_equals_the_facade_and_a_finished_store_is_not_rewritten(workd
 def test_top_k_and_columns_equal_brute_force(model, tmp_path):
     params, config, word_model = model
     key, n, chunk, k = jax.random.key(3), 3_000, 512, 6
-    setting = np.array([[3, 120, 0.7, -4, 400, 1, 5, 1500, 2, 2, 5000, 1, -3, 9000, 0.7]],
-                       np.float32)
+    setting = np.array(
+        [[3, 120, 0.7, -4, 400, 1, 5, 1500, 2, 2, 5000, 1, -3, 9000, 0.7]], np.float32
+    )
     presets.write_preset(tmp_path / "target.json", setting)
     from neuraleq_jax.explore_command import read_target
+
     target = read_target(tmp_path / "target.json", LAYOUT)
     explore_writer.explore_to_store(
-        tmp_path / "k.zarr", params, config, word_model, key, n, chunk=chunk,
-        columns=("novelty", "nearest_word"), novel_k=k, target=target, target_k=k)
+        tmp_path / "k.zarr",
+        params,
+        config,
+        word_model,
+        key,
+        n,
+        chunk=chunk,
+        columns=("novelty", "nearest_word"),
+        novel_k=k,
+        target=target,
+        target_k=k,
+    )
     store = explore_store.open_store(tmp_path / "k.zarr")
     settings = generation.explore(params, config, word_model, key, n, chunk=chunk)
     rows = np.arange(n)
@@ -136,14 +173,35 @@ def test_cli_target_curve_keeps_the_nearest_settings(workdir, model, tmp_path, c
     document = curves.curve_document(["tilt"], gains_F[None])
     (tmp_path / "tilt.json").write_text(json.dumps(document))
     out = tmp_path / "near.zarr"
-    assert cli.main(["explore", "-n", "1500", "--chunk", "512", "--seed", "4", "--target",
-                     str(tmp_path / "tilt.json"), "--near", "3", "--out", str(out),
-                     "--workdir", str(workdir)]) == 0
+    assert (
+        cli.main(
+            [
+                "explore",
+                "-n",
+                "1500",
+                "--chunk",
+                "512",
+                "--seed",
+                "4",
+                "--target",
+                str(tmp_path / "tilt.json"),
+                "--near",
+                "3",
+                "--out",
+                str(out),
+                "--workdir",
+                str(workdir),
+            ]
+        )
+        == 0
+    )
     store = explore_store.open_store(out)
-    settings = generation.explore(params, config, word_model, explore_writer.key_for_seed(4),
-                                  1500, chunk=512)
-    responses = np.asarray(response.magnitude_response_db(settings, curves.CURVE_FREQS,
-                                                          layout=LAYOUT), np.float64)
+    settings = generation.explore(
+        params, config, word_model, explore_writer.key_for_seed(4), 1500, chunk=512
+    )
+    responses = np.asarray(
+        response.magnitude_response_db(settings, curves.CURVE_FREQS, layout=LAYOUT), np.float64
+    )
     distance = np.sqrt(((responses - gains_F) ** 2).mean(-1))
     nearest = np.lexsort((np.arange(1500), distance))[:3]
     np.testing.assert_array_equal(store["top_target/rows"][:], nearest)
@@ -151,8 +209,22 @@ def test_cli_target_curve_keeps_the_nearest_settings(workdir, model, tmp_path, c
     np.testing.assert_allclose(store.attributes["target"]["freqs_hz"], curves.CURVE_FREQS)
     (tmp_path / "bad.json").write_text('{"what": 1}')
     capsys.readouterr()
-    assert cli.main(["explore", "-n", "10", "--target", str(tmp_path / "bad.json"), "--out",
-                     str(tmp_path / "bad.zarr"), "--workdir", str(workdir)]) == 2
+    assert (
+        cli.main(
+            [
+                "explore",
+                "-n",
+                "10",
+                "--target",
+                str(tmp_path / "bad.json"),
+                "--out",
+                str(tmp_path / "bad.zarr"),
+                "--workdir",
+                str(workdir),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "neither a preset" in error
     assert not (tmp_path / "bad.zarr").exists()
@@ -163,10 +235,16 @@ def test_merge_top_is_independent_of_grouping():
     scores = rng.integers(0, 5, 40).astype(np.float32)  # many ties: broken by the lower row
     rows = rng.permutation(40)
     whole = explore_writer.merge_top(rows, scores, 7, largest=True)
-    parts = [explore_writer.merge_top(rows[i:i + 9], scores[i:i + 9], 7, largest=True)
-             for i in range(0, 40, 9)]
-    merged = explore_writer.merge_top(np.concatenate([p[0] for p in parts]),
-                                      np.concatenate([p[1] for p in parts]), 7, largest=True)
+    parts = [
+        explore_writer.merge_top(rows[i : i + 9], scores[i : i + 9], 7, largest=True)
+        for i in range(0, 40, 9)
+    ]
+    merged = explore_writer.merge_top(
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        7,
+        largest=True,
+    )
     expected = sorted(zip(-scores, rows))[:7]
     np.testing.assert_array_equal(whole[0], [r for _, r in expected])
     np.testing.assert_array_equal(merged[0], whole[0])
@@ -175,16 +253,19 @@ def test_merge_top_is_independent_of_grouping():
 def test_foreign_store_and_foreign_folder_are_refused(model, workdir, tmp_path, capsys):
     params, config, word_model = model
     out = tmp_path / "mine.zarr"
-    explore_writer.explore_to_store(out, params, config, word_model, jax.random.key(1), 1_000,
-                                    chunk=256)
+    explore_writer.explore_to_store(
+        out, params, config, word_model, jax.random.key(1), 1_000, chunk=256
+    )
     before = store_files(out)
     with pytest.raises(ValueError, match="key/seed"):
-        explore_writer.explore_to_store(out, params, config, word_model, jax.random.key(2),
-                                        1_000, chunk=256)
+        explore_writer.explore_to_store(
+            out, params, config, word_model, jax.random.key(2), 1_000, chunk=256
+        )
     other = jax.tree.map(lambda x: np.asarray(x) * 1.01, params)
     with pytest.raises(ValueError, match=r"another exploration \(model "):
-        explore_writer.explore_to_store(out, other, config, word_model, jax.random.key(1),
-                                        1_000, chunk=256)
+        explore_writer.explore_to_store(
+            out, other, config, word_model, jax.random.key(1), 1_000, chunk=256
+        )
     capsys.readouterr()
     assert cli.main(["explore", "-n", "999", "--out", str(out), "--workdir", str(workdir)]) == 2
     error = capsys.readouterr().err.strip()
@@ -193,26 +274,43 @@ def test_foreign_store_and_foreign_folder_are_refused(model, workdir, tmp_path, 
     (tmp_path / "notes.zarr").mkdir()
     (tmp_path / "notes.zarr" / "keep.txt").write_text("mine")
     with pytest.raises(ValueError, match="not an exploration store"):
-        explore_writer.explore_to_store(tmp_path / "notes.zarr", params, config, word_model,
-                                        jax.random.key(1), 100)
+        explore_writer.explore_to_store(
+            tmp_path / "notes.zarr", params, config, word_model, jax.random.key(1), 100
+        )
     assert (tmp_path / "notes.zarr" / "keep.txt").read_text() == "mine"
 
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_gives_the_bytes_of_an_uninterrupted_run(workdir, tmp_path):
     n, chunk = 300_000, 4_096  # 74 chunks; scoring novelty keeps each chunk measurable
-    common = ["-n", str(n), "--chunk", str(chunk), "--columns", "novelty", "--novel", "5",
-              "--workdir", str(workdir)]
+    common = [
+        "-n",
+        str(n),
+        "--chunk",
+        str(chunk),
+        "--columns",
+        "novelty",
+        "--novel",
+        "5",
+        "--workdir",
+        str(workdir),
+    ]
     killed = tmp_path / "killed.zarr"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    child = subprocess.Popen([sys.executable, "-m", "neuraleq_jax.cli", "explore", *common,
-                              "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neuraleq_jax.cli", "explore", *common, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     markers = killed / "progress" / "chunk_done" / "c"
 
     def done_chunks() -> int:  # TensorStore writes "<key>.__lock", then renames it to "<key>"
-        return sum(not p.name.endswith(".__lock") for p in markers.iterdir()) \
-            if markers.is_dir() else 0
+        return (
+            sum(not p.name.endswith(".__lock") for p in markers.iterdir())
+            if markers.is_dir()
+            else 0
+        )
 
     deadline = time.monotonic() + 240
     while child.poll() is None and time.monotonic() < deadline and not done_chunks():
@@ -237,16 +335,44 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_write_the_store_of_one_process(workdir, tmp_path):
-    common = ["explore", "-n", "20000", "--chunk", "2048", "--columns", "nearest_word",
-              "--novel", "4", "--seed", "2", "--workdir", str(workdir)]
+    common = [
+        "explore",
+        "-n",
+        "20000",
+        "--chunk",
+        "2048",
+        "--columns",
+        "nearest_word",
+        "--novel",
+        "4",
+        "--seed",
+        "2",
+        "--workdir",
+        str(workdir),
+    ]
     address = f"127.0.0.1:{_free_port()}"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     shared = tmp_path / "two.zarr"
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "neuraleq_jax.cli", *common, "--out", str(shared),
-         f"--distributed.coordinator_address={address}", "--distributed.num_processes=2",
-         f"--distributed.process_id={i}", "--distributed.local_devices=4"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "neuraleq_jax.cli",
+                *common,
+                "--out",
+                str(shared),
+                f"--distributed.coordinator_address={address}",
+                "--distributed.num_processes=2",
+                f"--distributed.process_id={i}",
+                "--distributed.local_devices=4",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     try:
         logs = [p.communicate(timeout=240)[0].decode(errors="replace") for p in procs]
     finally:

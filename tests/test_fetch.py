@@ -11,17 +11,19 @@ import shutil
 import threading
 
 import pytest
+from test_audealize import AUDEALIZE_JSON
 
 from neuraleq_jax import cli, fetch
-from test_audealize import AUDEALIZE_JSON
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """``(base URL, sha256 of the served copy)`` of a server on 127.0.0.1 (a free port)."""
     if not AUDEALIZE_JSON.is_file():
-        pytest.skip(f"Audealize's curves not found at {AUDEALIZE_JSON} (../shared/data/audealize; "
-                    "set NEURALEQ_SHARED_DATA)")
+        pytest.skip(
+            f"Audealize's curves not found at {AUDEALIZE_JSON} (../shared/data/audealize; "
+            "set NEURALEQ_SHARED_DATA)"
+        )
     root = tmp_path_factory.mktemp("server")
     shutil.copy(AUDEALIZE_JSON, root / "eqdescriptors.json")
     (root / "other.json").write_text('{"not": "audealize"}', encoding="utf-8")
@@ -43,33 +45,69 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def test_from_url_writes_the_file_and_reports_its_digest(served, tmp_path, capsys):
     base, digest = served
     dest = tmp_path / "data"
-    assert cli.main(["data", "fetch", "audealize", "--from", f"{base}/eqdescriptors.json",
-                     "--dest", str(dest)]) == 0
+    assert (
+        cli.main(
+            [
+                "data",
+                "fetch",
+                "audealize",
+                "--from",
+                f"{base}/eqdescriptors.json",
+                "--dest",
+                str(dest),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"sha256 {digest}" in out and "not checked" in out
     assert (dest / "eqdescriptors.json").read_bytes() == AUDEALIZE_JSON.read_bytes()
     # the same file again is fine; a given digest is enforced and reported as verified
-    result = fetch.fetch("audealize", dest, source=f"{base}/eqdescriptors.json",
-                         expected_sha256=digest)
-    assert result.verified and result.sha256 == digest and result.size == len(
-        AUDEALIZE_JSON.read_bytes())
+    result = fetch.fetch(
+        "audealize", dest, source=f"{base}/eqdescriptors.json", expected_sha256=digest
+    )
+    assert (
+        result.verified
+        and result.sha256 == digest
+        and result.size == len(AUDEALIZE_JSON.read_bytes())
+    )
 
 
-def test_digest_mismatch_is_a_clear_error_and_writes_nothing(served, tmp_path, monkeypatch,
-                                                            capsys):
+def test_digest_mismatch_is_a_clear_error_and_writes_nothing(served, tmp_path, monkeypatch, capsys):
     base, digest = served
     upstream = fetch.SOURCES["audealize"]
     # the default source, pointed at the local server: the copy is not the upstream file
-    monkeypatch.setitem(fetch.SOURCES, "audealize", fetch.DataSource(
-        url=f"{base}/eqdescriptors.json", sha256=upstream.sha256,
-        filename=upstream.filename, licence=upstream.licence))
+    monkeypatch.setitem(
+        fetch.SOURCES,
+        "audealize",
+        fetch.DataSource(
+            url=f"{base}/eqdescriptors.json",
+            sha256=upstream.sha256,
+            filename=upstream.filename,
+            licence=upstream.licence,
+        ),
+    )
     dest = tmp_path / "data"
     assert cli.main(["data", "fetch", "audealize", "--dest", str(dest)]) == 2
     error = capsys.readouterr().err
     assert f"sha256 of {base}/eqdescriptors.json is {digest}, expected {upstream.sha256}" in error
     assert "\n" not in error.strip() and not dest.exists()
-    assert cli.main(["data", "fetch", "audealize", "--from", f"{base}/eqdescriptors.json",
-                     "--sha256", "0" * 64, "--dest", str(dest)]) == 2
+    assert (
+        cli.main(
+            [
+                "data",
+                "fetch",
+                "audealize",
+                "--from",
+                f"{base}/eqdescriptors.json",
+                "--sha256",
+                "0" * 64,
+                "--dest",
+                str(dest),
+            ]
+        )
+        == 2
+    )
     assert not dest.exists()
 
 

@@ -39,6 +39,7 @@ def split():
 
 # ---------------------------------------------------------------- distances
 
+
 @pytest.mark.parametrize("statistic, a_size", [("v", None), ("u", None), ("v", 40)])
 def test_energy_distance_matches_pair_loop(statistic, a_size):
     rng = np.random.default_rng(0)
@@ -65,12 +66,16 @@ def test_energy_distance_properties():
     # the within terms' value, 0, and the U form is -(2/n)·U_A. A cross self-pair computed by
     # the Gram form is sqrt(round-off) ≈ sqrt(1e-16 · |a|²) ≈ 1e-7, not 0: hence 1e-6
     assert abs(fidelity.energy_distance(a, a)) < 1e-6
-    np.testing.assert_allclose(fidelity.energy_distance(a, a, statistic="u"),
-                               -2 / 30 * fidelity.mean_pairwise_distance(a), atol=1e-6)
+    np.testing.assert_allclose(
+        fidelity.energy_distance(a, a, statistic="u"),
+        -2 / 30 * fidelity.mean_pairwise_distance(a),
+        atol=1e-6,
+    )
     # symmetric, and grows as B moves away
     b = rng.normal(size=(20, 8))
-    np.testing.assert_allclose(fidelity.energy_distance(a, b), fidelity.energy_distance(b, a),
-                               **CLOSE)
+    np.testing.assert_allclose(
+        fidelity.energy_distance(a, b), fidelity.energy_distance(b, a), **CLOSE
+    )
     assert fidelity.energy_distance(a, b + 3.0) > fidelity.energy_distance(a, b + 1.0)
 
 
@@ -89,11 +94,15 @@ def test_distance_input_errors():
 
 # ---------------------------------------------------------------- figures against loops
 
+
 def _small(split, per_word=4):
     """The first ``per_word`` settings of each word of both parts (fast loops)."""
     train, heldout = split
-    pick = [np.flatnonzero(part.word_ids == w)[:per_word]
-            for part in (train, heldout) for w in range(N_WORDS)]
+    pick = [
+        np.flatnonzero(part.word_ids == w)[:per_word]
+        for part in (train, heldout)
+        for w in range(N_WORDS)
+    ]
     train_rows, held_rows = np.concatenate(pick[:N_WORDS]), np.concatenate(pick[N_WORDS:])
     return train.subset(train_rows), heldout.subset(held_rows)
 
@@ -101,10 +110,19 @@ def _small(split, per_word=4):
 def test_distribution_match_matches_loop(split):
     train, heldout = _small(split, per_word=5)
     generated = synthetic.make_synthetic(3, seed=11)
-    got = fidelity.distribution_match(generated.settings, generated.word_ids, train.settings,
-                                      train.word_ids, heldout.settings, heldout.word_ids, N_WORDS)
-    resp = {name: (responses_db(part.settings), part.word_ids)
-            for name, part in (("g", generated), ("t", train), ("h", heldout))}
+    got = fidelity.distribution_match(
+        generated.settings,
+        generated.word_ids,
+        train.settings,
+        train.word_ids,
+        heldout.settings,
+        heldout.word_ids,
+        N_WORDS,
+    )
+    resp = {
+        name: (responses_db(part.settings), part.word_ids)
+        for name, part in (("g", generated), ("t", train), ("h", heldout))
+    }
     for w in range(N_WORDS):
         g, t, h = (r[ids == w] for r, ids in resp.values())
         expected = _loop_energy(g, h, a_size=len(t)) / _loop_energy(t, h)
@@ -138,15 +156,17 @@ def test_blend_of_the_data_mixture_scores_near_zero(split):
     b_rows = np.flatnonzero(heldout.word_ids == 1)[:3]
     only = heldout.subset(np.concatenate([a_rows, b_rows]))
     mixture = only.settings[None]
-    got = fidelity.blend_fidelity(mixture, np.array([[0, 1]]), only.settings, only.word_ids,
-                                  2, weight=0.7)
+    got = fidelity.blend_fidelity(
+        mixture, np.array([[0, 1]]), only.settings, only.word_ids, 2, weight=0.7
+    )
     assert got["worst"] < 1e-9
 
 
 def test_copy_rate_of_training_settings_is_one_and_loop(split):
     train, _ = split
-    out = fidelity.copy_rate(train.settings, train.word_ids, train.settings, train.word_ids,
-                             N_WORDS)
+    out = fidelity.copy_rate(
+        train.settings, train.word_ids, train.settings, train.word_ids, N_WORDS
+    )
     assert out["rate"] == 1.0 and out["per_word"] == [1.0] * N_WORDS
     # fresh draws of the distribution are (almost surely) not copies; a loop decides each
     fresh = synthetic.make_synthetic(3, seed=99)
@@ -154,8 +174,10 @@ def test_copy_rate_of_training_settings_is_one_and_loop(split):
     ids = np.concatenate([fresh.word_ids, train.word_ids[:8]])
     out = fidelity.copy_rate(mixed, ids, train.settings, train.word_ids, N_WORDS)
     resp_train = responses_db(train.settings)
-    nearest = [min(_rms(r, t) for t in resp_train[train.word_ids == w])
-               for r, w in zip(responses_db(mixed), ids)]
+    nearest = [
+        min(_rms(r, t) for t in resp_train[train.word_ids == w])
+        for r, w in zip(responses_db(mixed), ids)
+    ]
     np.testing.assert_allclose(out["rate"], np.mean(np.array(nearest) <= 0.1), rtol=0)
     assert 8 / len(mixed) <= out["rate"] < 0.5
 
@@ -175,14 +197,21 @@ def test_copy_rate_threshold_edge(split):
 def test_mean_response_error_matches_loop(split):
     train, heldout = split
     generated = synthetic.make_synthetic(20, seed=3)
-    got = fidelity.mean_response_error(generated.settings, generated.word_ids, train.settings,
-                                       train.word_ids, heldout.settings, heldout.word_ids,
-                                       N_WORDS)
+    got = fidelity.mean_response_error(
+        generated.settings,
+        generated.word_ids,
+        train.settings,
+        train.word_ids,
+        heldout.settings,
+        heldout.word_ids,
+        N_WORDS,
+    )
     for w in range(N_WORDS):
         g, t, h = (responses_db(p.settings[p.word_ids == w]) for p in (generated, train, heldout))
         np.testing.assert_allclose(got["per_word_db"][w], _rms(g.mean(0), h.mean(0)), rtol=1e-9)
-        np.testing.assert_allclose(got["train_vs_heldout_db"][w], _rms(t.mean(0), h.mean(0)),
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            got["train_vs_heldout_db"][w], _rms(t.mean(0), h.mean(0)), rtol=1e-9
+        )
         pooled = np.concatenate([t, h])
         variance = np.mean([np.var(pooled[:, f], ddof=1) for f in range(pooled.shape[1])])
         noise = np.sqrt(variance * (1 / len(t) + 1 / len(g) + 1 / len(h)))
@@ -193,12 +222,19 @@ def test_mean_response_error_matches_loop(split):
 
 # ---------------------------------------------------------------- known generators
 
+
 def _distribution_match(generated_WxVx15, split):
     train, heldout = split
     ids = np.repeat(np.arange(N_WORDS), generated_WxVx15.shape[1])
-    return fidelity.distribution_match(generated_WxVx15.reshape(-1, LAYOUT.n_params), ids,
-                                       train.settings, train.word_ids, heldout.settings,
-                                       heldout.word_ids, N_WORDS)
+    return fidelity.distribution_match(
+        generated_WxVx15.reshape(-1, LAYOUT.n_params),
+        ids,
+        train.settings,
+        train.word_ids,
+        heldout.settings,
+        heldout.word_ids,
+        N_WORDS,
+    )
 
 
 def test_true_distribution_scores_one_and_centre_only_fails(split):
@@ -225,8 +261,9 @@ def test_unit_gaussian_reference_is_in_range_and_close(split):
     # 100 draws: 5σ/√100 = 0.6 dB)
     for w in range(N_WORDS):
         mean_train = train.settings[train.word_ids == w][:, LAYOUT.gain_indices].mean(axis=0)
-        np.testing.assert_allclose(drawn[w][:, LAYOUT.gain_indices].mean(axis=0), mean_train,
-                                   atol=0.6)
+        np.testing.assert_allclose(
+            drawn[w][:, LAYOUT.gain_indices].mean(axis=0), mean_train, atol=0.6
+        )
     assert _distribution_match(drawn, split)["mean"] < 2.0
 
 
@@ -234,25 +271,48 @@ def test_figure_input_errors(split):
     train, heldout = split
     few = train.subset(np.flatnonzero(train.word_ids != 3))
     with pytest.raises(ValueError, match=r"train: every word needs >= 2 settings; word ids \[3\]"):
-        fidelity.distribution_match(train.settings, train.word_ids, few.settings, few.word_ids,
-                                    heldout.settings, heldout.word_ids, N_WORDS)
+        fidelity.distribution_match(
+            train.settings,
+            train.word_ids,
+            few.settings,
+            few.word_ids,
+            heldout.settings,
+            heldout.word_ids,
+            N_WORDS,
+        )
     with pytest.raises(ValueError, match="pairs must be integer"):
-        fidelity.blend_fidelity(train.settings[:4].reshape(2, 2, -1), np.zeros((3, 2), int),
-                                heldout.settings, heldout.word_ids, N_WORDS)
+        fidelity.blend_fidelity(
+            train.settings[:4].reshape(2, 2, -1),
+            np.zeros((3, 2), int),
+            heldout.settings,
+            heldout.word_ids,
+            N_WORDS,
+        )
     with pytest.raises(ValueError, match="weight must lie"):
-        fidelity.blend_fidelity(train.settings[:4].reshape(2, 2, -1), np.zeros((2, 2), int),
-                                heldout.settings, heldout.word_ids, N_WORDS, weight=1.5)
+        fidelity.blend_fidelity(
+            train.settings[:4].reshape(2, 2, -1),
+            np.zeros((2, 2), int),
+            heldout.settings,
+            heldout.word_ids,
+            N_WORDS,
+            weight=1.5,
+        )
 
 
 # ---------------------------------------------------------------- a whole system
+
 
 class _TrainingSetSystem:
     """Generates by returning a word's training settings (cycled) and reconstructs exactly;
     blends only when ``blends`` (then a 70/30 mixture of the two words' training settings)."""
 
     def __init__(self, train, blends: bool):
-        self.vocabulary, self.layout, self.train, self.blends = (train.vocabulary, LAYOUT,
-                                                                 train, blends)
+        self.vocabulary, self.layout, self.train, self.blends = (
+            train.vocabulary,
+            LAYOUT,
+            train,
+            blends,
+        )
 
     def _rows(self, word, count):
         rows = self.train.settings[self.train.word_ids == self.vocabulary.index(word)]
@@ -265,8 +325,9 @@ class _TrainingSetSystem:
             raise TypeError("single words only")
         (first, weight), (second, _) = term.items()
         n_first = round(weight * variations)
-        return np.concatenate([self._rows(first, n_first),
-                               self._rows(second, variations - n_first)])
+        return np.concatenate(
+            [self._rows(first, n_first), self._rows(second, variations - n_first)]
+        )
 
     def reconstruct(self, settings):
         return np.asarray(settings)
@@ -303,7 +364,8 @@ def test_evaluate_system_reports_fidelity_with_training_data(split):
     system.encode = lambda s: np.eye(N_WORDS)[heldout.word_ids]
     system.centre_settings = lambda: np.stack([system._rows(w, 1)[0] for w in system.vocabulary])
     system.morph_between_terms = lambda a, b, steps=10, **_: np.linspace(
-        system._rows(a, 1)[0], system._rows(b, 1)[0], steps)
+        system._rows(a, 1)[0], system._rows(b, 1)[0], steps
+    )
     system.explore_latent_space = lambda n_samples=20, **_: train.settings[:n_samples]
     out = evaluation.evaluate_system(system, heldout, train=train, n_variations=49, steps=5)
     # 49 variations = each word's 49 training settings: exactly the data's own figure

@@ -34,8 +34,7 @@ def test_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch):
 
 
 def test_atomic_path_removes_temporary_on_error(tmp_path):
-    with pytest.raises(RuntimeError):
-        with fileio.atomic_path(tmp_path / "out.bin") as temporary:
-            temporary.write_bytes(b"partial")
-            raise RuntimeError("writer failed")
+    with pytest.raises(RuntimeError), fileio.atomic_path(tmp_path / "out.bin") as temporary:
+        temporary.write_bytes(b"partial")
+        raise RuntimeError("writer failed")
     assert os.listdir(tmp_path) == []

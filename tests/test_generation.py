@@ -9,10 +9,10 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from tolerances import assert_same_settings
 
 from neuraleq_jax import compound, data, fidelity, generation, paramspace, response, synthetic
 from neuraleq_jax import config as config_module
-from tolerances import assert_same_settings
 
 W = len(synthetic.VOCABULARY)
 WARM, BRIGHT = 0, 1
@@ -22,20 +22,30 @@ WARM, BRIGHT = 0, 1
 def trained():
     from neuraleq_jax import training
 
-    train, validation, heldout = data.stratified_split(synthetic.make_synthetic(70, seed=0),
-                                                       (0.7, 0.15, 0.15), seed=0)
+    train, validation, heldout = data.stratified_split(
+        synthetic.make_synthetic(70, seed=0), (0.7, 0.15, 0.15), seed=0
+    )
     preset = config_module.load_preset("synthetic")
     config = preset.model
     result = training.fit(train, config, dataclasses.replace(preset.train, devices=1))
     params = jax.device_put(result.params, jax.devices()[0])
     word_model = generation.fit_word_model(params, config, train, validation=validation)
-    return dict(params=params, config=config, word_model=word_model, train=train,
-                heldout=heldout)
+    return dict(params=params, config=config, word_model=word_model, train=train, heldout=heldout)
 
 
 def gen(t, weights, keys, strength=1.0, variations=4, first=0):
-    return np.asarray(generation.generate(t["params"], t["config"], t["word_model"], weights,
-                                          keys, strength, variations=variations, first=first))
+    return np.asarray(
+        generation.generate(
+            t["params"],
+            t["config"],
+            t["word_model"],
+            weights,
+            keys,
+            strength,
+            variations=variations,
+            first=first,
+        )
+    )
 
 
 def keys(n, seed=0):
@@ -51,6 +61,7 @@ def rms(a, b):
 
 
 # ------------------------------------------------------------------ word model
+
 
 def test_word_model_arrays_have_documented_shapes(trained):
     wm, L, train = trained["word_model"], trained["config"].latent_dim, trained["train"]
@@ -76,19 +87,23 @@ def test_word_model_needs_every_word(trained):
 
 # ------------------------------------------------------------------ the words' densities
 
+
 def test_density_points_are_each_words_encoded_training_latents(trained):
     wm, train = trained["word_model"], trained["train"]
     latents = generation.encode_latents(trained["params"], trained["config"], train.settings)
     for w in range(W):
         mine = latents[train.word_ids == w]
-        np.testing.assert_array_equal(wm["kde_points_WxNxL"][w, :len(mine)], mine)
+        np.testing.assert_array_equal(wm["kde_points_WxNxL"][w, : len(mine)], mine)
 
 
 def test_bandwidth_is_the_best_validation_match_that_neither_copies_nor_blurs(trained):
     # the rule fit_word_model documents, restated on its recorded calibration
     wm = trained["word_model"]
-    allowed = ((wm["kde_copy_rate_K"] <= 0.02) & (wm["kde_in_range_K"] >= 0.98)
-               & (wm["kde_accuracy_K"] >= wm["kde_validation_accuracy"]))
+    allowed = (
+        (wm["kde_copy_rate_K"] <= 0.02)
+        & (wm["kde_in_range_K"] >= 0.98)
+        & (wm["kde_accuracy_K"] >= wm["kde_validation_accuracy"])
+    )
     assert allowed.any()
     best = np.flatnonzero(allowed)[np.argmin(wm["kde_match_K"][allowed])]
     assert wm["kde_bandwidth"] == np.float32(generation.BANDWIDTHS[best])
@@ -102,17 +117,29 @@ def one_point_model(trained, scale=0.0):
     next one as padding that must never be drawn) with kernel std ``scale``."""
     wm = trained["word_model"]
     points = wm["kde_points_WxNxL"][:, :2]
-    return {**wm, "kde_points_WxNxL": points, "counts_W": np.ones(W, np.int32),
-            "kde_scale_WxL": np.full(wm["kde_scale_WxL"].shape, scale, np.float32)}
+    return {
+        **wm,
+        "kde_points_WxNxL": points,
+        "counts_W": np.ones(W, np.int32),
+        "kde_scale_WxL": np.full(wm["kde_scale_WxL"].shape, scale, np.float32),
+    }
 
 
 def test_a_one_point_density_at_zero_bandwidth_draws_its_decoded_point(trained):
     model = one_point_model(trained)
-    out = np.asarray(generation.generate(trained["params"], trained["config"], model,
-                                         generation.one_hot(np.arange(W), W), keys(W),
-                                         variations=3))
-    decoded = generation.decode_latents(trained["params"], trained["config"],
-                                        model["kde_points_WxNxL"][:, 0])
+    out = np.asarray(
+        generation.generate(
+            trained["params"],
+            trained["config"],
+            model,
+            generation.one_hot(np.arange(W), W),
+            keys(W),
+            variations=3,
+        )
+    )
+    decoded = generation.decode_latents(
+        trained["params"], trained["config"], model["kde_points_WxNxL"][:, 0]
+    )
     assert_same_settings(out, np.broadcast_to(decoded[:, None], out.shape), trained["config"])
 
 
@@ -120,14 +147,18 @@ def test_kernel_draws_pick_points_uniformly_and_add_noise_of_the_kernel_scale():
     # a word model without a decoder: 3 points far apart (a 4th is padding), noise std 0.01
     points = np.zeros((1, 4, 2), np.float32)
     points[0, :, 0] = [-0.6, 0.0, 0.6, 0.9]
-    model = {"kde_points_WxNxL": points, "counts_W": np.array([3], np.int32),
-             "kde_scale_WxL": np.array([[0.01, 0.02]], np.float32)}
+    model = {
+        "kde_points_WxNxL": points,
+        "counts_W": np.array([3], np.int32),
+        "kde_scale_WxL": np.array([[0.01, 0.02]], np.float32),
+    }
     n = 6000
-    draws = np.asarray(jax.vmap(lambda k: generation.sampling._kernel_draw(model, 0, k))(
-        keys(n, seed=2)))
+    draws = np.asarray(
+        jax.vmap(lambda k: generation.sampling._kernel_draw(model, 0, k))(keys(n, seed=2))
+    )
     picked = np.argmin(np.abs(draws[:, :1] - points[0, :, 0]), axis=1)
     counts = np.bincount(picked, minlength=4)
-    assert counts[3] == 0                              # the padding is never drawn
+    assert counts[3] == 0  # the padding is never drawn
     # each of 3 points 1/3 of the time: 5 binomial standard deviations
     assert np.all(np.abs(counts[:3] / n - 1 / 3) < 5 * np.sqrt(2 / 9 / n))
     noise = draws - points[0, picked]
@@ -141,27 +172,36 @@ def test_blend_draws_choose_each_word_with_its_weight(trained):
     weights = np.zeros((1, W), np.float32)
     weights[0, [WARM, BRIGHT, 5]] = [0.6, 0.3, 0.1]
     n = 3000
-    out = np.asarray(generation.generate(trained["params"], trained["config"], model, weights,
-                                         keys(1, seed=4), variations=n))[0]
-    decoded = generation.decode_latents(trained["params"], trained["config"],
-                                        model["kde_points_WxNxL"][:, 0])
-    chosen = np.argmin(rms(paramspace.normalize(out)[:, None],
-                           paramspace.normalize(decoded)[None]), axis=1)
+    out = np.asarray(
+        generation.generate(
+            trained["params"], trained["config"], model, weights, keys(1, seed=4), variations=n
+        )
+    )[0]
+    decoded = generation.decode_latents(
+        trained["params"], trained["config"], model["kde_points_WxNxL"][:, 0]
+    )
+    chosen = np.argmin(
+        rms(paramspace.normalize(out)[:, None], paramspace.normalize(decoded)[None]), axis=1
+    )
     expected = np.zeros(W)
     expected[[WARM, BRIGHT, 5]] = [0.6, 0.3, 0.1]
-    np.testing.assert_allclose(np.bincount(chosen, minlength=W) / n, expected,
-                               atol=5 * np.sqrt(0.25 / n))
+    np.testing.assert_allclose(
+        np.bincount(chosen, minlength=W) / n, expected, atol=5 * np.sqrt(0.25 / n)
+    )
     # the choices are spread evenly over consecutive variations: any 100 hold 60/30/10 ± 2,
     # where independent draws would stray by binomial noise (± 5 for the 60)
     for start in (0, 1234, 2900):
-        counts = np.bincount(chosen[start:start + 100], minlength=W)
+        counts = np.bincount(chosen[start : start + 100], minlength=W)
         assert np.all(np.abs(counts - 100 * expected) <= 2), counts
 
 
 def test_single_word_path_equals_a_one_hot_row(trained):
     t, key = trained, jax.random.key(9)
-    single = jax.jit(lambda k: generation.word_variations(
-        t["params"], t["config"], t["word_model"], np.int32(BRIGHT), k, 1.0, 0, 6))(key)
+    single = jax.jit(
+        lambda k: generation.word_variations(
+            t["params"], t["config"], t["word_model"], np.int32(BRIGHT), k, 1.0, 0, 6
+        )
+    )(key)
     row = gen(t, generation.one_hot([BRIGHT], W), key[None], variations=6)[0]
     assert_same_settings(np.asarray(single), row, t["config"])
 
@@ -187,12 +227,15 @@ def test_variations_match_the_held_out_distribution_of_each_word(trained):
     for w in range(W):
         held = reference_db(heldout.settings[heldout.word_ids == w])
         own = reference_db(train.settings[train.word_ids == w])
-        ratios.append(fidelity.energy_distance(reference_db(out[w]), held, a_size=len(own))
-                      / fidelity.energy_distance(own, held))
+        ratios.append(
+            fidelity.energy_distance(reference_db(out[w]), held, a_size=len(own))
+            / fidelity.energy_distance(own, held)
+        )
     assert np.mean(ratios) <= 2.0 and np.max(ratios) <= 3.0, np.round(ratios, 2)
 
 
 # ------------------------------------------------------------------ generate
+
 
 def test_generate_shapes_ranges_and_reproducibility(trained):
     weights = generation.one_hot(np.arange(W), W)
@@ -204,12 +247,17 @@ def test_generate_shapes_ranges_and_reproducibility(trained):
 
 
 def test_batched_generate_equals_per_item_calls(trained):
-    weights = np.stack([generation.one_hot([2], W)[0], compound.parse_weights(
-        "0.7 warm + 0.3 bright", synthetic.VOCABULARY), np.full(W, 1.0 / W, np.float32)])
+    weights = np.stack(
+        [
+            generation.one_hot([2], W)[0],
+            compound.parse_weights("0.7 warm + 0.3 bright", synthetic.VOCABULARY),
+            np.full(W, 1.0 / W, np.float32),
+        ]
+    )
     ks = keys(3, seed=5)
     batched = gen(trained, weights, ks, strength=np.array([1.0, 0.5, 2.0]), variations=5)
     for i, s in enumerate([1.0, 0.5, 2.0]):
-        single = gen(trained, weights[i:i + 1], ks[i:i + 1], strength=s, variations=5)
+        single = gen(trained, weights[i : i + 1], ks[i : i + 1], strength=s, variations=5)
         # XLA's CPU matmuls sum in a batch-size-dependent order: equal up to float32 round-off
         assert_same_settings(batched[i], single[0], trained["config"])
 
@@ -217,10 +265,12 @@ def test_batched_generate_equals_per_item_calls(trained):
 def test_variations_do_not_depend_on_how_many_are_asked_for(trained):
     weights, ks = generation.one_hot([WARM], W), keys(1)
     eight = gen(trained, weights, ks, variations=8)
-    assert_same_settings(gen(trained, weights, ks, variations=3)[0], eight[0, :3],
-                         trained["config"])
-    assert_same_settings(gen(trained, weights, ks, variations=5, first=3)[0], eight[0, 3:],
-                         trained["config"])
+    assert_same_settings(
+        gen(trained, weights, ks, variations=3)[0], eight[0, :3], trained["config"]
+    )
+    assert_same_settings(
+        gen(trained, weights, ks, variations=5, first=3)[0], eight[0, 3:], trained["config"]
+    )
 
 
 def test_strength_scales_gains_toward_flat_and_keeps_frequency_and_q(trained):
@@ -245,7 +295,7 @@ def test_compound_of_two_words_lies_between_them(trained):
     eye = np.eye(W, dtype=np.float32)
     weights = np.concatenate([eye, np.stack([(eye[a] + eye[b]) / 2 for a, b in pairs])])
     out = gen(trained, weights, keys(len(weights), seed=3), variations=200)
-    mean_curves = reference_db(out).mean(axis=1)                    # [36, F]
+    mean_curves = reference_db(out).mean(axis=1)  # [36, F]
     words, blends = mean_curves[:W], mean_curves[W:]
     for (a, b), blend in zip(pairs, blends):
         to_mean = rms(blend, (words[a] + words[b]) / 2)
@@ -257,10 +307,11 @@ def test_compound_of_two_words_lies_between_them(trained):
 
 # ------------------------------------------------------------------ SPEC §6 figures
 
+
 def test_box_rate_and_variation_calibration_meet_spec(trained):
     out = gen(trained, generation.one_hot(np.arange(W), W), keys(W, seed=11), variations=200)
-    gains = out[..., paramspace.DEFAULT_LAYOUT.gain_indices]           # [W, V, 5]
-    boxes = synthetic.GAIN_BOXES_DB[:, None]                            # [W, 1, 5, 2]
+    gains = out[..., paramspace.DEFAULT_LAYOUT.gain_indices]  # [W, V, 5]
+    boxes = synthetic.GAIN_BOXES_DB[:, None]  # [W, 1, 5, 2]
     inside = (gains >= boxes[..., 0] - 0.5) & (gains <= boxes[..., 1] + 0.5)
     assert inside.mean() >= 0.98, f"box rate {inside.mean():.4f}"
     heldout = trained["heldout"]
@@ -274,22 +325,36 @@ def test_morph_is_smooth_and_ends_at_the_word_centres(trained):
     pairs = np.array([(a, b) for a in range(W) for b in range(a + 1, W)])
     eye = np.eye(W, dtype=np.float32)
     alphas = np.linspace(0, 1, 33, dtype=np.float32)
-    paths = np.asarray(generation.morph(trained["params"], trained["config"],
-                                        trained["word_model"], eye[pairs[:, 0]],
-                                        eye[pairs[:, 1]], alphas))
+    paths = np.asarray(
+        generation.morph(
+            trained["params"],
+            trained["config"],
+            trained["word_model"],
+            eye[pairs[:, 0]],
+            eye[pairs[:, 1]],
+            alphas,
+        )
+    )
     assert paths.shape == (len(pairs), 33, 15)
     paramspace.validate(paths, tolerance=0.0)
     curves = reference_db(paths)
     steps = rms(curves[:, 1:], curves[:, :-1])
     smoothness = steps.max(axis=1) / steps.mean(axis=1)
     assert smoothness.max() <= 1.5, f"worst smoothness {smoothness.max():.3f}"
-    centres = reference_db(generation.centre_settings(trained["params"], trained["config"],
-                                                      trained["word_model"]))
+    centres = reference_db(
+        generation.centre_settings(trained["params"], trained["config"], trained["word_model"])
+    )
     assert rms(curves[:, 0], centres[pairs[:, 0]]).max() <= 0.5
     assert rms(curves[:, -1], centres[pairs[:, 1]]).max() <= 0.5
     # one pair alone gives the same path as inside the batch
-    single = generation.morph(trained["params"], trained["config"], trained["word_model"],
-                              eye[pairs[3, 0]], eye[pairs[3, 1]], alphas)
+    single = generation.morph(
+        trained["params"],
+        trained["config"],
+        trained["word_model"],
+        eye[pairs[3, 0]],
+        eye[pairs[3, 1]],
+        alphas,
+    )
     # the steps come from inverting the dense path's summed length: round-off in that sum of
     # 129 terms moves them (the same γ_n argument, n = the dense points)
     assert_same_settings(single, paths[3], trained["config"], amplification=129)
@@ -301,9 +366,15 @@ def test_reparametrised_morph_has_more_even_steps_than_latent_interpolation(trai
     alphas = np.linspace(0, 1, 33, dtype=np.float32)
     worst = {}
     for reparametrize in (False, True):
-        paths = generation.morph(trained["params"], trained["config"], trained["word_model"],
-                                 eye[pairs[:, 0]], eye[pairs[:, 1]], alphas,
-                                 reparametrize=reparametrize)
+        paths = generation.morph(
+            trained["params"],
+            trained["config"],
+            trained["word_model"],
+            eye[pairs[:, 0]],
+            eye[pairs[:, 1]],
+            alphas,
+            reparametrize=reparametrize,
+        )
         curves = reference_db(paths)
         steps = rms(curves[:, 1:], curves[:, :-1])
         worst[reparametrize] = (steps.max(1) / steps.mean(1)).max()
@@ -311,6 +382,7 @@ def test_reparametrised_morph_has_more_even_steps_than_latent_interpolation(trai
 
 
 # ------------------------------------------------------------------ explore
+
 
 def test_explore_does_not_depend_on_chunking_and_streams_bounded_chunks(trained):
     args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(4))
@@ -343,6 +415,7 @@ def test_explore_rejects_bad_sizes(trained):
 
 # ------------------------------------------------------------------ large batches
 
+
 @pytest.fixture
 def small_tiles(monkeypatch):
     """The large-batch machinery at test sizes: from 64 settings on, in tiles of 32."""
@@ -362,17 +435,22 @@ def test_large_batch_plan_tiles_cpu_batches_on_one_device(small_tiles):
 
 def test_tiled_generate_and_explore_equal_the_plain_path(trained, small_tiles):
     weights, ks = generation.one_hot(np.arange(100) % W, W), keys(100, seed=3)
-    halves = [gen(trained, weights[i:i + 50], ks[i:i + 50], variations=1) for i in (0, 50)]
+    halves = [gen(trained, weights[i : i + 50], ks[i : i + 50], variations=1) for i in (0, 50)]
     # 100 rows in tiles of 32 (the last one padded) against two plain calls of 50
-    assert_same_settings(gen(trained, weights, ks, variations=1), np.concatenate(halves),
-                         trained["config"])
+    assert_same_settings(
+        gen(trained, weights, ks, variations=1), np.concatenate(halves), trained["config"]
+    )
     pieces = [gen(trained, weights[:1], ks[:1], variations=50, first=f) for f in (0, 50)]
-    assert_same_settings(gen(trained, weights[:1], ks[:1], variations=100),
-                         np.concatenate(pieces, axis=1), trained["config"])
+    assert_same_settings(
+        gen(trained, weights[:1], ks[:1], variations=100),
+        np.concatenate(pieces, axis=1),
+        trained["config"],
+    )
     blends = np.random.default_rng(0).uniform(0.1, 1.0, (70, W)).astype(np.float32)
-    halves = [gen(trained, blends[i:i + 35], ks[i:i + 35], variations=1) for i in (0, 35)]
-    assert_same_settings(gen(trained, blends, ks[:70], variations=1), np.concatenate(halves),
-                         trained["config"])
+    halves = [gen(trained, blends[i : i + 35], ks[i : i + 35], variations=1) for i in (0, 35)]
+    assert_same_settings(
+        gen(trained, blends, ks[:70], variations=1), np.concatenate(halves), trained["config"]
+    )
     args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(6))
     tiled = generation.explore(*args, 300, chunk=256)
     assert_same_settings(tiled, generation.explore(*args, 300, chunk=32), trained["config"])
@@ -383,12 +461,15 @@ def test_rows_split_across_devices_equal_one_device(trained):
     # the accelerator layout (rows split over a mesh, tiles on each device), run here on the
     # test's CPU devices: padding to the device count and the shard specs must be invisible
     devices = jax.devices()[:4]
-    plan = generation.BatchPlan(mesh=jax.sharding.Mesh(np.array(devices), ("data",)),
-                                row_tile=16, decode_tile=None)
-    config, rest = trained["config"], (np.int32(5), np.float32(1.0), 150,
-                                        paramspace.DEFAULT_LAYOUT)
-    params, arrays, key = (trained["params"], generation._select(
-        trained["word_model"], generation.EXPLORE_KEYS), jax.random.key(2))
+    plan = generation.BatchPlan(
+        mesh=jax.sharding.Mesh(np.array(devices), ("data",)), row_tile=16, decode_tile=None
+    )
+    config, rest = trained["config"], (np.int32(5), np.float32(1.0), 150, paramspace.DEFAULT_LAYOUT)
+    params, arrays, key = (
+        trained["params"],
+        generation._select(trained["word_model"], generation.EXPLORE_KEYS),
+        jax.random.key(2),
+    )
     one_device = generation._explore_chunk(params, config, arrays, key, *rest)
     params, arrays, key = generation._place((params, arrays, key), plan)
     split = generation._explore_chunk(params, config, arrays, key, *rest, plan)
@@ -398,15 +479,19 @@ def test_rows_split_across_devices_equal_one_device(trained):
 
 # ------------------------------------------------------------------ compound descriptions
 
-@pytest.mark.parametrize("term, expected", [
-    ("warm", {"warm": 1.0}),
-    ("Warm and Punchy", {"warm": 0.5, "punchy": 0.5}),
-    ("0.7 warm + 0.3 bright", {"warm": 0.7, "bright": 0.3}),
-    ("7*warm + 3*bright", {"warm": 0.7, "bright": 0.3}),
-    ("70% warm, 30% bright", {"warm": 0.7, "bright": 0.3}),
-    ({"warm": 2, "bright": 2}, {"warm": 0.5, "bright": 0.5}),
-    (["soft", "hollow", "soft"], {"soft": 2 / 3, "hollow": 1 / 3}),
-])
+
+@pytest.mark.parametrize(
+    "term, expected",
+    [
+        ("warm", {"warm": 1.0}),
+        ("Warm and Punchy", {"warm": 0.5, "punchy": 0.5}),
+        ("0.7 warm + 0.3 bright", {"warm": 0.7, "bright": 0.3}),
+        ("7*warm + 3*bright", {"warm": 0.7, "bright": 0.3}),
+        ("70% warm, 30% bright", {"warm": 0.7, "bright": 0.3}),
+        ({"warm": 2, "bright": 2}, {"warm": 0.5, "bright": 0.5}),
+        (["soft", "hollow", "soft"], {"soft": 2 / 3, "hollow": 1 / 3}),
+    ],
+)
 def test_compound_descriptions_parse_to_normalised_weights(term, expected):
     weights = compound.parse_weights(term, synthetic.VOCABULARY)
     wanted = np.zeros(W)
@@ -415,16 +500,19 @@ def test_compound_descriptions_parse_to_normalised_weights(term, expected):
     np.testing.assert_allclose(weights, wanted, rtol=1e-6)
 
 
-@pytest.mark.parametrize("term, message", [
-    ("warmm", "known words: warm, bright.*Did you mean 'warm'"),
-    ("warm and brigth", "Did you mean 'bright'"),
-    ("0 warm + 0 bright", "sum to 0"),
-    ({"warm": -1.0, "bright": 2.0}, ">= 0"),
-    ("0.7 warm - 0.3 bright", "subtracts"),
-    ("0.7 warm + bright", "every part"),
-    ({"warm": float("nan")}, "finite"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "term, message",
+    [
+        ("warmm", "known words: warm, bright.*Did you mean 'warm'"),
+        ("warm and brigth", "Did you mean 'bright'"),
+        ("0 warm + 0 bright", "sum to 0"),
+        ({"warm": -1.0, "bright": 2.0}, ">= 0"),
+        ("0.7 warm - 0.3 bright", "subtracts"),
+        ("0.7 warm + bright", "every part"),
+        ({"warm": float("nan")}, "finite"),
+        ("", "empty"),
+    ],
+)
 def test_bad_compound_descriptions_raise_clear_errors(term, message):
     with pytest.raises(ValueError, match=message):
         compound.parse_weights(term, synthetic.VOCABULARY)
@@ -432,4 +520,11 @@ def test_bad_compound_descriptions_raise_clear_errors(term, message):
 
 def test_bucket_sizes_are_powers_of_two():
     assert [generation.bucket_size(n) for n in (1, 2, 3, 5, 8, 9, 1000)] == [
-        1, 2, 4, 8, 8, 16, 1024]
+        1,
+        2,
+        4,
+        8,
+        8,
+        16,
+        1024,
+    ]

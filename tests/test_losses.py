@@ -23,8 +23,9 @@ def supcon_reference(embeddings, labels, temperature):
         if not positives:
             continue
         denominator = sum(math.exp(float(z[i] @ z[a]) / temperature) for a in range(n) if a != i)
-        terms = [math.log(math.exp(float(z[i] @ z[p]) / temperature) / denominator)
-                 for p in positives]
+        terms = [
+            math.log(math.exp(float(z[i] @ z[p]) / temperature) / denominator) for p in positives
+        ]
         per_anchor.append(-sum(terms) / len(terms))
     return sum(per_anchor) / len(per_anchor) if per_anchor else 0.0
 
@@ -65,9 +66,14 @@ def test_supcon_decreases_as_same_word_embeddings_move_together():
     labels = np.repeat(np.arange(4), 4).astype(np.int32)
     emb = rng.normal(size=(16, 8))
     centres = np.stack([emb[labels == k].mean(0) for k in range(4)])[labels]
-    values = [float(losses.supervised_contrastive_loss(
-        (emb + alpha * (centres - emb)).astype(np.float32), labels, 0.1))
-        for alpha in (0.0, 0.3, 0.6, 0.9)]
+    values = [
+        float(
+            losses.supervised_contrastive_loss(
+                (emb + alpha * (centres - emb)).astype(np.float32), labels, 0.1
+            )
+        )
+        for alpha in (0.0, 0.3, 0.6, 0.9)
+    ]
     assert all(later < earlier for earlier, later in zip(values, values[1:]))
 
 
@@ -112,8 +118,9 @@ def test_response_loss_matches_scipy_responses():
     other = np.roll(unit, 1, axis=0)
     freqs = np.asarray(response.REFERENCE_FREQS, np.float64)
     expected = []
-    for setting_a, setting_b in zip(np.asarray(paramspace.denormalize(unit)),
-                                    np.asarray(paramspace.denormalize(other))):
+    for setting_a, setting_b in zip(
+        np.asarray(paramspace.denormalize(unit)), np.asarray(paramspace.denormalize(other))
+    ):
         curves = []
         for setting in (setting_a, setting_b):
             sos = response.second_order_sections(setting)
@@ -130,8 +137,9 @@ def test_batch_silhouette_matches_sklearn_definition():
     rng = np.random.default_rng(5)
     labels = np.repeat(np.arange(4), 4)
     points = rng.normal(size=(16, 3)) + 3 * rng.normal(size=(4, 3))[labels]
-    got = float(losses.batch_silhouette(jnp.asarray(points, jnp.float32),
-                                        jnp.asarray(labels, jnp.int32)))
+    got = float(
+        losses.batch_silhouette(jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32))
+    )
     assert abs(got - silhouette_score(points, labels)) < 1e-5
 
 
@@ -149,46 +157,92 @@ def test_batch_silhouette_leaves_out_rows_without_a_partner():
         a = dist[i, own].mean()
         b = min(dist[i, labels == k].mean() for k in set(labels) if k != labels[i])
         scores.append((b - a) / max(a, b))
-    got = float(losses.batch_silhouette(jnp.asarray(points, jnp.float32),
-                                        jnp.asarray(labels, jnp.int32)))
+    got = float(
+        losses.batch_silhouette(jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32))
+    )
     assert abs(got - np.mean(scores)) < 1e-5
-    grad = jax.grad(losses.batch_silhouette)(jnp.asarray(points, jnp.float32),
-                                             jnp.asarray(labels, jnp.int32))
+    grad = jax.grad(losses.batch_silhouette)(
+        jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32)
+    )
     assert np.all(np.isfinite(grad))
 
 
 def test_total_loss_is_the_weighted_sum_of_its_parts():
-    config = models.ModelConfig(encoder_widths=(16,), decoder_widths=(16,), latent_dim=4,
-                                embedding_dim=8, mlp_width=8, dropout=0.0)
+    config = models.ModelConfig(
+        encoder_widths=(16,),
+        decoder_widths=(16,),
+        latent_dim=4,
+        embedding_dim=8,
+        mlp_width=8,
+        dropout=0.0,
+    )
     params = models.init_params(config, jax.random.key(0))
     ds = make_synthetic(per_word=2, seed=1)
     x, y = jnp.asarray(ds.normalized()), jnp.asarray(ds.word_ids)
-    loss, parts = losses.total_loss(params, x, y, model_config=config, contrastive_weight=0.7,
-                                    temperature=0.2, response_weight=3.0, cluster_weight=0.5)
+    loss, parts = losses.total_loss(
+        params,
+        x,
+        y,
+        model_config=config,
+        contrastive_weight=0.7,
+        temperature=0.2,
+        response_weight=3.0,
+        cluster_weight=0.5,
+    )
     latent, emb, recon = models.apply(params, config, x)
     assert float(parts["recon"]) == pytest.approx(float(losses.reconstruction_loss(recon, x)))
     assert float(parts["contrastive"]) == pytest.approx(
-        float(losses.supervised_contrastive_loss(emb, y, 0.2)), rel=1e-6)
+        float(losses.supervised_contrastive_loss(emb, y, 0.2)), rel=1e-6
+    )
     assert float(parts["cluster"]) == pytest.approx(
-        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-6)
-    expected = (parts["recon"] + 3.0 * parts["response"] + 0.7 * parts["contrastive"]
-                + 0.5 * parts["cluster"])
+        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-6
+    )
+    expected = (
+        parts["recon"]
+        + 3.0 * parts["response"]
+        + 0.7 * parts["contrastive"]
+        + 0.5 * parts["cluster"]
+    )
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)
-    _, off = losses.total_loss(params, x, y, model_config=config, contrastive_weight=0.7,
-                               temperature=0.2, response_weight=0.0, cluster_weight=0.0)
+    _, off = losses.total_loss(
+        params,
+        x,
+        y,
+        model_config=config,
+        contrastive_weight=0.7,
+        temperature=0.2,
+        response_weight=0.0,
+        cluster_weight=0.0,
+    )
     assert float(off["response"]) == 0.0 and float(off["cluster"]) == 0.0
 
 
 def test_cluster_term_acts_on_the_semantic_part_of_a_split_latent():
-    config = models.ModelConfig(encoder_widths=(16,), decoder_widths=(16,), latent_dim=6,
-                                semantic_dim=2, embedding_dim=8, mlp_width=8, dropout=0.0)
+    config = models.ModelConfig(
+        encoder_widths=(16,),
+        decoder_widths=(16,),
+        latent_dim=6,
+        semantic_dim=2,
+        embedding_dim=8,
+        mlp_width=8,
+        dropout=0.0,
+    )
     params = models.init_params(config, jax.random.key(2))
     ds = make_synthetic(per_word=2, seed=1)
     x, y = jnp.asarray(ds.normalized()), jnp.asarray(ds.word_ids)
-    _, parts = losses.total_loss(params, x, y, model_config=config, contrastive_weight=0.7,
-                                 temperature=0.2, cluster_weight=0.5)
+    _, parts = losses.total_loss(
+        params,
+        x,
+        y,
+        model_config=config,
+        contrastive_weight=0.7,
+        temperature=0.2,
+        cluster_weight=0.5,
+    )
     latent, _, _ = models.apply(params, config, x)
     assert float(parts["cluster"]) == pytest.approx(
-        1.0 - float(losses.batch_silhouette(latent[:, :2], y)), rel=1e-6)
+        1.0 - float(losses.batch_silhouette(latent[:, :2], y)), rel=1e-6
+    )
     assert float(parts["cluster"]) != pytest.approx(
-        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-3)
+        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-3
+    )

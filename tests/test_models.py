@@ -6,14 +6,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tolerances import decode_tolerance
 
 from neuraleq_jax import models, paramspace
 from neuraleq_jax.synthetic import make_synthetic
-from tolerances import decode_tolerance
 
-TINY = models.ModelConfig(encoder_widths=(16, 24), decoder_widths=(24,), latent_dim=6,
-                          embedding_dim=10, mlp_width=12, dropout=0.2, transformer_dim=8,
-                          transformer_heads=2, transformer_layers=1)
+TINY = models.ModelConfig(
+    encoder_widths=(16, 24),
+    decoder_widths=(24,),
+    latent_dim=6,
+    embedding_dim=10,
+    mlp_width=12,
+    dropout=0.2,
+    transformer_dim=8,
+    transformer_heads=2,
+    transformer_layers=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +96,9 @@ def test_semantic_dim_must_leave_room_for_detail():
 
 def test_encoders_have_different_parameters(batch):
     residual = models.init_params(dataclasses.replace(TINY, encoder="residual"), jax.random.key(0))
-    transformer = models.init_params(dataclasses.replace(TINY, encoder="transformer"),
-                                     jax.random.key(0))
+    transformer = models.init_params(
+        dataclasses.replace(TINY, encoder="transformer"), jax.random.key(0)
+    )
     assert "position" in transformer["encoder"]
     assert "position" not in residual["encoder"]
 
@@ -112,7 +121,8 @@ def test_training_and_inference_paths_compute_the_same_function(encoder, batch):
     rng = np.random.default_rng(5)
     params = models.init_params(config, jax.random.key(2))
     params = jax.tree_util.tree_map(
-        lambda x: x + 0.2 * rng.normal(size=x.shape).astype(np.float32), params)
+        lambda x: x + 0.2 * rng.normal(size=x.shape).astype(np.float32), params
+    )
     trained = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(0))
     served = models.apply(params, config, batch)
     # encoder and decoder are residual stacks of similar depth: twice the decoder's bound
@@ -131,11 +141,11 @@ def test_residual_blocks_start_as_their_skip_path():
 
 def _layer_norm(x, scale, bias, eps=1e-6):
     centred = x - x.mean(-1, keepdims=True)
-    return centred / np.sqrt((centred ** 2).mean(-1, keepdims=True) + eps) * scale + bias
+    return centred / np.sqrt((centred**2).mean(-1, keepdims=True) + eps) * scale + bias
 
 
 def _gelu(x):  # flax's default (tanh) approximation
-    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
 
 
 def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
@@ -145,7 +155,8 @@ def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
     params = models.init_params(config, jax.random.key(1))
     # non-zero layer-norm scales, so that every layer of the block matters
     params = jax.tree_util.tree_map(
-        lambda x: x + 0.3 * rng.normal(size=x.shape).astype(np.float32), params)
+        lambda x: x + 0.3 * rng.normal(size=x.shape).astype(np.float32), params
+    )
     latent = rng.uniform(-1, 1, (7, config.latent_dim)).astype(np.float32)
     p = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params["decoder"])
 
@@ -162,12 +173,15 @@ def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
         h = _gelu(inner + skip)
     heads = [np.tanh(dense(p[f"{field}_head"], h)) for field in ("gain", "freq", "q")]
     expected = np.stack(heads, -1).reshape(len(latent), config.n_params)
-    np.testing.assert_allclose(models.decode(params, config, latent), expected,
-                               atol=decode_tolerance(config))
+    np.testing.assert_allclose(
+        models.decode(params, config, latent), expected, atol=decode_tolerance(config)
+    )
 
 
-@pytest.mark.parametrize("field,value", [("encoder", "lstm"), ("latent_dim", 0),
-                                         ("dropout", 1.0), ("transformer_heads", 3)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("encoder", "lstm"), ("latent_dim", 0), ("dropout", 1.0), ("transformer_heads", 3)],
+)
 def test_bad_config_is_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(models.ModelConfig(), **{field: value})

@@ -11,8 +11,11 @@ from neuraleq_jax import paramspace as ps
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT as L
 
 SPEC_RANGES = {  # SPEC §2, written out independently of the module
-    1: ((20, 200), (0.1, 2.0)), 2: ((200, 800), (0.1, 10)), 3: ((800, 3200), (0.1, 10)),
-    4: ((3200, 12800), (0.1, 10)), 5: ((8000, 20000), (0.1, 2.0)),
+    1: ((20, 200), (0.1, 2.0)),
+    2: ((200, 800), (0.1, 10)),
+    3: ((800, 3200), (0.1, 10)),
+    4: ((3200, 12800), (0.1, 10)),
+    5: ((8000, 20000), (0.1, 2.0)),
 }
 
 
@@ -20,6 +23,7 @@ def in_range_settings(n):
     def place(u):
         geometric = np.abs(L.lower) * (np.abs(L.upper) / np.abs(L.lower)) ** u
         return np.where(L.log_scaled, geometric, L.lower + (L.upper - L.lower) * u)
+
     return hnp.arrays(np.float64, (n, 15), elements=st.floats(0, 1)).map(place)
 
 
@@ -39,7 +43,7 @@ def test_normalise_is_linear_in_gain_and_log_in_freq_and_q():
     x = np.array(ps.flat_setting())
     x[0], x[1], x[2] = 6.0, np.sqrt(20 * 200), 2.0
     u = np.asarray(ps.normalize(x))
-    assert u[0] == pytest.approx(0.5)          # 6 dB of ±12
+    assert u[0] == pytest.approx(0.5)  # 6 dB of ±12
     assert u[1] == pytest.approx(0.0, abs=1e-6)  # geometric mean of 20..200 Hz
     assert u[2] == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(np.asarray(ps.normalize(L.lower)), -1, atol=1e-6)
@@ -75,11 +79,14 @@ def test_works_under_jit_and_vmap_with_any_batch_shape():
     np.testing.assert_allclose(np.asarray(v), x, rtol=1e-5)
 
 
-@pytest.mark.parametrize("index,value,expected", [
-    (1, 10.0, r"band1_freq = 10 .* allowed range \[20, 200\]"),
-    (0, 13.0, r"band1_gain = 13 .* allowed range \[-12, 12\]"),
-    (14, 5.0, r"band5_q = 5 .* allowed range \[0.1, 2\]"),
-])
+@pytest.mark.parametrize(
+    "index,value,expected",
+    [
+        (1, 10.0, r"band1_freq = 10 .* allowed range \[20, 200\]"),
+        (0, 13.0, r"band1_gain = 13 .* allowed range \[-12, 12\]"),
+        (14, 5.0, r"band5_q = 5 .* allowed range \[0.1, 2\]"),
+    ],
+)
 def test_validate_names_parameter_and_range(index, value, expected):
     x = ps.flat_setting()
     x[index] = value
@@ -108,8 +115,7 @@ def test_dicts_round_trip_and_missing_key():
 
 
 def test_custom_layout_and_json_round_trip():
-    wide = ps.EQLayout(bands=tuple(
-        ps.Band(b.kind, (20.0, 20000.0), (0.1, 10.0)) for b in L.bands))
+    wide = ps.EQLayout(bands=tuple(ps.Band(b.kind, (20.0, 20000.0), (0.1, 10.0)) for b in L.bands))
     x = ps.flat_setting(L)
     x[1] = 1000.0  # outside SPEC's low shelf but inside the wide layout
     ps.validate(x, wide)

@@ -123,22 +123,25 @@ def test_plots_come_with_the_plain_install():
     from pathlib import Path
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    names = [re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].lower()
-             for spec in project["project"]["dependencies"]]
+    names = [
+        re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0].lower()
+        for spec in project["project"]["dependencies"]
+    ]
     assert "matplotlib" in names
 
 
 def test_plot_envelope_comparison_draws_both_sets(tmp_path, data):
     warm, bright = data.settings[data.word_ids == 0], data.settings[data.word_ids == 1]
-    same = plots.plot_envelope_comparison(warm, warm, tmp_path / "same.png", "warm",
-                                          note="distribution match 1.00")
+    same = plots.plot_envelope_comparison(
+        warm, warm, tmp_path / "same.png", "warm", note="distribution match 1.00"
+    )
     assert_png(tmp_path / "same.png", same)
     (tmp_path / "b").mkdir()
-    other = plots.plot_envelope_comparison(bright, warm, tmp_path / "b" / "other.png", "warm",
-                                           note="distribution match 1.00")
+    other = plots.plot_envelope_comparison(
+        bright, warm, tmp_path / "b" / "other.png", "warm", note="distribution match 1.00"
+    )
     assert same.read_bytes() != other.read_bytes()  # the generated band moved
     with pytest.raises(ValueError, match=r"generated needs at least 2"):
         plots.plot_envelope_comparison(warm[:1], warm, tmp_path / "x.png", "warm")
     with pytest.raises(ValueError, match="percentiles"):
-        plots.plot_envelope_comparison(warm, warm, tmp_path / "x.png", "warm",
-                                       percentiles=(50, 50))
+        plots.plot_envelope_comparison(warm, warm, tmp_path / "x.png", "warm", percentiles=(50, 50))

@@ -33,14 +33,15 @@ def test_apo_round_trip_to_printed_precision(tmp_path):
     back, names = presets.read_preset(path)
     assert names == ["warm 1"]
     per_band = back[0].reshape(5, 3) - setting.reshape(5, 3)
-    assert np.all(np.abs(per_band[:, 0]) <= 0.005 + 1e-6)    # gain, 0.01 dB
-    assert np.all(np.abs(per_band[:, 1]) <= 0.005 + 1e-3)    # Fc, 0.01 Hz
+    assert np.all(np.abs(per_band[:, 0]) <= 0.005 + 1e-6)  # gain, 0.01 dB
+    assert np.all(np.abs(per_band[:, 1]) <= 0.005 + 1e-3)  # Fc, 0.01 Hz
     assert np.all(np.abs(per_band[:, 2]) <= 0.00005 + 1e-6)  # Q, 1e-4
 
 
 def test_apo_lines_follow_the_equalizer_apo_syntax():
-    setting = np.array([3.5, 120, 0.71, -2, 400, 1.0, 0, 1000, 2.0, 1.5, 5000, 0.5, -4, 12000,
-                        0.7], np.float32)
+    setting = np.array(
+        [3.5, 120, 0.71, -2, 400, 1.0, 0, 1000, 2.0, 1.5, 5000, 0.5, -4, 12000, 0.7], np.float32
+    )
     text = presets.apo_text(setting, name="demo", preamp=True)
     lines = text.splitlines()
     assert lines[0] == "# demo"
@@ -87,7 +88,7 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
     monkeypatch.setattr(fileio.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         presets.write_preset(path, random_settings(1, seed=9))
-    assert path.read_text() == before           # the old preset survives a failed write
+    assert path.read_text() == before  # the old preset survives a failed write
     assert sorted(os.listdir(tmp_path)) == ["p.json"]
 
 

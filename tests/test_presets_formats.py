@@ -18,12 +18,18 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 
 FS = 48_000.0
 GRID = np.geomspace(20.0, 20_000.0, 512)
-WARM = np.array([3.5, 120, 0.71, -2, 400, 1.0, 0.5, 1000, 2.0, 1.5, 5000, 0.5, -4, 12000, 0.7],
-                np.float32)
+WARM = np.array(
+    [3.5, 120, 0.71, -2, 400, 1.0, 0.5, 1000, 2.0, 1.5, 5000, 0.5, -4, 12000, 0.7], np.float32
+)
 PRINTED = np.tile([0.005, 0.005, 0.00005], 5)  # APO/REW text: 0.01 dB, 0.01 Hz, 1e-4 in Q
 # largest rounding error of each format, per parameter (gain, freq, Q)
-ROUNDING = {"json": 0.0, "csv": 0.0, "apo": PRINTED, "rew": PRINTED,
-            "easyeffects": np.tile([5e-5, 5e-5, 5e-7], 5)}
+ROUNDING = {
+    "json": 0.0,
+    "csv": 0.0,
+    "apo": PRINTED,
+    "rew": PRINTED,
+    "easyeffects": np.tile([5e-5, 5e-5, 5e-7], 5),
+}
 
 
 def rbj_sos(kind, gain_db, freq, q, fs=FS):
@@ -36,16 +42,28 @@ def rbj_sos(kind, gain_db, freq, q, fs=FS):
         a = [1 + alpha / amp, -2 * cos, 1 - alpha / amp]
     elif kind == "low_shelf":
         k = 2 * math.sqrt(amp) * alpha
-        b = [amp * ((amp + 1) - (amp - 1) * cos + k), 2 * amp * ((amp - 1) - (amp + 1) * cos),
-             amp * ((amp + 1) - (amp - 1) * cos - k)]
-        a = [(amp + 1) + (amp - 1) * cos + k, -2 * ((amp - 1) + (amp + 1) * cos),
-             (amp + 1) + (amp - 1) * cos - k]
+        b = [
+            amp * ((amp + 1) - (amp - 1) * cos + k),
+            2 * amp * ((amp - 1) - (amp + 1) * cos),
+            amp * ((amp + 1) - (amp - 1) * cos - k),
+        ]
+        a = [
+            (amp + 1) + (amp - 1) * cos + k,
+            -2 * ((amp - 1) + (amp + 1) * cos),
+            (amp + 1) + (amp - 1) * cos - k,
+        ]
     else:
         k = 2 * math.sqrt(amp) * alpha
-        b = [amp * ((amp + 1) + (amp - 1) * cos + k), -2 * amp * ((amp - 1) + (amp + 1) * cos),
-             amp * ((amp + 1) + (amp - 1) * cos - k)]
-        a = [(amp + 1) - (amp - 1) * cos + k, 2 * ((amp - 1) - (amp + 1) * cos),
-             (amp + 1) - (amp - 1) * cos - k]
+        b = [
+            amp * ((amp + 1) + (amp - 1) * cos + k),
+            -2 * amp * ((amp - 1) + (amp + 1) * cos),
+            amp * ((amp + 1) + (amp - 1) * cos - k),
+        ]
+        a = [
+            (amp + 1) - (amp - 1) * cos + k,
+            2 * ((amp - 1) - (amp + 1) * cos),
+            (amp + 1) - (amp - 1) * cos - k,
+        ]
     return np.array(b + a) / a[0]
 
 
@@ -60,8 +78,7 @@ def reference_db(filters, freqs=GRID):
 
 def setting_db(setting_P, freqs=GRID):
     row = np.asarray(setting_P, np.float64).reshape(5, 3)
-    return reference_db([(k, g, f, q) for k, (g, f, q) in zip(DEFAULT_LAYOUT.kinds, row)],
-                        freqs)
+    return reference_db([(k, g, f, q) for k, (g, f, q) in zip(DEFAULT_LAYOUT.kinds, row)], freqs)
 
 
 def random_setting(seed):
@@ -71,13 +88,15 @@ def random_setting(seed):
 
 # ---------------------------------------------------------------- round trips, every format
 
+
 @pytest.mark.parametrize("fmt", presets.FORMATS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_format_round_trips(tmp_path, fmt, seed):
     setting = random_setting(seed)
-    path = presets.write_preset(tmp_path / f"p{presets.FILE_SUFFIXES[fmt]}", setting,
-                                format=fmt, names="warm 1")
-    found = presets.read_preset_file(path)        # the format is detected from the content
+    path = presets.write_preset(
+        tmp_path / f"p{presets.FILE_SUFFIXES[fmt]}", setting, format=fmt, names="warm 1"
+    )
+    found = presets.read_preset_file(path)  # the format is detected from the content
     assert found.format == fmt and found.notes == []
     back = found.settings[0]
     if fmt in ("json", "csv"):
@@ -93,8 +112,8 @@ def test_written_preamp_is_minus_the_largest_boost(fmt):
     text = presets.preset_text(WARM, fmt, names="warm")
     found = presets.parse_preset_text(text)
     peak = setting_db(WARM, np.geomspace(20, 20_000, 4096)).max()
-    assert peak > 1.0   # the setting boosts, so a preamp is needed
-    assert -peak - 0.02 <= found.preamp_db <= -peak   # rounded up: never leaves a boost
+    assert peak > 1.0  # the setting boosts, so a preamp is needed
+    assert -peak - 0.02 <= found.preamp_db <= -peak  # rounded up: never leaves a boost
     document = presets.preset_dict(WARM)
     assert document["presets"][0]["preamp_db"] == pytest.approx(found.preamp_db)
 
@@ -135,10 +154,10 @@ Filter 6: OFF PK Fc 50 Hz Gain 9 dB Q 1
 def test_apo_config_sample_from_the_documentation():
     found = presets.parse_preset_text(APO_CONFIG)
     assert found.format == "apo" and found.names == ["my headphones"]
-    assert found.preamp_db == pytest.approx(-4.5)     # several Preamp lines add up
-    assert any("Device:" in n for n in found.notes)   # ignored, with a note
+    assert found.preamp_db == pytest.approx(-4.5)  # several Preamp lines add up
+    assert any("Device:" in n for n in found.notes)  # ignored, with a note
     assert any("OFF" in n for n in found.notes)
-    bw_q = math.sqrt(2) / (2 - 1)                     # 1 octave: Q = sqrt(2^N) / (2^N - 1)
+    bw_q = math.sqrt(2) / (2 - 1)  # 1 octave: Q = sqrt(2^N) / (2^N - 1)
     # HSC 6dB: slope S = 1/2 → 1/Q = sqrt((A + 1/A)(1/S - 1) + 2)
     amp = 10 ** (-3 / 40)
     shelf_q = 1 / math.sqrt((amp + 1 / amp) * (2 - 1) + 2)
@@ -147,11 +166,13 @@ def test_apo_config_sample_from_the_documentation():
 
 
 def test_apo_channel_blocks_keep_the_first_channel():
-    text = ("Channel: L\nFilter 1: ON LSC Fc 100 Hz Gain 4 dB Q 0.7\n"
-            "Filter 2: ON PK Fc 300 Hz Gain -2 dB Q 1\nFilter 3: ON PK Fc 1000 Hz Gain 1 dB Q 1\n"
-            "Filter 4: ON PK Fc 5000 Hz Gain 1 dB Q 1\n"
-            "Filter 5: ON HSC Fc 10000 Hz Gain 2 dB Q 0.7\n"
-            "Channel: R\nFilter 6: ON PK Fc 300 Hz Gain -9 dB Q 1\n")
+    text = (
+        "Channel: L\nFilter 1: ON LSC Fc 100 Hz Gain 4 dB Q 0.7\n"
+        "Filter 2: ON PK Fc 300 Hz Gain -2 dB Q 1\nFilter 3: ON PK Fc 1000 Hz Gain 1 dB Q 1\n"
+        "Filter 4: ON PK Fc 5000 Hz Gain 1 dB Q 1\n"
+        "Filter 5: ON HSC Fc 10000 Hz Gain 2 dB Q 0.7\n"
+        "Channel: R\nFilter 6: ON PK Fc 300 Hz Gain -9 dB Q 1\n"
+    )
     found = presets.parse_preset_text(text)
     assert found.settings[0][3] == -2.0
     assert any("second Channel" in n for n in found.notes)
@@ -160,16 +181,18 @@ def test_apo_channel_blocks_keep_the_first_channel():
 def test_old_ls_hs_and_slope_variants():
     """``LS``/``HS`` without Q are 12 dB/octave (S = 1, Q = 1/sqrt 2, whatever the gain); the
     slope of ``LSC x dB`` is proportional to x (the cookbook's definition of S)."""
-    plain = preset_formats.parse_filter_text("Filter 1: ON LS Fc 100 Hz Gain 8 dB\n"
-                                             "Filter 2: ON HS Fc 9000 Hz Gain -5 dB\n"
-                                             "Filter 3: ON LSC 12dB Fc 100 Hz Gain 3 dB\n")
+    plain = preset_formats.parse_filter_text(
+        "Filter 1: ON LS Fc 100 Hz Gain 8 dB\n"
+        "Filter 2: ON HS Fc 9000 Hz Gain -5 dB\n"
+        "Filter 3: ON LSC 12dB Fc 100 Hz Gain 3 dB\n"
+    )
     assert [f.q for f in plain.filters] == pytest.approx([1 / math.sqrt(2)] * 3)
 
     def slope_db_per_octave(text, freq):
         (f,) = preset_formats.parse_filter_text(text).filters
         near = np.array([freq / 1.01, freq * 1.01])
         low, high = reference_db([(f.kind, f.gain_db, f.freq_hz, f.q)], near)
-        return (high - low) / math.log2(1.01 ** 2)
+        return (high - low) / math.log2(1.01**2)
 
     # well below Nyquist the digital shelf follows the analog one, where S scales the slope
     steep = slope_db_per_octave("Filter: ON LSC 12 dB Fc 200 Hz Gain 12 dB\n", 200)
@@ -212,29 +235,102 @@ def test_rew_filter_settings_sample():
     np.testing.assert_allclose(found.settings[0], expected, rtol=2e-7)
 
 
-EASYEFFECTS_PRESET = {"output": {
-    "blocklist": [],
-    "equalizer#0": {
-        "balance": 0.0, "bypass": False, "input-gain": -5.0, "mode": "IIR", "num-bands": 7,
-        "output-gain": 0.0, "pitch-left": 0.0, "pitch-right": 0.0, "split-channels": False,
-        "left": {
-            "band0": {"frequency": 80.0, "gain": 5.0, "mode": "APO (DR)", "mute": False,
-                      "q": 0.7, "slope": "x1", "solo": False, "type": "Lo-shelf", "width": 4.0},
-            "band1": {"frequency": 250.0, "gain": 0.0, "mode": "APO (DR)", "mute": False,
-                      "q": 1.0, "slope": "x1", "solo": False, "type": "Off", "width": 4.0},
-            "band2": {"frequency": 500.0, "gain": -2.0, "mode": "RLC (BT)", "mute": False,
-                      "q": 1.5, "slope": "x1", "solo": False, "type": "Bell", "width": 4.0},
-            "band3": {"frequency": 2000.0, "gain": 1.0, "mode": "APO (DR)", "mute": False,
-                      "q": 2.0, "slope": "x1", "solo": False, "type": "Bell", "width": 4.0},
-            "band4": {"frequency": 6000.0, "gain": 2.0, "mode": "APO (DR)", "mute": False,
-                      "q": 3.0, "slope": "x1", "solo": False, "type": "Bell", "width": 4.0},
-            "band5": {"frequency": 9000.0, "gain": 7.0, "mode": "APO (DR)", "mute": True,
-                      "q": 3.0, "slope": "x1", "solo": False, "type": "Bell", "width": 4.0},
-            "band6": {"frequency": 14000.0, "gain": -3.0, "mode": "APO (DR)", "mute": False,
-                      "q": 0.7, "slope": "x1", "solo": False, "type": "Hi-shelf", "width": 4.0},
+EASYEFFECTS_PRESET = {
+    "output": {
+        "blocklist": [],
+        "equalizer#0": {
+            "balance": 0.0,
+            "bypass": False,
+            "input-gain": -5.0,
+            "mode": "IIR",
+            "num-bands": 7,
+            "output-gain": 0.0,
+            "pitch-left": 0.0,
+            "pitch-right": 0.0,
+            "split-channels": False,
+            "left": {
+                "band0": {
+                    "frequency": 80.0,
+                    "gain": 5.0,
+                    "mode": "APO (DR)",
+                    "mute": False,
+                    "q": 0.7,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Lo-shelf",
+                    "width": 4.0,
+                },
+                "band1": {
+                    "frequency": 250.0,
+                    "gain": 0.0,
+                    "mode": "APO (DR)",
+                    "mute": False,
+                    "q": 1.0,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Off",
+                    "width": 4.0,
+                },
+                "band2": {
+                    "frequency": 500.0,
+                    "gain": -2.0,
+                    "mode": "RLC (BT)",
+                    "mute": False,
+                    "q": 1.5,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Bell",
+                    "width": 4.0,
+                },
+                "band3": {
+                    "frequency": 2000.0,
+                    "gain": 1.0,
+                    "mode": "APO (DR)",
+                    "mute": False,
+                    "q": 2.0,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Bell",
+                    "width": 4.0,
+                },
+                "band4": {
+                    "frequency": 6000.0,
+                    "gain": 2.0,
+                    "mode": "APO (DR)",
+                    "mute": False,
+                    "q": 3.0,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Bell",
+                    "width": 4.0,
+                },
+                "band5": {
+                    "frequency": 9000.0,
+                    "gain": 7.0,
+                    "mode": "APO (DR)",
+                    "mute": True,
+                    "q": 3.0,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Bell",
+                    "width": 4.0,
+                },
+                "band6": {
+                    "frequency": 14000.0,
+                    "gain": -3.0,
+                    "mode": "APO (DR)",
+                    "mute": False,
+                    "q": 0.7,
+                    "slope": "x1",
+                    "solo": False,
+                    "type": "Hi-shelf",
+                    "width": 4.0,
+                },
+            },
         },
-    },
-    "plugins_order": ["equalizer#0"]}}
+        "plugins_order": ["equalizer#0"],
+    }
+}
 
 
 def test_easyeffects_preset_sample():
@@ -253,7 +349,12 @@ def test_easyeffects_written_document_follows_the_current_layout():
     assert document["output"]["plugins_order"] == ["equalizer#0"]
     assert equalizer["num-bands"] == 5 and equalizer["left"] == equalizer["right"]
     assert [equalizer["left"][f"band{i}"]["type"] for i in range(5)] == [
-        "Lo-shelf", "Bell", "Bell", "Bell", "Hi-shelf"]
+        "Lo-shelf",
+        "Bell",
+        "Bell",
+        "Bell",
+        "Hi-shelf",
+    ]
     assert {b["mode"] for b in equalizer["left"].values()} == {"APO (DR)"}
 
 
@@ -262,27 +363,32 @@ def test_autoeq_ten_filters_need_a_fit_and_the_fit_follows_the_response():
         presets.parse_preset_text(AUTOEQ_TEN_FILTERS)
     found = presets.parse_preset_text(AUTOEQ_TEN_FILTERS, fit=True)
     filters = preset_formats.parse_filter_text(AUTOEQ_TEN_FILTERS).filters
-    target = reference_db([(f.kind, f.gain_db, f.freq_hz, f.q) for f in filters],
-                          np.geomspace(20, 20_000, 256))
+    target = reference_db(
+        [(f.kind, f.gain_db, f.freq_hz, f.q) for f in filters], np.geomspace(20, 20_000, 256)
+    )
     fitted = setting_db(found.settings[0], np.geomspace(20, 20_000, 256))
     rms = np.sqrt(np.mean((fitted - target) ** 2))
-    assert found.fit_rms_db == pytest.approx(rms, abs=0.01)   # the reported error is the real one
-    assert rms < 0.5 * np.sqrt(np.mean(target ** 2))           # far better than flat
+    assert found.fit_rms_db == pytest.approx(rms, abs=0.01)  # the reported error is the real one
+    assert rms < 0.5 * np.sqrt(np.mean(target**2))  # far better than flat
     assert any("fitted" in n for n in found.notes)
 
 
 # ---------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("text,message", [
-    ("Filter 1: ON HP Fc 100 Hz\n", "HP"),
-    ("Filter 1: ON PK Fc 100 Hz Gain 2 dB\n", "Q"),
-    ("Filter 1: ON PK Gain 2 dB Q 1\n", "Fc"),
-    ("hello there\n", "line 1"),
-    ("Filter 1: ON PK Fc 30000 Hz Gain 2 dB Q 1\n", "30000"),
-    ('{"output": {"plugins_order": []}}', "no equalizer"),
-    ('{"something": 1}', "unknown kind"),
-    ("Filter 1: ON PK Fc 300 Hz Gain 2 dB Q 1\n" * 65, "at most 64"),
-])
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("Filter 1: ON HP Fc 100 Hz\n", "HP"),
+        ("Filter 1: ON PK Fc 100 Hz Gain 2 dB\n", "Q"),
+        ("Filter 1: ON PK Gain 2 dB Q 1\n", "Fc"),
+        ("hello there\n", "line 1"),
+        ("Filter 1: ON PK Fc 30000 Hz Gain 2 dB Q 1\n", "30000"),
+        ('{"output": {"plugins_order": []}}', "no equalizer"),
+        ('{"something": 1}', "unknown kind"),
+        ("Filter 1: ON PK Fc 300 Hz Gain 2 dB Q 1\n" * 65, "at most 64"),
+    ],
+)
 def test_bad_presets_name_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):
         presets.parse_preset_text(text, fit=True)
@@ -301,11 +407,13 @@ def test_one_setting_formats_refuse_several():
 
 # ---------------------------------------------------------------- neuraleq convert
 
+
 @pytest.mark.parametrize("source,target", list(itertools.product(presets.FORMATS, repeat=2)))
 def test_convert_between_every_pair(tmp_path, source, target, capsys):
     setting = random_setting(7)
-    src = presets.write_preset(tmp_path / f"in{presets.FILE_SUFFIXES[source]}", setting,
-                               format=source, names="bright 2")
+    src = presets.write_preset(
+        tmp_path / f"in{presets.FILE_SUFFIXES[source]}", setting, format=source, names="bright 2"
+    )
     out = tmp_path / f"out{presets.FILE_SUFFIXES[target]}"
     assert cli.main(["convert", str(src), str(out), "--to", target]) == 0
     found = presets.read_preset_file(out)
@@ -313,7 +421,7 @@ def test_convert_between_every_pair(tmp_path, source, target, capsys):
     exact = {source, target} <= {"json", "csv"}
     slack = ROUNDING[source] + ROUNDING[target] + (0 if exact else 3 * np.spacing(np.abs(setting)))
     assert np.all(np.abs(found.settings[0] - setting) <= slack)
-    assert cli.main(["convert", str(src), str(out), "--to", target]) == 2   # no overwrite
+    assert cli.main(["convert", str(src), str(out), "--to", target]) == 2  # no overwrite
     assert "exists" in capsys.readouterr().err
 
 

@@ -12,7 +12,7 @@ from neuraleq_jax.synthetic import make_synthetic
 
 def single_band(band, gain, freq, q):
     x = ps.flat_setting()
-    x[3 * band: 3 * band + 3] = gain, freq, q
+    x[3 * band : 3 * band + 3] = gain, freq, q
     return x
 
 
@@ -37,8 +37,9 @@ def test_jax_coefficients_match_host_sections():
     np.testing.assert_allclose(np.asarray(a), sos[:, 3:], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("band,gain,freq,q", [(1, 7.5, 400.0, 3.0), (2, -9.0, 1500.0, 0.5),
-                                              (3, 12.0, 10_000.0, 8.0)])
+@pytest.mark.parametrize(
+    "band,gain,freq,q", [(1, 7.5, 400.0, 3.0), (2, -9.0, 1500.0, 0.5), (3, 12.0, 10_000.0, 8.0)]
+)
 def test_peaking_band_gives_its_gain_at_its_centre(band, gain, freq, q):
     at_centre = response.magnitude_response_db(single_band(band, gain, freq, q), np.array([freq]))
     assert float(at_centre[0]) == pytest.approx(gain, abs=1e-3)
@@ -57,8 +58,7 @@ def test_shelves_reach_gain_inside_and_zero_outside(gain):
 def test_zero_gain_setting_is_flat():
     settings = make_synthetic(per_word=4, seed=0).settings.copy()
     settings[:, ps.DEFAULT_LAYOUT.gain_indices] = 0.0
-    np.testing.assert_allclose(np.asarray(response.reference_response_db(settings)), 0.0,
-                               atol=1e-4)
+    np.testing.assert_allclose(np.asarray(response.reference_response_db(settings)), 0.0, atol=1e-4)
 
 
 def test_response_is_sum_of_bands_and_reference_grid():
@@ -69,7 +69,9 @@ def test_response_is_sum_of_bands_and_reference_grid():
     setting = make_synthetic(per_word=1, seed=2).settings[3]
     bands = np.asarray(response.band_responses_db(setting))
     for index in range(5):
-        alone = response.magnitude_response_db(single_band(index, *setting[3 * index:3 * index + 3]))
+        alone = response.magnitude_response_db(
+            single_band(index, *setting[3 * index : 3 * index + 3])
+        )
         np.testing.assert_allclose(bands[index], np.asarray(alone), atol=1e-4)
 
 
@@ -89,8 +91,9 @@ def test_batches_broadcast():
     x = make_synthetic(per_word=3).settings.reshape(4, 6, 15)
     out = response.reference_response_db(x)
     assert out.shape == (4, 6, 256)
-    np.testing.assert_allclose(np.asarray(out[2, 1]),
-                               np.asarray(response.reference_response_db(x[2, 1])), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(out[2, 1]), np.asarray(response.reference_response_db(x[2, 1])), atol=1e-5
+    )
 
 
 def test_sections_refuse_frequencies_above_nyquist():

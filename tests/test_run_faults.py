@@ -26,16 +26,29 @@ import pytest
 from neuraleq_jax import checkpoints, config, train
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_ARGS = ["--model.encoder_widths=8", "--model.decoder_widths=8", "--model.latent_dim=4",
-             "--model.semantic_dim=0",
-             "--model.embedding_dim=8", "--model.mlp_width=8", "--train.checkpoint_every=1",
-             "--train.response_weight=0", "--train.cluster_weight=0", "--train.devices=1",
-             "--data.per_word=6", "--quiet"]
+TINY_ARGS = [
+    "--model.encoder_widths=8",
+    "--model.decoder_widths=8",
+    "--model.latent_dim=4",
+    "--model.semantic_dim=0",
+    "--model.embedding_dim=8",
+    "--model.mlp_width=8",
+    "--train.checkpoint_every=1",
+    "--train.response_weight=0",
+    "--train.cluster_weight=0",
+    "--train.devices=1",
+    "--data.per_word=6",
+    "--quiet",
+]
 # a run long enough (a few ms per epoch) to be signalled mid-way; only its last epoch is
 # checkpointed on schedule, so an interrupted run keeps its epochs only by the signal's checkpoint
 LONG_EPOCHS = 600
-LONG_ARGS = [*TINY_ARGS, f"--train.epochs={LONG_EPOCHS}", "--train.checkpoint_every=1000",
-             "--data.per_word=14"]
+LONG_ARGS = [
+    *TINY_ARGS,
+    f"--train.epochs={LONG_EPOCHS}",
+    "--train.checkpoint_every=1000",
+    "--data.per_word=14",
+]
 # a holder that runs until it is stopped
 ENDLESS_ARGS = [*TINY_ARGS, "--train.epochs=100000", "--train.checkpoint_every=100000"]
 
@@ -45,13 +58,15 @@ def train_command(workdir: Path, *args: str) -> list[str]:
 
 
 def start(command: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+    return subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def finish(command: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+    return subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def wait_for_epochs(metrics: Path, process: subprocess.Popen, timeout: float = 300) -> None:
@@ -62,8 +77,9 @@ def wait_for_epochs(metrics: Path, process: subprocess.Popen, timeout: float = 3
             return
         if process.poll() is not None:
             out, err = process.communicate()
-            pytest.fail(f"the run ended (exit {process.returncode}) before its first epoch:\n"
-                        f"{out}\n{err}")
+            pytest.fail(
+                f"the run ended (exit {process.returncode}) before its first epoch:\n{out}\n{err}"
+            )
         time.sleep(0.005)
     process.kill()
     pytest.fail("no epoch finished in time")
@@ -77,8 +93,10 @@ def wait_for_lock(workdir: Path, process: subprocess.Popen, timeout: float = 120
         if lock.is_file() and f'"pid": {process.pid},' in lock.read_text():
             return
         if process.poll() is not None:
-            pytest.fail(f"the run ended (exit {process.returncode}) without taking the lock: "
-                        f"{process.communicate()}")
+            pytest.fail(
+                f"the run ended (exit {process.returncode}) without taking the lock: "
+                f"{process.communicate()}"
+            )
         time.sleep(0.01)
     process.kill()
     pytest.fail("the run did not take the lock in time")
@@ -112,8 +130,9 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_ctrl_c_checkpoints_the_running_epoch_and_resuming_is_bit_identical(uninterrupted,
-                                                                           tmp_path):
+def test_ctrl_c_checkpoints_the_running_epoch_and_resuming_is_bit_identical(
+    uninterrupted, tmp_path
+):
     """SIGINT (SIGTERM takes the same path: see the busy-workdir test)."""
     sig = signal.SIGINT
     workdir = tmp_path / "run"
@@ -123,8 +142,9 @@ def test_ctrl_c_checkpoints_the_running_epoch_and_resuming_is_bit_identical(unin
     _, err = child.communicate(timeout=300)
     assert child.returncode == 128 + sig, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    stopped = re.findall(r"^stopped at epoch (\d+); rerun the same command to resume$", err,
-                         flags=re.M)
+    stopped = re.findall(
+        r"^stopped at epoch (\d+); rerun the same command to resume$", err, flags=re.M
+    )
     assert len(stopped) == 1, err
     epoch = int(stopped[0])
     assert 1 <= epoch < LONG_EPOCHS, f"the signal came after the last epoch ({err})"
@@ -137,7 +157,8 @@ def test_ctrl_c_checkpoints_the_running_epoch_and_resuming_is_bit_identical(unin
     resumed = finish(train_command(workdir, *LONG_ARGS))
     assert resumed.returncode == 0, resumed.stderr
     assert records_without_timing(workdir / "metrics.jsonl") == records_without_timing(
-        uninterrupted / "metrics.jsonl")
+        uninterrupted / "metrics.jsonl"
+    )
     a, b = checkpoints.load_bundle(uninterrupted), checkpoints.load_bundle(workdir)
     assert a.step == b.step
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
@@ -180,24 +201,34 @@ def test_a_second_run_on_a_busy_workdir_refuses_in_one_line(tmp_path):
     assert "in use by another training run" in lines[0]
     assert first.returncode == 128 + signal.SIGTERM, first_err
     assert "Traceback" not in first_err
-    epoch = int(re.search(r"^stopped at epoch (\d+); rerun the same command to resume$",
-                          first_err, flags=re.M)[1])
+    epoch = int(
+        re.search(
+            r"^stopped at epoch (\d+); rerun the same command to resume$", first_err, flags=re.M
+        )[1]
+    )
     assert epochs_in(workdir / "metrics.jsonl") == list(range(1, epoch + 1))  # once each
     assert checkpoints.TrainingCheckpoints(workdir).all_epochs() == [epoch]
 
 
 @pytest.mark.slow
-def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_note(tmp_path, in_process,
-                                                                  capsys):
+def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_note(tmp_path, in_process, capsys):
     workdir = tmp_path / "run"
     workdir.mkdir()
     # the lock module alone (standard library only), so the holder starts without jax
-    holder = start([sys.executable, "-c", "import importlib.util, sys, time\n"
-                    "spec = importlib.util.spec_from_file_location('lock', sys.argv[2])\n"
-                    "lock = importlib.util.module_from_spec(spec)\n"
-                    "spec.loader.exec_module(lock)\n"
-                    "lock.WorkdirLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
-                    "time.sleep(600)\n", str(workdir), str(REPO / "neuraleq_jax" / "workdir.py")])
+    holder = start(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.util, sys, time\n"
+            "spec = importlib.util.spec_from_file_location('lock', sys.argv[2])\n"
+            "lock = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(lock)\n"
+            "lock.WorkdirLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
+            "time.sleep(600)\n",
+            str(workdir),
+            str(REPO / "neuraleq_jax" / "workdir.py"),
+        ]
+    )
     assert holder.stdout.readline().strip() == "locked"
     holder.kill()
     holder.communicate(timeout=60)
@@ -205,7 +236,7 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_note(tmp_path, in_p
 
     args = ["--workdir", str(workdir), *TINY_ARGS, "--train.epochs=3", "--stop_after_epoch=1"]
     assert train.main(args) == 0
-    notes = [l for l in capsys.readouterr().err.splitlines() if l.startswith("note:")]
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1
     assert f"{workdir / '.lock'} was left by pid {holder.pid} on host" in notes[0]
     assert "taking it over" in notes[0]
@@ -216,7 +247,8 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_note(tmp_path, in_p
 
 
 def test_a_cut_off_last_metrics_line_is_dropped_with_a_note_and_the_run_resumes(
-        tmp_path, in_process, capsys):
+    tmp_path, in_process, capsys
+):
     workdir, metrics = tmp_path / "run", tmp_path / "run" / "metrics.jsonl"
     args = ["--workdir", str(workdir), *TINY_ARGS, "--train.epochs=3"]
     assert train.main([*args, "--stop_after_epoch=1"]) == 0
@@ -244,13 +276,17 @@ def test_a_damaged_metrics_line_before_the_last_is_named(tmp_path, in_process, c
 # ------------------------------------------------------------------ checks before writing
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("--train.batch_size=1000", "fewer than one batch (batch_size 1000)"),
-    ("--train.devices=64", "asks for 64 devices but only 8 are available"),
-    ("--train.batch_size=12", "batch_size 12 is not divisible by the 8 devices"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("--train.batch_size=1000", "fewer than one batch (batch_size 1000)"),
+        ("--train.devices=64", "asks for 64 devices but only 8 are available"),
+        ("--train.batch_size=12", "batch_size 12 is not divisible by the 8 devices"),
+    ],
+)
 def test_a_failed_start_writes_nothing_so_the_corrected_command_runs(
-        bad, message, tmp_path, in_process, capsys):
+    bad, message, tmp_path, in_process, capsys
+):
     workdir = tmp_path / "run"
     args = ["--workdir", str(workdir), *TINY_ARGS, "--train.epochs=3", "--stop_after_epoch=1"]
     extra = ["--train.devices=0"] if "divisible" in message else []
@@ -286,8 +322,10 @@ def read_only_copy(uninterrupted, tmp_path):
     try:
         _set_read_only(workdir, True)
     except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f"cannot make a folder read-only here (as root that needs chattr +i, "
-                    f"which failed: {error})")
+        pytest.skip(
+            f"cannot make a folder read-only here (as root that needs chattr +i, "
+            f"which failed: {error})"
+        )
     try:
         if os.access(workdir, os.W_OK):
             pytest.skip("folders stay writable for this user on this file system")
@@ -311,8 +349,19 @@ def test_train_on_a_finished_read_only_run_says_so_in_one_line(read_only_copy):
 @pytest.mark.slow
 def test_evaluate_checks_its_output_folder_first_and_writes_to_out(read_only_copy):
     workdir, out = read_only_copy
-    command = [sys.executable, "-m", "neuraleq_jax.evaluate", "--workdir", str(workdir),
-               "--baseline-only", "--no-plots", "--n-variations", "4", "--steps", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "neuraleq_jax.evaluate",
+        "--workdir",
+        str(workdir),
+        "--baseline-only",
+        "--no-plots",
+        "--n-variations",
+        "4",
+        "--steps",
+        "5",
+    ]
     refused = finish(command)
     assert refused.returncode == 1
     assert refused.stdout == ""  # refused before any figure was computed
@@ -348,12 +397,13 @@ def test_errors_are_one_line_and_debug_adds_the_traceback(tmp_path, in_process, 
     a_file.write_text("")
     assert train.main(["--workdir", str(a_file), *TINY_ARGS]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: --workdir {a_file} is a file; give a folder (new or a training " \
-                  f"workdir)\n"
+    assert (
+        err == f"error: --workdir {a_file} is a file; give a folder (new or a training workdir)\n"
+    )
     assert train.main(["--workdir", str(a_file), "--debug", *TINY_ARGS]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("Traceback") and err.endswith(f"error: --workdir {a_file} is a "
-                                                        f"file; give a folder (new or a "
-                                                        f"training workdir)\n")
+    assert err.startswith("Traceback") and err.endswith(
+        f"error: --workdir {a_file} is a file; give a folder (new or a training workdir)\n"
+    )
     assert train.main([*TINY_ARGS]) == 2  # no --workdir
     assert capsys.readouterr().err.count("\n") == 1

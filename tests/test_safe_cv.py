@@ -36,34 +36,45 @@ def _tiny_dataset() -> EQDataset:
     # contributor c holds the c-th 4 settings of each word, so every part gets both words
     rank = np.concatenate([np.arange(40), np.arange(40)])
     contributors = np.array([f"c{r // 4}" for r in rank])
-    return EQDataset(full.settings[rows], word_ids, full.vocabulary[:2], full.layout,
-                     contributors)
+    return EQDataset(full.settings[rows], word_ids, full.vocabulary[:2], full.layout, contributors)
 
 
 def _tiny_experiment() -> ExperimentConfig:
-    model = dataclasses.replace(ModelConfig(), latent_dim=4, embedding_dim=8,
-                                encoder_widths=(16,), decoder_widths=(16,), mlp_width=8)
+    model = dataclasses.replace(
+        ModelConfig(),
+        latent_dim=4,
+        embedding_dim=8,
+        encoder_widths=(16,),
+        decoder_widths=(16,),
+        mlp_width=8,
+    )
     return ExperimentConfig(
-        name="tiny", model=model,
-        train=TrainConfig(epochs=3, batch_size=16, variation_ratio=1.0,
-                          devices=1),
-        data=DataConfig(split_fractions=(0.6, 0.2, 0.2)))
+        name="tiny",
+        model=model,
+        train=TrainConfig(epochs=3, batch_size=16, variation_ratio=1.0, devices=1),
+        data=DataConfig(split_fractions=(0.6, 0.2, 0.2)),
+    )
 
 
 @pytest.fixture(scope="module")
 def result():
-    return cv.cross_validate(_tiny_dataset(), _tiny_experiment(), split_seeds=(0, 1),
-                             progress=None, **KW)
+    return cv.cross_validate(
+        _tiny_dataset(), _tiny_experiment(), split_seeds=(0, 1), progress=None, **KW
+    )
 
 
 def test_choose_ratio_rule():
-    v = {0.6: {"word_accuracy": 0.95, "word_accuracy_data": 0.9},
-         0.8: {"word_accuracy": 0.90, "word_accuracy_data": 0.9},   # ties count as passing
-         1.0: {"word_accuracy": 0.85, "word_accuracy_data": 0.9}}
+    v = {
+        0.6: {"word_accuracy": 0.95, "word_accuracy_data": 0.9},
+        0.8: {"word_accuracy": 0.90, "word_accuracy_data": 0.9},  # ties count as passing
+        1.0: {"word_accuracy": 0.85, "word_accuracy_data": 0.9},
+    }
     assert cv.choose_ratio(v) == 0.8
-    failing = {0.6: {"word_accuracy": 0.8, "word_accuracy_data": 0.9},
-               0.8: {"word_accuracy": 0.8, "word_accuracy_data": 0.9},
-               1.0: {"word_accuracy": 0.7, "word_accuracy_data": 0.9}}
+    failing = {
+        0.6: {"word_accuracy": 0.8, "word_accuracy_data": 0.9},
+        0.8: {"word_accuracy": 0.8, "word_accuracy_data": 0.9},
+        1.0: {"word_accuracy": 0.7, "word_accuracy_data": 0.9},
+    }
     assert cv.choose_ratio(failing) == 0.8  # most accurate, the wider on a tie
     with pytest.raises(ValueError, match="no ratios"):
         cv.choose_ratio({})
@@ -106,14 +117,17 @@ def test_pooled_equals_plain_recomputation(result):
         hits = total = data_hits = data_total = 0
         for split in result["splits"]:
             p = split["test"][system]["predictions"]
-            split_hits = sum(1 for a, b in zip(p["generated_asked"], p["generated_predicted"])
-                             if a == b)
+            split_hits = sum(
+                1 for a, b in zip(p["generated_asked"], p["generated_predicted"]) if a == b
+            )
             split_data = sum(1 for a, b in zip(p["data_true"], p["data_predicted"]) if a == b)
             # the stored labels are the ones behind each split's accuracies
             assert split["test"][system]["word_accuracy"] == pytest.approx(
-                split_hits / len(p["generated_asked"]), abs=1e-12)
+                split_hits / len(p["generated_asked"]), abs=1e-12
+            )
             assert split["test"][system]["word_accuracy_data"] == pytest.approx(
-                split_data / len(p["data_true"]), abs=1e-12)
+                split_data / len(p["data_true"]), abs=1e-12
+            )
             assert len(p["generated_asked"]) == 2 * KW["n_variations"]
             assert len(p["data_true"]) == split["parts"]["test"]["settings"]
             hits, total = hits + split_hits, total + len(p["generated_asked"])
@@ -122,8 +136,10 @@ def test_pooled_equals_plain_recomputation(result):
         assert pooled["generated"] == pytest.approx(hits / total, abs=1e-12)
         assert pooled["data"] == pytest.approx(data_hits / data_total, abs=1e-12)
         assert (pooled["n_generated"], pooled["n_data"]) == (total, data_total)
-        margins = [s["test"][system]["word_accuracy"] - s["test"][system]["word_accuracy_data"]
-                   for s in result["splits"]]
+        margins = [
+            s["test"][system]["word_accuracy"] - s["test"][system]["word_accuracy_data"]
+            for s in result["splits"]
+        ]
         assert result["summary"][system]["splits_passing"] == sum(m >= 0 for m in margins)
         assert result["summary"][system]["margin_mean"] == pytest.approx(sum(margins) / 2)
 
@@ -141,8 +157,9 @@ def test_test_contributors_cannot_change_the_choice(result):
     train, val, test = grouped_split(ds, experiment.data.split_fractions, 0)
     # the test contributors' settings replaced by other words' synthetic settings
     other = make_synthetic(per_word=40, seed=5)
-    swap = np.concatenate([np.flatnonzero(other.word_ids == w)[:len(test) // 2 + 1]
-                           for w in (6, 7)])[:len(test)]
+    swap = np.concatenate(
+        [np.flatnonzero(other.word_ids == w)[: len(test) // 2 + 1] for w in (6, 7)]
+    )[: len(test)]
     altered = dataclasses.replace(test, settings=other.settings[swap])
     first = result["splits"][0]
     again = cv.evaluate_split(train, val, altered, experiment, **KW)
@@ -150,14 +167,16 @@ def test_test_contributors_cannot_change_the_choice(result):
     assert again["chosen_ratio"] == first["chosen_ratio"]
     # the altered test data did reach the test figures
     assert again["test"]["model"]["calibration_median"] != pytest.approx(
-        first["test"]["model"]["calibration_median"], rel=1e-3)
+        first["test"]["model"]["calibration_median"], rel=1e-3
+    )
 
 
 def test_tiny_split_is_skipped():
     ds = _tiny_dataset()
     with pytest.raises(ValueError, match="every split was skipped"):
-        cv.cross_validate(ds, _tiny_experiment(), split_seeds=(0,), min_per_word=100,
-                          progress=None, **KW)
+        cv.cross_validate(
+            ds, _tiny_experiment(), split_seeds=(0,), min_per_word=100, progress=None, **KW
+        )
 
 
 def test_distribution_figures_per_word_and_their_summary(result):
@@ -171,10 +190,12 @@ def test_distribution_figures_per_word_and_their_summary(result):
         for word in words:
             values = [p[word] for p in per_split]
             assert summary["distribution_match_per_word"][word]["mean"] == pytest.approx(
-                sum(values) / len(values), abs=1e-12)
+                sum(values) / len(values), abs=1e-12
+            )
             assert summary["distribution_match_per_word"][word]["max"] == max(values)
         assert summary["splits_passing_distribution"] == sum(
-            max(p.values()) <= 2.0 for p in per_split)
+            max(p.values()) <= 2.0 for p in per_split
+        )
     for split in result["splits"]:
         model = split["test"]["model"]
         assert 0 <= model["copy_rate"] <= 1 and model["blend_fidelity_worst"] >= 0

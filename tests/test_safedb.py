@@ -11,9 +11,18 @@ from neuraleq_jax import data, paramspace, safedb
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 
 # The inflections that occur in the real file, written out by hand (the loader uses suffix rules).
-FOLDS = {"brighter": "bright", "brightness": "bright", "brightens": "bright", "warmth": "warm",
-         "warmer": "warm", "fuller": "full", "clearer": "clear", "thinner": "thin",
-         "thickness": "thick", "tighten": "tight"}
+FOLDS = {
+    "brighter": "bright",
+    "brightness": "bright",
+    "brightens": "bright",
+    "warmth": "warm",
+    "warmer": "warm",
+    "fuller": "full",
+    "clearer": "clear",
+    "thinner": "thin",
+    "thickness": "thick",
+    "tighten": "tight",
+}
 PLACEHOLDERS = {"test", "testing", "default", "reset", "hello", "untitled"}
 
 
@@ -26,8 +35,11 @@ def _plain_read(path):
         text = " ".join(row[1].lower().split()).strip(",.;: ")
         word = " ".join(FOLDS.get(token, token) for token in text.split())
         letters = re.findall(r"[a-z]+", word)
-        usable = bool(letters) and not any(ch.isdigit() for ch in word) and not (
-            set(letters) & PLACEHOLDERS)
+        usable = (
+            bool(letters)
+            and not any(ch.isdigit() for ch in word)
+            and not (set(letters) & PLACEHOLDERS)
+        )
         records.append((word if usable else None, row[2], tuple(float(v) for v in row[5:18])))
     after_descriptors = [r for r in records if r[0] is not None]
     gains = (0, 2, 5, 8, 11)
@@ -74,11 +86,15 @@ def test_row_counts_after_each_step(loaded, plain):
     # every dropped row has exactly one reason
     assert sum(report.dropped.values()) == len(rows) - len(dataset)
     assert report.dropped["placeholder descriptor"] == sum(
-        1 for r in rows if re.findall(r"[a-z]+", r[1].lower())
+        1
+        for r in rows
+        if re.findall(r"[a-z]+", r[1].lower())
         and set(re.findall(r"[a-z]+", r[1].lower())) & PLACEHOLDERS
-        and not any(ch.isdigit() for ch in r[1]))
+        and not any(ch.isdigit() for ch in r[1])
+    )
     assert report.dropped["exact duplicate (same word and setting)"] == (
-        len(after_flat) - len(after_duplicates))
+        len(after_flat) - len(after_duplicates)
+    )
     assert report.malformed == ()
 
 
@@ -104,7 +120,7 @@ def test_settings_in_range_and_mapped(loaded, plain):
     np.testing.assert_allclose(dataset.settings[:, [2, 14]], 0.71, rtol=1e-6)
     # first file row (Tinny), mapped by hand: shelf, bells sorted by freq, shelf
     g1, f1, *bells, g5, f5 = (float(v) for v in plain[0][0][5:18])
-    triples = sorted([tuple(bells[i:i + 3]) for i in (0, 3, 6)], key=lambda t: t[1])
+    triples = sorted([tuple(bells[i : i + 3]) for i in (0, 3, 6)], key=lambda t: t[1])
     expected = np.array([g1, f1, 0.71, *triples[0], *triples[1], *triples[2], g5, f5, 0.71])
     assert np.any(np.all(np.isclose(dataset.settings, expected, rtol=1e-6), axis=1))
     assert dataset.contributors.shape == (len(dataset),)
@@ -115,14 +131,15 @@ def test_spec_layout_clipping_is_counted(loaded, loaded_spec):
     spec, report = loaded_spec
     assert spec.layout is DEFAULT_LAYOUT and report.layout_name == "spec"
     paramspace.validate(spec.settings, DEFAULT_LAYOUT, tolerance=0.0)
-    outside = ((safe.settings < DEFAULT_LAYOUT.lower.astype(np.float32))
-               | (safe.settings > DEFAULT_LAYOUT.upper.astype(np.float32)))
+    outside = (safe.settings < DEFAULT_LAYOUT.lower.astype(np.float32)) | (
+        safe.settings > DEFAULT_LAYOUT.upper.astype(np.float32)
+    )
     assert report.clipped == dict(zip(DEFAULT_LAYOUT.param_names, outside.sum(0).tolist()))
     assert report.clipped_settings == int(outside.any(axis=1).sum()) > 0
     assert report.clipped["band1_freq"] > 0 and report.clipped["band1_gain"] == 0
     np.testing.assert_allclose(
-        spec.settings, np.clip(safe.settings, DEFAULT_LAYOUT.lower, DEFAULT_LAYOUT.upper),
-        rtol=1e-6)
+        spec.settings, np.clip(safe.settings, DEFAULT_LAYOUT.lower, DEFAULT_LAYOUT.upper), rtol=1e-6
+    )
     assert sum(loaded[1].clipped.values()) == 0
 
 
@@ -144,7 +161,8 @@ def test_min_examples_and_word_list(safe_csv_path, plain):
     assert report.word_counts == {w: c for w, c in expected.items() if c >= 5}
     assert report.rows_final == sum(c for c in expected.values() if c >= 5)
     assert report.dropped["word with fewer than 5 examples"] == (
-        report.rows_after_words - report.rows_final)
+        report.rows_after_words - report.rows_final
+    )
     dataset, report = safedb.load_safe_db(safe_csv_path, words=["Bright", "warmer"])
     assert dataset.vocabulary == ("bright", "warm")
     assert report.word_counts == {"bright": expected["bright"], "warm": expected["warm"]}
@@ -161,16 +179,21 @@ def _good_row(index, word="warm", gain="3"):
 
 
 def test_malformed_rows_skip_or_fail(tmp_path):
-    rows = [_good_row(1), _good_row(2, word="bright", gain="-3"), _good_row(3)[:10],
-            _good_row(4, gain="loud"), _good_row(5) + ["extra"]]
+    rows = [
+        _good_row(1),
+        _good_row(2, word="bright", gain="-3"),
+        _good_row(3)[:10],
+        _good_row(4, gain="loud"),
+        _good_row(5) + ["extra"],
+    ]
     out_of_range = _good_row(6)
-    out_of_range[6] = "5"                                   # low shelf at 5 Hz
+    out_of_range[6] = "5"  # low shelf at 5 Hz
     rows.append(out_of_range)
     path = tmp_path / "bad.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerows(rows[:2])
-        handle.write("\n")                                  # a blank line 3
+        handle.write("\n")  # a blank line 3
         writer.writerows(rows[2:])
     dataset, report = safedb.load_safe_db(path, on_malformed="skip")
     assert len(dataset) == 2 and dataset.vocabulary == ("warm", "bright")
@@ -192,7 +215,7 @@ def test_descriptor_rules():
     assert safedb.normalize_descriptor("thinner") == "thin"
     assert safedb.normalize_descriptor("heavier") == "heavy"
     assert safedb.normalize_descriptor("Brightness,") == "bright"
-    assert safedb.normalize_descriptor("power") == "power"       # not an inflection of a base
+    assert safedb.normalize_descriptor("power") == "power"  # not an inflection of a base
     assert safedb.normalize_descriptor("bright  clear") == "bright clear"
     assert safedb.descriptor_drop_reason("test") == "placeholder descriptor"
     assert safedb.descriptor_drop_reason("test_warm") == "placeholder descriptor"

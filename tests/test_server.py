@@ -14,10 +14,10 @@ import scipy.signal
 pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx2")
 from starlette.testclient import TestClient  # noqa: E402
+from test_presets_formats import WARM, rbj_sos, setting_db  # noqa: E402
 
 from neuraleq_jax import audio, paramspace, presets, response, server, synthetic  # noqa: E402
 from neuraleq_jax.system import NeuralEQMorphingSystem  # noqa: E402
-from test_presets_formats import WARM, rbj_sos, setting_db  # noqa: E402
 
 I16 = "needs system.describe/word_map (branch i16)"
 # float32 responses: each band's power ratio carries a relative error of a few 1e-7 (about
@@ -52,6 +52,7 @@ def error_of(reply, status):
 
 # ---------------------------------------------------------------- endpoints
 
+
 def test_index_lists_every_endpoint_and_each_exists(client):
     listed = client.get("/api").json()["endpoints"]
     assert set(listed) == set(server.ENDPOINTS)
@@ -75,8 +76,16 @@ def test_vocabulary(client, system):
 
 
 def test_generate_matches_the_facade_and_carries_response_and_coefficients(client, system):
-    reply = post(client, "/generate", term="warm", variations=3, strength=0.5, seed=11,
-                 include=["response", "coefficients"], sample_rate=44_100)
+    reply = post(
+        client,
+        "/generate",
+        term="warm",
+        variations=3,
+        strength=0.5,
+        seed=11,
+        include=["response", "coefficients"],
+        sample_rate=44_100,
+    )
     assert reply.status_code == 200, reply.text
     body = reply.json()
     expected = system.generate_eq_from_semantic("warm", 3, strength=0.5, seed=11, as_array=True)
@@ -85,21 +94,23 @@ def test_generate_matches_the_facade_and_carries_response_and_coefficients(clien
     for row, curve in zip(expected, body["response_db"]):
         np.testing.assert_allclose(curve, setting_db(row, freqs), atol=RESPONSE_TOL_DB)
     bands = body["coefficients"][0]["bands"]
-    for band, kind, (gain, freq, q) in zip(bands, paramspace.DEFAULT_LAYOUT.kinds,
-                                           expected[0].astype(np.float64).reshape(5, 3)):
-        np.testing.assert_allclose(band["b"] + band["a"], rbj_sos(kind, gain, freq, q, 44_100),
-                                   rtol=1e-12, atol=1e-15)
+    for band, kind, (gain, freq, q) in zip(
+        bands, paramspace.DEFAULT_LAYOUT.kinds, expected[0].astype(np.float64).reshape(5, 3)
+    ):
+        np.testing.assert_allclose(
+            band["b"] + band["a"], rbj_sos(kind, gain, freq, q, 44_100), rtol=1e-12, atol=1e-15
+        )
 
 
 def test_centre_is_the_words_centre_scaled_by_strength(client, system):
     body = post(client, "/generate", term="bright", centre=True, strength=0.5).json()
-    centre = np.asarray(system.morph_between_terms("bright", "bright", steps=2,
-                                                   as_array=True))[0]
+    centre = np.asarray(system.morph_between_terms("bright", "bright", steps=2, as_array=True))[0]
     expected = audio.scale_strength(centre, 0.5)
     np.testing.assert_allclose(body["settings"][0], expected, rtol=1e-6)
     gains = np.array(body["settings"][0])[paramspace.DEFAULT_LAYOUT.gain_indices]
-    np.testing.assert_allclose(gains, centre[paramspace.DEFAULT_LAYOUT.gain_indices] * 0.5,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        gains, centre[paramspace.DEFAULT_LAYOUT.gain_indices] * 0.5, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_blend_and_dict_terms(client, system):
@@ -124,16 +135,26 @@ def test_explore_plain_and_novel(client):
 
 
 def test_response_on_a_custom_grid(client):
-    body = post(client, "/response", settings=[WARM.tolist(), paramspace.flat_setting().tolist()],
-                points=100, low_hz=30, high_hz=15_000).json()
+    body = post(
+        client,
+        "/response",
+        settings=[WARM.tolist(), paramspace.flat_setting().tolist()],
+        points=100,
+        low_hz=30,
+        high_hz=15_000,
+    ).json()
     freqs = np.array(body["freqs_hz"])
     np.testing.assert_allclose(freqs, np.geomspace(30, 15_000, 100), rtol=1e-12)
-    np.testing.assert_allclose(body["response_db"][0], setting_db(WARM, freqs),
-                               atol=RESPONSE_TOL_DB)
-    np.testing.assert_allclose(np.sum(body["bands_db"][0], axis=0), body["response_db"][0],
-                               atol=1e-4)
-    assert np.abs(body["response_db"][1]).max() < RESPONSE_TOL_DB and abs(
-        body["loudness_gain_db"][1]) < RESPONSE_TOL_DB
+    np.testing.assert_allclose(
+        body["response_db"][0], setting_db(WARM, freqs), atol=RESPONSE_TOL_DB
+    )
+    np.testing.assert_allclose(
+        np.sum(body["bands_db"][0], axis=0), body["response_db"][0], atol=1e-4
+    )
+    assert (
+        np.abs(body["response_db"][1]).max() < RESPONSE_TOL_DB
+        and abs(body["loudness_gain_db"][1]) < RESPONSE_TOL_DB
+    )
 
 
 def test_loudness_gain_levels_pink_noise(client):
@@ -145,9 +166,9 @@ def test_loudness_gain_levels_pink_noise(client):
     freqs = np.fft.rfftfreq(rate * 8, 1 / rate)
     spectrum[1:] /= np.sqrt(freqs[1:])
     spectrum[0] = 0
-    spectrum[(freqs < 20) | (freqs > 20_000)] = 0   # the band the gain is computed over
+    spectrum[(freqs < 20) | (freqs > 20_000)] = 0  # the band the gain is computed over
     pink = np.fft.irfft(spectrum)
-    pink *= 0.1 / np.sqrt(np.mean(pink ** 2))
+    pink *= 0.1 / np.sqrt(np.mean(pink**2))
     loud = WARM.copy()
     loud[paramspace.DEFAULT_LAYOUT.gain_indices] = [6, 4, 5, 6, 6]
     gain_db = post(client, "/response", setting=loud.tolist()).json()["loudness_gain_db"][0]
@@ -160,7 +181,7 @@ def test_coefficients_clamp_bands_above_nyquist(client):
     body = post(client, "/coefficients", setting=WARM.tolist(), sample_rate=8_000).json()
     assert body["clamped_bands"] == [4, 5]
     poles = [np.roots(band["a"]) for band in body["bands"]]
-    assert max(np.abs(p).max() for p in poles) < 1   # every section stays stable
+    assert max(np.abs(p).max() for p in poles) < 1  # every section stays stable
 
 
 @pytest.mark.parametrize("fmt", presets.FORMATS)
@@ -209,8 +230,11 @@ def test_word_info(client, system):
 def test_missing_model_methods_answer_501(system):
     bare = types.SimpleNamespace(vocabulary=system.vocabulary, layout=system.layout)
     with TestClient(server.create_app(bare)) as bare_client:
-        for method, path, body in (("GET", "/api/map", None), ("GET", "/api/word?word=warm", None),
-                                   ("POST", "/api/describe", {"setting": WARM.tolist()})):
+        for method, path, body in (
+            ("GET", "/api/map", None),
+            ("GET", "/api/word?word=warm", None),
+            ("POST", "/api/describe", {"setting": WARM.tolist()}),
+        ):
             message = error_of(bare_client.request(method, path, json=body), 501)
             assert "no " in message
         vocabulary = bare_client.get("/api/vocabulary").json()
@@ -226,7 +250,7 @@ BAD = [
     ("/generate", {"term": 5}, 400, "term"),
     ("/generate", {"term": "x" * 201}, 400, "200"),
     ("/generate", {"term": "warm", "variations": 0}, 400, "variations"),
-    ("/generate", {"term": "warm", "variations": 10 ** 8}, 400, "variations"),
+    ("/generate", {"term": "warm", "variations": 10**8}, 400, "variations"),
     ("/generate", {"term": "warm", "variations": 2.5}, 400, "variations"),
     ("/generate", {"term": "warm", "strength": -1}, 400, "strength"),
     ("/generate", {"term": "warm", "seed": -3}, 400, "seed"),
@@ -235,22 +259,25 @@ BAD = [
     ("/generate", {"term": "warm", "sample_rate": 1000}, 400, "sample_rate"),
     ("/generate", {"term": "warm", "variatons": 3}, 400, "variatons"),
     ("/morph", {"from": "warm", "to": "bright", "steps": 1}, 400, "steps"),
-    ("/morph", {"from": "warm", "to": "bright", "steps": 10 ** 6}, 400, "steps"),
+    ("/morph", {"from": "warm", "to": "bright", "steps": 10**6}, 400, "steps"),
     ("/morph", {"from": "warm"}, 400, "to"),
-    ("/explore", {"n": 10 ** 8}, 400, "n must"),
+    ("/explore", {"n": 10**8}, 400, "n must"),
     ("/explore", {"novel": 3}, 400, "novel"),
     ("/response", {}, 400, "setting"),
     ("/response", {"setting": [1, 2, 3]}, 400, "15"),
     ("/response", {"setting": WARM.tolist(), "settings": [WARM.tolist()]}, 400, "exactly one"),
     ("/response", {"setting": [5000.0] + WARM.tolist()[1:]}, 400, "band1_gain"),
-    ("/response", {"setting": WARM.tolist()[:1] + [5000.0] + WARM.tolist()[2:]}, 400,
-     "band1_freq"),
+    ("/response", {"setting": WARM.tolist()[:1] + [5000.0] + WARM.tolist()[2:]}, 400, "band1_freq"),
     ("/response", {"setting": ["a"] * 15}, 400, "numbers"),
     ("/response", {"settings": [WARM.tolist()] * 257}, 413, "256"),
-    ("/response", {"setting": WARM.tolist(), "points": 10 ** 6}, 400, "points"),
+    ("/response", {"setting": WARM.tolist(), "points": 10**6}, 400, "points"),
     ("/response", {"setting": WARM.tolist(), "low_hz": 30_000}, 400, "low_hz"),
-    ("/response", {"setting": WARM.tolist(), "sample_rate": 22_050, "high_hz": 10_000}, 400,
-     "Nyquist"),
+    (
+        "/response",
+        {"setting": WARM.tolist(), "sample_rate": 22_050, "high_hz": 10_000},
+        400,
+        "Nyquist",
+    ),
     ("/coefficients", {"settings": [WARM.tolist()] * 2}, 400, "setting"),
     ("/describe", {"setting": WARM.tolist(), "k": 0}, 400, "k must"),
     ("/presets/export", {"setting": WARM.tolist(), "format": "wav"}, 400, "format"),
@@ -265,7 +292,7 @@ BAD = [
 @pytest.mark.parametrize("path,body,status,needle", BAD)
 def test_bad_input_answers_4xx_naming_the_problem(client, path, body, status, needle):
     reply = post(client, path, **body)
-    if reply.status_code == 501:   # describe before the model has it: checked elsewhere
+    if reply.status_code == 501:  # describe before the model has it: checked elsewhere
         pytest.skip(I16)
     assert needle in error_of(reply, status)
 
@@ -273,8 +300,9 @@ def test_bad_input_answers_4xx_naming_the_problem(client, path, body, status, ne
 def test_malformed_bodies_and_routes(client):
     assert "JSON" in error_of(client.post("/api/generate", content=b"{nope"), 400)
     assert "object" in error_of(client.post("/api/generate", json=[1, 2]), 400)
-    assert "strength" in error_of(client.post("/api/generate", content=b'{"term": "warm", '
-                                                                       b'"strength": NaN}'), 400)
+    assert "strength" in error_of(
+        client.post("/api/generate", content=b'{"term": "warm", "strength": NaN}'), 400
+    )
     huge = b'{"text": "' + b"x" * (server.LIMITS["body_bytes"] + 10) + b'"}'
     assert "bytes" in error_of(client.post("/api/presets/import", content=huge), 413)
     assert "GET /api" in error_of(client.get("/api/nothing"), 404)
@@ -290,6 +318,7 @@ def test_host_check_when_bound_to_loopback(system):
 
 # ---------------------------------------------------------------- a real server under load
 
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -301,8 +330,9 @@ def live_url(system):
     import uvicorn
 
     port = _free_port()
-    config = uvicorn.Config(server.create_app(system), host="127.0.0.1", port=port,
-                            log_level="warning", backlog=1024)
+    config = uvicorn.Config(
+        server.create_app(system), host="127.0.0.1", port=port, log_level="warning", backlog=1024
+    )
     live = uvicorn.Server(config)
     thread = threading.Thread(target=live.run, daemon=True)
     thread.start()
@@ -321,18 +351,20 @@ def test_200_concurrent_requests_on_loopback(live_url, system):
     async def hammer():
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=live_url, limits=limits, timeout=120) as http:
-            calls = [http.post("/api/generate", json={"term": words[i % len(words)], "seed": i,
-                                                      "include": ["response"]})
-                     if i % 2 == 0 else
-                     http.post("/api/response", json={"setting": WARM.tolist()})
-                     for i in range(200)]
+            calls = [
+                http.post(
+                    "/api/generate",
+                    json={"term": words[i % len(words)], "seed": i, "include": ["response"]},
+                )
+                if i % 2 == 0
+                else http.post("/api/response", json={"setting": WARM.tolist()})
+                for i in range(200)
+            ]
             return await asyncio.gather(*calls)
 
     replies = asyncio.run(hammer())
     assert [r.status_code for r in replies] == [200] * 200
-    for i in (0, 2, 198):   # answers belong to their own request
-        expected = system.generate_eq_from_semantic(words[i % len(words)], 1, seed=i,
-                                                    as_array=True)
-        np.testing.assert_array_equal(np.array(replies[i].json()["settings"], np.float32),
-                                      expected)
+    for i in (0, 2, 198):  # answers belong to their own request
+        expected = system.generate_eq_from_semantic(words[i % len(words)], 1, seed=i, as_array=True)
+        np.testing.assert_array_equal(np.array(replies[i].json()["settings"], np.float32), expected)
     assert all(math.isfinite(v) for v in replies[1].json()["response_db"][0])

@@ -37,9 +37,9 @@ def test_warm_box_matches_spec_table():
 def test_distributions_uniform_gain_and_log_uniform_freq():
     ds = make_synthetic(per_word=4000, seed=1)
     warm = ds.settings[ds.word_ids == 0]
-    assert warm[:, 0].mean() == pytest.approx(4.0, abs=0.06)                 # uniform 2..6
+    assert warm[:, 0].mean() == pytest.approx(4.0, abs=0.06)  # uniform 2..6
     assert warm[:, 0].std() == pytest.approx(4 / np.sqrt(12), abs=0.03)
-    log_f = np.log(ds.settings[:, 1])                                          # log-uniform 20..200
+    log_f = np.log(ds.settings[:, 1])  # log-uniform 20..200
     assert log_f.mean() == pytest.approx(np.log(np.sqrt(20 * 200)), abs=0.01)
     assert np.median(ds.settings[:, 1]) == pytest.approx(np.sqrt(20 * 200), rel=0.03)
     # frequency carries no word information
@@ -78,7 +78,9 @@ def test_grouped_split_keeps_contributors_apart():
     ds = data.EQDataset(ds.settings, ds.word_ids, ds.vocabulary, ds.layout, contributors)
     parts = data.grouped_split(ds, seed=3)
     owners = [set(p.contributors) for p in parts]
-    assert not (owners[0] & owners[1]) and not (owners[0] & owners[2]) and not (owners[1] & owners[2])
+    assert (
+        not (owners[0] & owners[1]) and not (owners[0] & owners[2]) and not (owners[1] & owners[2])
+    )
     assert sum(len(p) for p in parts) == len(ds)
     assert abs(len(parts[0]) / len(ds) - 0.7) < 0.1
 

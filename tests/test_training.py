@@ -18,11 +18,24 @@ from neuraleq_jax import data, models, paramspace, training
 from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.synthetic import make_synthetic
 
-TINY = models.ModelConfig(encoder_widths=(16,), decoder_widths=(16,), latent_dim=4,
-                          embedding_dim=8, mlp_width=8, dropout=0.1)
+TINY = models.ModelConfig(
+    encoder_widths=(16,),
+    decoder_widths=(16,),
+    latent_dim=4,
+    embedding_dim=8,
+    mlp_width=8,
+    dropout=0.1,
+)
 # the response and silhouette terms are left out where not under test: they triple compile time
-TINY_TRAIN = TrainConfig(epochs=4, batch_size=16, seed=3, checkpoint_every=2, keep_checkpoints=2,
-                         response_weight=0.0, cluster_weight=0.0)
+TINY_TRAIN = TrainConfig(
+    epochs=4,
+    batch_size=16,
+    seed=3,
+    checkpoint_every=2,
+    keep_checkpoints=2,
+    response_weight=0.0,
+    cluster_weight=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +63,9 @@ def test_sharded_step_equals_unsharded_step(splits):
     for mesh in (training.make_mesh(1), training.make_mesh(8)):
         programs = training.compile_programs(TINY, tc, train.layout, steps_per_epoch=1, mesh=mesh)
         state = programs.init()
-        new_state, metrics = programs.step(state, programs.put(x, "batch"),
-                                           programs.put(y, "batch"))
+        new_state, metrics = programs.step(
+            state, programs.put(x, "batch"), programs.put(y, "batch")
+        )
         results.append((new_state, metrics))
     (single, m1), (sharded, m8) = results
     assert len(sharded.params["decoder"]["gain_head"]["kernel"].sharding.device_set) == 8
@@ -71,18 +85,31 @@ def test_fit_logs_metrics_and_learns(splits, tmp_path):
     train, val = splits
     tc = dataclasses.replace(TINY_TRAIN, epochs=6, devices=2, learning_rate=3e-3)
     result = training.fit(train, TINY, tc, val_ds=val, workdir=tmp_path)
-    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [l["epoch"] for l in lines] == list(range(1, 7)) == [h["epoch"] for h in result.history]
-    for key in ("train_loss", "train_recon", "train_contrastive", "train_response",
-                "train_cluster", "val_loss", "val_silhouette", "val_response_db"):
-        assert all(np.isfinite(l[key]) for l in lines), key
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert (
+        [line["epoch"] for line in lines]
+        == list(range(1, 7))
+        == [h["epoch"] for h in result.history]
+    )
+    for key in (
+        "train_loss",
+        "train_recon",
+        "train_contrastive",
+        "train_response",
+        "train_cluster",
+        "val_loss",
+        "val_silhouette",
+        "val_response_db",
+    ):
+        assert all(np.isfinite(line[key]) for line in lines), key
     assert lines[-1]["train_recon"] < lines[0]["train_recon"]
     assert int(result.state.step) == 6 * (len(train) // 16)
     assert result.timings["compile_s"] > 0 and result.timings["epochs_run"] == 6
 
 
-@pytest.mark.parametrize("n, chunk", [(1, 4096), (4096, 4096), (4097, 4096), (60_000, 4096),
-                                      (16, 5)])
+@pytest.mark.parametrize(
+    "n, chunk", [(1, 4096), (4096, 4096), (4097, 4096), (60_000, 4096), (16, 5)]
+)
 def test_eval_slices_cover_the_set_in_near_equal_chunks(n, chunk):
     slices = training.eval_slices(n, chunk)
     sizes = [s.stop - s.start for s in slices]
@@ -92,8 +119,7 @@ def test_eval_slices_cover_the_set_in_near_equal_chunks(n, chunk):
     assert len(slices) == -(-n // chunk)
 
 
-def test_validation_in_chunks_equals_one_chunk_where_the_terms_are_per_setting(splits,
-                                                                                monkeypatch):
+def test_validation_in_chunks_equals_one_chunk_where_the_terms_are_per_setting(splits, monkeypatch):
     """Sets larger than EVAL_CHUNK are evaluated in chunks (the pairwise terms need memory
     ∝ rows²): per-setting figures and latents are what one whole-set call gives, training is
     untouched, and only the pairwise terms become means over chunks."""
@@ -104,8 +130,15 @@ def test_validation_in_chunks_equals_one_chunk_where_the_terms_are_per_setting(s
     chunked = training.fit(train, TINY, tc, val_ds=val)
     assert_trees_close(whole.params, chunked.params, atol=0)
     for a, b in zip(whole.history, chunked.history, strict=True):
-        for key in ("val_recon", "val_response", "val_response_db", "val_recon_gain",
-                    "val_recon_freq", "val_recon_q", "val_silhouette"):
+        for key in (
+            "val_recon",
+            "val_response",
+            "val_response_db",
+            "val_recon_gain",
+            "val_recon_freq",
+            "val_recon_q",
+            "val_silhouette",
+        ):
             np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-7, err_msg=key)
         assert b["val_contrastive"] != a["val_contrastive"]  # within-chunk pairs only
     held_chunked = training.evaluate_dataset(whole.params, TINY, tc, val)
@@ -119,25 +152,37 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(splits, tmp_path):
     train, val = splits
     full = training.fit(train, TINY, TINY_TRAIN, val_ds=val, workdir=tmp_path / "full")
     # interrupted after epoch 3: the checkpoint of epoch 2 is the newest one on disk
-    stopped = training.fit(train, TINY, TINY_TRAIN, val_ds=val, workdir=tmp_path / "cut",
-                           on_epoch_end=lambda record: record["epoch"] == 3)
+    stopped = training.fit(
+        train,
+        TINY,
+        TINY_TRAIN,
+        val_ds=val,
+        workdir=tmp_path / "cut",
+        on_epoch_end=lambda record: record["epoch"] == 3,
+    )
     assert stopped.epochs_done == 3
     resumed = training.fit(train, TINY, TINY_TRAIN, val_ds=val, workdir=tmp_path / "cut")
     assert resumed.timings["epochs_run"] == 2  # epochs 3 and 4, from the epoch-2 checkpoint
     assert_trees_close(full.params, resumed.params, atol=1e-6)
     assert_trees_close(full.state.opt_state, resumed.state.opt_state, atol=1e-6)
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(l)["epoch"] for l in lines] == [1, 2, 3, 4]
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
 
 
 def test_resume_on_another_device_count(splits, tmp_path):
     train, _ = splits
     eight = dataclasses.replace(TINY_TRAIN, devices=8)
     full = training.fit(train, TINY, eight, workdir=tmp_path / "full")
-    training.fit(train, TINY, eight, workdir=tmp_path / "cut",
-                 on_epoch_end=lambda record: record["epoch"] == 2)
-    one = training.fit(train, TINY, dataclasses.replace(TINY_TRAIN, devices=1),
-                       workdir=tmp_path / "cut")
+    training.fit(
+        train,
+        TINY,
+        eight,
+        workdir=tmp_path / "cut",
+        on_epoch_end=lambda record: record["epoch"] == 2,
+    )
+    one = training.fit(
+        train, TINY, dataclasses.replace(TINY_TRAIN, devices=1), workdir=tmp_path / "cut"
+    )
     assert one.timings["epochs_run"] == 2
     assert len(jax.tree.leaves(one.params)[0].sharding.device_set) == 1
     assert_trees_close(full.params, one.params, atol=1e-5)
@@ -186,14 +231,19 @@ def test_transformer_encoder_trains_end_to_end(splits):
     train, _ = splits
     tc = dataclasses.replace(TINY_TRAIN, epochs=8, learning_rate=3e-3, devices=1)
     for encoder in ("transformer",):
-        config = dataclasses.replace(TINY, encoder=encoder, transformer_dim=8,
-                                     transformer_heads=2, transformer_layers=1)
+        config = dataclasses.replace(
+            TINY, encoder=encoder, transformer_dim=8, transformer_heads=2, transformer_layers=1
+        )
         result = training.fit(train, config, tc)
         first, last = result.history[0], result.history[-1]
         assert last["train_loss"] < 0.8 * first["train_loss"], encoder
         initial = models.init_params(config, jax.random.fold_in(jax.random.key(tc.seed), 0))
-        moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(
-            jax.tree.leaves(initial["encoder"]), jax.tree.leaves(result.params["encoder"]))]
+        moved = [
+            np.abs(np.asarray(a) - np.asarray(b)).max()
+            for a, b in zip(
+                jax.tree.leaves(initial["encoder"]), jax.tree.leaves(result.params["encoder"])
+            )
+        ]
         assert min(moved) > 0, encoder  # every encoder parameter was updated
 
 
@@ -242,9 +292,15 @@ def test_two_processes_equal_one_process(splits, tmp_path):
     out = tmp_path / "params.npz"
     address = f"127.0.0.1:{_free_port()}"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    procs = [subprocess.Popen([sys.executable, str(script), address, str(i), str(out)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), address, str(i), str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     try:
         logs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
     finally:
@@ -252,10 +308,17 @@ def test_two_processes_equal_one_process(splits, tmp_path):
             if p.poll() is None:
                 p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-3000:]
-    one = training.fit(train, TINY, TrainConfig(epochs=2, batch_size=16, seed=3, devices=1,
-                                                response_weight=0.0, cluster_weight=1.0))
-    flat = {jax.tree_util.keystr(p): np.asarray(x)
-            for p, x in jax.tree_util.tree_flatten_with_path(one.params)[0]}
+    one = training.fit(
+        train,
+        TINY,
+        TrainConfig(
+            epochs=2, batch_size=16, seed=3, devices=1, response_weight=0.0, cluster_weight=1.0
+        ),
+    )
+    flat = {
+        jax.tree_util.keystr(p): np.asarray(x)
+        for p, x in jax.tree_util.tree_flatten_with_path(one.params)[0]
+    }
     with np.load(out) as stored:
         assert sorted(stored.files) == sorted(flat)
         for key in flat:
@@ -275,8 +338,9 @@ def test_default_config_learns_frequency_q_and_clusters():
     train, _, test = build_datasets(experiment.data)
     tc = dataclasses.replace(experiment.train, devices=1)
     result = training.fit(train, experiment.model, tc)
-    figures = training.evaluate_dataset(result.params, experiment.model, tc, test,
-                                        reference_ds=train)
+    figures = training.evaluate_dataset(
+        result.params, experiment.model, tc, test, reference_ds=train
+    )
     # frequency and Q are learned: far below the error of always predicting the training mean
     assert figures["recon_freq"] < 0.5 * figures["mean_baseline_freq"]
     assert figures["recon_q"] < 0.5 * figures["mean_baseline_q"]

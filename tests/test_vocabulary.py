@@ -44,9 +44,15 @@ def test_word_info_of_a_two_source_word():
     agreement = np.full((n_words, 2), np.nan)
     agreement[:, 0], agreement[0, 1] = 0.8, 0.4
     words = vocabulary.WordDataset(
-        settings=dataset.settings, word_ids=dataset.word_ids, vocabulary=dataset.vocabulary,
-        source_names=("audealize", "safe"), source_settings=settings,
-        source_contributors=people, source_agreement=agreement, langs=("English",) * n_words)
+        settings=dataset.settings,
+        word_ids=dataset.word_ids,
+        vocabulary=dataset.vocabulary,
+        source_names=("audealize", "safe"),
+        source_settings=settings,
+        source_contributors=people,
+        source_agreement=agreement,
+        langs=("English",) * n_words,
+    )
     # a split keeps the per-word figures
     assert isinstance(words.subset([0, 1]), vocabulary.WordDataset)
     model = {"centre_responses_WxF": np.random.default_rng(0).normal(size=(n_words, 16))}
@@ -54,8 +60,12 @@ def test_word_info_of_a_two_source_word():
     info = vocabulary.word_info("WARM", dataset.vocabulary, model)
     assert info["word"] == "warm" and info["lang"] == "English"
     assert [s["name"] for s in info["sources"]] == ["audealize", "safe"]
-    assert info["sources"][1] == {"name": "safe", "settings": 4, "contributors": 10,
-                                  "agreement": pytest.approx(0.4)}
+    assert info["sources"][1] == {
+        "name": "safe",
+        "settings": 4,
+        "contributors": 10,
+        "agreement": pytest.approx(0.4),
+    }
     assert info["contributors"] == 40
     assert info["agreement"] == pytest.approx((0.8 * 30 + 0.4 * 10) / 40)
     assert info["confidence"] == pytest.approx(vocabulary.confidence(info["agreement"], 40))
@@ -92,12 +102,13 @@ def test_nearest_words_match_a_plain_loop():
 
 def test_word_map_keeps_distances_of_planar_responses():
     rng = np.random.default_rng(2)
-    basis = np.linalg.qr(rng.normal(size=(64, 2)))[0].T   # two orthonormal responses [2, 64]
+    basis = np.linalg.qr(rng.normal(size=(64, 2)))[0].T  # two orthonormal responses [2, 64]
     coords = rng.normal(0, 4, (12, 2))
     responses = 1.5 + coords @ basis
     points = vocabulary.word_map(responses)
     assert points.shape == (12, 2) and points.dtype == np.float32
     from scipy.spatial.distance import pdist
+
     # map distance = Euclidean distance / sqrt(F) = the responses' RMS dB distance
     np.testing.assert_allclose(pdist(points), pdist(responses) / np.sqrt(64), rtol=1e-4)
     assert vocabulary.map_agreement(points, coords) == pytest.approx(1.0)
@@ -109,8 +120,9 @@ def test_word_map_keeps_distances_of_planar_responses():
         vocabulary.map_agreement(points[:2], coords[:2])
 
 
-@pytest.mark.parametrize("n_a, n_s, c_a, c_s", [(24, 532, 122, 60), (24, 5, 2, 3),
-                                                 (24, 6, 35, 30), (24, 100, 2, 1)])
+@pytest.mark.parametrize(
+    "n_a, n_s, c_a, c_s", [(24, 532, 122, 60), (24, 5, 2, 3), (24, 6, 35, 30), (24, 100, 2, 1)]
+)
 def test_fused_counts_follow_the_contributor_ratio(n_a, n_s, c_a, c_s):
     keep_a, keep_s = crowd._fused_counts(n_a, n_s, c_a, c_s)
     assert 1 <= keep_a <= n_a and 1 <= keep_s <= n_s
@@ -144,8 +156,10 @@ def test_map_labels_never_share_a_cell_and_keep_the_most_confident():
     order = np.argsort(-np.random.default_rng(6).uniform(size=500))
     chosen = plots._uncluttered(points, order, cells=(10, 10))
     assert chosen[0] == order[0] and len(chosen) <= 121  # (10 + 1) cells per axis at most
-    cells = [tuple(((points[i] - points.min(0)) // ((points.max(0) - points.min(0)) / 10))
-                   .astype(int)) for i in chosen]
+    cells = [
+        tuple(((points[i] - points.min(0)) // ((points.max(0) - points.min(0)) / 10)).astype(int))
+        for i in chosen
+    ]
     assert len(set(cells)) == len(cells)
     rank = {int(i): r for r, i in enumerate(order)}
     assert [rank[i] for i in chosen] == sorted(rank[i] for i in chosen)

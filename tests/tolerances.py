@@ -21,7 +21,7 @@ import numpy as np
 from neuraleq_jax import paramspace
 from neuraleq_jax.models import ModelConfig
 
-UNIT_ROUNDOFF = 2.0 ** -24
+UNIT_ROUNDOFF = 2.0**-24
 
 
 def gamma(n_terms: int) -> float:
@@ -60,8 +60,9 @@ def blend_amplification(config: ModelConfig) -> float:
     return 1.0 + 100.0 * config.latent_dim
 
 
-def assert_unit_close(actual, expected, tolerance: float, *,
-                      layout: paramspace.EQLayout = paramspace.DEFAULT_LAYOUT) -> None:
+def assert_unit_close(
+    actual, expected, tolerance: float, *, layout: paramspace.EQLayout = paramspace.DEFAULT_LAYOUT
+) -> None:
     """Settings ``[..., P]`` of the same shape agree within ``tolerance`` in unit space (plus
     :func:`unit_conversion_tolerance`, the round-off of getting there)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
@@ -70,11 +71,18 @@ def assert_unit_close(actual, expected, tolerance: float, *,
     unit_e = np.asarray(paramspace.normalize(expected.astype(np.float32), layout), np.float64)
     worst = float(np.max(np.abs(unit_a - unit_e))) if actual.size else 0.0
     tolerance += unit_conversion_tolerance(layout)
-    assert worst <= tolerance, (f"settings differ by {worst:.3g} in unit space; float32 "
-                                f"round-off allows {tolerance:.3g}")
+    assert worst <= tolerance, (
+        f"settings differ by {worst:.3g} in unit space; float32 round-off allows {tolerance:.3g}"
+    )
 
 
-def assert_same_settings(actual, expected, config: ModelConfig, *, amplification: float = 1.0,
-                         layout: paramspace.EQLayout = paramspace.DEFAULT_LAYOUT) -> None:
+def assert_same_settings(
+    actual,
+    expected,
+    config: ModelConfig,
+    *,
+    amplification: float = 1.0,
+    layout: paramspace.EQLayout = paramspace.DEFAULT_LAYOUT,
+) -> None:
     """Two decodes' settings ``[..., P]`` agree within :func:`decode_tolerance`."""
     assert_unit_close(actual, expected, decode_tolerance(config, amplification), layout=layout)

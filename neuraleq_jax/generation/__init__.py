@@ -24,20 +24,46 @@ and pass only the word-model arrays each computation needs, so a large novelty r
 travels with a call that does not use it.
 """
 
-from neuraleq_jax.generation.batching import (ACCELERATOR_SPLIT, CPU_TILE, LARGE_BATCH,
-                                              BatchPlan, _map_tiles, _over_rows, _place,
-                                              _take_rows, large_batch_plan)
-from neuraleq_jax.generation.common import (BLEND_STEPS, _as_float32, _blend_centre,
-                                            _decode_physical, _in_latent_range, _select,
-                                            apply_strength, blend_needs_correction, bucket_size,
-                                            centre_settings, decode_latents, encode_latents,
-                                            one_hot)
-from neuraleq_jax.generation.explore import (ACCELERATOR_EXPLORE_CHUNK, EXPLORE_CHUNK,
-                                             EXPLORE_KEYS, NOVELTY_KEYS, _explore_chunk,
-                                             default_explore_chunk, explore, explore_chunks,
-                                             explore_latents, explore_novel, explore_range,
-                                             novelty_db)
+from neuraleq_jax.generation.batching import (
+    ACCELERATOR_SPLIT,
+    CPU_TILE,
+    LARGE_BATCH,
+    BatchPlan,
+    _map_tiles,
+    _over_rows,
+    _place,
+    _take_rows,
+    large_batch_plan,
+)
+from neuraleq_jax.generation.common import (
+    BLEND_STEPS,
+    _as_float32,
+    _blend_centre,
+    _decode_physical,
+    _in_latent_range,
+    _select,
+    apply_strength,
+    blend_needs_correction,
+    bucket_size,
+    centre_settings,
+    decode_latents,
+    encode_latents,
+    one_hot,
+)
+from neuraleq_jax.generation.explore import (
+    ACCELERATOR_EXPLORE_CHUNK,
+    EXPLORE_CHUNK,
+    EXPLORE_KEYS,
+    NOVELTY_KEYS,
+    _explore_chunk,
+    default_explore_chunk,
+    explore,
+    explore_chunks,
+    explore_latents,
+    explore_novel,
+    explore_range,
+    novelty_db,
+)
 from neuraleq_jax.generation.morph import MORPH_KEYS, _morph, morph
-from neuraleq_jax.generation.sampling import (GENERATE_KEYS, _generate, generate,
-                                              word_variations)
+from neuraleq_jax.generation.sampling import GENERATE_KEYS, _generate, generate, word_variations
 from neuraleq_jax.generation.word_model import BANDWIDTHS, PROTOTYPE_ANCHOR, fit_word_model

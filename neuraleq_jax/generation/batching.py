@@ -20,9 +20,9 @@ from jax.sharding import PartitionSpec as P
 # speed, and some programs split across them deadlock in XLA's CPU runtime, so a CPU batch stays
 # on one device. Small batches keep the plain path, so serving latency is untouched.
 
-CPU_TILE = 2_048             # settings per tile on a CPU: [2048, 256] float32 is 2 MB, one L2
-LARGE_BATCH = 4_096          # CPU: settings per call from which rows are tiled (two tiles)
-ACCELERATOR_SPLIT = 65_536   # accelerators: settings per call from which rows are split
+CPU_TILE = 2_048  # settings per tile on a CPU: [2048, 256] float32 is 2 MB, one L2
+LARGE_BATCH = 4_096  # CPU: settings per call from which rows are tiled (two tiles)
+ACCELERATOR_SPLIT = 65_536  # accelerators: settings per call from which rows are split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +54,18 @@ def large_batch_plan(n_rows: int, row_size: int = 1, *, devices=None) -> BatchPl
     if devices[0].platform == "cpu":
         if n_rows * row_size < LARGE_BATCH:
             return None
-        return BatchPlan(mesh=None, row_tile=max(1, min(n_rows, CPU_TILE // row_size)),
-                         decode_tile=CPU_TILE if row_size > CPU_TILE else None)
+        return BatchPlan(
+            mesh=None,
+            row_tile=max(1, min(n_rows, CPU_TILE // row_size)),
+            decode_tile=CPU_TILE if row_size > CPU_TILE else None,
+        )
     if n_rows * row_size < ACCELERATOR_SPLIT or n_rows < len(devices) or len(devices) < 2:
         return None
-    return BatchPlan(mesh=Mesh(np.array(devices), ("data",)),
-                     row_tile=-(-n_rows // len(devices)), decode_tile=None)
+    return BatchPlan(
+        mesh=Mesh(np.array(devices), ("data",)),
+        row_tile=-(-n_rows // len(devices)),
+        decode_tile=None,
+    )
 
 
 def _take_rows(tree, n_rows: int, padded: int):
@@ -78,8 +84,9 @@ def _map_tiles(fn, rows, tile: int):
     if n_rows <= tile:
         return fn(rows)
     padded = -(-n_rows // tile) * tile
-    tiles = jax.tree_util.tree_map(lambda x: x.reshape((-1, tile) + x.shape[1:]),
-                                   _take_rows(rows, n_rows, padded))
+    tiles = jax.tree_util.tree_map(
+        lambda x: x.reshape((-1, tile) + x.shape[1:]), _take_rows(rows, n_rows, padded)
+    )
     out = jax.lax.map(fn, tiles)
     return jax.tree_util.tree_map(lambda y: y.reshape((padded,) + y.shape[2:])[:n_rows], out)
 
@@ -97,8 +104,9 @@ def _over_rows(fn, shared, rows, plan: BatchPlan | None):
         return local(shared, rows)
     n_rows, n_devices = jax.tree_util.tree_leaves(rows)[0].shape[0], plan.mesh.size
     padded = -(-n_rows // n_devices) * n_devices
-    out = jax.shard_map(local, mesh=plan.mesh, in_specs=(P(), P("data")),
-                        out_specs=P("data"))(shared, _take_rows(rows, n_rows, padded))
+    out = jax.shard_map(local, mesh=plan.mesh, in_specs=(P(), P("data")), out_specs=P("data"))(
+        shared, _take_rows(rows, n_rows, padded)
+    )
     return jax.tree_util.tree_map(lambda y: y[:n_rows], out)
 
 
@@ -108,4 +116,3 @@ def _place(arrays, plan: BatchPlan | None):
     if plan is None or plan.mesh is None:
         return arrays
     return jax.device_put(arrays, NamedSharding(plan.mesh, P()))
-

@@ -21,8 +21,10 @@ BLEND_STEPS = 3
 def _select(word_model, keys) -> dict:
     missing = [k for k in keys if k not in word_model]
     if missing:
-        raise ValueError(f"word model lacks {missing}; refit it with generation.fit_word_model "
-                         f"(or rerun the training command that made it)")
+        raise ValueError(
+            f"word model lacks {missing}; refit it with generation.fit_word_model "
+            f"(or rerun the training command that made it)"
+        )
     return {k: word_model[k] for k in keys}
 
 
@@ -40,10 +42,12 @@ def _in_latent_range(latents):
     return jnp.clip(latents, -1.0, 1.0)
 
 
-def _decode_physical(params, config: models.ModelConfig, latent_NxL, layout: EQLayout, *,
-                     tile: int | None = None):
+def _decode_physical(
+    params, config: models.ModelConfig, latent_NxL, layout: EQLayout, *, tile: int | None = None
+):
     """Latents → physical settings, always inside the layout's ranges (``tile``: decode in row
     tiles of that many, see :func:`_map_tiles`)."""
+
     def decode(latent_TxL):
         unit = models.decode(params, config, latent_TxL)
         return paramspace.clip(paramspace.denormalize(unit, layout), layout)
@@ -62,8 +66,7 @@ def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     return paramspace.clip(jnp.where(gain_mask, settings * strength, settings), layout)
 
 
-def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF,
-                  correct: bool):
+def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF, correct: bool):
     """The latent centre of a word blend: the weighted mean of the words' centres and, if
     ``correct``, ``BLEND_STEPS`` damped Gauss-Newton steps toward a decoded response equal to
     the weighted mean of the words' own responses (dB). The decoder is not linear, so the latent
@@ -89,12 +92,14 @@ def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF,
         residual_F = target_F - respond(corrected_L)
         gram_LxL = jacobian_FxL.T @ jacobian_FxL
         damping = 1e-2 * jnp.trace(gram_LxL) / gram_LxL.shape[0] + 1e-6
-        step_L = jnp.linalg.solve(gram_LxL + damping * jnp.eye(gram_LxL.shape[0]),
-                                  jacobian_FxL.T @ residual_F)
+        step_L = jnp.linalg.solve(
+            gram_LxL + damping * jnp.eye(gram_LxL.shape[0]), jacobian_FxL.T @ residual_F
+        )
         # safeguard: keep the best of no step, the full step and shorter ones (the decoder is
         # not linear, and a full Gauss-Newton step can overshoot)
         candidates_CxL = _in_latent_range(
-            corrected_L + jnp.array([0.0, 1.0, 0.5, 0.25])[:, None] * step_L)
+            corrected_L + jnp.array([0.0, 1.0, 0.5, 0.25])[:, None] * step_L
+        )
         corrected_L = candidates_CxL[jnp.argmin(jax.vmap(misfit)(candidates_CxL))]
     # a single word in a batch of blends stays bit-identical to its uncorrected self
     return jnp.where(jnp.max(weights_W) >= 1.0 - 1e-6, centre_L, corrected_L)
@@ -117,23 +122,34 @@ def one_hot(word_ids_B, n_words: int) -> np.ndarray:
     """Word ids ``[B]`` → float32 weight rows ``[B, n_words]``."""
     return np.eye(n_words, dtype=np.float32)[np.asarray(word_ids_B, dtype=np.int64)]
 
+
 @functools.partial(jax.jit, static_argnames=("config", "layout"))
 def _decode_jit(params, config, latents_NxL, layout):
     return _decode_physical(params, config, latents_NxL, layout)
 
 
-def decode_latents(params, config: models.ModelConfig, latents_NxL,
-                   layout: EQLayout = DEFAULT_LAYOUT, *, chunk: int = 8192) -> np.ndarray:
+def decode_latents(
+    params,
+    config: models.ModelConfig,
+    latents_NxL,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    *,
+    chunk: int = 8192,
+) -> np.ndarray:
     """Latents ``[N, L]`` → physical settings ``[N, P]`` inside the ranges, in chunks."""
     latents_NxL = np.asarray(latents_NxL, np.float32)
     chex.assert_shape(latents_NxL, (None, config.latent_dim))
-    return np.concatenate([np.asarray(_decode_jit(params, config, latents_NxL[i:i + chunk],
-                                                  layout))
-                           for i in range(0, len(latents_NxL), chunk)])
+    return np.concatenate(
+        [
+            np.asarray(_decode_jit(params, config, latents_NxL[i : i + chunk], layout))
+            for i in range(0, len(latents_NxL), chunk)
+        ]
+    )
 
 
-def centre_settings(params, config: models.ModelConfig, word_model,
-                    layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+def centre_settings(
+    params, config: models.ModelConfig, word_model, layout: EQLayout = DEFAULT_LAYOUT
+) -> np.ndarray:
     """Each word's centre setting (its decoded latent centre): ``[W, P]`` physical."""
     return decode_latents(params, config, word_model["centres_WxL"], layout)
 
@@ -143,13 +159,20 @@ def _encode_latents(params, config, unit_NxP):
     return models.encode(params, config, unit_NxP)[0]
 
 
-def encode_latents(params, config: models.ModelConfig, settings_NxP,
-                   layout: EQLayout = DEFAULT_LAYOUT, *, chunk: int = 8192) -> np.ndarray:
+def encode_latents(
+    params,
+    config: models.ModelConfig,
+    settings_NxP,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    *,
+    chunk: int = 8192,
+) -> np.ndarray:
     """Physical settings ``[N, P]`` → latents ``[N, L]`` (deterministic encoder), in chunks."""
-    unit = np.asarray(paramspace.normalize(np.asarray(settings_NxP, np.float32), layout),
-                      np.float32)
-    parts = [np.asarray(_encode_latents(params, config, unit[i:i + chunk]))
-             for i in range(0, len(unit), chunk)]
+    unit = np.asarray(
+        paramspace.normalize(np.asarray(settings_NxP, np.float32), layout), np.float32
+    )
+    parts = [
+        np.asarray(_encode_latents(params, config, unit[i : i + chunk]))
+        for i in range(0, len(unit), chunk)
+    ]
     return np.concatenate(parts).astype(np.float32)
-
-

@@ -13,8 +13,7 @@ import numpy as np
 
 from neuraleq_jax import models, response
 from neuraleq_jax.generation.batching import _over_rows, _place, large_batch_plan
-from neuraleq_jax.generation.common import (_decode_physical, _in_latent_range, _select,
-                                            bucket_size)
+from neuraleq_jax.generation.common import _decode_physical, _in_latent_range, _select, bucket_size
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # keys of the word-model dict that exploration and novelty ranking read
@@ -31,27 +30,26 @@ def _explore_latents(word_model, key, start, chunk: int, temperature):
 def _explore_latents_at(word_model, key, index_C, temperature):
     """Latents ``[C, L]`` of the sample indices ``index_C``."""
     centre_L, spread_LxL = word_model["global_centre_L"], word_model["global_spread_LxL"]
-    z_CxL = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i),
-                                                 centre_L.shape))(index_C)
+    z_CxL = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), centre_L.shape))(
+        index_C
+    )
     return _in_latent_range(centre_L + temperature * z_CxL @ spread_LxL.T)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "chunk", "layout", "plan"))
-def _explore_chunk(params, config, word_model, key, start, temperature, chunk, layout,
-                   plan=None):
+def _explore_chunk(params, config, word_model, key, start, temperature, chunk, layout, plan=None):
     def tile(shared, index_T):
         # sampling inside the tile too: its latents never leave the cache either
         params, word_model, key, temperature = shared
-        return _decode_physical(params, config,
-                                _explore_latents_at(word_model, key, index_T, temperature),
-                                layout)
+        return _decode_physical(
+            params, config, _explore_latents_at(word_model, key, index_T, temperature), layout
+        )
 
-    return _over_rows(tile, (params, word_model, key, temperature), start + jnp.arange(chunk),
-                      plan)
+    return _over_rows(tile, (params, word_model, key, temperature), start + jnp.arange(chunk), plan)
 
 
 def _check_explore_args(n: int, chunk: int | None, temperature: float):
-    if not 1 <= int(n) < 2 ** 31:  # sample indices are int32 (one fold_in per sample)
+    if not 1 <= int(n) < 2**31:  # sample indices are int32 (one fold_in per sample)
         raise ValueError(f"n (number of samples) must be in [1, 2**31), got {n}")
     if chunk is not None and int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
@@ -70,9 +68,17 @@ def default_explore_chunk() -> int:
     return EXPLORE_CHUNK.get(jax.default_backend(), ACCELERATOR_EXPLORE_CHUNK)
 
 
-def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, *,
-                   chunk: int | None = None, temperature: float = 1.0,
-                   layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
+def explore_chunks(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    key,
+    n: int,
+    *,
+    chunk: int | None = None,
+    temperature: float = 1.0,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> Iterator[np.ndarray]:
     """Stream ``n`` explored settings as host arrays of at most ``[chunk, P]``
     (``chunk`` None: :func:`default_explore_chunk`).
 
@@ -85,13 +91,22 @@ def explore_chunks(params, config: models.ModelConfig, word_model, key, n: int, 
     n = int(n)
     # a power-of-two chunk for small n: few compiled shapes; the surplus samples are dropped
     chunk = min(default_explore_chunk() if chunk is None else int(chunk), bucket_size(n))
-    yield from explore_range(params, config, word_model, key, 0, n, chunk=chunk,
-                             temperature=temperature, layout=layout)
+    yield from explore_range(
+        params, config, word_model, key, 0, n, chunk=chunk, temperature=temperature, layout=layout
+    )
 
 
-def explore(params, config: models.ModelConfig, word_model, key, n: int, *,
-            chunk: int | None = None, temperature: float = 1.0,
-            layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
+def explore(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    key,
+    n: int,
+    *,
+    chunk: int | None = None,
+    temperature: float = 1.0,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> np.ndarray:
     """``n`` explored settings ``[n, P]`` (see :func:`explore_chunks`), gathered on the host.
 
     The result alone is ``60 n`` bytes (600 MB for 10M settings); it is filled chunk by chunk,
@@ -101,9 +116,10 @@ def explore(params, config: models.ModelConfig, word_model, key, n: int, *,
     _check_explore_args(n, chunk, temperature)
     settings = np.empty((int(n), layout.n_params), np.float32)
     done = 0
-    for part in explore_chunks(params, config, word_model, key, n, chunk=chunk,
-                               temperature=temperature, layout=layout):
-        settings[done:done + len(part)] = part
+    for part in explore_chunks(
+        params, config, word_model, key, n, chunk=chunk, temperature=temperature, layout=layout
+    ):
+        settings[done : done + len(part)] = part
         done += len(part)
     return settings
 
@@ -115,8 +131,8 @@ def novelty_db(settings_NxP, reference_responses_RxF, layout: EQLayout = DEFAULT
     """
     responses_NxF = response.magnitude_response_db(settings_NxP, layout=layout)
     # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: one matmul instead of an [N, R, F] tensor
-    sq_N = jnp.sum(responses_NxF ** 2, axis=-1)
-    sq_R = jnp.sum(reference_responses_RxF ** 2, axis=-1)
+    sq_N = jnp.sum(responses_NxF**2, axis=-1)
+    sq_R = jnp.sum(reference_responses_RxF**2, axis=-1)
     cross_NxR = responses_NxF @ reference_responses_RxF.T
     nearest_N = jnp.min(sq_N[:, None] + sq_R[None, :] - 2.0 * cross_NxR, axis=-1)
     return jnp.sqrt(jnp.maximum(nearest_N, 0.0) / responses_NxF.shape[-1])
@@ -130,10 +146,14 @@ def _explore_novel(params, config, word_model, key, temperature, n, k, chunk, la
         best_scores_K, best_settings_KxP = carry
         start = chunk_index * chunk
         settings = _decode_physical(
-            params, config, _explore_latents(word_model, key, start, chunk, temperature), layout)
+            params, config, _explore_latents(word_model, key, start, chunk, temperature), layout
+        )
         scores = novelty_db(settings, word_model["reference_responses_RxF"], layout)
-        valid = (start + jnp.arange(chunk) < n) & jnp.isfinite(scores) & jnp.all(
-            jnp.isfinite(settings), axis=-1)
+        valid = (
+            (start + jnp.arange(chunk) < n)
+            & jnp.isfinite(scores)
+            & jnp.all(jnp.isfinite(settings), axis=-1)
+        )
         scores = jnp.where(valid, scores, -jnp.inf)
         # running top-k: merge this chunk's scores with the best so far
         pooled_scores = jnp.concatenate([best_scores_K, scores])
@@ -146,9 +166,18 @@ def _explore_novel(params, config, word_model, key, temperature, n, k, chunk, la
     return settings_KxP, scores_K
 
 
-def explore_novel(params, config: models.ModelConfig, word_model, key, n: int, k: int, *,
-                  chunk: int = 8192, temperature: float = 1.0,
-                  layout: EQLayout = DEFAULT_LAYOUT):
+def explore_novel(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    key,
+    n: int,
+    k: int,
+    *,
+    chunk: int = 8192,
+    temperature: float = 1.0,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
     """The ``k`` most novel of ``n`` explored settings, in one compiled scan over chunks.
 
     Novelty is :func:`novelty_db` against the training settings' responses stored in the word
@@ -162,36 +191,55 @@ def explore_novel(params, config: models.ModelConfig, word_model, key, n: int, k
     if not 1 <= int(k) <= int(n):
         raise ValueError(f"k must be in [1, n={n}], got {k}")
     chunk = min(int(chunk), int(n))
-    return _explore_novel(params, config, _select(word_model, NOVELTY_KEYS), key,
-                          np.float32(temperature), int(n), int(k), chunk, layout)
+    return _explore_novel(
+        params,
+        config,
+        _select(word_model, NOVELTY_KEYS),
+        key,
+        np.float32(temperature),
+        int(n),
+        int(k),
+        chunk,
+        layout,
+    )
 
 
 # explore by row index: a store resumes at any chunk and several processes each take a share of
 # the rows; row i is still the draw of fold_in(key, i), so a range equals that slice of explore
 
-def explore_range(params, config: models.ModelConfig, word_model, key, start: int, stop: int,
-                  *, chunk: int | None = None, temperature: float = 1.0,
-                  layout: EQLayout = DEFAULT_LAYOUT) -> Iterator[np.ndarray]:
+
+def explore_range(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    key,
+    start: int,
+    stop: int,
+    *,
+    chunk: int | None = None,
+    temperature: float = 1.0,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> Iterator[np.ndarray]:
     """Stream the explored settings of rows ``start … stop - 1`` as host arrays of at most
     ``[chunk, P]``, the first starting at row ``start`` (``chunk`` None:
     :func:`default_explore_chunk`, or less for a short range). Row ``i`` equals row ``i`` of
     :func:`explore` with the same key; memory and devices as in :func:`explore_chunks`.
     """
     start, stop = int(start), int(stop)
-    if not 0 <= start < stop <= 2 ** 31 - 1:
+    if not 0 <= start < stop <= 2**31 - 1:
         raise ValueError(f"need 0 <= start < stop < 2**31 (rows), got start={start}, stop={stop}")
     _check_explore_args(stop, chunk, temperature)
     # a given chunk is kept even for a short range, so every chunk of a store is decoded by the
     # same compiled program, whichever range it falls in
-    chunk = (min(default_explore_chunk(), bucket_size(stop - start)) if chunk is None
-             else int(chunk))
+    chunk = min(default_explore_chunk(), bucket_size(stop - start)) if chunk is None else int(chunk)
     plan = large_batch_plan(chunk)
     params, arrays, key = _place((params, _select(word_model, EXPLORE_KEYS), key), plan)
     temperature = np.float32(temperature)
 
     def dispatch(first):
-        settings = _explore_chunk(params, config, arrays, key, np.int32(first), temperature,
-                                  chunk, layout, plan)
+        settings = _explore_chunk(
+            params, config, arrays, key, np.int32(first), temperature, chunk, layout, plan
+        )
         settings.copy_to_host_async()  # on an accelerator the copy overlaps the next chunk
         return first, settings
 
@@ -210,11 +258,18 @@ def _explore_latents_jit(word_model, key, start, count, temperature):
     return _explore_latents(word_model, key, start, count, temperature)
 
 
-def explore_latents(word_model, key, start: int, count: int, *,
-                    temperature: float = 1.0) -> np.ndarray:
+def explore_latents(
+    word_model, key, start: int, count: int, *, temperature: float = 1.0
+) -> np.ndarray:
     """The latents ``[count, L]`` that exploration decodes for rows ``start … start + count - 1``
     (the same draws as :func:`explore_range`), on the host."""
     _check_explore_args(int(start) + int(count), None, temperature)
-    return np.asarray(_explore_latents_jit(_select(word_model, EXPLORE_KEYS), key,
-                                           np.int32(start), int(count), np.float32(temperature)))
-
+    return np.asarray(
+        _explore_latents_jit(
+            _select(word_model, EXPLORE_KEYS),
+            key,
+            np.int32(start),
+            int(count),
+            np.float32(temperature),
+        )
+    )

@@ -9,19 +9,41 @@ import jax
 import jax.numpy as jnp
 
 from neuraleq_jax import models, response
-from neuraleq_jax.generation.common import (_as_float32, _blend_centre, _decode_physical,
-                                            _select, blend_needs_correction)
+from neuraleq_jax.generation.common import (
+    _as_float32,
+    _blend_centre,
+    _decode_physical,
+    _select,
+    blend_needs_correction,
+)
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # keys of the word-model dict that a morph reads
 MORPH_KEYS = ("centres_WxL", "centre_responses_WxF")
 
 
-def _morph_one(params, config, word_model, weights_a_W, weights_b_W, alphas_S, reparametrize,
-               dense, layout, correct):
+def _morph_one(
+    params,
+    config,
+    word_model,
+    weights_a_W,
+    weights_b_W,
+    alphas_S,
+    reparametrize,
+    dense,
+    layout,
+    correct,
+):
     def centre(weights_W):
-        return _blend_centre(params, config, layout, weights_W, word_model["centres_WxL"],
-                             word_model["centre_responses_WxF"], correct)
+        return _blend_centre(
+            params,
+            config,
+            layout,
+            weights_W,
+            word_model["centres_WxL"],
+            word_model["centre_responses_WxF"],
+            correct,
+        )
 
     start_L, end_L = centre(weights_a_W), centre(weights_b_W)
 
@@ -42,21 +64,49 @@ def _morph_one(params, config, word_model, weights_a_W, weights_b_W, alphas_S, r
     return settings_at(alphas_S)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "reparametrize", "dense", "layout",
-                                             "correct"))
-def _morph(params, config, word_model, weights_a, weights_b, alphas_S, reparametrize, dense,
-           layout, correct=True):
-    one = functools.partial(_morph_one, params, config, word_model,
-                            reparametrize=reparametrize, dense=dense, layout=layout,
-                            correct=correct)
+@functools.partial(
+    jax.jit, static_argnames=("config", "reparametrize", "dense", "layout", "correct")
+)
+def _morph(
+    params,
+    config,
+    word_model,
+    weights_a,
+    weights_b,
+    alphas_S,
+    reparametrize,
+    dense,
+    layout,
+    correct=True,
+):
+    one = functools.partial(
+        _morph_one,
+        params,
+        config,
+        word_model,
+        reparametrize=reparametrize,
+        dense=dense,
+        layout=layout,
+        correct=correct,
+    )
     if weights_a.ndim == 1:
         return one(weights_a, weights_b, alphas_S)
     return jax.vmap(one, (0, 0, None))(weights_a, weights_b, alphas_S)
 
 
-def morph(params, config: models.ModelConfig, word_model, weights_a, weights_b, alphas_S, *,
-          reparametrize: bool = True, dense: int = 129, correct_blends: bool | None = None,
-          layout: EQLayout = DEFAULT_LAYOUT):
+def morph(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    weights_a,
+    weights_b,
+    alphas_S,
+    *,
+    reparametrize: bool = True,
+    dense: int = 129,
+    correct_blends: bool | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
     """Settings along the path between two word blends (their latent centres; for a blend of
     several words corrected as in :func:`generate`).
 
@@ -76,6 +126,15 @@ def morph(params, config: models.ModelConfig, word_model, weights_a, weights_b, 
         raise ValueError(f"dense must be >= 2 points, got {dense}")
     if correct_blends is None:
         correct_blends = blend_needs_correction(weights_a) or blend_needs_correction(weights_b)
-    return _morph(params, config, _select(word_model, MORPH_KEYS), weights_a, weights_b,
-                  alphas_S, bool(reparametrize), int(dense), layout, bool(correct_blends))
-
+    return _morph(
+        params,
+        config,
+        _select(word_model, MORPH_KEYS),
+        weights_a,
+        weights_b,
+        alphas_S,
+        bool(reparametrize),
+        int(dense),
+        layout,
+        bool(correct_blends),
+    )

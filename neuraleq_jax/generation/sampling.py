@@ -23,8 +23,13 @@ import numpy as np
 
 from neuraleq_jax import models
 from neuraleq_jax.generation.batching import _over_rows, _place, large_batch_plan
-from neuraleq_jax.generation.common import (_as_float32, _decode_physical, _in_latent_range,
-                                            _select, apply_strength)
+from neuraleq_jax.generation.common import (
+    _as_float32,
+    _decode_physical,
+    _in_latent_range,
+    _select,
+    apply_strength,
+)
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # keys of the word-model dict that generation reads
@@ -59,8 +64,7 @@ def _kernel_draw(word_model, word, key):
     lowest = np.nextafter(np.float32(-1.0), np.float32(0.0))
     uniform_L = jnp.maximum(lowest, _unit_floats(bits[1:]) * (1.0 - lowest) + lowest)
     noise_L = np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(uniform_L)
-    return _in_latent_range(point_L + jnp.asarray(word_model["kde_scale_WxL"])[word]
-                            * noise_L)
+    return _in_latent_range(point_L + jnp.asarray(word_model["kde_scale_WxL"])[word] * noise_L)
 
 
 # floor(2**32 / golden ratio): consecutive multiples, taken mod 2**32, spread evenly over [0, 2**32)
@@ -74,22 +78,31 @@ def _mixture_word(weights_W, key, index):
     row's key: each one alone is uniform, and consecutive variations cover [0, 1) evenly, so 100
     variations of "0.7 a + 0.3 b" hold 70 ± 1 of ``a``, not a binomial count (whose noise would
     move the blend's mean response as much as the kernel noise does)."""
-    bits = (jnp.asarray(index).astype(jnp.uint32) * jnp.uint32(_WEYL_STEP)
-            + jax.random.bits(key, dtype=jnp.uint32))
+    bits = jnp.asarray(index).astype(jnp.uint32) * jnp.uint32(_WEYL_STEP) + jax.random.bits(
+        key, dtype=jnp.uint32
+    )
     uniform = (bits >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
     cumulative_W = jnp.cumsum(weights_W)
     return jnp.argmax(cumulative_W > uniform * cumulative_W[-1]).astype(jnp.int32)
 
 
-def word_variations(params, config: models.ModelConfig, word_model, word, key, strength,
-                    first, variations: int, layout: EQLayout = DEFAULT_LAYOUT):
+def word_variations(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    word,
+    key,
+    strength,
+    first,
+    variations: int,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
     """Settings ``[variations, P]`` of the single word with index ``word`` (a traced int32
     scalar): what :func:`generate` gives for a one-hot row, without the mixture's choice of a
     word. This is the single-setting latency path; call it inside ``jit``."""
     keys_V = _variation_keys(key, first, variations)
     latents_VxL = jax.vmap(lambda k: _kernel_draw(word_model, word, k))(keys_V)
-    return apply_strength(_decode_physical(params, config, latents_VxL, layout), strength,
-                          layout)
+    return apply_strength(_decode_physical(params, config, latents_VxL, layout), strength, layout)
 
 
 def _variation_latents(word_model, weights_W, key, first, variations: int):
@@ -104,8 +117,18 @@ def _variation_latents(word_model, weights_W, key, first, variations: int):
 
 
 @functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "plan"))
-def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first, variations,
-              layout, plan=None):
+def _generate(
+    params,
+    config,
+    word_model,
+    weights_BxW,
+    keys_B,
+    strength_B,
+    first,
+    variations,
+    layout,
+    plan=None,
+):
     def rows(shared, rows_R):
         params, word_model, first = shared
         weights_RxW, keys_R, strength_R = rows_R
@@ -113,18 +136,30 @@ def _generate(params, config, word_model, weights_BxW, keys_B, strength_B, first
         latents_RxVxL = jax.vmap(one, (0, 0, None))(weights_RxW, keys_R, first)
         n_rows = latents_RxVxL.shape[0]
         settings = _decode_physical(
-            params, config, latents_RxVxL.reshape(n_rows * variations, -1), layout,
+            params,
+            config,
+            latents_RxVxL.reshape(n_rows * variations, -1),
+            layout,
             tile=None if plan is None else plan.decode_tile,
         ).reshape(n_rows, variations, layout.n_params)
         return apply_strength(settings, strength_R[:, None], layout)
 
-    return _over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B),
-                      plan)
+    return _over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B), plan)
 
 
-def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B,
-             strength_B=1.0, *, variations: int = 1, first: int = 0,
-             correct_blends: bool | None = None, layout: EQLayout = DEFAULT_LAYOUT):
+def generate(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    weights_BxW,
+    keys_B,
+    strength_B=1.0,
+    *,
+    variations: int = 1,
+    first: int = 0,
+    correct_blends: bool | None = None,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
     """Settings for a batch of word blends, ``variations`` per blend: draws from the mixture of
     the row's word densities (module docstring), decoded, then scaled by the row's strength.
 
@@ -146,9 +181,23 @@ def generate(params, config: models.ModelConfig, word_model, weights_BxW, keys_B
     if int(variations) < 1:
         raise ValueError(f"variations must be >= 1, got {variations}")
     plan = large_batch_plan(batch, int(variations))
-    args = (params, _select(word_model, GENERATE_KEYS), _as_float32(weights_BxW), keys_B,
-            _as_float32(strength_B, (batch,)))
+    args = (
+        params,
+        _select(word_model, GENERATE_KEYS),
+        _as_float32(weights_BxW),
+        keys_B,
+        _as_float32(strength_B, (batch,)),
+    )
     params, word_model, weights_BxW, keys_B, strength_B = _place(args, plan)
-    return _generate(params, config, word_model, weights_BxW, keys_B, strength_B,
-                     np.int32(first), int(variations), layout, plan)
-
+    return _generate(
+        params,
+        config,
+        word_model,
+        weights_BxW,
+        keys_B,
+        strength_B,
+        np.int32(first),
+        int(variations),
+        layout,
+        plan,
+    )

@@ -27,9 +27,17 @@ BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout", "steps"))
-def _prototype_latents(params, config, start_WxL, scale_WxL, target_db_WxF, layout,
-                       steps: int = 300, learning_rate: float = 0.02,
-                       anchor_weight: float = PROTOTYPE_ANCHOR):
+def _prototype_latents(
+    params,
+    config,
+    start_WxL,
+    scale_WxL,
+    target_db_WxF,
+    layout,
+    steps: int = 300,
+    learning_rate: float = 0.02,
+    anchor_weight: float = PROTOTYPE_ANCHOR,
+):
     """Latents whose decoded responses best match each word's mean data response (RMS dB).
 
     The mean of a word's latents can decode to atypical frequencies and Q (those carry no word
@@ -43,8 +51,9 @@ def _prototype_latents(params, config, start_WxL, scale_WxL, target_db_WxF, layo
 
     def loss(latent_WxL):
         decoded = _decode_physical(params, config, latent_WxL, layout)
-        mismatch = jnp.mean((response.magnitude_response_db(decoded, layout=layout)
-                             - target_db_WxF) ** 2, axis=-1)
+        mismatch = jnp.mean(
+            (response.magnitude_response_db(decoded, layout=layout) - target_db_WxF) ** 2, axis=-1
+        )
         drift = jnp.mean(((latent_WxL - start_WxL) / scale_WxL) ** 2, axis=-1)
         return jnp.sum(mismatch + anchor_weight * drift)
 
@@ -59,22 +68,31 @@ def _prototype_latents(params, config, start_WxL, scale_WxL, target_db_WxF, layo
     return latent
 
 
-
-def _check_fit_inputs(dataset: EQDataset, validation: EQDataset | None,
-                      bandwidths) -> None:
+def _check_fit_inputs(dataset: EQDataset, validation: EQDataset | None, bandwidths) -> None:
     counts = np.bincount(dataset.word_ids, minlength=len(dataset.vocabulary))
     if np.any(counts == 0):
         absent = [w for w, c in zip(dataset.vocabulary, counts) if c == 0]
-        raise ValueError(f"cannot fit a word model: no training settings for {absent}; every "
-                         f"word of the vocabulary needs at least one")
-    if validation is not None and (tuple(validation.vocabulary) != tuple(dataset.vocabulary)
-                                   or validation.layout != dataset.layout):
-        raise ValueError("the validation set must share the training set's vocabulary (same "
-                         "words, same order) and layout")
-    if not len(bandwidths) or not all(float(h) > 0 for h in bandwidths) or list(
-            bandwidths) != sorted(bandwidths):
-        raise ValueError(f"bandwidths must be a non-empty ascending sequence of numbers > 0, "
-                         f"got {tuple(bandwidths)}")
+        raise ValueError(
+            f"cannot fit a word model: no training settings for {absent}; every "
+            f"word of the vocabulary needs at least one"
+        )
+    if validation is not None and (
+        tuple(validation.vocabulary) != tuple(dataset.vocabulary)
+        or validation.layout != dataset.layout
+    ):
+        raise ValueError(
+            "the validation set must share the training set's vocabulary (same "
+            "words, same order) and layout"
+        )
+    if (
+        not len(bandwidths)
+        or not all(float(h) > 0 for h in bandwidths)
+        or list(bandwidths) != sorted(bandwidths)
+    ):
+        raise ValueError(
+            f"bandwidths must be a non-empty ascending sequence of numbers > 0, "
+            f"got {tuple(bandwidths)}"
+        )
 
 
 def _within_word_scale(latents_NxL, ids_N, n_words: int, prior_weight: float) -> np.ndarray:
@@ -82,16 +100,21 @@ def _within_word_scale(latents_NxL, ids_N, n_words: int, prior_weight: float) ->
     within-word one by ``prior_weight`` pseudo-settings (a word seen once still gets one)."""
     means_WxL = np.stack([latents_NxL[ids_N == w].mean(0) for w in range(n_words)])
     residual_NxL = latents_NxL - means_WxL[ids_N]
-    pooled_L = (residual_NxL ** 2).sum(0) / max(len(latents_NxL) - n_words, 1)
-    variances = [((residual_NxL[ids_N == w] ** 2).sum(0) + prior_weight * pooled_L)
-                 / (np.sum(ids_N == w) - 1 + prior_weight) for w in range(n_words)]
+    pooled_L = (residual_NxL**2).sum(0) / max(len(latents_NxL) - n_words, 1)
+    variances = [
+        ((residual_NxL[ids_N == w] ** 2).sum(0) + prior_weight * pooled_L)
+        / (np.sum(ids_N == w) - 1 + prior_weight)
+        for w in range(n_words)
+    ]
     return np.sqrt(np.stack(variances)) + 1e-6
 
 
 def _responses(settings_NxP, layout) -> np.ndarray:
     """dB responses ``[N, F]`` (float64) of physical settings, one compiled call."""
-    return np.asarray(response.reference_response_db(np.asarray(settings_NxP, np.float32),
-                                                     layout=layout), np.float64)
+    return np.asarray(
+        response.reference_response_db(np.asarray(settings_NxP, np.float32), layout=layout),
+        np.float64,
+    )
 
 
 def _mean_responses(settings_NxP, ids_N, n_words: int, layout) -> np.ndarray:
@@ -100,20 +123,30 @@ def _mean_responses(settings_NxP, ids_N, n_words: int, layout) -> np.ndarray:
     return np.stack([db_NxF[ids_N == w].mean(axis=0) for w in range(n_words)])
 
 
-def _word_centres(params, config, latents_NxL, ids_N, scale_WxL, mean_db_WxF, layout,
-                  prototype: bool) -> dict[str, np.ndarray]:
+def _word_centres(
+    params, config, latents_NxL, ids_N, scale_WxL, mean_db_WxF, layout, prototype: bool
+) -> dict[str, np.ndarray]:
     """Each word's centre: the mean of its latents, refined (``prototype``) to the latent whose
     decoded response is nearest the word's mean training response (:func:`_prototype_latents`);
     with the dB responses of the centre settings it decodes to."""
     n_words = len(scale_WxL)
     centres_WxL = np.stack([latents_NxL[ids_N == w].mean(0) for w in range(n_words)])
     if prototype:
-        centres_WxL = np.asarray(_prototype_latents(
-            params, config, centres_WxL.astype(np.float32), scale_WxL.astype(np.float32),
-            mean_db_WxF.astype(np.float32), layout))
+        centres_WxL = np.asarray(
+            _prototype_latents(
+                params,
+                config,
+                centres_WxL.astype(np.float32),
+                scale_WxL.astype(np.float32),
+                mean_db_WxF.astype(np.float32),
+                layout,
+            )
+        )
     decoded = decode_latents(params, config, centres_WxL.astype(np.float32), layout)
-    return {"centres_WxL": centres_WxL.astype(np.float32),
-            "centre_responses_WxF": _responses(decoded, layout).astype(np.float32)}
+    return {
+        "centres_WxL": centres_WxL.astype(np.float32),
+        "centre_responses_WxF": _responses(decoded, layout).astype(np.float32),
+    }
 
 
 def _kde_points(latents_NxL, ids_N, n_words: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,15 +156,15 @@ def _kde_points(latents_NxL, ids_N, n_words: int) -> tuple[np.ndarray, np.ndarra
     points_WxNxL = np.empty((n_words, counts_W.max(), latents_NxL.shape[1]), np.float32)
     for w in range(n_words):
         mine = latents_NxL[ids_N == w]
-        points_WxNxL[w] = np.concatenate([mine, np.repeat(mine[:1], counts_W.max() - len(mine),
-                                                         axis=0)])
+        points_WxNxL[w] = np.concatenate(
+            [mine, np.repeat(mine[:1], counts_W.max() - len(mine), axis=0)]
+        )
     return points_WxNxL, counts_W
 
 
 def _rms_distances(a_NxF, b_MxF) -> np.ndarray:
     """RMS dB distance between every row of ``a`` and of ``b``: ``[N, M]``."""
-    sq_NxM = ((a_NxF ** 2).sum(1)[:, None] + (b_MxF ** 2).sum(1)[None, :]
-              - 2.0 * a_NxF @ b_MxF.T)
+    sq_NxM = (a_NxF**2).sum(1)[:, None] + (b_MxF**2).sum(1)[None, :] - 2.0 * a_NxF @ b_MxF.T
     return np.sqrt(np.maximum(sq_NxM, 0.0) / a_NxF.shape[1])
 
 
@@ -143,15 +176,20 @@ def _calibration_split(dataset: EQDataset, validation: EQDataset | None, seed: i
     if validation is not None:
         return everything, validation.settings, validation.word_ids
     rng = np.random.default_rng(seed)
-    held = np.concatenate([
-        rows[: len(rows) // 5] for w in range(len(dataset.vocabulary))
-        for rows in [rng.permutation(np.flatnonzero(dataset.word_ids == w))]])
+    held = np.concatenate(
+        [
+            rows[: len(rows) // 5]
+            for w in range(len(dataset.vocabulary))
+            for rows in [rng.permutation(np.flatnonzero(dataset.word_ids == w))]
+        ]
+    )
     fit_rows = np.setdiff1d(everything, held)
     return fit_rows, dataset.settings[held], dataset.word_ids[held]
 
 
-def _kde_draws(latents_NxL, ids_N, scale_WxL, bandwidth: float, word: int, samples: int,
-               seed: int) -> np.ndarray:
+def _kde_draws(
+    latents_NxL, ids_N, scale_WxL, bandwidth: float, word: int, samples: int, seed: int
+) -> np.ndarray:
     """``samples`` latents of ``word``'s kernel density (host NumPy; the same uniform picks and
     normal noise for every bandwidth, so that bandwidths are compared on common draws)."""
     rng = np.random.default_rng([seed, word])
@@ -166,8 +204,9 @@ def _recognised(db_NxF, ids_N, centroids_WxF) -> float:
     return float(np.mean(_rms_distances(db_NxF, centroids_WxF).argmin(1) == ids_N))
 
 
-def _draw_scores(draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_T,
-                 val_db_VxF, val_ids_V) -> tuple[float, float, float]:
+def _draw_scores(
+    draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_T, val_db_VxF, val_ids_V
+) -> tuple[float, float, float]:
     """``(match, copy rate, word accuracy)`` of decoded draws ``[W, M, F]`` (dB responses):
     SPEC §6's distribution match against the validation settings (mean over the words with
     >= 2 fit and validation settings), the share within ``COPY_THRESHOLD_DB`` of a training
@@ -178,19 +217,41 @@ def _draw_scores(draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_
     val_WxVxF = [val_db_VxF[val_ids_V == w] for w in range(n_words)]
     words = [w for w in range(n_words) if len(val_WxVxF[w]) >= 2 and len(fit_WxNxF[w]) >= 2]
     # as fidelity.distribution_match: the draws' within term weighted as for a training set
-    match = np.mean([energy_distance(draws_db_WxMxF[w], val_WxVxF[w], a_size=len(fit_WxNxF[w]))
-                     / max(energy_distance(fit_WxNxF[w], val_WxVxF[w]), 1e-9)
-                     for w in words]) if words else np.nan
-    copies = np.mean([nearest_distance(draws_db_WxMxF[w], train_db_TxF[train_ids_T == w])
-                      <= COPY_THRESHOLD_DB for w in range(n_words)])
+    match = (
+        np.mean(
+            [
+                energy_distance(draws_db_WxMxF[w], val_WxVxF[w], a_size=len(fit_WxNxF[w]))
+                / max(energy_distance(fit_WxNxF[w], val_WxVxF[w]), 1e-9)
+                for w in words
+            ]
+        )
+        if words
+        else np.nan
+    )
+    copies = np.mean(
+        [
+            nearest_distance(draws_db_WxMxF[w], train_db_TxF[train_ids_T == w]) <= COPY_THRESHOLD_DB
+            for w in range(n_words)
+        ]
+    )
     centroids_WxF = np.stack([fit.mean(0) for fit in fit_WxNxF])
-    accuracy = _recognised(draws_db_WxMxF.reshape(n_words * samples, -1),
-                           np.repeat(np.arange(n_words), samples), centroids_WxF)
+    accuracy = _recognised(
+        draws_db_WxMxF.reshape(n_words * samples, -1),
+        np.repeat(np.arange(n_words), samples),
+        centroids_WxF,
+    )
     return float(match), float(copies), accuracy
 
 
-def _choose_bandwidth(match_K, copy_K, accuracy_K, inside_K, own_accuracy: float,
-                      max_copy_rate: float, min_in_range: float) -> int:
+def _choose_bandwidth(
+    match_K,
+    copy_K,
+    accuracy_K,
+    inside_K,
+    own_accuracy: float,
+    max_copy_rate: float,
+    min_in_range: float,
+) -> int:
     """Index of the best distribution match among the bandwidths whose draws copy training
     settings at most ``max_copy_rate`` of the time, keep ``min_in_range`` of their gains inside
     the word's training range ± 0.5 dB and are recognised as their word at least as often as
@@ -206,9 +267,20 @@ def _choose_bandwidth(match_K, copy_K, accuracy_K, inside_K, own_accuracy: float
     return 0
 
 
-def _calibrate_bandwidth(params, config, dataset: EQDataset, validation, latents_NxL,
-                         scale_WxL, bandwidths, *, samples: int, max_copy_rate: float,
-                         min_in_range: float, seed: int) -> dict:
+def _calibrate_bandwidth(
+    params,
+    config,
+    dataset: EQDataset,
+    validation,
+    latents_NxL,
+    scale_WxL,
+    bandwidths,
+    *,
+    samples: int,
+    max_copy_rate: float,
+    min_in_range: float,
+    seed: int,
+) -> dict:
     """The kernel bandwidth (one of ``bandwidths``, ascending) chosen on validation data by
     :func:`_choose_bandwidth` from decoded draws: SPEC §6's distribution match, copy rate and
     word accuracy (:func:`_draw_scores`), and the share of drawn gains inside the word's
@@ -226,25 +298,41 @@ def _calibrate_bandwidth(params, config, dataset: EQDataset, validation, latents
     high_WxB = np.stack([gains[dataset.word_ids == w].max(0) for w in range(n_words)]) + 0.5
     scores = []
     for bandwidth in bandwidths:
-        draws = np.concatenate([_kde_draws(fit_latents, fit_ids, scale_WxL, float(bandwidth), w,
-                                           samples, seed) for w in range(n_words)])
+        draws = np.concatenate(
+            [
+                _kde_draws(fit_latents, fit_ids, scale_WxL, float(bandwidth), w, samples, seed)
+                for w in range(n_words)
+            ]
+        )
         settings = decode_latents(params, config, draws.astype(np.float32), layout)
         drawn_WxMxB = settings[:, layout.gain_indices].reshape(n_words, samples, -1)
         inside = np.mean((drawn_WxMxB >= low_WxB[:, None]) & (drawn_WxMxB <= high_WxB[:, None]))
-        scores.append(_draw_scores(_responses(settings, layout).reshape(n_words, samples, -1),
-                                   *data) + (float(inside),))
+        scores.append(
+            _draw_scores(_responses(settings, layout).reshape(n_words, samples, -1), *data)
+            + (float(inside),)
+        )
     match_K, copy_K, accuracy_K, inside_K = map(np.array, zip(*scores))
-    own = _recognised(val_db, val_ids, np.stack([train_db[fit_rows][fit_ids == w].mean(0)
-                                                 for w in range(n_words)]))
-    best = _choose_bandwidth(match_K, copy_K, accuracy_K, inside_K, own, max_copy_rate,
-                             min_in_range)
-    return {"bandwidth": float(bandwidths[best]), "match_K": match_K.astype(np.float32),
-            "copy_rate_K": copy_K.astype(np.float32), "accuracy_K": accuracy_K.astype(np.float32),
-            "in_range_K": inside_K.astype(np.float32), "accuracy": np.float32(own)}
+    own = _recognised(
+        val_db,
+        val_ids,
+        np.stack([train_db[fit_rows][fit_ids == w].mean(0) for w in range(n_words)]),
+    )
+    best = _choose_bandwidth(
+        match_K, copy_K, accuracy_K, inside_K, own, max_copy_rate, min_in_range
+    )
+    return {
+        "bandwidth": float(bandwidths[best]),
+        "match_K": match_K.astype(np.float32),
+        "copy_rate_K": copy_K.astype(np.float32),
+        "accuracy_K": accuracy_K.astype(np.float32),
+        "in_range_K": inside_K.astype(np.float32),
+        "accuracy": np.float32(own),
+    }
 
 
-def _explore_arrays(latents_NxL, dataset: EQDataset, max_reference: int,
-                    seed: int) -> dict[str, np.ndarray]:
+def _explore_arrays(
+    latents_NxL, dataset: EQDataset, max_reference: int, seed: int
+) -> dict[str, np.ndarray]:
     """A Gaussian over all training latents (exploration) and at most ``max_reference``
     training responses (novelty ranking)."""
     reference = dataset.settings
@@ -253,18 +341,29 @@ def _explore_arrays(latents_NxL, dataset: EQDataset, max_reference: int,
         reference = reference[np.sort(pick)]
     values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(latents_NxL.T, bias=True)))
     spread_LxL = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-    return {"global_centre_L": latents_NxL.mean(axis=0).astype(np.float32),
-            "global_spread_LxL": spread_LxL.astype(np.float32),
-            "reference_responses_RxF": _responses(reference, dataset.layout).astype(np.float32)}
+    return {
+        "global_centre_L": latents_NxL.mean(axis=0).astype(np.float32),
+        "global_spread_LxL": spread_LxL.astype(np.float32),
+        "reference_responses_RxF": _responses(reference, dataset.layout).astype(np.float32),
+    }
 
 
-def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset, *,
-                   validation: EQDataset | None = None, bandwidths=BANDWIDTHS,
-                   bandwidth_scale: float = 1.0, prior_weight: float = 4.0,
-                   calibration_samples: int = 256, max_copy_rate: float = 0.02,
-                   min_in_range: float = 0.98,
-                   max_reference: int = 4096, prototype: bool = True,
-                   seed: int = 0) -> dict[str, np.ndarray]:
+def fit_word_model(
+    params,
+    model_config: models.ModelConfig,
+    dataset: EQDataset,
+    *,
+    validation: EQDataset | None = None,
+    bandwidths=BANDWIDTHS,
+    bandwidth_scale: float = 1.0,
+    prior_weight: float = 4.0,
+    calibration_samples: int = 256,
+    max_copy_rate: float = 0.02,
+    min_in_range: float = 0.98,
+    max_reference: int = 4096,
+    prototype: bool = True,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Fit the word model on training settings (after training).
 
     Each word's variations come from a kernel density over its encoded training latents
@@ -295,24 +394,42 @@ def fit_word_model(params, model_config: models.ModelConfig, dataset: EQDataset,
     if not bandwidth_scale > 0:
         raise ValueError(f"bandwidth_scale must be > 0, got {bandwidth_scale}")
     layout, n_words, ids = dataset.layout, len(dataset.vocabulary), dataset.word_ids
-    latents_NxL = encode_latents(params, model_config, dataset.settings, layout).astype(
-        np.float64)
+    latents_NxL = encode_latents(params, model_config, dataset.settings, layout).astype(np.float64)
     scale_WxL = _within_word_scale(latents_NxL, ids, n_words, prior_weight)
-    centres = _word_centres(params, model_config, latents_NxL, ids, scale_WxL,
-                            _mean_responses(dataset.settings, ids, n_words, layout), layout,
-                            prototype)
+    centres = _word_centres(
+        params,
+        model_config,
+        latents_NxL,
+        ids,
+        scale_WxL,
+        _mean_responses(dataset.settings, ids, n_words, layout),
+        layout,
+        prototype,
+    )
     calibration = _calibrate_bandwidth(
-        params, model_config, dataset, validation, latents_NxL, scale_WxL, tuple(bandwidths),
-        samples=calibration_samples, max_copy_rate=max_copy_rate, min_in_range=min_in_range,
-        seed=seed)
+        params,
+        model_config,
+        dataset,
+        validation,
+        latents_NxL,
+        scale_WxL,
+        tuple(bandwidths),
+        samples=calibration_samples,
+        max_copy_rate=max_copy_rate,
+        min_in_range=min_in_range,
+        seed=seed,
+    )
     bandwidth = calibration["bandwidth"] * float(bandwidth_scale)
     points_WxNxL, counts_W = _kde_points(latents_NxL, ids, n_words)
     return {
-        "kde_points_WxNxL": points_WxNxL, "counts_W": counts_W,
+        "kde_points_WxNxL": points_WxNxL,
+        "counts_W": counts_W,
         "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
-        "kde_bandwidth": np.float32(bandwidth), "kde_match_K": calibration["match_K"],
+        "kde_bandwidth": np.float32(bandwidth),
+        "kde_match_K": calibration["match_K"],
         "kde_copy_rate_K": calibration["copy_rate_K"],
-        "kde_accuracy_K": calibration["accuracy_K"], "kde_in_range_K": calibration["in_range_K"],
+        "kde_accuracy_K": calibration["accuracy_K"],
+        "kde_in_range_K": calibration["in_range_K"],
         "kde_validation_accuracy": calibration["accuracy"],
         **centres,
         **_explore_arrays(latents_NxL, dataset, max_reference, seed),
