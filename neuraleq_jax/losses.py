@@ -133,6 +133,28 @@ def response_loss(
     return _masked_mean(jnp.mean(((recon_BxF - target_BxF) / scale) ** 2, axis=-1), valid)
 
 
+def weighted_sum(
+    recon,
+    response_term,
+    contrastive,
+    cluster,
+    *,
+    response_weight: float,
+    contrastive_weight: float,
+    cluster_weight: float,
+):
+    """The training objective from its parts (scalars):
+    ``recon + response_weight·response + contrastive_weight·contrastive
+    + cluster_weight·cluster``. Training and validation both call it, so they report the
+    same loss."""
+    return (
+        recon
+        + response_weight * response_term
+        + contrastive_weight * contrastive
+        + cluster_weight * cluster
+    )
+
+
 def total_loss(
     params,
     x_unit_BxP,
@@ -176,8 +198,14 @@ def total_loss(
         else 1.0
         - batch_silhouette(models.semantic_part(latent_BxL, model_config), labels_B, valid_B)
     )
-    loss = (
-        recon + response_weight * resp + contrastive_weight * contrastive + cluster_weight * cluster
+    loss = weighted_sum(
+        recon,
+        resp,
+        contrastive,
+        cluster,
+        response_weight=response_weight,
+        contrastive_weight=contrastive_weight,
+        cluster_weight=cluster_weight,
     )
     return loss, {
         "loss": loss,

@@ -1,56 +1,53 @@
-"""Training: optax Adam in a train state, a data-parallel jitted step, whole epochs in one scan.
+"""Training: :func:`fit` runs whole epochs as compiled scans over a device mesh, resuming from
+a workdir's checkpoints.
 
-Stages of :func:`fit`, top to bottom: check inputs → mesh → optimiser and compiled programs →
-state (fresh, or restored from the newest checkpoint) → ahead-of-time compile → epoch loop.
-
-Data parallelism is ``jit`` over a :class:`jax.sharding.Mesh` with one ``data`` axis: the batch
-is sharded along it, parameters and optimiser state are replicated, and XLA inserts the
-gradient all-reduce. With one device the plain (unsharded) path is used. Each epoch runs as one
-compiled ``lax.scan`` over its batches; the loop dispatches epoch ``e`` and only then reads the
-metrics of epoch ``e - 1``, so logging never stalls the device. In a multi-process run each
-process feeds only its own rows of every batch (``jax.make_array_from_process_local_data``).
+The loop reads top to bottom in named steps: check inputs → mesh and compiled programs
+(:mod:`neuraleq_jax.train_programs`) → state, fresh or restored from the newest checkpoint →
+ahead-of-time compile → epochs. It dispatches epoch ``e`` and only then does the host work of
+epoch ``e - 1`` (:class:`epoch_log.EpochLog`: NaN check, metrics line, checkpoint, progress bar), so
+logging never stalls the device. The pure step functions live in
+:mod:`neuraleq_jax.train_steps`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import chex
-import flax.struct
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
-from neuraleq_jax import checkpoints, losses, models, paramspace, response
+from neuraleq_jax import checkpoints, epoch_log, models
 from neuraleq_jax import workdir as workdir_lib
 from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.data import EQDataset
-from neuraleq_jax.paramspace import EQLayout
+from neuraleq_jax.epoch_log import combine_chunks
+from neuraleq_jax.train_programs import (
+    Programs,
+    check_batch_divides,
+    compile_programs,
+    make_mesh,
+)
+from neuraleq_jax.train_steps import (  # noqa: F401  (re-exported)
+    TrainState,
+    epoch_orders,
+    evaluate_batch,
+    init_state,
+    make_optimizer,
+    shuffle_freq_q,
+    train_epoch,
+    train_step,
+)
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = workdir_lib.TRAINING_METRICS_FILE
 # settings per evaluation call: the contrastive and cluster terms hold [N, N] pairwise arrays
 # (a 60k-setting validation set would need ~70 GB at once)
 EVAL_CHUNK = 4096
-# fold_in tags that keep the streams of one seed apart
-_INIT, _SHUFFLE, _DROPOUT = 0, 1, 2
-
-
-@flax.struct.dataclass
-class TrainState:
-    """Optimiser steps done (int32 scalar), model parameters and optimiser state."""
-
-    step: jax.Array
-    params: Any
-    opt_state: Any
 
 
 @dataclasses.dataclass
@@ -78,304 +75,7 @@ class TrainResult:
     interrupted: bool = False
 
 
-# ------------------------------------------------------------------ mesh and optimiser
-
-
-def make_mesh(n_devices: int = 0, devices=None) -> Mesh:
-    """A 1-D mesh with axis ``data`` over the first ``n_devices`` devices (0: all of them)."""
-    devices = list(jax.devices() if devices is None else devices)
-    if n_devices:
-        if n_devices > len(devices):
-            raise ValueError(
-                f"asked for {n_devices} devices but only {len(devices)} are "
-                f"available ({devices[0].platform})"
-            )
-        devices = devices[:n_devices]
-    return Mesh(np.array(devices), ("data",))
-
-
-def make_optimizer(train_config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam with the configured learning-rate schedule and optional global-norm clipping."""
-    total = max(1, train_config.epochs * steps_per_epoch)
-    lr = train_config.learning_rate
-    if train_config.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(lr, decay_steps=total)
-    elif train_config.schedule == "warmup_cosine":
-        warmup = min(train_config.warmup_epochs * steps_per_epoch, total - 1)
-        lr = optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=total)
-    adam = optax.adam(lr)
-    if train_config.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(train_config.grad_clip), adam)
-    return adam
-
-
-# ------------------------------------------------------------------ pure step functions
-
-
-def init_state(
-    model_config: models.ModelConfig, tx: optax.GradientTransformation, seed: int
-) -> TrainState:
-    """Fresh parameters (from ``seed``) and optimiser state at step 0."""
-    params = models.init_params(model_config, jax.random.fold_in(jax.random.key(seed), _INIT))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-
-
-def shuffle_freq_q(key, x_unit_BxP, layout: EQLayout):
-    """Settings ``[B, P]`` whose band ``b`` takes its frequency and Q from row ``π_b(i)`` of the
-    batch (``π_b`` a random permutation per band); gains stay in place."""
-    batch = x_unit_BxP.shape[0]
-    perms_NxB = jax.vmap(lambda k: jax.random.permutation(k, batch))(
-        jax.random.split(key, layout.n_bands)
-    )
-    source_BxP = jnp.zeros(x_unit_BxP.shape, jnp.int32) + jnp.arange(batch)[:, None]
-    for band, (freq, q) in enumerate(zip(layout.freq_indices, layout.q_indices)):
-        source_BxP = source_BxP.at[:, freq].set(perms_NxB[band]).at[:, q].set(perms_NxB[band])
-    return jnp.take_along_axis(x_unit_BxP, source_BxP, axis=0)
-
-
-def train_step(
-    state: TrainState,
-    x_unit_BxP,
-    labels_B,
-    *,
-    tx: optax.GradientTransformation,
-    model_config: models.ModelConfig,
-    train_config: TrainConfig,
-    layout: EQLayout,
-    batch_sharding=None,
-) -> tuple[TrainState, dict]:
-    """One optimiser step on a (global) batch; pure. Dropout keys come from the step count."""
-    if batch_sharding is not None:
-        x_unit_BxP = jax.lax.with_sharding_constraint(x_unit_BxP, batch_sharding)
-        labels_B = jax.lax.with_sharding_constraint(labels_B, batch_sharding)
-    step_key = jax.random.fold_in(
-        jax.random.fold_in(jax.random.key(train_config.seed), _DROPOUT), state.step
-    )
-    dropout_key, noise_key, shuffle_key = jax.random.split(step_key, 3)
-    if train_config.augment_shuffle_freq_q:
-        x_unit_BxP = shuffle_freq_q(shuffle_key, x_unit_BxP, layout)
-    if train_config.augment_noise > 0:
-        # jitter in the unit space: more distinct settings per word, so the autoencoder learns
-        # a map that generalises instead of memorising the few hundred training settings
-        noise_BxP = train_config.augment_noise * jax.random.normal(noise_key, x_unit_BxP.shape)
-        x_unit_BxP = jnp.clip(x_unit_BxP + noise_BxP, -1.0, 1.0)
-
-    def loss_fn(params):
-        return losses.total_loss(
-            params,
-            x_unit_BxP,
-            labels_B,
-            model_config=model_config,
-            contrastive_weight=train_config.contrastive_weight,
-            temperature=train_config.temperature,
-            response_weight=train_config.response_weight,
-            cluster_weight=train_config.cluster_weight,
-            layout=layout,
-            train=True,
-            dropout_key=dropout_key,
-        )
-
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
-
-
-def train_epoch(state: TrainState, x_unit_TxBxP, labels_TxB, **step_kwargs):
-    """``T`` train steps in one ``lax.scan``; metrics come back stacked, each ``[T]``."""
-
-    def body(carry, batch):
-        return train_step(carry, *batch, **step_kwargs)
-
-    return jax.lax.scan(body, state, (x_unit_TxBxP, labels_TxB))
-
-
-def evaluate_batch(
-    params,
-    x_unit_NxP,
-    labels_N,
-    *,
-    model_config: models.ModelConfig,
-    train_config: TrainConfig,
-    layout: EQLayout,
-) -> dict:
-    """Deterministic losses of a set (one batch) and its latents ``[N, L]``.
-
-    :func:`fit` and :func:`evaluate_dataset` call it on chunks of at most :data:`EVAL_CHUNK`
-    settings and average (:func:`combine_chunks`): for a larger set the pairwise terms
-    (``contrastive``, ``cluster`` and so ``loss``) are means over chunks, the others are exact.
-
-    Returns scalars ``loss``, ``recon``, ``response``, ``contrastive``, ``cluster``, ``recon_gain``,
-    ``recon_freq``, ``recon_q`` (unit-space MSE of each field), ``response_db`` (mean over
-    settings of the RMS dB error of the reconstruction's response), and ``latents``: the
-    latents' semantic part ``[N, S]`` (:func:`models.semantic_part`), which the silhouette is
-    measured on.
-    """
-    latent_NxL, embedding_NxE, recon_NxP = models.apply(params, model_config, x_unit_NxP)
-    recon = losses.reconstruction_loss(recon_NxP, x_unit_NxP)
-    contrastive = losses.supervised_contrastive_loss(
-        embedding_NxE, labels_N, train_config.temperature
-    )
-    resp = losses.response_loss(recon_NxP, x_unit_NxP, layout=layout)
-    semantic_NxS = models.semantic_part(latent_NxL, model_config)
-    cluster = 1.0 - losses.batch_silhouette(semantic_NxS, labels_N)
-    recon_db_NxF = response.magnitude_response_db(
-        paramspace.denormalize(recon_NxP, layout), layout=layout
-    )
-    target_db_NxF = response.magnitude_response_db(
-        paramspace.denormalize(x_unit_NxP, layout), layout=layout
-    )
-    squared_NxP = (recon_NxP - x_unit_NxP) ** 2
-    return {
-        "loss": recon
-        + train_config.response_weight * resp
-        + train_config.contrastive_weight * contrastive
-        + train_config.cluster_weight * cluster,
-        "recon": recon,
-        "response": resp,
-        "contrastive": contrastive,
-        "cluster": cluster,
-        "recon_gain": squared_NxP[:, layout.gain_indices].mean(),
-        "recon_freq": squared_NxP[:, layout.freq_indices].mean(),
-        "recon_q": squared_NxP[:, layout.q_indices].mean(),
-        "response_db": response.rms_db(recon_db_NxF, target_db_NxF).mean(),
-        "latents": semantic_NxS,
-    }
-
-
-# ------------------------------------------------------------------ compiled programs
-
-
-class Programs(NamedTuple):
-    """Jitted programs of one run, placed on ``mesh`` (None: the plain one-device path).
-
-    ``init()`` → state; ``step(state, x_BxP, y_B)``; ``epoch(state, x_TxBxP, y_TxB)``;
-    ``evaluate(params, x_NxP, y_N)``; ``put(array, kind)`` places host data (``kind`` is
-    ``"batch"``, ``"epoch"`` or ``"replicated"``) as a global array on the mesh.
-    """
-
-    init: Callable
-    step: Callable
-    epoch: Callable
-    evaluate: Callable
-    put: Callable
-    mesh: Mesh | None
-    state_sharding: jax.sharding.Sharding
-    executables: dict  # ahead-of-time compiled programs, by input shapes (reused across fits)
-
-
-def _local_slice(sharding: jax.sharding.Sharding, shape: tuple[int, ...], axis: int) -> slice:
-    """The contiguous range along ``axis`` that this process's devices hold."""
-    indices = sharding.addressable_devices_indices_map(shape).values()
-    starts = [index[axis].start or 0 for index in indices]
-    stops = [shape[axis] if index[axis].stop is None else index[axis].stop for index in indices]
-    return slice(min(starts), max(stops))
-
-
-def compile_programs(
-    model_config: models.ModelConfig,
-    train_config: TrainConfig,
-    layout: EQLayout,
-    *,
-    steps_per_epoch: int,
-    mesh: Mesh | None = None,
-) -> Programs:
-    """Build the jitted init/step/epoch/evaluate programs for ``mesh``.
-
-    With a mesh of more than one device the batch axis is sharded over ``data`` and the state
-    replicated; a global batch that the device count does not divide raises ValueError.
-    Programs are cached by their arguments, so a resumed or repeated run compiles nothing.
-    """
-    if mesh is not None:
-        _check_batch_divides(train_config.batch_size, mesh.size)
-    return _compile_programs(model_config, train_config, layout, steps_per_epoch, mesh)
-
-
-def _check_batch_divides(batch_size: int, n_devices: int) -> None:
-    if n_devices > 1 and batch_size % n_devices:
-        raise ValueError(
-            f"batch_size {batch_size} is not divisible by the {n_devices} devices of the "
-            f"'data' mesh axis; use a multiple of {n_devices} or fewer devices (train.devices)"
-        )
-
-
-@functools.lru_cache(maxsize=16)
-def _compile_programs(model_config, train_config, layout, steps_per_epoch, mesh) -> Programs:
-    tx = make_optimizer(train_config, steps_per_epoch)
-    static = dict(model_config=model_config, train_config=train_config, layout=layout)
-    init = lambda: init_state(model_config, tx, train_config.seed)
-    evaluate = lambda p, x, y: evaluate_batch(p, x, y, **static)
-    if mesh is None or mesh.size == 1:
-        device = mesh.devices.flat[0] if mesh is not None else jax.local_devices()[0]
-        single = jax.sharding.SingleDeviceSharding(device)
-        step = lambda s, x, y: train_step(s, x, y, tx=tx, **static)
-        epoch = lambda s, x, y: train_epoch(s, x, y, tx=tx, **static)
-        return Programs(
-            init=jax.jit(init, out_shardings=single),
-            step=jax.jit(step),
-            epoch=jax.jit(epoch),
-            evaluate=jax.jit(evaluate),
-            put=lambda array, kind: jax.device_put(array, single),
-            mesh=None,
-            state_sharding=single,
-            executables={},
-        )
-
-    replicated = NamedSharding(mesh, P())
-    batch_sh, epoch_sh = NamedSharding(mesh, P("data")), NamedSharding(mesh, P(None, "data"))
-    step = lambda s, x, y: train_step(s, x, y, tx=tx, batch_sharding=batch_sh, **static)
-    epoch = lambda s, x, y: train_epoch(s, x, y, tx=tx, batch_sharding=batch_sh, **static)
-    shardings = {"batch": (batch_sh, 0), "epoch": (epoch_sh, 1), "replicated": (replicated, None)}
-
-    def put(array, kind: str):
-        sharding, axis = shardings[kind]
-        array = np.asarray(array)
-        if jax.process_count() == 1:
-            return jax.device_put(array, sharding)
-        if axis is not None:  # each process hands over only the rows its devices hold
-            rows = _local_slice(sharding, array.shape, axis)
-            local = array[(slice(None),) * axis + (rows,)]
-        else:
-            local = array
-        return jax.make_array_from_process_local_data(sharding, local, array.shape)
-
-    return Programs(
-        init=jax.jit(init, out_shardings=replicated),
-        step=jax.jit(
-            step,
-            in_shardings=(replicated, batch_sh, batch_sh),
-            out_shardings=(replicated, replicated),
-        ),
-        epoch=jax.jit(
-            epoch,
-            in_shardings=(replicated, epoch_sh, epoch_sh),
-            out_shardings=(replicated, replicated),
-        ),
-        evaluate=jax.jit(
-            evaluate, in_shardings=(replicated, replicated, replicated), out_shardings=replicated
-        ),
-        put=put,
-        mesh=mesh,
-        state_sharding=replicated,
-        executables={},
-    )
-
-
-@functools.partial(jax.jit, static_argnames=("n",))
-def _permutations(key, epochs_E, n: int):
-    return jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), n))(epochs_E)
-
-
-def epoch_orders(seed: int, epochs: int, n: int) -> np.ndarray:
-    """Shuffled row order of every epoch, ``[epochs, n]``: permutation(fold_in(key, epoch))."""
-    key = jax.random.fold_in(jax.random.key(seed), _SHUFFLE)
-    with jax.default_device(jax.local_devices()[0]):
-        orders = _permutations(key, jnp.arange(epochs), n)
-    return np.asarray(orders)
-
-
-# ------------------------------------------------------------------ fit
+# ------------------------------------------------------------------ checks and chunked evaluation
 
 
 def _check_inputs(
@@ -429,11 +129,7 @@ def check_run(
             f"train.devices asks for {train_config.devices} devices but only "
             f"{available} are available ({jax.devices()[0].platform})"
         )
-    _check_batch_divides(train_config.batch_size, train_config.devices or available)
-
-
-def _host_metrics(metrics: dict) -> dict[str, np.ndarray]:
-    return {k: checkpoints.host_array(v) for k, v in metrics.items()}
+    check_batch_divides(train_config.batch_size, train_config.devices or available)
 
 
 def eval_slices(n: int, chunk: int | None = None) -> list[slice]:
@@ -447,39 +143,203 @@ def eval_slices(n: int, chunk: int | None = None) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def combine_chunks(chunks: Sequence[dict]) -> dict[str, np.ndarray]:
-    """Host metrics of a set evaluated in chunks (:func:`evaluate_batch` outputs): scalars
-    averaged with the chunks' sizes as weights, latents concatenated. One chunk is returned as
-    it is."""
-    host = [_host_metrics(chunk) for chunk in chunks]
-    if len(host) == 1:
-        return host[0]
-    sizes = [len(h["latents"]) for h in host]
-    out = {k: np.average([h[k] for h in host], weights=sizes) for k in host[0] if k != "latents"}
-    out["latents"] = np.concatenate([h["latents"] for h in host])
-    return out
+# ------------------------------------------------------------------ the steps of fit
 
 
-def _silhouette(latents_NxL: np.ndarray, labels_N: np.ndarray) -> float | None:
-    from neuraleq_jax.evaluation import silhouette_score
+@dataclasses.dataclass(frozen=True)
+class _EpochFeed:
+    """The training rows of each epoch, shuffled and placed on the mesh as ``[T, B, …]``."""
 
-    if not 2 <= len(np.unique(labels_N)) <= len(labels_N) - 1:
+    programs: Programs
+    x_unit_NxP: np.ndarray
+    labels_N: np.ndarray
+    orders_ExN: np.ndarray
+    steps_per_epoch: int
+    batch_size: int
+
+    def batches(self, epoch: int) -> tuple[jax.Array, jax.Array]:
+        """``(x [T, B, P], labels [T, B])`` of ``epoch``; the rows past ``T·B`` wait for
+        another epoch's order."""
+        rows_TxB = self.orders_ExN[epoch, : self.steps_per_epoch * self.batch_size].reshape(
+            self.steps_per_epoch, self.batch_size
+        )
+        return (
+            self.programs.put(self.x_unit_NxP[rows_TxB], "epoch"),
+            self.programs.put(self.labels_N[rows_TxB], "epoch"),
+        )
+
+
+def _place_validation(programs: Programs, val_ds: EQDataset | None) -> list | None:
+    """The validation set as ``[(x, labels), …]`` chunks on every device (None without one):
+    in chunks, as the pairwise loss terms need memory ∝ rows²."""
+    if val_ds is None:
         return None
-    return float(silhouette_score(latents_NxL, labels_N))
+    x_NxP, labels_N = val_ds.normalized(), val_ds.word_ids.astype(np.int32)
+    return [
+        (programs.put(x_NxP[rows], "replicated"), programs.put(labels_N[rows], "replicated"))
+        for rows in eval_slices(len(val_ds))
+    ]
 
 
-def _read_history(path: Path, before_epoch: int) -> list[dict]:
-    return [r for r in workdir_lib.read_metrics(path) if r.get("epoch", 0) <= before_epoch]
+class _Setup(NamedTuple):
+    """A run ready to compile: its programs, data on the mesh, and (restored) state."""
+
+    programs: Programs
+    feed: _EpochFeed
+    val_parts: list | None
+    meta: dict
+    metric: str  # what ranks the checkpoints: val_loss, or train_loss without validation
+    state: TrainState
+    store: checkpoints.TrainingCheckpoints | None
+    start_epoch: int
+    history: list[dict]
 
 
-def _write_history(path: Path, history: list[dict]) -> None:
-    checkpoints.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in history))
+def _set_up(
+    train_ds: EQDataset,
+    val_ds: EQDataset | None,
+    model_config: models.ModelConfig,
+    train_config: TrainConfig,
+    mesh: Mesh | None,
+    workdir: Path | None,
+    metadata: dict | None,
+) -> _Setup:
+    """Mesh and compiled programs, the data placed on it, and the state: fresh, or restored
+    from the newest checkpoint in ``workdir``."""
+    steps_per_epoch = len(train_ds) // train_config.batch_size  # the rest rotates by reshuffling
+    mesh = make_mesh(train_config.devices) if mesh is None else mesh
+    programs = compile_programs(
+        model_config, train_config, train_ds.layout, steps_per_epoch=steps_per_epoch, mesh=mesh
+    )
+    feed = _EpochFeed(
+        programs,
+        train_ds.normalized(),
+        train_ds.word_ids.astype(np.int32),
+        epoch_orders(train_config.seed, train_config.epochs, len(train_ds)),
+        steps_per_epoch,
+        train_config.batch_size,
+    )
+    val_parts = _place_validation(programs, val_ds)
+    meta = epoch_log.checkpoint_meta(train_ds, model_config, train_config, metadata)
+    metric = "val_loss" if val_ds is not None else "train_loss"
+    state, store, start_epoch, history = programs.init(), None, 0, []
+    if workdir is not None:
+        store, state, start_epoch, history = epoch_log.open_workdir(
+            workdir, state, programs, meta, train_config, metric
+        )
+    return _Setup(programs, feed, val_parts, meta, metric, state, store, start_epoch, history)
 
 
-def _append_line(path: Path, record: dict) -> None:
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+def _compile_ahead(
+    programs: Programs, state: TrainState, first_batches, val_parts: list | None
+) -> tuple[Callable, Callable | None]:
+    """The epoch program and the validation dispatcher, compiled ahead of time for these
+    shapes (reused by later fits of the same programs)."""
+    cache = programs.executables
+    x0, y0 = first_batches
+    if ("epoch", x0.shape) not in cache:
+        cache["epoch", x0.shape] = programs.epoch.lower(state, x0, y0).compile()
+    if val_parts is None:
+        return cache["epoch", x0.shape], None
+    for val_x, val_y in val_parts:
+        if ("eval", val_x.shape) not in cache:
+            cache["eval", val_x.shape] = programs.evaluate.lower(
+                state.params, val_x, val_y
+            ).compile()
+
+    def evaluate_val(params) -> list:
+        """Dispatch the validation chunks (asynchronously; combined on the host later)."""
+        return [cache["eval", x.shape](params, x, y) for x, y in val_parts]
+
+    return cache["epoch", x0.shape], evaluate_val
+
+
+class _LoopEnd(NamedTuple):
+    state: TrainState
+    epochs_done: int
+    interrupted: bool
+
+
+def _run_epochs(
+    log: epoch_log.EpochLog,
+    state: TrainState,
+    start_epoch: int,
+    feed: _EpochFeed,
+    epoch_fn: Callable,
+    evaluate_val: Callable | None,
+    stop_requested: Callable[[], bool] | None,
+) -> _LoopEnd:
+    """Dispatch epoch ``e``, then do the host work of epoch ``e - 1``; stop at the last epoch,
+    when the hook says so, or (checkpointing the running epoch) when ``stop_requested``."""
+    pending, finished, epochs_done, interrupted = None, state, start_epoch, False
+    for epoch in range(start_epoch, log.train_config.epochs):
+        if stop_requested is not None and stop_requested():
+            interrupted = True
+            break
+        new_state, step_metrics = epoch_fn(state, *feed.batches(epoch))
+        val_metrics = evaluate_val(new_state.params) if evaluate_val is not None else None
+        if pending is not None:
+            stop = log.finish(pending)
+            finished, epochs_done = pending.state, pending.index + 1
+            if stop:
+                pending = None
+                break
+        pending = epoch_log.PendingEpoch(epoch, new_state, step_metrics, val_metrics)
+        state = new_state
+    if pending is not None:
+        log.finish(pending, checkpoint=interrupted)
+        finished, epochs_done = pending.state, pending.index + 1
+    jax.block_until_ready(finished)
+    return _LoopEnd(finished, epochs_done, interrupted)
+
+
+def _progress_bar(show: bool, epochs: int, start_epoch: int):
+    if not (show and jax.process_index() == 0):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, initial=start_epoch, desc="training", unit="epoch")
+
+
+def _train_epochs(
+    run: _Setup,
+    train_config: TrainConfig,
+    val_ds: EQDataset | None,
+    workdir: Path | None,
+    epoch_fn: Callable,
+    evaluate_val: Callable | None,
+    hooks: tuple,
+) -> tuple[_LoopEnd, float]:
+    """The epoch loop with its host side (:class:`epoch_log.EpochLog`) and progress bar;
+    ``hooks`` is fit's ``(progress, on_epoch_end, stop_requested)``. Returns the loop's end
+    and its wall time in seconds; the checkpoint store is closed afterwards."""
+    progress, on_epoch_end, stop_requested = hooks
+    bar = _progress_bar(progress, train_config.epochs, run.start_epoch)
+    log = epoch_log.EpochLog(
+        run.feed.steps_per_epoch,
+        train_config,
+        None if val_ds is None else val_ds.word_ids,
+        run.metric,
+        workdir / METRICS_FILE if workdir is not None and jax.process_index() == 0 else None,
+        run.store,
+        run.meta,
+        bar,
+        on_epoch_end,
+        run.history,
+    )
+    try:
+        end = _run_epochs(
+            log, run.state, run.start_epoch, run.feed, epoch_fn, evaluate_val, stop_requested
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        if run.store is not None:
+            run.store.close()
+    return end, time.perf_counter() - log.t_start
+
+
+# ------------------------------------------------------------------ fit
 
 
 def fit(
@@ -514,183 +374,31 @@ def fit(
     Returns:
       A :class:`TrainResult`. Raises FloatingPointError as soon as a loss is NaN or Inf.
     """
-    # ---- inputs
     _check_inputs(train_ds, val_ds, model_config, train_config)
-    layout, tc = train_ds.layout, train_config
-    n_train = len(train_ds)
-    steps_per_epoch = n_train // tc.batch_size  # the remainder rotates, as the order reshuffles
-
-    # ---- mesh, optimiser, programs
-    mesh = make_mesh(tc.devices) if mesh is None else mesh
-    programs = compile_programs(
-        model_config, tc, layout, steps_per_epoch=steps_per_epoch, mesh=mesh
-    )
-    x_unit_NxP = train_ds.normalized()
-    labels_N = train_ds.word_ids.astype(np.int32)
-    orders_ExN = epoch_orders(tc.seed, tc.epochs, n_train)
-    if val_ds is not None:  # in chunks: the pairwise loss terms need memory ∝ rows²
-        val_x_NxP, val_y_N = val_ds.normalized(), val_ds.word_ids.astype(np.int32)
-        val_parts = [
-            (programs.put(val_x_NxP[rows], "replicated"), programs.put(val_y_N[rows], "replicated"))
-            for rows in eval_slices(len(val_ds))
-        ]
-
-    def epoch_batches(epoch: int):
-        rows_TxB = orders_ExN[epoch, : steps_per_epoch * tc.batch_size].reshape(
-            steps_per_epoch, tc.batch_size
-        )
-        return (
-            programs.put(x_unit_NxP[rows_TxB], "epoch"),
-            programs.put(labels_N[rows_TxB], "epoch"),
-        )
-
-    # ---- state: fresh or restored
-    primary = jax.process_index() == 0
-    store, history, start_epoch = None, [], 0
-    meta = {
-        "model_config": json.loads(json.dumps(dataclasses.asdict(model_config))),
-        "train_config": dataclasses.asdict(tc),
-        "vocabulary": list(train_ds.vocabulary),
-        "layout": paramspace.layout_to_json(layout),
-        **(metadata or {}),
-    }
-    state = programs.init()
-    if workdir is not None:
-        workdir = Path(workdir)
-        if primary:
-            workdir.mkdir(parents=True, exist_ok=True)
-        store = checkpoints.TrainingCheckpoints(
-            workdir, keep=tc.keep_checkpoints, metric="val_loss" if val_ds else "train_loss"
-        )
-        latest = store.latest_epoch()
-        if latest is not None:
-            target = checkpoints.abstract_like(state, programs.state_sharding)
-            try:
-                state, saved = store.restore(latest, target)
-                if saved.get("model_config") != meta["model_config"]:
-                    raise ValueError(
-                        f"the checkpoint in {store.directory} was trained with another model "
-                        f"config ({saved.get('model_config')}); use a new workdir"
-                    )
-            except BaseException:
-                store.close()
-                raise
-            start_epoch = min(latest, tc.epochs)
-            history = _read_history(workdir / METRICS_FILE, start_epoch)
-            if primary:
-                _write_history(workdir / METRICS_FILE, history)
-        elif primary:
-            _write_history(workdir / METRICS_FILE, [])
-
-    # ---- ahead-of-time compile, timed apart from training
+    workdir = None if workdir is None else Path(workdir)
+    run = _set_up(train_ds, val_ds, model_config, train_config, mesh, workdir, metadata)
     t0 = time.perf_counter()
-    x0, y0 = epoch_batches(min(start_epoch, tc.epochs - 1))
-    cache = programs.executables
-    if ("epoch", x0.shape) not in cache:
-        cache["epoch", x0.shape] = programs.epoch.lower(state, x0, y0).compile()
-    epoch_fn = cache["epoch", x0.shape]
-    if val_ds is not None:
-        for val_x, val_y in val_parts:
-            if ("eval", val_x.shape) not in cache:
-                cache["eval", val_x.shape] = programs.evaluate.lower(
-                    state.params, val_x, val_y
-                ).compile()
-
-    def evaluate_val(params):
-        """Dispatch the validation chunks (asynchronously; combined on the host later)."""
-        return [cache["eval", x.shape](params, x, y) for x, y in val_parts]
-
+    first = run.feed.batches(min(run.start_epoch, train_config.epochs - 1))
+    epoch_fn, evaluate_val = _compile_ahead(run.programs, run.state, first, run.val_parts)
     compile_s = time.perf_counter() - t0
 
-    bar = None
-    if progress and primary:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=tc.epochs, initial=start_epoch, desc="training", unit="epoch")
-
-    def finish(
-        epoch: int, state_e: TrainState, step_metrics, val_metrics, *, checkpoint: bool = False
-    ) -> bool:
-        """Host side of epoch ``epoch``: NaN check, validation, log, checkpoint (when due, or
-        ``checkpoint``). True = stop."""
-        host = _host_metrics(step_metrics)
-        if not np.all(np.isfinite(host["loss"])):
-            bad = int(np.argmin(np.isfinite(host["loss"])))
-            parts = {k: float(v[bad]) for k, v in host.items()}
-            raise FloatingPointError(
-                f"non-finite loss at epoch {epoch + 1}, step {bad + 1} of the epoch: {parts}. "
-                f"Lower train.learning_rate, set train.grad_clip, or check the data."
-            )
-        record = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch}
-        record.update({f"train_{k}": float(np.mean(v)) for k, v in host.items()})
-        if val_metrics is not None:
-            val = combine_chunks(val_metrics)
-            latents = val.pop("latents")
-            record.update({f"val_{k}": float(v) for k, v in val.items()})
-            record["val_silhouette"] = _silhouette(latents, val_ds.word_ids)
-        record["elapsed_s"] = time.perf_counter() - t_start
-        history.append(record)
-        if workdir is not None and primary:
-            _append_line(workdir / METRICS_FILE, record)
-        done = epoch + 1
-        if store is not None and (
-            checkpoint or done % tc.checkpoint_every == 0 or done == tc.epochs
-        ):
-            key = "val_loss" if val_ds else "train_loss"
-            store.save(done, state_e, meta, {key: record[key]})
-        if bar is not None:
-            postfix = {"loss": f"{record['train_loss']:.4f}"}
-            if val_metrics is not None:
-                postfix["val"] = f"{record['val_loss']:.4f}"
-                if record["val_silhouette"] is not None:
-                    postfix["sil"] = f"{record['val_silhouette']:.3f}"
-            bar.set_postfix(postfix)
-            bar.update(1)
-        return bool(on_epoch_end(record)) if on_epoch_end is not None else False
-
-    # ---- the loop: dispatch epoch e, then do the host work of epoch e - 1
-    t_start = time.perf_counter()
-    pending, finished_state, epochs_done, interrupted = None, state, start_epoch, False
-    try:
-        for epoch in range(start_epoch, tc.epochs):
-            if stop_requested is not None and stop_requested():
-                interrupted = True
-                break
-            x_TxBxP, y_TxB = epoch_batches(epoch)
-            new_state, step_metrics = epoch_fn(state, x_TxBxP, y_TxB)
-            val_metrics = evaluate_val(new_state.params) if val_ds else None
-            if pending is not None:
-                stop = finish(*pending)
-                finished_state, epochs_done = pending[1], pending[0] + 1
-                if stop:
-                    pending = None
-                    break
-            pending = (epoch, new_state, step_metrics, val_metrics)
-            state = new_state
-        if pending is not None:
-            finish(*pending, checkpoint=interrupted)
-            finished_state, epochs_done = pending[1], pending[0] + 1
-        jax.block_until_ready(finished_state)
-    finally:
-        if bar is not None:
-            bar.close()
-        if store is not None:
-            store.close()
-    train_s = time.perf_counter() - t_start
+    hooks = (progress, on_epoch_end, stop_requested)
+    end, train_s = _train_epochs(run, train_config, val_ds, workdir, epoch_fn, evaluate_val, hooks)
+    timings = {
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "epochs_run": end.epochs_done - run.start_epoch,
+        "steps_per_epoch": run.feed.steps_per_epoch,
+    }
     return TrainResult(
-        params=finished_state.params,
-        history=history,
+        params=end.state.params,
+        history=run.history,
         model_config=model_config,
-        train_config=tc,
-        state=finished_state,
-        epochs_done=epochs_done,
-        interrupted=interrupted,
-        timings={
-            "compile_s": compile_s,
-            "train_s": train_s,
-            "epochs_run": epochs_done - start_epoch,
-            "steps_per_epoch": steps_per_epoch,
-        },
+        train_config=train_config,
+        state=end.state,
+        epochs_done=end.epochs_done,
+        interrupted=end.interrupted,
+        timings=timings,
     )
 
 
@@ -723,7 +431,7 @@ def evaluate_dataset(
     )
     latents = out.pop("latents")
     figures = {k: float(v) for k, v in out.items()}
-    figures["silhouette"] = _silhouette(latents, dataset.word_ids)
+    figures["silhouette"] = epoch_log.silhouette_or_none(latents, dataset.word_ids)
     if reference_ds is not None:
         mean_P = reference_ds.normalized().mean(axis=0)
         squared = (x_unit - mean_P) ** 2

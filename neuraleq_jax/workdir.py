@@ -21,7 +21,19 @@ import os
 import socket
 from pathlib import Path
 
-LOCK_FILE = ".lock"
+# ------------------------------------------------------------------ file names
+# Everything a training workdir W holds, by the module that writes it:
+CONFIG_FILE = "config.json"  # the ExperimentConfig of the run (train)
+TRAINING_METRICS_FILE = "metrics.jsonl"  # one JSON line per epoch (training.fit)
+CHECKPOINT_DIR = "checkpoints"  # Orbax steps numbered by epochs done (checkpoints)
+BUNDLE_DIR = "bundle"  # the final model (checkpoints.save_bundle), holding:
+BUNDLE_JSON = "bundle.json"  # configs, vocabulary, layout, digest
+BUNDLE_PARAMS_DIR = "params"  # the parameters (Orbax)
+WORD_MODEL_FILE = "word_model.npz"  # the word model's arrays
+LOCK_FILE = ".lock"  # the running process (WorkdirLock)
+EVALUATION_METRICS_FILE = "metrics.json"  # the evaluation's figures (evaluate)
+REPORT_FILE = "report.md"  # the evaluation's report (evaluate)
+PLOTS_DIR = "plots"  # the evaluation's PNG plots (evaluate)
 
 log = logging.getLogger(__name__)
 
