@@ -127,7 +127,7 @@ def _load_model(workdir: str):
 def run(args) -> int:
     """Run ``neuraleq explore`` with ``--out DIR.zarr`` (``args`` from the cli parser)."""
     from neuraleq_jax.config import DistributedConfig
-    from neuraleq_jax.train import setup_jax
+    from neuraleq_jax.experiment import setup_jax
 
     distributed = DistributedConfig(
         **{

@@ -1,4 +1,4 @@
-"""Atomic file writes: every file the library writes goes through here.
+"""Atomic file writes: every file the library writes goes through here (strict JSON too).
 
 A temporary file is created beside the target (same folder, so the rename cannot cross file
 systems), filled, flushed to disk and renamed over the target with ``os.replace``. A reader never
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,52 @@ def atomic_save_npz(path: str | os.PathLike, **arrays) -> Path:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def jsonable(value):
+    """``value`` as strict-JSON-ready Python: mappings with string keys, lists for tuples and
+    arrays, Python scalars for numpy ones, and None for NaN and ±Inf (strict JSON has none)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _inline_number_lists(value, depth: int) -> str:
+    """Indented strict JSON whose lists of plain numbers stay on one line."""
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(value, dict) and value:
+        items = [
+            f"{inner}{json.dumps(str(k))}: {_inline_number_lists(v, depth + 1)}"
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if (
+        isinstance(value, list)
+        and value
+        and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        items = [f"{inner}{_inline_number_lists(v, depth + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def atomic_write_json(path: str | os.PathLike, value, *, inline_number_lists: bool = False) -> Path:
+    """Write ``value`` (through :func:`jsonable`) as strict JSON, atomically; returns the path.
+
+    Indented by 2 spaces, or with ``inline_number_lists`` by one space per level with every
+    list of plain numbers on one line (for results holding long per-setting lists).
+    """
+    ready = jsonable(value)
+    if inline_number_lists:
+        text = _inline_number_lists(ready, 0)
+    else:
+        text = json.dumps(ready, indent=2, allow_nan=False)
+    return atomic_write_text(path, text + "\n")

@@ -219,8 +219,8 @@ class NeuralEQMorphingSystem:
         ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …).
         Returns the per-epoch history (list of metric dicts).
         """
-        from neuraleq_jax import train as train_entry
         from neuraleq_jax import training
+        from neuraleq_jax.experiment import fit_word_model_for_run
 
         if self.dataset is None:
             raise RuntimeError("no data to train on: call load_dataset(eq_settings) first")
@@ -231,7 +231,7 @@ class NeuralEQMorphingSystem:
         self.train_config = train_config
         self.history = list(result.history)
         params = jax.device_put(result.params, jax.devices()[0])
-        word_model = train_entry.fit_word_model(
+        word_model = fit_word_model_for_run(
             params, self.model_config, train_config, self.dataset, seed=self.seed
         )
         step = int(np.asarray(result.state.step)) if result.state is not None else 0

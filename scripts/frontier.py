@@ -21,7 +21,7 @@ import time
 
 from neuraleq_jax import config as config_lib
 from neuraleq_jax import training
-from neuraleq_jax.train import build_datasets
+from neuraleq_jax.datasets import build_datasets
 
 # (encoder, overrides) pairs: the cluster term alone, then λ × τ with it on, then the
 # transformer encoder at two cluster weights

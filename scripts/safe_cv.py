@@ -15,7 +15,7 @@ settings are recognised as their word as often as real held-out settings are. Fo
    by the rule configs/safe.py documents: the widest ratio of the grid whose generated settings
    are recognised as their word at least as often as the validation contributors' own settings
    (if none is, the one recognised most often). Only the word model is refitted per ratio
-   (``generation.fit_word_model`` through ``train.fit_word_model``); the network is not
+   (``generation.fit_word_model`` through ``experiment.fit_word_model_for_run``); the network is not
    retrained;
 3. reports SPEC §6 figures on the TEST contributors (``evaluation.evaluate_system``) for the
    chosen ratio, for the preset's own ratio, and for the lite baseline fitted on the same
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -99,11 +98,11 @@ def make_system(params, experiment: ExperimentConfig, train_ds: EQDataset, ratio
     kernel bandwidth calibrated on a fifth of the training part) reaches
     ``generation.fit_word_model`` as after ``python -m neuraleq_jax.train``.
     """
+    from neuraleq_jax.experiment import fit_word_model_for_run
     from neuraleq_jax.system import NeuralEQMorphingSystem
-    from neuraleq_jax.train import fit_word_model
 
     train_config = dataclasses.replace(experiment.train, variation_ratio=float(ratio))
-    word_model = fit_word_model(params, experiment.model, train_config, train_ds)
+    word_model = fit_word_model_for_run(params, experiment.model, train_config, train_ds)
     return NeuralEQMorphingSystem.from_params(
         params,
         experiment.model,
@@ -167,8 +166,8 @@ def gaussian_figures(
     train_ds: EQDataset, test_ds: EQDataset, *, n_variations: int, seed: int
 ) -> dict:
     """The fidelity figures of SPEC §6's per-word unit-space Gaussian on the test
-    contributors (:func:`neuraleq_jax.evaluate.reference_figures`)."""
-    from neuraleq_jax.evaluate import reference_figures
+    contributors (:func:`neuraleq_jax.workdir_evaluation.reference_figures`)."""
+    from neuraleq_jax.workdir_evaluation import reference_figures
 
     figures = reference_figures(train_ds, test_ds, n_variations=n_variations, seed=seed)[
         "unit_gaussian"
@@ -493,26 +492,10 @@ def code_version() -> dict:
     return out
 
 
-def _dumps(value, depth: int = 0) -> str:
-    """Indented strict JSON, with lists of plain numbers kept on one line (the per-split labels
-    would otherwise take one line per setting)."""
-    pad, inner = " " * depth, " " * (depth + 1)
-    if isinstance(value, dict) and value:
-        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, depth + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-    if (
-        isinstance(value, list)
-        and value
-        and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    ):
-        items = [f"{inner}{_dumps(v, depth + 1)}" for v in value]
-        return "[\n" + ",\n".join(items) + f"\n{pad}]"
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
 def write_json(result: dict, path: str | Path) -> Path:
-    """Write ``result`` as strict JSON, atomically."""
-    return fileio.atomic_write_text(path, _dumps(result) + "\n")
+    """Write ``result`` as strict JSON, atomically, with lists of plain numbers kept on one line
+    (the per-split labels would otherwise take one line per setting)."""
+    return fileio.atomic_write_json(path, result, inline_number_lists=True)
 
 
 def _ratios(text: str) -> tuple[float, ...]:
@@ -557,12 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
-    from neuraleq_jax.train import DATASETS, setup_jax
+    from neuraleq_jax.datasets import load_dataset
+    from neuraleq_jax.experiment import setup_jax
 
     experiment = config_lib.load_preset(args.config)
     experiment = config_lib.apply_overrides(experiment, config_lib.parse_overrides(rest))
     setup_jax(experiment.distributed)
-    dataset = DATASETS[experiment.data.dataset](experiment.data)
+    dataset = load_dataset(experiment.data)
     seeds = list(range(args.first_seed, args.first_seed + args.repeats))
     print(
         f"{experiment.name}: {len(dataset)} settings, "
