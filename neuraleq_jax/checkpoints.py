@@ -1,6 +1,6 @@
 """Checkpoints: the Orbax training store (resume, keep last N + best) and the final model bundle.
 
-Layout of a training workdir ``W``::
+Layout of a training workdir ``W`` (the names are :mod:`neuraleq_jax.workdir`'s constants)::
 
     W/config.json        the ExperimentConfig used (JSON)
     W/metrics.jsonl      one JSON line per epoch
@@ -30,13 +30,17 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from neuraleq_jax import paramspace
+from neuraleq_jax import models, paramspace
+from neuraleq_jax import workdir as workdir_lib
+from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.fileio import atomic_save_npz, atomic_write_text
 from neuraleq_jax.models import ModelConfig
 
-BUNDLE_DIR = "bundle"
-BUNDLE_JSON = "bundle.json"
-CHECKPOINT_DIR = "checkpoints"
+BUNDLE_DIR = workdir_lib.BUNDLE_DIR
+BUNDLE_JSON = workdir_lib.BUNDLE_JSON
+BUNDLE_PARAMS_DIR = workdir_lib.BUNDLE_PARAMS_DIR
+WORD_MODEL_FILE = workdir_lib.WORD_MODEL_FILE
+CHECKPOINT_DIR = workdir_lib.CHECKPOINT_DIR
 # 2: the word model is a kernel density over each word's training latents; format 1 bundles
 # hold the earlier centre-and-spread word model, which this code cannot generate from
 FORMAT_VERSION = 2
@@ -189,7 +193,7 @@ class ModelBundle:
     Attributes:
       params: model parameters (pytree of arrays).
       model_config: the architecture.
-      train_config: the training settings (a ``config.TrainConfig``).
+      train_config: the training settings.
       layout: the EQ layout the model was trained in.
       vocabulary: the words, in the training order.
       word_model: per-word latent statistics from ``generation.fit_word_model`` (or None).
@@ -199,7 +203,7 @@ class ModelBundle:
 
     params: Any
     model_config: ModelConfig
-    train_config: Any
+    train_config: TrainConfig
     layout: paramspace.EQLayout
     vocabulary: tuple[str, ...]
     word_model: dict[str, np.ndarray] | None = None
@@ -237,14 +241,14 @@ def save_bundle(directory: str | Path, bundle: ModelBundle) -> Path:
     params = jax.tree.map(host_array, bundle.params)
     try:
         checkpointer = _local_checkpointer()
-        checkpointer.save(tmp / "params", params)
+        checkpointer.save(tmp / BUNDLE_PARAMS_DIR, params)
         checkpointer.wait_until_finished()
         checkpointer.close()
         if bundle.word_model is not None:
             arrays = {k: np.asarray(v) for k, v in bundle.word_model.items()}
             if any(a.dtype == object for a in arrays.values()):
                 raise ValueError("word_model arrays must be numeric (no object arrays)")
-            atomic_save_npz(tmp / "word_model.npz", **arrays)
+            atomic_save_npz(tmp / WORD_MODEL_FILE, **arrays)
         atomic_write_text(
             tmp / BUNDLE_JSON, json.dumps(_bundle_json(bundle, tree_digest(params)), indent=2)
         )
@@ -303,8 +307,6 @@ def load_bundle(directory: str | Path) -> ModelBundle:
       BundleVersionError: the bundle's ``format_version`` is newer than ``FORMAT_VERSION``.
       CheckpointError: the bundle is incomplete, garbled, or fails its digest check.
     """
-    from neuraleq_jax.config import TrainConfig  # config imports this module for atomic writes
-
     path = _find_bundle(Path(directory).resolve())
     advice = _bundle_advice(path)
     try:
@@ -317,32 +319,30 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         digest = meta["params_digest"]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
         raise _corrupt("model bundle description", path / BUNDLE_JSON, error, advice) from None
-    from neuraleq_jax import models  # local: keeps import of this module light
-
     shapes = jax.eval_shape(lambda: models.init_params(model_config, jax.random.key(0)))
     target = abstract_like(shapes, _default_sharding())
     checkpointer = _local_checkpointer()
     try:
         with _quiet_restore_leftovers():
-            params = checkpointer.restore(path / "params", target)
+            params = checkpointer.restore(path / BUNDLE_PARAMS_DIR, target)
     except Exception as error:  # orbax/tensorstore raise many types for damaged files
-        raise _corrupt("model bundle parameters", path / "params", error, advice) from None
+        raise _corrupt("model bundle parameters", path / BUNDLE_PARAMS_DIR, error, advice) from None
     finally:
         checkpointer.close()
     if tree_digest(params) != digest:
         raise _corrupt(
             "model bundle parameters",
-            path / "params",
+            path / BUNDLE_PARAMS_DIR,
             "the stored digest does not match the parameters read back",
             advice,
         )
     word_model = None
     if meta.get("has_word_model"):
         try:
-            with np.load(path / "word_model.npz", allow_pickle=False) as archive:
+            with np.load(path / WORD_MODEL_FILE, allow_pickle=False) as archive:
                 word_model = {key: archive[key] for key in archive.files}
         except Exception as error:
-            raise _corrupt("word model", path / "word_model.npz", error, advice) from None
+            raise _corrupt("word model", path / WORD_MODEL_FILE, error, advice) from None
     return ModelBundle(
         params=params,
         model_config=model_config,

@@ -18,6 +18,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from neuraleq_jax.fileio import atomic_write_text
 from neuraleq_jax.models import ModelConfig
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -288,8 +289,6 @@ def from_dict(data: Mapping) -> ExperimentConfig:
 
 def save_json(config: ExperimentConfig, path: str | Path) -> Path:
     """Write ``config`` as JSON, atomically."""
-    from neuraleq_jax.checkpoints import atomic_write_text  # one atomic writer for the package
-
     path = Path(path)
     atomic_write_text(path, json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
     return path

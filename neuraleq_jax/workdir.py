@@ -1,5 +1,5 @@
-"""Guarding a training workdir: one run at a time, writability checked up front, and a metrics
-log that survives a crash in the middle of a write.
+"""A training workdir: the names of its files (defined here only), one run at a time,
+writability checked up front, and a metrics log that survives a crash in the middle of a write.
 
 * :class:`WorkdirLock` takes an exclusive ``flock`` on ``W/.lock`` and writes the holder's pid,
   host and start time into it. The kernel drops the lock when its holder dies, however it dies,
