@@ -41,8 +41,8 @@ BUNDLE_JSON = workdir_lib.BUNDLE_JSON
 BUNDLE_PARAMS_DIR = workdir_lib.BUNDLE_PARAMS_DIR
 WORD_MODEL_FILE = workdir_lib.WORD_MODEL_FILE
 CHECKPOINT_DIR = workdir_lib.CHECKPOINT_DIR
-# 2: the word model is a kernel density over each word's training latents; format 1 bundles
-# hold the earlier centre-and-spread word model, which this code cannot generate from
+# 2: the word model is a kernel density over each word's training latents; a format-1 bundle's
+# word model is a centre and a spread, which this code cannot generate from
 FORMAT_VERSION = 2
 
 

@@ -262,9 +262,9 @@ def to_dict(config: ExperimentConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-# fields of configs saved by earlier versions that no longer mean anything (the word model's
-# fold and its frequency/Q spread gave way to a kernel density): dropped when a saved config
-# is read, so its workdir can still be evaluated
+# word-model fields a saved config may hold that this code has no use for (the word model is a
+# kernel density, with no fold and no frequency/Q spread): dropped when a saved config is read,
+# so its workdir can still be evaluated
 RETIRED_FIELDS = ("train.freq_q_spread", "train.fold_variations", "train.fold_margin")
 
 

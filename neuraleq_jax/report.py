@@ -231,7 +231,7 @@ def render_report(metrics: dict) -> str:
     ]
     if metrics.get("model_error"):
         lines += [f"> The model was not evaluated: {metrics['model_error']}", ""]
-    lines += ["## Figures against the goals (SPEC §6, issues 6 and 15)", ""] + _goal_table(metrics)
+    lines += ["## Figures against the goals", ""] + _goal_table(metrics)
     lines += ["", "Margins: how far inside (+) or outside (−) the goal the value lies.", ""]
     lines += _fidelity_section(metrics)
     lines += ["## Further figures", ""] + _extra_table(metrics)

@@ -410,8 +410,8 @@ def evaluate_crowd_workdir(
 
 def _standard_notes() -> list[str]:
     return [
-        "Word accuracy is judged as SPEC §6 and issue 15 state it (≥ the data's own − 0.03); "
-        "far above the data's own means caricatures rather than the crowd's settings.",
+        "Word accuracy passes at the data's own accuracy − 0.03 or more; far above the "
+        "data's own means caricatures rather than the crowd's settings.",
         "Distribution match uses V-statistic energy distances with the generated set's "
         "within term weighted as for the training set's size, so sampling the data's own "
         "distribution scores 1 in expectation whatever the number of variations "

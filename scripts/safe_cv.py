@@ -1,4 +1,5 @@
-"""Repeated contributor-grouped evaluation of the SAFE preset (issue 8's acceptance).
+"""Repeated contributor-grouped evaluation of the SAFE preset: is generated word accuracy as high
+as the held-out contributors' own?
 
     python scripts/safe_cv.py        # 5 split seeds, writes benchmarks/results/safe_cv.json
     python scripts/safe_cv.py --repeats 10 --ratios 0.6,0.8,1.0 --out /tmp/cv.json
@@ -303,7 +304,7 @@ def _distribution_summary(splits: Sequence[dict], system: str) -> dict:
 def summarise(splits: Sequence[dict]) -> dict:
     """Mean, std (ddof 1 when there are >= 2 splits) and pooled figures, and the pass counts.
 
-    A split passes when its generated word accuracy is >= its held-out real accuracy (issue 8),
+    A split passes when its generated word accuracy is >= its held-out real accuracy,
     and passes SPEC §6 when it is >= the real accuracy − 0.03; it passes the distribution goal
     when every word's distribution match is <= 2.
     """
@@ -471,8 +472,8 @@ def code_version() -> dict:
 
     folder = Path(neuraleq_jax.__file__).resolve().parent
     digest = hashlib.sha256()
-    for source in sorted(folder.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for source in sorted(folder.rglob("*.py")):
+        digest.update(source.relative_to(folder).as_posix().encode() + b"\0" + source.read_bytes())
     out = {"package": str(folder), "sources_sha256": digest.hexdigest()}
     try:
         git = ["git", "-C", str(folder.parent)]
