@@ -181,6 +181,33 @@ def check_goals(figures: dict) -> list[dict]:
     return rows
 
 
+def _source_rows(model: dict) -> list[str]:
+    """The per-source fidelity rows (model, then lite baseline), the note on the baseline and
+    each source's worst 10 words."""
+    lines = []
+    for system, key in (("model", "sources"), ("lite baseline", "baseline_sources")):
+        for name, s in (model.get(key) or {}).items():
+            lines.append(
+                f"| {name} ({system}) | {s['words']} | {s['r_median']:.3f} | "
+                f"{s['r_min']:.3f} | {s['rel_median']:.3f} | {s['rel_max']:.3f} |"
+            )
+    if model.get("baseline_sources"):
+        lines += [
+            "",
+            "The lite baseline decodes a kNN average of the word's own training "
+            "settings (variations around the fitted curve), so it reproduces each curve "
+            "almost by construction; the model goes through its latent space and word "
+            "model, which is what also gives it morphs, blends and exploration.",
+        ]
+    for name, s in model["sources"].items():
+        lines += [
+            "",
+            f"Worst 10 words ({name}): "
+            + ", ".join(f"{w['word']} (r {w['r']:.3f}, rel {w['rel']:.2f})" for w in s["worst"]),
+        ]
+    return lines
+
+
 def render_report(metrics: dict) -> str:
     """Markdown report of a crowd evaluation (``metrics`` as written to metrics.json)."""
     setup, model = metrics["setup"], metrics["model"]
@@ -209,26 +236,7 @@ def render_report(metrics: dict) -> str:
         "| source | words | median r | min r | median rel. error | max rel. error |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for system, key in (("model", "sources"), ("lite baseline", "baseline_sources")):
-        for name, s in (model.get(key) or {}).items():
-            lines.append(
-                f"| {name} ({system}) | {s['words']} | {s['r_median']:.3f} | "
-                f"{s['r_min']:.3f} | {s['rel_median']:.3f} | {s['rel_max']:.3f} |"
-            )
-    if model.get("baseline_sources"):
-        lines += [
-            "",
-            "The lite baseline decodes a kNN average of the word's own training "
-            "settings (variations around the fitted curve), so it reproduces each curve "
-            "almost by construction; the model goes through its latent space and word "
-            "model, which is what also gives it morphs, blends and exploration.",
-        ]
-    for name, s in model["sources"].items():
-        lines += [
-            "",
-            f"Worst 10 words ({name}): "
-            + ", ".join(f"{w['word']} (r {w['r']:.3f}, rel {w['rel']:.2f})" for w in s["worst"]),
-        ]
+    lines += _source_rows(model)
     disagreement = model.get("crowd_disagreement_r") or {}
     if disagreement:
         lines += [

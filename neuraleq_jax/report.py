@@ -148,8 +148,14 @@ def _fidelity_section(metrics: dict) -> list[str]:
             f"{_fmt('', figures.get('word_accuracy'))} "
             f"({_fmt('', figures.get('word_accuracy_data'))}) |"
         )
+    return lines + _per_word_fidelity(generators) + _blend_lines(metrics) + [""]
+
+
+def _per_word_fidelity(generators: list) -> list[str]:
+    """The per-word table: each generator's distribution match, the systems' mean response
+    errors, and the training mean's."""
     systems = [g for g in generators if g[0] in _TITLES.values()]
-    lines += [
+    lines = [
         "",
         "Per word: distribution match of each generator; mean generated response vs "
         "held-out mean, RMS dB (its sampling noise); the training mean vs the held-out "
@@ -170,7 +176,12 @@ def _fidelity_section(metrics: dict) -> list[str]:
         ]
         realised = generators[0][3]["mean_response_train_vs_heldout_db"][word]
         lines.append(f"| {word} | " + " | ".join(cells) + f" | {realised:.2f} |")
-    lines.append("")
+    return lines + [""]
+
+
+def _blend_lines(metrics: dict) -> list[str]:
+    """One line per system with blend fidelity: its worst pair and mean."""
+    lines = []
     for name in ("model", "baseline"):
         blend = ((metrics.get(name) or {}).get("details") or {}).get("blend_fidelity")
         if blend:
@@ -184,7 +195,7 @@ def _fidelity_section(metrics: dict) -> list[str]:
                 f"{blend['worst_pair']}, {metrics[name]['blend_fidelity_worst']:.3f}; "
                 f"mean over ordered pairs {metrics[name]['blend_fidelity_mean']:.3f}."
             )
-    return lines + [""]
+    return lines
 
 
 def _misses(metrics: dict) -> list[str]:
