@@ -178,6 +178,34 @@ def gaussian_figures(
     return out
 
 
+def validate_ratios(
+    params, experiment: ExperimentConfig, train_ds: EQDataset, val_ds: EQDataset, ratios, **kw
+) -> tuple[dict, dict]:
+    """``(systems, validation)`` by ratio: the word model refitted with each ``variation_ratio``
+    and its word accuracy (beside the validation contributors' own) and calibration on
+    ``val_ds``."""
+    validation, systems = {}, {}
+    for ratio in sorted({float(r) for r in ratios}):
+        systems[ratio] = make_system(params, experiment, train_ds, ratio)
+        figures = evaluation.evaluate_system(systems[ratio], val_ds, **kw)
+        validation[ratio] = {
+            "word_accuracy": float(figures["word_accuracy"]),
+            "word_accuracy_data": float(figures["word_accuracy_data"]),
+            "calibration_median": float(figures["calibration_median"]),
+        }
+    return systems, validation
+
+
+def _describe(part: EQDataset) -> dict:
+    ids = sorted(set(part.contributors.tolist()))
+    return {
+        "settings": len(part),
+        "contributors": len(ids),
+        "per_word": part.counts(),
+        "contributor_ids": [str(c) for c in ids],
+    }
+
+
 def evaluate_split(
     train_ds: EQDataset,
     val_ds: EQDataset,
@@ -203,15 +231,7 @@ def evaluate_split(
     params = result.params
     train_s = time.perf_counter() - start
 
-    validation, systems = {}, {}
-    for ratio in sorted({float(r) for r in ratios}):
-        systems[ratio] = make_system(params, experiment, train_ds, ratio)
-        figures = evaluation.evaluate_system(systems[ratio], val_ds, **kw)
-        validation[ratio] = {
-            "word_accuracy": float(figures["word_accuracy"]),
-            "word_accuracy_data": float(figures["word_accuracy_data"]),
-            "calibration_median": float(figures["calibration_median"]),
-        }
+    systems, validation = validate_ratios(params, experiment, train_ds, val_ds, ratios, **kw)
     chosen = choose_ratio(validation)
 
     # ---- only now the test contributors
@@ -226,21 +246,11 @@ def evaluate_split(
         "baseline": heldout_figures(baseline, test_ds, train_ds=train_ds, **kw),
         "unit_gaussian": gaussian_figures(train_ds, test_ds, n_variations=n_variations, seed=seed),
     }
-
-    def describe(part: EQDataset) -> dict:
-        ids = sorted(set(part.contributors.tolist()))
-        return {
-            "settings": len(part),
-            "contributors": len(ids),
-            "per_word": part.counts(),
-            "contributor_ids": [str(c) for c in ids],
-        }
-
     return {
         "parts": {
-            "train": describe(train_ds),
-            "validation": describe(val_ds),
-            "test": describe(test_ds),
+            "train": _describe(train_ds),
+            "validation": _describe(val_ds),
+            "test": _describe(test_ds),
         },
         "validation": {f"{r:g}": v for r, v in validation.items()},
         "chosen_ratio": chosen,
@@ -511,7 +521,7 @@ def _ratios(text: str) -> tuple[float, ...]:
     return values
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="safe", help="preset (default safe)")
     parser.add_argument(
@@ -538,6 +548,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip a split where a part holds fewer settings of a word (default 5)",
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"JSON (default {DEFAULT_OUT})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
