@@ -4,8 +4,8 @@ a workdir's checkpoints.
 The loop reads top to bottom in named steps: check inputs → mesh and compiled programs
 (:mod:`neuraleq_jax.train_programs`) → state, fresh or restored from the newest checkpoint →
 ahead-of-time compile → epochs. It dispatches epoch ``e`` and only then does the host work of
-epoch ``e - 1`` (:class:`epoch_log.EpochLog`: NaN check, metrics line, checkpoint, progress bar), so
-logging never stalls the device. The pure step functions live in
+epoch ``e - 1`` (:class:`epoch_log.EpochLog`: NaN check, metrics line, checkpoint, progress
+bar), so logging never stalls the device. The pure step functions live in
 :mod:`neuraleq_jax.train_steps`; their names are re-exported here.
 """
 

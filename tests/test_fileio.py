@@ -38,3 +38,23 @@ def test_atomic_path_removes_temporary_on_error(tmp_path):
         temporary.write_bytes(b"partial")
         raise RuntimeError("writer failed")
     assert os.listdir(tmp_path) == []
+
+
+def test_strict_json_turns_numpy_and_non_finite_values_into_json(tmp_path):
+    import json
+
+    value = {
+        1: (np.float32(0.5), np.int64(3)),
+        "a": np.array([[1.0, np.nan], [np.inf, -np.inf]]),
+        "b": [float("nan"), True, None, "x"],
+    }
+    expected = {"1": [0.5, 3], "a": [[1.0, None], [None, None]], "b": [None, True, None, "x"]}
+    assert fileio.jsonable(value) == expected
+    indented = fileio.atomic_write_json(tmp_path / "a.json", value)
+    text = indented.read_text()
+    assert json.loads(text) == expected and text == json.dumps(expected, indent=2) + "\n"
+    inline = fileio.atomic_write_json(tmp_path / "b.json", value, inline_number_lists=True)
+    lines = inline.read_text().splitlines()
+    assert json.loads("\n".join(lines)) == expected
+    # a list of plain numbers stays on one line; one holding anything else is spread out
+    assert ' "1": [0.5,3],' in lines and ' "b": [' in lines
