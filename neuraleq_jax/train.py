@@ -19,6 +19,9 @@ Exit status:
   2   bad command line, config, data or device request (nothing was written)
   130 / 143  stopped by SIGINT / SIGTERM after saving a checkpoint; rerun to resume
 Errors are one line on stderr; ``--debug`` prints the traceback too.
+
+The run itself is :func:`neuraleq_jax.experiment.run` (data from :mod:`neuraleq_jax.datasets`,
+the loop in :mod:`neuraleq_jax.training`); this module parses the command line and prints.
 """
 
 from __future__ import annotations
