@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import models, paramspace, response
-from neuraleq_jax.generation.batching import _map_tiles
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.sharding import map_tiles
 
 BLEND_STEPS = 3
 
@@ -46,13 +46,13 @@ def _decode_physical(
     params, config: models.ModelConfig, latent_NxL, layout: EQLayout, *, tile: int | None = None
 ):
     """Latents → physical settings, always inside the layout's ranges (``tile``: decode in row
-    tiles of that many, see :func:`_map_tiles`)."""
+    tiles of that many, see :func:`map_tiles`)."""
 
     def decode(latent_TxL):
         unit = models.decode(params, config, latent_TxL)
         return paramspace.clip(paramspace.denormalize(unit, layout), layout)
 
-    return decode(latent_NxL) if tile is None else _map_tiles(decode, latent_NxL, tile)
+    return decode(latent_NxL) if tile is None else map_tiles(decode, latent_NxL, tile)
 
 
 def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):

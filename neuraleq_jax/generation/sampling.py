@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import models
-from neuraleq_jax.generation.batching import _over_rows, _place, large_batch_plan
 from neuraleq_jax.generation.common import (
     _as_float32,
     _decode_physical,
@@ -31,6 +30,7 @@ from neuraleq_jax.generation.common import (
     apply_strength,
 )
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.sharding import large_batch_plan, over_rows, place
 
 # keys of the word-model dict that generation reads
 GENERATE_KEYS = ("kde_points_WxNxL", "counts_W", "kde_scale_WxL")
@@ -144,7 +144,7 @@ def _generate(
         ).reshape(n_rows, variations, layout.n_params)
         return apply_strength(settings, strength_R[:, None], layout)
 
-    return _over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B), plan)
+    return over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B), plan)
 
 
 def generate(
@@ -188,7 +188,7 @@ def generate(
         keys_B,
         _as_float32(strength_B, (batch,)),
     )
-    params, word_model, weights_BxW, keys_B, strength_B = _place(args, plan)
+    params, word_model, weights_BxW, keys_B, strength_B = place(args, plan)
     return _generate(
         params,
         config,
