@@ -58,6 +58,7 @@ from neuraleq_jax.generation.morph import MORPH_KEYS, _morph, morph
 from neuraleq_jax.generation.sampling import (
     GENERATE_KEYS,
     _generate,
+    blend_variations,
     generate,
     word_variations,
 )

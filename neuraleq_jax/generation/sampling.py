@@ -147,6 +147,35 @@ def _generate(
     return over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B), plan)
 
 
+def blend_variations(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    weights_W,
+    key,
+    strength,
+    *,
+    first,
+    variations: int,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
+    """Settings ``[variations, P]`` of one weight row ``[W]`` with one key and a scalar strength:
+    row 0 of :func:`generate`, on one device and without its host-side checks, so that it can
+    be called inside ``jit`` with traced ``first`` and ``strength`` (as the serving executables
+    do). ``word_model`` holds at least ``GENERATE_KEYS``."""
+    return _generate(
+        params,
+        config,
+        word_model,
+        weights_W[None],
+        key[None],
+        jnp.asarray(strength)[None],
+        first,
+        variations,
+        layout,
+    )[0]
+
+
 def generate(
     params,
     config: models.ModelConfig,
