@@ -197,14 +197,10 @@ def scale_strength(setting, strength, layout: EQLayout = DEFAULT_LAYOUT) -> np.n
             "strength must be finite and >= 0 (0 = flat, 1 = as given, "
             f"> 1 exaggerates); got {strength!r}"
         )
-    scaled = np.array(setting, dtype=np.float64)
-    if scaled.ndim == 0 or scaled.shape[-1] != layout.n_params:
-        raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {scaled.shape}")
-    gains = layout.gain_indices
-    scaled[..., gains] = np.clip(
-        scaled[..., gains] * strength[..., None], layout.lower[gains], layout.upper[gains]
-    )
-    return scaled
+    setting = np.asarray(setting, dtype=np.float64)
+    if setting.ndim == 0 or setting.shape[-1] != layout.n_params:
+        raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {setting.shape}")
+    return paramspace.scale_gains(setting, strength, layout, xp=np)
 
 
 def clamp_band_frequencies(

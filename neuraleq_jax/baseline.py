@@ -1,9 +1,9 @@
-"""The lite baseline of SPEC §6: PCA with 8 components + k-nearest-neighbour regression.
+"""The lite baseline: PCA with 8 components + k-nearest-neighbour regression.
 
 Everything is NumPy on the host. PCA is fitted by SVD on the *normalised* settings
 (``paramspace.normalize``: gains linear, frequency and Q in log space, each mapped onto
-[-1, 1]), not on z-scored ones as in the seed; so its explained variance differs a little from
-the seed's 72.4 %.
+[-1, 1]), the space the neural model works in, not on z-scored ones; so its explained variance
+is not that of a z-scored PCA.
 
 Settings come back from latents by kernel-weighted kNN regression: the k nearest training
 latents, weighted by ``(1 - (d / d_{k+1})^2)^2`` with ``d_{k+1}`` the distance to the next
@@ -27,15 +27,15 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 def equal_step_fractions(t_T, responses_TxF, steps: int) -> np.ndarray:
     """Fractions ``[steps]`` at which a path (sampled densely at ``t_T``) is cut into steps of
-    equal RMS-dB length: arc-length reparametrisation, end points kept at ``t_T[0], t_T[-1]``.
+    equal RMS-dB length (:func:`response.equal_step_positions`, in float64), end points kept at
+    ``t_T[0], t_T[-1]``.
     """
-    t_T = np.asarray(t_T, dtype=np.float64)
-    resp = np.asarray(responses_TxF, dtype=np.float64)
-    chord = np.sqrt(np.mean((resp[1:] - resp[:-1]) ** 2, axis=-1))
-    arc = np.concatenate([[0.0], np.cumsum(chord)])
-    if arc[-1] <= 0:
-        return np.linspace(t_T[0], t_T[-1], steps)
-    return np.interp(np.linspace(0.0, arc[-1], steps), arc, t_T)
+    return response.equal_step_positions(
+        np.linspace(0.0, 1.0, steps),
+        np.asarray(t_T, dtype=np.float64),
+        np.asarray(responses_TxF, dtype=np.float64),
+        xp=np,
+    )
 
 
 def kernel_knn_weights(distances_MxR, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +212,7 @@ class LiteBaseline:
         noise = rng.standard_normal((variations, len(self._centres_WxC[word])))
         latents = self._centres_WxC[word] + noise @ self._chol_WxCxC[word].T
         settings = self._to_physical(self._knn(latents, self._word_rows[word]))
-        settings[:, self.layout.gain_indices] *= strength
-        return self._out(self._clip(settings), as_array)
+        return self._out(paramspace.scale_gains(settings, strength, self.layout, xp=np), as_array)
 
     def morph_between_terms(
         self,

@@ -57,13 +57,8 @@ def _decode_physical(
 
 def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     """Scale the gains of physical settings ``[..., P]`` toward flat by ``strength`` (broadcast to
-    the leading dims ``[...]``): 0 gives 0 dB gains, 1 leaves them, > 1 exaggerates (clipped to the
-    gain range). Frequencies and Q are unchanged."""
-    settings = jnp.asarray(settings, jnp.float32)
-    strength = jnp.asarray(strength, jnp.float32)[..., None]
-    gain_mask = np.zeros(layout.n_params, bool)
-    gain_mask[layout.gain_indices] = True
-    return paramspace.clip(jnp.where(gain_mask, settings * strength, settings), layout)
+    the leading dims ``[...]``), in float32: :func:`paramspace.scale_gains`."""
+    return paramspace.scale_gains(jnp.asarray(settings, jnp.float32), strength, layout)
 
 
 def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF, correct: bool):

@@ -56,11 +56,7 @@ def _morph_one(
         # length in RMS dB, and place the requested fractions at equal response arc length
         grid_D = jnp.linspace(0.0, 1.0, dense)
         responses_DxF = response.magnitude_response_db(settings_at(grid_D), layout=layout)
-        step_D1 = response.rms_db(responses_DxF[1:], responses_DxF[:-1])
-        arc_D = jnp.concatenate([jnp.zeros(1), jnp.cumsum(step_D1)])
-        total = arc_D[-1]
-        arc_D = jnp.where(total > 0, arc_D / jnp.where(total > 0, total, 1.0), grid_D)
-        alphas_S = jnp.interp(alphas_S, arc_D, grid_D)
+        alphas_S = response.equal_step_positions(alphas_S, grid_D, responses_DxF)
     return settings_at(alphas_S)
 
 
