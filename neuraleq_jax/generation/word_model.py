@@ -349,6 +349,25 @@ def _explore_arrays(
     }
 
 
+def _kde_arrays(
+    latents_NxL, ids_N, n_words: int, scale_WxL, bandwidth: float, calibration: dict
+) -> dict:
+    """The kernel density's arrays of the word model: points, counts, kernel scale
+    (``bandwidth · scale_WxL``), and the calibration's figures per bandwidth tried."""
+    points_WxNxL, counts_W = _kde_points(latents_NxL, ids_N, n_words)
+    return {
+        "kde_points_WxNxL": points_WxNxL,
+        "counts_W": counts_W,
+        "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
+        "kde_bandwidth": np.float32(bandwidth),
+        "kde_match_K": calibration["match_K"],
+        "kde_copy_rate_K": calibration["copy_rate_K"],
+        "kde_accuracy_K": calibration["accuracy_K"],
+        "kde_in_range_K": calibration["in_range_K"],
+        "kde_validation_accuracy": calibration["accuracy"],
+    }
+
+
 def fit_word_model(
     params,
     model_config: models.ModelConfig,
@@ -421,17 +440,8 @@ def fit_word_model(
         seed=seed,
     )
     bandwidth = calibration["bandwidth"] * float(bandwidth_scale)
-    points_WxNxL, counts_W = _kde_points(latents_NxL, ids, n_words)
     return {
-        "kde_points_WxNxL": points_WxNxL,
-        "counts_W": counts_W,
-        "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
-        "kde_bandwidth": np.float32(bandwidth),
-        "kde_match_K": calibration["match_K"],
-        "kde_copy_rate_K": calibration["copy_rate_K"],
-        "kde_accuracy_K": calibration["accuracy_K"],
-        "kde_in_range_K": calibration["in_range_K"],
-        "kde_validation_accuracy": calibration["accuracy"],
+        **_kde_arrays(latents_NxL, ids, n_words, scale_WxL, bandwidth, calibration),
         **centres,
         **_explore_arrays(latents_NxL, dataset, max_reference, seed),
     }
