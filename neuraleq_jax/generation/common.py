@@ -61,16 +61,18 @@ def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     return paramspace.scale_gains(jnp.asarray(settings, jnp.float32), strength, layout)
 
 
-def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF, correct: bool):
+def _blend_centre(
+    params, config, layout, weights_W, centres_WxL, responses_WxF, match_responses: bool
+):
     """The latent centre of a word blend: the weighted mean of the words' centres and, if
-    ``correct``, ``BLEND_STEPS`` damped Gauss-Newton steps toward a decoded response equal to
+    ``match_responses``, ``BLEND_STEPS`` damped Gauss-Newton steps toward a decoded response equal to
     the weighted mean of the words' own responses (dB). The decoder is not linear, so the latent
     mean alone can sit closer to one word, or decode to atypical frequencies and Q. A single
     word is left exactly where it is (and callers skip the correction's cost for single words:
     see :func:`blend_needs_correction`)."""
     weights_W = weights_W / jnp.sum(weights_W)
     centre_L = weights_W @ centres_WxL
-    if not correct:
+    if not match_responses:
         return centre_L
     target_F = weights_W @ responses_WxF
 

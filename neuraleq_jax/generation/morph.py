@@ -32,7 +32,7 @@ def _morph_one(
     reparametrize,
     dense,
     layout,
-    correct,
+    correct_blends,
 ):
     def centre(weights_W):
         return _blend_centre(
@@ -42,7 +42,7 @@ def _morph_one(
             weights_W,
             word_model["centres_WxL"],
             word_model["centre_responses_WxF"],
-            correct,
+            correct_blends,
         )
 
     start_L, end_L = centre(weights_a_W), centre(weights_b_W)
@@ -61,7 +61,7 @@ def _morph_one(
 
 
 @functools.partial(
-    jax.jit, static_argnames=("config", "reparametrize", "dense", "layout", "correct")
+    jax.jit, static_argnames=("config", "reparametrize", "dense", "layout", "correct_blends")
 )
 def _morph(
     params,
@@ -73,7 +73,7 @@ def _morph(
     reparametrize,
     dense,
     layout,
-    correct=True,
+    correct_blends=True,
 ):
     one = functools.partial(
         _morph_one,
@@ -83,7 +83,7 @@ def _morph(
         reparametrize=reparametrize,
         dense=dense,
         layout=layout,
-        correct=correct,
+        correct_blends=correct_blends,
     )
     if weights_a.ndim == 1:
         return one(weights_a, weights_b, alphas_S)

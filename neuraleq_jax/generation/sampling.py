@@ -199,8 +199,8 @@ def generate(
       strength_B: scalar or ``[B]`` gain strength (0 flat, 1 as generated).
       variations: settings per row; ``first`` is the index of the first one (variation ``v`` of
         a row always draws from ``fold_in(key, v)``, so large counts can be made in pieces).
-      correct_blends: accepted for callers written for centre-and-spread word models; the
-        mixture needs no correction, so it changes nothing.
+      correct_blends: accepted so that generate and :func:`morph` take the same arguments;
+        a mixture of word densities needs no blend correction, so it changes nothing.
     Returns:
       ``[B, variations, P]`` physical settings (dB, Hz, Q), inside the layout's ranges.
     """
