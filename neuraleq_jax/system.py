@@ -31,7 +31,9 @@ from neuraleq_jax import data, generation, models, paramspace, serving
 from neuraleq_jax import vocabulary as vocab
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
+from neuraleq_jax.serving import CPU_SERVING_COMPILER_OPTIONS as CPU_SERVING_COMPILER_OPTIONS
 from neuraleq_jax.serving import GENERATE_CHUNK
+from neuraleq_jax.serving import MORPH_DENSE as MORPH_DENSE
 from neuraleq_jax.serving import use_synchronous_cpu_dispatch as use_synchronous_cpu_dispatch
 from neuraleq_jax.sharding import on_first_device
 
