@@ -31,7 +31,7 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
-from neuraleq_jax import paramspace
+from neuraleq_jax import loudness, paramspace
 from neuraleq_jax.fileio import atomic_path
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.response import second_order_sections
@@ -42,15 +42,6 @@ LOUDNESS_MODES = (None, "rms", "lufs")
 PEAK_MODES = ("report", "limit", "error")
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # file subtypes that hold values beyond full scale
 _MAX_CHANNELS = 256  # more than this is almost surely a channels-first [C, T] array
-
-# ITU-R BS.1770-4, tables 1 and 2: the two K-weighting stages (b, a) as published for 48 kHz.
-_BS1770_SHELF_48K = (
-    (1.53512485958697, -2.69169618940638, 1.19839281085285),
-    (1.0, -1.69065929318241, 0.73248077421585),
-)
-_BS1770_HIGHPASS_48K = ((1.0, -2.0, 1.0), (1.0, -1.99004745483398, 0.99007225036621))
-_BS1770_OFFSET_DB = -0.691
-_BS1770_WEIGHTS_5_1 = (1.0, 1.0, 1.0, 0.0, 1.41, 1.41)  # L R C LFE Ls Rs
 
 
 class ClippingError(ValueError):
@@ -197,14 +188,10 @@ def scale_strength(setting, strength, layout: EQLayout = DEFAULT_LAYOUT) -> np.n
             "strength must be finite and >= 0 (0 = flat, 1 = as given, "
             f"> 1 exaggerates); got {strength!r}"
         )
-    scaled = np.array(setting, dtype=np.float64)
-    if scaled.ndim == 0 or scaled.shape[-1] != layout.n_params:
-        raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {scaled.shape}")
-    gains = layout.gain_indices
-    scaled[..., gains] = np.clip(
-        scaled[..., gains] * strength[..., None], layout.lower[gains], layout.upper[gains]
-    )
-    return scaled
+    setting = np.asarray(setting, dtype=np.float64)
+    if setting.ndim == 0 or setting.shape[-1] != layout.n_params:
+        raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {setting.shape}")
+    return paramspace.scale_gains(setting, strength, layout, xp=np)
 
 
 def clamp_band_frequencies(
@@ -229,43 +216,9 @@ def clamp_band_frequencies(
     return used, tuple(clamped)
 
 
-def _design_k_stage(b48, a48, sample_rate: float, shelf: bool) -> np.ndarray:
-    """One K-weighting stage re-designed for ``sample_rate``: a ``[6]`` second-order section.
-
-    Writing a bilinear-transformed biquad with ``K = tan(π f0 / fs)`` as
-    ``a = [1 + K/Q + K², 2(K²−1), 1 − K/Q + K²] / (1 + K/Q + K²)`` and, for the shelf,
-    ``b = [Vh + Vb·K/Q + K², 2(K² − Vh), Vh − Vb·K/Q + K²] / (1 + K/Q + K²)`` gives
-    ``K² = (1+a1+a2)/(1−a1+a2)``, ``K/Q = 2(1−a2)/(1−a1+a2)``,
-    ``Vh = (b0−b1+b2)/(1−a1+a2)`` (gain at Nyquist) and ``Vb = (b0−b2)/(1−a2)``. We solve these
-    at 48 kHz, keep f0, Q, Vh and Vb, and evaluate the same form at ``sample_rate``; at 48 kHz
-    it returns the published values.
-    The high-pass keeps the standard's unnormalised numerator ``[1, −2, 1]``.
-    """
-    _, a1, a2 = a48
-    k48 = math.sqrt((1 + a1 + a2) / (1 - a1 + a2))
-    q = k48 / (2 * (1 - a2) / (1 - a1 + a2))
-    f0 = 48_000.0 / math.pi * math.atan(k48)
-    k = math.tan(math.pi * f0 / sample_rate)
-    a0 = 1 + k / q + k * k
-    a = np.array([a0, 2 * (k * k - 1), 1 - k / q + k * k]) / a0
-    if not shelf:
-        return np.concatenate([b48, a])
-    b0, b1, b2 = b48
-    vh = (b0 - b1 + b2) / (1 - a1 + a2)
-    vb = (b0 - b2) / (1 - a2)
-    b = np.array([vh + vb * k / q + k * k, 2 * (k * k - vh), vh - vb * k / q + k * k]) / a0
-    return np.concatenate([b, a])
-
-
 def k_weighting_sos(sample_rate: float) -> np.ndarray:
     """BS.1770 K-weighting (pre-filter shelf, then RLB high-pass) as float64 ``[2, 6]`` sections."""
-    sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
-    return np.stack(
-        [
-            _design_k_stage(*_BS1770_SHELF_48K, sample_rate, shelf=True),
-            _design_k_stage(*_BS1770_HIGHPASS_48K, sample_rate, shelf=False),
-        ]
-    )
+    return loudness.k_weighting_sections(_check_real(sample_rate, "sample_rate", minimum=1e-9))
 
 
 def integrated_loudness(audio, sample_rate: float) -> float:
@@ -282,22 +235,7 @@ def integrated_loudness(audio, sample_rate: float) -> float:
     """
     sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
     x_TxC = _check_audio(audio)
-    frames, channels = x_TxC.shape
-    weights_C = np.array(_BS1770_WEIGHTS_5_1 if channels == 6 else (1.0,) * channels)
-    y_TxC = scipy.signal.sosfilt(k_weighting_sos(sample_rate), x_TxC, axis=0)
-    block = min(frames, round(0.4 * sample_rate))
-    n_blocks = 1 + int((frames - block) // (0.1 * sample_rate))
-    starts = np.round(np.arange(n_blocks) * 0.1 * sample_rate).astype(np.int64)
-    energy = np.concatenate([np.zeros((1, channels)), np.cumsum(y_TxC**2, axis=0)])
-    power_J = np.maximum((energy[starts + block] - energy[starts]) / block, 0.0) @ weights_C
-    with np.errstate(divide="ignore"):
-        loudness_J = _BS1770_OFFSET_DB + 10 * np.log10(power_J)
-    gated = loudness_J > -70.0
-    if not gated.any():
-        return -math.inf
-    relative_gate = _BS1770_OFFSET_DB + 10 * math.log10(power_J[gated].mean()) - 10.0
-    gated &= loudness_J > relative_gate
-    return _BS1770_OFFSET_DB + 10 * math.log10(power_J[gated].mean())
+    return loudness.integrated_loudness(x_TxC, sample_rate)
 
 
 def _loudness(x_TxC: np.ndarray, sample_rate: float, mode: str) -> float:
@@ -305,6 +243,61 @@ def _loudness(x_TxC: np.ndarray, sample_rate: float, mode: str) -> float:
         rms = math.sqrt(float(np.mean(x_TxC**2)))
         return 20 * math.log10(rms) if rms > 0 else -math.inf
     return integrated_loudness(x_TxC, sample_rate)
+
+
+def _finite_or_none(level: float) -> float | None:
+    return level if math.isfinite(level) else None
+
+
+def _filter_parameters(setting, strength: float, sample_rate: float, layout: EQLayout):
+    """``(scaled setting, filter parameters, clamped bands, notes)``: the setting after
+    strength, and what the filter uses (band frequencies lowered below Nyquist)."""
+    scaled = scale_strength(setting, strength, layout)
+    used, clamped = clamp_band_frequencies(scaled, sample_rate, layout)
+    notes = [
+        f"band {c.band} ({c.kind}) lowered from {c.requested_hz:g} Hz to {c.used_hz:g} Hz "
+        f"({NYQUIST_FRACTION:g} x the {sample_rate:g} Hz sample rate)"
+        for c in clamped
+    ]
+    if np.any(scaled[layout.gain_indices] != setting[layout.gain_indices] * strength):
+        notes.append(f"strength {strength:g} pushed gains past their range; clipped into it")
+    return scaled, used, clamped, notes
+
+
+def _match_loudness(x_TxC, y_TxC, sample_rate: float, mode: str | None):
+    """``(output, loudness in, loudness out, gain dB, notes)``: ``y_TxC`` scaled in place to
+    the loudness of ``x_TxC`` by ``mode`` (``None``: unchanged, levels not measured)."""
+    if mode is None:
+        return y_TxC, None, None, 0.0, []
+    notes, gain_db = [], 0.0
+    level_in = _loudness(x_TxC, sample_rate, mode)
+    level_out = _loudness(y_TxC, sample_rate, mode)
+    if math.isfinite(level_in) and math.isfinite(level_out):
+        gain_db = level_in - level_out
+        y_TxC *= 10.0 ** (gain_db / 20.0)
+    else:
+        notes.append(
+            f"loudness not matched: input or output is silent (below the "
+            f"{'-70 LUFS gate' if mode == 'lufs' else 'RMS floor'})"
+        )
+    measured = _loudness(y_TxC, sample_rate, mode)
+    return y_TxC, _finite_or_none(level_in), _finite_or_none(measured), gain_db, notes
+
+
+def _limit_peaks(y_TxC, peak_mode: str):
+    """``(output, limit gain dB, notes)``: with ``peak_mode="limit"``, ``y_TxC`` scaled in place
+    down to a ``LIMIT_CEILING_DBFS`` peak when it is higher; otherwise unchanged."""
+    peak = float(np.max(np.abs(y_TxC)))
+    ceiling = 10.0 ** (LIMIT_CEILING_DBFS / 20.0)
+    if peak_mode != "limit" or peak <= ceiling:
+        return y_TxC, 0.0, []
+    limit_gain_db = LIMIT_CEILING_DBFS - 20.0 * math.log10(peak)
+    y_TxC *= ceiling / peak
+    note = (
+        f"limited: whole output scaled by {limit_gain_db:.2f} dB to a "
+        f"{LIMIT_CEILING_DBFS:g} dBFS peak"
+    )
+    return y_TxC, limit_gain_db, [note]
 
 
 def apply_eq(
@@ -340,51 +333,15 @@ def apply_eq(
         raise ValueError(f"peak_mode must be one of {PEAK_MODES}; got {peak_mode!r}")
     x_TxC = _check_audio(audio)
     setting = _check_setting(setting, layout)
-    scaled = scale_strength(setting, strength, layout)
-    used, clamped = clamp_band_frequencies(scaled, sample_rate, layout)
-    notes = [
-        f"band {c.band} ({c.kind}) lowered from {c.requested_hz:g} Hz to {c.used_hz:g} Hz "
-        f"({NYQUIST_FRACTION:g} x the {sample_rate:g} Hz sample rate)"
-        for c in clamped
-    ]
-    if np.any(scaled[layout.gain_indices] != setting[layout.gain_indices] * strength):
-        notes.append(f"strength {strength:g} pushed gains past their range; clipped into it")
-
+    scaled, used, clamped, notes = _filter_parameters(setting, strength, sample_rate, layout)
     y_TxC = scipy.signal.sosfilt(second_order_sections(used, sample_rate, layout), x_TxC, axis=0)
-
-    loudness_in = loudness_out = None
-    loudness_gain_db = 0.0
-    if match_loudness is not None:
-        level_in = _loudness(x_TxC, sample_rate, match_loudness)
-        level_out = _loudness(y_TxC, sample_rate, match_loudness)
-        if math.isfinite(level_in) and math.isfinite(level_out):
-            loudness_gain_db = level_in - level_out
-            y_TxC *= 10.0 ** (loudness_gain_db / 20.0)
-        else:
-            notes.append(
-                f"loudness not matched: input or output is silent (below the "
-                f"{'-70 LUFS gate' if match_loudness == 'lufs' else 'RMS floor'})"
-            )
-        loudness_in = level_in if math.isfinite(level_in) else None
-        measured = _loudness(y_TxC, sample_rate, match_loudness)
-        loudness_out = measured if math.isfinite(measured) else None
-
-    limit_gain_db = 0.0
-    peak_out = float(np.max(np.abs(y_TxC)))
-    ceiling = 10.0 ** (LIMIT_CEILING_DBFS / 20.0)
-    if peak_mode == "limit" and peak_out > ceiling:
-        limit_gain_db = LIMIT_CEILING_DBFS - 20.0 * math.log10(peak_out)
-        y_TxC *= ceiling / peak_out
-        peak_out = float(np.max(np.abs(y_TxC)))
-        notes.append(
-            f"limited: whole output scaled by {limit_gain_db:.2f} dB to a "
-            f"{LIMIT_CEILING_DBFS:g} dBFS peak"
-        )
-        if match_loudness is not None and loudness_out is not None:
-            measured = _loudness(y_TxC, sample_rate, match_loudness)
-            loudness_out = measured if math.isfinite(measured) else None
+    y_TxC, loudness_in, loudness_out, loudness_gain_db, loudness_notes = _match_loudness(
+        x_TxC, y_TxC, sample_rate, match_loudness
+    )
+    y_TxC, limit_gain_db, limit_notes = _limit_peaks(y_TxC, peak_mode)
+    if limit_gain_db != 0.0 and match_loudness is not None and loudness_out is not None:
+        loudness_out = _finite_or_none(_loudness(y_TxC, sample_rate, match_loudness))
     clipped = int(np.count_nonzero(np.abs(y_TxC) > 1.0))
-
     report = EQReport(
         sample_rate=sample_rate,
         frames=x_TxC.shape[0],
@@ -399,10 +356,10 @@ def apply_eq(
         loudness_gain_db=loudness_gain_db,
         peak_mode=peak_mode,
         peak_in_dbfs=_db(float(np.max(np.abs(x_TxC)))),
-        peak_out_dbfs=_db(peak_out),
+        peak_out_dbfs=_db(float(np.max(np.abs(y_TxC)))),
         clipped_samples=clipped,
         limit_gain_db=limit_gain_db,
-        notes=tuple(notes),
+        notes=tuple(notes + loudness_notes + limit_notes),
     )
     if clipped:
         message = (
@@ -439,6 +396,35 @@ def _output_format(out_path: Path) -> str:
             f"{', '.join('.' + e for e in formats)}"
         )
     return formats[extension]
+
+
+def _read_audio(in_path: Path) -> tuple[np.ndarray, int, str]:
+    """``(samples [T, C] float64, sample rate, subtype)`` of an audio file."""
+    try:
+        info = sf.info(str(in_path))
+        data_TxC, sample_rate = sf.read(str(in_path), dtype="float64", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as error:
+        raise ValueError(
+            f"cannot read {in_path} as audio ({error}); readable formats: "
+            f"{', '.join(sorted(sf.available_formats()))}"
+        ) from None
+    return data_TxC, sample_rate, info.subtype
+
+
+def _output_subtype(fmt: str, subtype: str | None, in_subtype: str) -> tuple[str, list[str]]:
+    """``(subtype, notes)`` of the output: ``subtype`` if given (checked), else the input's
+    where ``fmt`` supports it, else that format's default (noted)."""
+    if subtype is not None:
+        if not sf.check_format(fmt, subtype):
+            raise ValueError(
+                f"subtype {subtype!r} is not valid for {fmt} output; accepted: "
+                f"{', '.join(sf.available_subtypes(fmt))}"
+            )
+        return subtype, []
+    if sf.check_format(fmt, in_subtype):
+        return in_subtype, []
+    default = sf.default_subtype(fmt)
+    return default, [f"input subtype {in_subtype} is not available in {fmt}; wrote {default}"]
 
 
 def _write_atomically(
@@ -488,28 +474,8 @@ def apply_eq_to_file(
             f"{'output path is the input file' if same else 'output exists'}: "
             f"{out_path}; pass overwrite=True to replace it"
         )
-    try:
-        info = sf.info(str(in_path))
-        data_TxC, sample_rate = sf.read(str(in_path), dtype="float64", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as error:
-        raise ValueError(
-            f"cannot read {in_path} as audio ({error}); readable formats: "
-            f"{', '.join(sorted(sf.available_formats()))}"
-        ) from None
-
-    notes = []
-    if subtype is not None:
-        if not sf.check_format(fmt, subtype):
-            raise ValueError(
-                f"subtype {subtype!r} is not valid for {fmt} output; accepted: "
-                f"{', '.join(sf.available_subtypes(fmt))}"
-            )
-    elif sf.check_format(fmt, info.subtype):
-        subtype = info.subtype
-    else:
-        subtype = sf.default_subtype(fmt)
-        notes.append(f"input subtype {info.subtype} is not available in {fmt}; wrote {subtype}")
-
+    data_TxC, sample_rate, in_subtype = _read_audio(in_path)
+    subtype, notes = _output_subtype(fmt, subtype, in_subtype)
     out_TxC, report = apply_eq(
         data_TxC, sample_rate, setting, strength, match_loudness, peak_mode, layout
     )

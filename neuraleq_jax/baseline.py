@@ -1,9 +1,9 @@
-"""The lite baseline of SPEC §6: PCA with 8 components + k-nearest-neighbour regression.
+"""The lite baseline: PCA with 8 components + k-nearest-neighbour regression.
 
 Everything is NumPy on the host. PCA is fitted by SVD on the *normalised* settings
 (``paramspace.normalize``: gains linear, frequency and Q in log space, each mapped onto
-[-1, 1]), not on z-scored ones as in the seed; so its explained variance differs a little from
-the seed's 72.4 %.
+[-1, 1]), the space the neural model works in, not on z-scored ones; so its explained variance
+is not that of a z-scored PCA.
 
 Settings come back from latents by kernel-weighted kNN regression: the k nearest training
 latents, weighted by ``(1 - (d / d_{k+1})^2)^2`` with ``d_{k+1}`` the distance to the next
@@ -15,6 +15,7 @@ It offers the same facade methods as the neural system, so evaluation treats bot
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,15 +28,15 @@ from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 def equal_step_fractions(t_T, responses_TxF, steps: int) -> np.ndarray:
     """Fractions ``[steps]`` at which a path (sampled densely at ``t_T``) is cut into steps of
-    equal RMS-dB length: arc-length reparametrisation, end points kept at ``t_T[0], t_T[-1]``.
+    equal RMS-dB length (:func:`response.equal_step_positions`, in float64), end points kept at
+    ``t_T[0], t_T[-1]``.
     """
-    t_T = np.asarray(t_T, dtype=np.float64)
-    resp = np.asarray(responses_TxF, dtype=np.float64)
-    chord = np.sqrt(np.mean((resp[1:] - resp[:-1]) ** 2, axis=-1))
-    arc = np.concatenate([[0.0], np.cumsum(chord)])
-    if arc[-1] <= 0:
-        return np.linspace(t_T[0], t_T[-1], steps)
-    return np.interp(np.linspace(0.0, arc[-1], steps), arc, t_T)
+    return response.equal_step_positions(
+        np.linspace(0.0, 1.0, steps),
+        np.asarray(t_T, dtype=np.float64),
+        np.asarray(responses_TxF, dtype=np.float64),
+        xp=np,
+    )
 
 
 def kernel_knn_weights(distances_MxR, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +60,89 @@ def kernel_knn_weights(distances_MxR, k: int) -> tuple[np.ndarray, np.ndarray]:
     dead = ~np.isfinite(weights).all(axis=1) | (np.nansum(weights, axis=1) <= 0)
     weights[dead] = 1.0
     return order[:, :k], weights / weights.sum(axis=1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineTables:
+    """What :class:`LiteBaseline` fits (float64; ``N`` training settings, ``C`` components).
+
+    Attributes:
+      mean_P, components_CxP: the PCA of the unit-space settings.
+      explained_variance: the share of the variance the components keep, in ``(0, 1]``.
+      unit_NxP, latents_NxC: the training settings in unit space and their PCA coordinates.
+      word_rows: per word, the indices of its training settings.
+      centres_WxC, cholesky_WxCxC: each word's latent Gaussian (mean, Cholesky factor).
+      global_cholesky_CxC: the Cholesky factor of all training latents' covariance.
+    """
+
+    mean_P: np.ndarray
+    components_CxP: np.ndarray
+    explained_variance: float
+    unit_NxP: np.ndarray
+    latents_NxC: np.ndarray
+    word_rows: tuple[np.ndarray, ...]
+    centres_WxC: np.ndarray
+    cholesky_WxCxC: np.ndarray
+    global_cholesky_CxC: np.ndarray
+
+
+def _covariance_cholesky(latents_NxC, n: int) -> np.ndarray:
+    # a ridge keeps the Cholesky factor defined for tiny words
+    return np.linalg.cholesky(np.atleast_2d(np.cov(latents_NxC.T, ddof=1)) + 1e-9 * np.eye(n))
+
+
+def fit_tables(dataset: EQDataset, n_components: int) -> BaselineTables:
+    """PCA by SVD of the unit-space settings, and each word's latent Gaussian."""
+    x_NxP = dataset.normalized().astype(np.float64)
+    mean_P = x_NxP.mean(axis=0)
+    _, singular, vt = np.linalg.svd(x_NxP - mean_P, full_matrices=False)
+    n = min(n_components, len(singular))
+    total = float((singular**2).sum())
+    latents_NxC = (x_NxP - mean_P) @ vt[:n].T
+    word_rows = tuple(np.flatnonzero(dataset.word_ids == w) for w in range(len(dataset.vocabulary)))
+    missing = [dataset.vocabulary[w] for w, rows in enumerate(word_rows) if not len(rows)]
+    if missing:
+        raise ValueError(f"every vocabulary word needs training settings; none for {missing}")
+    return BaselineTables(
+        mean_P=mean_P,
+        components_CxP=vt[:n],
+        explained_variance=float((singular[:n] ** 2).sum() / total) if total > 0 else 1.0,
+        unit_NxP=x_NxP,
+        latents_NxC=latents_NxC,
+        word_rows=word_rows,
+        centres_WxC=np.stack([latents_NxC[r].mean(axis=0) for r in word_rows]),
+        cholesky_WxCxC=np.stack(
+            [
+                _covariance_cholesky(latents_NxC[r], n) if len(r) > 1 else np.zeros((n, n))
+                for r in word_rows
+            ]
+        ),
+        global_cholesky_CxC=_covariance_cholesky(latents_NxC, n),
+    )
+
+
+def knn_unit(tables: BaselineTables, latents_MxC, rows, k: int) -> np.ndarray:
+    """Kernel-kNN average ``[M, P]`` of the unit-space training settings at ``rows``."""
+    reference = tables.latents_NxC[rows]
+    dist = np.sqrt(((latents_MxC[:, None, :] - reference[None]) ** 2).sum(axis=-1))
+    index, weights = kernel_knn_weights(dist, k)
+    return np.einsum("mk,mkp->mp", weights, tables.unit_NxP[rows][index])
+
+
+def morph_unit(tables: BaselineTables, first: int, last: int, t_T, k: int) -> np.ndarray:
+    """Unit-space settings ``[T, P]`` at fractions ``t_T`` of the morph between words ``first``
+    and ``last``: the latent ``(1 - t) c1 + t c2`` decoded among each word's settings, the
+    two blended ``(1 - t) s1 + t s2``."""
+    t_T1 = np.asarray(t_T, dtype=np.float64)[:, None]
+    latents = (1.0 - t_T1) * tables.centres_WxC[first] + t_T1 * tables.centres_WxC[last]
+    from_first = knn_unit(tables, latents, tables.word_rows[first], k)
+    return (1.0 - t_T1) * from_first + t_T1 * knn_unit(tables, latents, tables.word_rows[last], k)
+
+
+def most_novel(tables: BaselineTables, latents_MxC, n: int) -> np.ndarray:
+    """The ``n`` of ``latents_MxC`` furthest from any training latent, furthest first."""
+    gap = np.sqrt(((latents_MxC[:, None] - tables.latents_NxC[None]) ** 2).sum(-1)).min(1)
+    return latents_MxC[np.argsort(-gap, kind="stable")[:n]]
 
 
 class LiteBaseline:
@@ -86,6 +170,7 @@ class LiteBaseline:
         self.n_components, self.n_neighbors, self.seed = int(n_components), int(n_neighbors), seed
         self.layout = layout
         self.dataset: EQDataset | None = None
+        self._tables: BaselineTables | None = None
         self._fitted = False
 
     # ------------------------------------------------------------ data and fitting
@@ -117,38 +202,13 @@ class LiteBaseline:
         """Fit PCA and the kNN tables; returns ``{"explained_variance": float in (0, 1]}``."""
         if self.dataset is not dataset:
             self.load_dataset(dataset)
-        x_NxP = dataset.normalized().astype(np.float64)
-        self._mean_P = x_NxP.mean(axis=0)
-        _, sing, vt = np.linalg.svd(x_NxP - self._mean_P, full_matrices=False)
-        n = min(self.n_components, len(sing))
-        self._components_CxP = vt[:n]
-        total = float((sing**2).sum())
-        self.explained_variance = float((sing[:n] ** 2).sum() / total) if total > 0 else 1.0
-        self._unit_NxP = x_NxP
-        self._latents_NxC = (x_NxP - self._mean_P) @ self._components_CxP.T
-        self._word_rows = [
-            np.flatnonzero(dataset.word_ids == w) for w in range(len(dataset.vocabulary))
-        ]
-        missing = [dataset.vocabulary[w] for w, rows in enumerate(self._word_rows) if not len(rows)]
-        if missing:
-            raise ValueError(f"every vocabulary word needs training settings; none for {missing}")
-        self._centres_WxC = np.stack([self._latents_NxC[r].mean(axis=0) for r in self._word_rows])
-        # per-word latent covariance (a ridge keeps the Cholesky defined for tiny words)
-        self._chol_WxCxC = np.stack(
-            [
-                np.linalg.cholesky(
-                    np.atleast_2d(np.cov(self._latents_NxC[r].T, ddof=1)) + 1e-9 * np.eye(n)
-                )
-                if len(r) > 1
-                else np.zeros((n, n))
-                for r in self._word_rows
-            ]
-        )
-        self._global_chol = np.linalg.cholesky(
-            np.atleast_2d(np.cov(self._latents_NxC.T, ddof=1)) + 1e-9 * np.eye(n)
-        )
+        self._tables = fit_tables(dataset, self.n_components)
+        self.explained_variance = self._tables.explained_variance
         self._fitted = True
-        return {"explained_variance": self.explained_variance, "n_components": n}
+        return {
+            "explained_variance": self.explained_variance,
+            "n_components": self._tables.components_CxP.shape[0],
+        }
 
     # ------------------------------------------------------------ latent space
 
@@ -158,11 +218,11 @@ class LiteBaseline:
         unit = np.asarray(
             paramspace.normalize(self._check(settings_Nx15), self.layout), dtype=np.float64
         )
-        return (unit - self._mean_P) @ self._components_CxP.T
+        return (unit - self._tables.mean_P) @ self._tables.components_CxP.T
 
     def reconstruct(self, settings_Nx15) -> np.ndarray:
         """PCA round trip (encode, then the linear inverse), clipped: ``[N, 15]`` physical."""
-        unit = self.encode(settings_Nx15) @ self._components_CxP + self._mean_P
+        unit = self.encode(settings_Nx15) @ self._tables.components_CxP + self._tables.mean_P
         return self._to_physical(unit)
 
     def decode(self, latents_MxC, word: str | None = None) -> np.ndarray:
@@ -171,7 +231,10 @@ class LiteBaseline:
         With ``word``, only that word's training settings are neighbours; otherwise all are.
         """
         self._require_fit()
-        rows = np.arange(len(self._unit_NxP)) if word is None else self._word_rows[self._word(word)]
+        tables = self._tables
+        rows = (
+            np.arange(len(tables.unit_NxP)) if word is None else tables.word_rows[self._word(word)]
+        )
         return self._to_physical(self._knn(np.atleast_2d(latents_MxC), rows))
 
     def centre_settings(self) -> np.ndarray:
@@ -180,8 +243,8 @@ class LiteBaseline:
         self._require_fit()
         return np.stack(
             [
-                self._to_physical(self._knn(self._centres_WxC[w : w + 1], rows))[0]
-                for w, rows in enumerate(self._word_rows)
+                self._to_physical(self._knn(self._tables.centres_WxC[w : w + 1], rows))[0]
+                for w, rows in enumerate(self._tables.word_rows)
             ]
         )
 
@@ -209,11 +272,11 @@ class LiteBaseline:
         if not np.isfinite(strength) or strength < 0:
             raise ValueError(f"strength must be finite and >= 0, got {strength}")
         rng = np.random.default_rng([self._seed(seed), word])
-        noise = rng.standard_normal((variations, len(self._centres_WxC[word])))
-        latents = self._centres_WxC[word] + noise @ self._chol_WxCxC[word].T
-        settings = self._to_physical(self._knn(latents, self._word_rows[word]))
-        settings[:, self.layout.gain_indices] *= strength
-        return self._out(self._clip(settings), as_array)
+        tables = self._tables
+        noise = rng.standard_normal((variations, len(tables.centres_WxC[word])))
+        latents = tables.centres_WxC[word] + noise @ tables.cholesky_WxCxC[word].T
+        settings = self._to_physical(self._knn(latents, tables.word_rows[word]))
+        return self._out(paramspace.scale_gains(settings, strength, self.layout, xp=np), as_array)
 
     def morph_between_terms(
         self,
@@ -248,11 +311,7 @@ class LiteBaseline:
         return self._out(self._to_physical(self._morph_unit(first, last, t_S)), as_array)
 
     def _morph_unit(self, first: int, last: int, t_T) -> np.ndarray:
-        t_T1 = np.asarray(t_T, dtype=np.float64)[:, None]
-        latents = (1.0 - t_T1) * self._centres_WxC[first] + t_T1 * self._centres_WxC[last]
-        return (1.0 - t_T1) * self._knn(latents, self._word_rows[first]) + t_T1 * self._knn(
-            latents, self._word_rows[last]
-        )
+        return morph_unit(self._tables, first, last, t_T, self.n_neighbors)
 
     def explore_latent_space(
         self,
@@ -271,20 +330,16 @@ class LiteBaseline:
         n_samples = _positive_int(n_samples, "n_samples", 1)
         rng = np.random.default_rng([self._seed(seed), 1 << 20])
         draws = n_samples * (4 if novel else 1)
-        latents = rng.standard_normal((draws, self._global_chol.shape[0])) @ self._global_chol.T
+        cholesky_CxC = self._tables.global_cholesky_CxC
+        latents = rng.standard_normal((draws, cholesky_CxC.shape[0])) @ cholesky_CxC.T
         if novel:
-            gap = np.sqrt(((latents[:, None] - self._latents_NxC[None]) ** 2).sum(-1)).min(1)
-            latents = latents[np.argsort(-gap, kind="stable")[:n_samples]]
+            latents = most_novel(self._tables, latents, n_samples)
         return self._out(self.decode(latents), as_array)
 
     # ------------------------------------------------------------ helpers
 
     def _knn(self, latents_MxC, rows) -> np.ndarray:
-        """Kernel-kNN average of the unit-space settings at ``rows``: ``[M, 15]``."""
-        reference = self._latents_NxC[rows]
-        dist = np.sqrt(((latents_MxC[:, None, :] - reference[None]) ** 2).sum(axis=-1))
-        index, weights = kernel_knn_weights(dist, self.n_neighbors)
-        return np.einsum("mk,mkp->mp", weights, self._unit_NxP[rows][index])
+        return knn_unit(self._tables, latents_MxC, rows, self.n_neighbors)
 
     def _to_physical(self, unit_MxP) -> np.ndarray:
         return self._clip(

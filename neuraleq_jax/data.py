@@ -134,6 +134,30 @@ def from_arrays(
     return EQDataset(settings, word_ids, vocabulary, layout)
 
 
+def as_dataset(eq_settings, vocabulary: Sequence[str] | None = None) -> EQDataset:
+    """Labelled settings in any accepted form as an :class:`EQDataset`: an ``EQDataset``; a list
+    of dicts each holding a word under ``term`` (or ``semantic_label``) and the named parameters
+    ``band1_gain`` … ``band5_q``; or a pair ``(settings [N, P], words [N])``. ``vocabulary``
+    fixes the word order (default: order of first appearance)."""
+    if isinstance(eq_settings, EQDataset):
+        if vocabulary is not None and tuple(vocabulary) != eq_settings.vocabulary:
+            raise ValueError("vocabulary= disagrees with the dataset's own vocabulary")
+        return eq_settings
+    if isinstance(eq_settings, tuple) and len(eq_settings) == 2:
+        return from_arrays(eq_settings[0], eq_settings[1], vocabulary)
+    if (
+        isinstance(eq_settings, Sequence)
+        and not isinstance(eq_settings, str)
+        and all(isinstance(r, Mapping) for r in eq_settings)
+    ):
+        return from_records(eq_settings, vocabulary)
+    raise TypeError(
+        f"cannot load {type(eq_settings).__name__}; give an EQDataset, a "
+        f"list of dicts with 'term'/'semantic_label' and the 15 parameters "
+        f"(band1_gain ... band5_q), or a tuple (settings [N, 15], words [N])"
+    )
+
+
 def stratified_split(
     dataset: EQDataset, fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
 ) -> tuple[EQDataset, ...]:

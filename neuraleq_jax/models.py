@@ -105,8 +105,9 @@ def _dense(x, kernel, bias):
 
 def _dense_layers(x, layers, *, train: bool):
     """The outputs of several dense layers ``[(kernel, bias), ...]`` that read ``x``: one at a
-    time in training (the numbers training has always produced), as one matmul at inference
-    (a single setting then needs fewer kernels; the outputs agree to float32 round-off)."""
+    time in training (so that training's float32 results do not depend on this inference
+    optimisation), as one matmul at inference (a single setting then needs fewer kernels; the
+    outputs agree to float32 round-off; see :mod:`neuraleq_jax.serving`)."""
     if train or len(layers) == 1:
         return [_dense(x, kernel, bias) for kernel, bias in layers]
     joined = _dense(

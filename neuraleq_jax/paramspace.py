@@ -133,6 +133,18 @@ def clip(params: jnp.ndarray, layout: EQLayout = DEFAULT_LAYOUT) -> jnp.ndarray:
     return jnp.clip(params, layout.lower.astype(np.float32), layout.upper.astype(np.float32))
 
 
+def scale_gains(settings, strength, layout: EQLayout = DEFAULT_LAYOUT, xp=jnp):
+    """Physical settings ``[..., n_params]`` with their gains scaled toward flat by ``strength``
+    (broadcast to the leading dims ``[...]``) and clipped into the gain range: 0 gives 0 dB
+    gains, 1 leaves them, > 1 exaggerates. Frequencies and Q are unchanged. ``xp=np`` computes
+    in NumPy at the settings' precision; ``jnp`` is traceable."""
+    strength = xp.asarray(strength, settings.dtype)[..., None]
+    gain_mask = np.zeros(layout.n_params, bool)
+    gain_mask[layout.gain_indices] = True
+    lower, upper = layout.lower.astype(settings.dtype), layout.upper.astype(settings.dtype)
+    return xp.where(gain_mask, xp.clip(settings * strength, lower, upper), settings)
+
+
 def flat_setting(layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
     """A 0 dB setting with every frequency and Q at its log-centre, shape ``[n_params]``."""
     centre = np.array(denormalize(jnp.zeros(layout.n_params), layout))

@@ -168,9 +168,31 @@ def reference_response_db(
     return magnitude_response_db(params, REFERENCE_FREQS, sample_rate, layout)
 
 
-def rms_db(response_a: jnp.ndarray, response_b: jnp.ndarray) -> jnp.ndarray:
-    """RMS over the last (frequency) axis of the dB difference of two responses ``[..., F]``."""
-    return jnp.sqrt(jnp.mean((response_a - response_b) ** 2, axis=-1))
+def rms_db(response_a: jnp.ndarray, response_b: jnp.ndarray, xp=jnp) -> jnp.ndarray:
+    """RMS over the last (frequency) axis of the dB difference of two responses ``[..., F]``
+    (``xp=np``: computed in NumPy, at the inputs' precision)."""
+    return xp.sqrt(xp.mean((response_a - response_b) ** 2, axis=-1))
+
+
+def equal_step_positions(fractions_S, t_T, responses_TxF, xp=jnp):
+    """Where a path reaches given fractions of its length in response (arc-length
+    reparametrisation): equal steps in ``fractions_S`` then give equal RMS-dB steps.
+
+    Args:
+      fractions_S: ``[S]`` fractions of the path's response length, in ``[0, 1]``.
+      t_T: ``[T]`` increasing path parameters at which the path was sampled densely.
+      responses_TxF: ``[T, F]`` dB responses of the path at ``t_T``.
+      xp: ``jnp`` (traceable) or ``np`` (float64 inputs stay float64).
+    Returns:
+      ``[S]`` path parameters; a path of zero length maps the fractions linearly onto
+      ``[t_T[0], t_T[-1]]``.
+    """
+    step_T1 = rms_db(responses_TxF[1:], responses_TxF[:-1], xp)
+    arc_T = xp.concatenate([xp.zeros(1, step_T1.dtype), xp.cumsum(step_T1)])
+    total = arc_T[-1]
+    linear_T = (t_T - t_T[0]) / (t_T[-1] - t_T[0])
+    arc_T = xp.where(total > 0, arc_T / xp.where(total > 0, total, 1.0), linear_T)
+    return xp.interp(fractions_S, arc_T, t_T)
 
 
 def second_order_sections(

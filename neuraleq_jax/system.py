@@ -1,4 +1,4 @@
-"""The seed's facade, ``NeuralEQMorphingSystem``, on top of the functional core.
+"""The object facade, ``NeuralEQMorphingSystem``, on top of the functional core.
 
 >>> system = NeuralEQMorphingSystem(latent_dim=32)
 >>> system.load_dataset(eq_settings)          # labelled settings
@@ -11,69 +11,31 @@ Results are lists of named dicts (``band1_gain`` … ``band5_q``) unless ``as_ar
 Every call takes ``seed``: the same seed gives the same result; without one, results follow
 from the system's seed and a call counter (so a script is reproducible as a whole).
 
-Serving is built for low latency: each served shape is compiled ahead of time once
-(``jax.jit(f).lower(...).compile()``), variable sizes are padded to power-of-two buckets,
-parameters stay on one device, results come to the host with one ``np.asarray`` and are
-named in NumPy. On a CPU, an interactive program should also call
-:func:`use_synchronous_cpu_dispatch` before its first JAX computation (it halves the time of a
-single-setting call; see its docstring).
+Serving is built for low latency (:mod:`neuraleq_jax.serving` says how). On a CPU, an
+interactive program should also call :func:`use_synchronous_cpu_dispatch` before its first JAX
+computation (it halves the time of a single-setting call; see its docstring).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import compound, data, generation, models, paramspace
+from neuraleq_jax import data, generation, models, paramspace, serving
 from neuraleq_jax import vocabulary as vocab
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
-
-GENERATE_CHUNK = 8192  # most variations decoded by one compiled call
-MORPH_DENSE = 129  # points of the dense path that measures a morph's response length
-# XLA:CPU splits every reduction into a windowed pass and a final one (for the accuracy of long
-# sums); the layer norms of a single setting then cost 7 small kernels each instead of 3. Our
-# reductions are at most a few hundred long, so the serving executables skip that rewrite
-# (one setting: about 10 % less time; results agree to float32 round-off).
-CPU_SERVING_COMPILER_OPTIONS = {"xla_disable_hlo_passes": "tree_reduction_rewriter"}
-
-
-def use_synchronous_cpu_dispatch() -> None:
-    """Run CPU computations on the calling thread instead of handing them to a worker thread.
-
-    XLA's CPU client runs every computation above about 1000 FLOP asynchronously on a worker
-    thread, and waking that thread costs tens of microseconds: on a 2-core machine one setting
-    through :meth:`NeuralEQMorphingSystem.generate_eq_from_semantic` takes about twice as long
-    as when it runs inline. Interactive programs (a plug-in, a server answering one request at
-    a time) gain from running inline; programs that stream large batches keep the default, so
-    the host can prepare the next batch while the last one computes.
-
-    This sets JAX's ``jax_cpu_enable_async_dispatch`` option, which is read once, when JAX
-    creates its CPU client: call it before the first JAX computation of the process (the
-    environment variable ``JAX_CPU_ENABLE_ASYNC_DISPATCH=false`` does the same from outside).
-
-    Raises:
-      RuntimeError: JAX's backends already exist, so the setting could no longer take effect.
-    """
-    from jax._src import xla_bridge  # no public way to ask whether the clients exist yet
-
-    if xla_bridge.backends_are_initialized() and jax.config.read("jax_cpu_enable_async_dispatch"):
-        raise RuntimeError(
-            "use_synchronous_cpu_dispatch() must be called before the first JAX computation "
-            "(JAX's CPU client already exists and keeps dispatching asynchronously); call it "
-            "at the start of the program, or set JAX_CPU_ENABLE_ASYNC_DISPATCH=false in the "
-            "environment"
-        )
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
+from neuraleq_jax.serving import CPU_SERVING_COMPILER_OPTIONS as CPU_SERVING_COMPILER_OPTIONS
+from neuraleq_jax.serving import GENERATE_CHUNK
+from neuraleq_jax.serving import MORPH_DENSE as MORPH_DENSE
+from neuraleq_jax.serving import use_synchronous_cpu_dispatch as use_synchronous_cpu_dispatch
+from neuraleq_jax.sharding import on_first_device
 
 
 def _count(value, name: str, minimum: int) -> int:
@@ -113,7 +75,7 @@ def _seed(value) -> int:
 
 def _default_experiment():
     """The synthetic preset (``configs/synthetic.py``) where the source tree has it, else the
-    config defaults (the same SPEC §4 values)."""
+    config defaults (the same model)."""
     from neuraleq_jax import config  # imports checkpoints (orbax): only when a system is made
 
     try:
@@ -123,7 +85,7 @@ def _default_experiment():
 
 
 class NeuralEQMorphingSystem:
-    """Words ↔ 5-band EQ settings through a trained latent space (SPEC §5).
+    """Words ↔ 5-band EQ settings through a trained latent space.
 
     Args:
       latent_dim: latent size (ignored when ``model_config`` is given, which must agree).
@@ -187,24 +149,7 @@ class NeuralEQMorphingSystem:
         pair ``(settings [N, 15], words [N])``. ``vocabulary`` fixes the word order (default:
         order of first appearance).
         """
-        if isinstance(eq_settings, EQDataset):
-            dataset = eq_settings
-            if vocabulary is not None and tuple(vocabulary) != dataset.vocabulary:
-                raise ValueError("vocabulary= disagrees with the dataset's own vocabulary")
-        elif isinstance(eq_settings, tuple) and len(eq_settings) == 2:
-            dataset = data.from_arrays(eq_settings[0], eq_settings[1], vocabulary)
-        elif (
-            isinstance(eq_settings, Sequence)
-            and not isinstance(eq_settings, str)
-            and all(isinstance(r, Mapping) for r in eq_settings)
-        ):
-            dataset = data.from_records(eq_settings, vocabulary)
-        else:
-            raise TypeError(
-                f"cannot load {type(eq_settings).__name__}; give an EQDataset, a "
-                f"list of dicts with 'term'/'semantic_label' and the 15 parameters "
-                f"(band1_gain ... band5_q), or a tuple (settings [N, 15], words [N])"
-            )
+        dataset = data.as_dataset(eq_settings, vocabulary)
         if dataset.layout.n_bands != self.model_config.n_bands:
             raise ValueError(
                 f"the data has {dataset.layout.n_bands} bands, the model "
@@ -230,7 +175,7 @@ class NeuralEQMorphingSystem:
         result = training.fit(self.dataset, self.model_config, train_config)
         self.train_config = train_config
         self.history = list(result.history)
-        params = jax.device_put(result.params, jax.devices()[0])
+        params = on_first_device(result.params)
         word_model = fit_word_model_for_run(
             params, self.model_config, train_config, self.dataset, seed=self.seed
         )
@@ -239,7 +184,7 @@ class NeuralEQMorphingSystem:
         return self.history
 
     def _install(self, params, word_model, vocabulary, layout, step: int = 0):
-        self._params = jax.device_put(params, jax.devices()[0])
+        self._params = on_first_device(params)
         missing = [k for k in generation.GENERATE_KEYS if k not in word_model]
         if missing:
             raise ValueError(
@@ -255,11 +200,14 @@ class NeuralEQMorphingSystem:
         self._reset_serving()
 
     def _reset_serving(self):
-        self._compiled: dict[tuple, object] = {}
-        self._weights_cache: dict[str, tuple[np.ndarray, int]] = {}
-        # a plain word is looked up, not parsed: parsing costs time in the vocabulary's size
-        self._word_lookup = {word.lower(): i for i, word in enumerate(self.vocabulary)}
-        self._device_model: dict[str, jax.Array] = {}
+        self._term_weights = serving.TermWeights(self.vocabulary)
+        self._serving = (
+            None
+            if self._params is None
+            else serving.Executables(
+                self._params, self.model_config, self.layout, self._word_model, len(self.vocabulary)
+            )
+        )
         self._calls = 0
 
     @property
@@ -278,6 +226,11 @@ class NeuralEQMorphingSystem:
         self._require_trained()
         return self._word_model
 
+    @property
+    def _compiled(self) -> dict[tuple, object]:
+        """The serving executables compiled so far, by ``(kind, bucket, variant)``."""
+        return {} if self._serving is None else self._serving.compiled
+
     def _require_trained(self):
         if self._params is None:
             raise RuntimeError(
@@ -285,48 +238,7 @@ class NeuralEQMorphingSystem:
                 "train(), or NeuralEQMorphingSystem.load(path)"
             )
 
-    # ------------------------------------------------------------------ serving helpers
-
-    def _arrays(self, keys) -> dict[str, jax.Array]:
-        for key in keys:
-            if key not in self._device_model:
-                self._device_model[key] = jax.device_put(self._word_model[key], jax.devices()[0])
-        return {key: self._device_model[key] for key in keys}
-
-    def _split_by_word_axis(self, keys) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
-        """The word-model arrays ``keys`` on the device, as ``(per_word, shared)``: arrays with a
-        leading word axis ``[W, ...]`` and the rest (scalars, global arrays).
-
-        Served executables take ``per_word`` as arguments, so that their size (the kernel
-        points are ``[W, N, L]``) grows neither compile time nor per-call time with the
-        vocabulary, and keep ``shared`` as constants: they are small and fixed in size, and XLA
-        can fold work on constants."""
-        n_words = len(self.vocabulary)
-        arrays = self._arrays(keys)
-        per_word = {k: v for k, v in arrays.items() if v.ndim >= 1 and v.shape[0] == n_words}
-        shared = {k: v for k, v in arrays.items() if k not in per_word}
-        return per_word, shared
-
-    def _weights(self, term) -> tuple[np.ndarray, int]:
-        """``(weights [1, W], the word's index, or -1 when the weights blend several words)``;
-        strings are parsed once."""
-        cached = self._weights_cache.get(term) if isinstance(term, str) else None
-        if (
-            cached is None
-            and isinstance(term, str)
-            and (word := self._word_lookup.get(term.strip().lower())) is not None
-        ):
-            cached = (np.eye(1, len(self.vocabulary), word, np.float32), word)
-            self._weights_cache[term] = cached
-        if cached is None:
-            weights = compound.parse_weights(term, self.vocabulary)[None, :]
-            nonzero = np.flatnonzero(weights[0])
-            cached = (weights, int(nonzero[0]) if len(nonzero) == 1 else -1)
-            if isinstance(term, str):
-                if len(self._weights_cache) >= 4096:  # bounded: terms may be free text
-                    self._weights_cache.clear()
-                self._weights_cache[term] = cached
-        return cached
+    # ------------------------------------------------------------------ call helpers
 
     def _key_parts(self, seed) -> tuple[int, int]:
         """``(seed, stream)`` as integers in ``[0, 2**32)``; the key is
@@ -336,35 +248,19 @@ class NeuralEQMorphingSystem:
             return self.seed, self._calls % 2**32
         return _seed(seed), 0
 
-    def _compile(self, name: str, function, *example_args, bound=None):
-        """An ahead-of-time compiled ``function`` for these argument shapes (cached by name).
+    def _key(self, seed) -> jax.Array:
+        seed_u32, stream = self._key_parts(seed)
+        return jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
 
-        ``bound``: device arrays (a pytree) passed as the first argument of every call; the
-        cached callable takes only the remaining arguments."""
-        compiled = self._compiled.get(name)
-        if compiled is None:
-            leading = () if bound is None else (bound,)
-            lowered = jax.jit(function).lower(*leading, *example_args)
-            cpu = jax.devices()[0].platform == "cpu"
-            compiled = lowered.compile(CPU_SERVING_COMPILER_OPTIONS if cpu else None)
-            if bound is not None:
-                compiled = functools.partial(compiled, bound)
-            self._compiled[name] = compiled
-        return compiled
+    def _core(self, keys) -> tuple:
+        """``(params, model_config, word-model arrays keys on the device)``: the leading
+        arguments of the functional core's calls."""
+        return self._params, self.model_config, self._serving.arrays(keys)
 
     def _format(self, settings_NxP: np.ndarray, as_array: bool, extra=None):
-        if as_array:
-            return settings_NxP
-        names = self._names
-        # float32 → Python float is exact, so no float64 copy is needed first
-        rows = [dict(zip(names, row)) for row in settings_NxP.tolist()]
-        if extra is not None:
-            for key, values in extra.items():
-                for row, value in zip(rows, np.asarray(values, np.float64).tolist()):
-                    row[key] = value
-        return rows
+        return settings_NxP if as_array else serving.named_rows(settings_NxP, self._names, extra)
 
-    # ------------------------------------------------------------------ the seed's API
+    # ------------------------------------------------------------------ generate, morph, explore
 
     def generate_eq_from_semantic(
         self,
@@ -388,39 +284,11 @@ class NeuralEQMorphingSystem:
         """
         self._require_trained()
         variations = _count(variations, "variations", 1)
-        # one uint32 argument: seed, stream, first variation, word (0 for a blend, whose
-        # weights go separately), strength's float32 bits; the parameters are constants of the
-        # executable and the word model's per-word arrays stay on the device, bound to it. (A
-        # strength beyond 1e30 saturates every gain anyway, and float32 would overflow.)
-        strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
-        weights, word = self._weights(term)
+        strength = _strength(strength)
+        weights, word = self._term_weights(term)
         seed_u32, stream = self._key_parts(seed)
-        bucket = min(generation.bucket_size(variations), GENERATE_CHUNK)
-        kind = "word" if word >= 0 else "blend"
-        compiled = self._compiled.get(("generate", bucket, kind))
-        if compiled is None:
-            compiled = self._compile_generate(bucket, kind, weights)
-        weights_arg = () if word >= 0 else (weights,)
-        word = max(word, 0)
-        if variations <= bucket:  # the common case, kept short: it is the latency path
-            settings = np.asarray(
-                compiled(
-                    *weights_arg, np.array((seed_u32, stream, 0, word, strength_bits), np.uint32)
-                )
-            )
-        else:
-            settings = np.asarray(
-                jnp.concatenate(
-                    [
-                        compiled(
-                            *weights_arg,
-                            np.array((seed_u32, stream, first, word, strength_bits), np.uint32),
-                        )
-                        for first in range(0, variations, bucket)
-                    ]
-                )
-            )
-        return self._format(settings[:variations], as_array)
+        settings = self._serving.generate(weights, word, seed_u32, stream, strength, variations)
+        return self._format(settings, as_array)
 
     def generate_eq_chunks(
         self,
@@ -437,62 +305,12 @@ class NeuralEQMorphingSystem:
         Concatenated, they equal ``generate_eq_from_semantic(..., as_array=True)``."""
         self._require_trained()
         variations = _count(variations, "variations", 1)
-        strength_bits = struct.unpack("<I", struct.pack("<f", min(_strength(strength), 1e30)))[0]
-        weights, word = self._weights(term)
+        strength = _strength(strength)
+        weights, word = self._term_weights(term)
         seed_u32, stream = self._key_parts(seed)
-        bucket = min(
-            generation.bucket_size(variations),
-            GENERATE_CHUNK,
-            generation.bucket_size(_count(chunk, "chunk", 1)),
-        )
-        kind = "word" if word >= 0 else "blend"
-        compiled = self._compiled.get(("generate", bucket, kind))
-        if compiled is None:
-            compiled = self._compile_generate(bucket, kind, weights)
-        weights_arg = () if word >= 0 else (weights,)
-        for first in range(0, variations, bucket):
-            settings = compiled(
-                *weights_arg,
-                np.array((seed_u32, stream, first, max(word, 0), strength_bits), np.uint32),
-            )
-            yield np.asarray(settings)[: variations - first]
-
-    def _compile_generate(self, bucket: int, kind: str, weights_1xW: np.ndarray):
-        """The executable for ``bucket`` variations of a single word (``kind="word"``: the
-        latency path, no weight vector) or of a blend (``kind="blend"``)."""
-        params, config, layout = self._params, self.model_config, self.layout
-        per_word, shared = self._split_by_word_axis(generation.GENERATE_KEYS)
-
-        def unpack(ints_5):
-            key = jax.random.fold_in(jax.random.key(ints_5[0]), ints_5[1])
-            strength = jax.lax.bitcast_convert_type(ints_5[4], jnp.float32)
-            return key, ints_5[2].astype(jnp.int32), ints_5[3].astype(jnp.int32), strength
-
-        def serve_word(per_word, ints_5):
-            key, first, word, strength = unpack(ints_5)
-            return generation.word_variations(
-                params, config, {**per_word, **shared}, word, key, strength, first, bucket, layout
-            )
-
-        def serve_weights(per_word, weights, ints_5):
-            key, first, _, strength = unpack(ints_5)
-            return generation._generate(
-                params,
-                config,
-                {**per_word, **shared},
-                weights,
-                key[None],
-                strength[None],
-                first,
-                bucket,
-                layout,
-            )[0]
-
-        ints = np.zeros(5, np.uint32)
-        if kind == "word":
-            return self._compile(("generate", bucket, kind), serve_word, ints, bound=per_word)
-        return self._compile(
-            ("generate", bucket, kind), serve_weights, weights_1xW, ints, bound=per_word
+        chunk = _count(chunk, "chunk", 1)
+        yield from self._serving.generate_chunks(
+            weights, word, seed_u32, stream, strength, variations, chunk
         )
 
     def morph_between_terms(
@@ -507,33 +325,11 @@ class NeuralEQMorphingSystem:
         steps = _count(steps, "steps", 2)
         if seed is not None:
             _seed(seed)
-        (weights_a, word_a), (weights_b, word_b) = self._weights(term1), self._weights(term2)
-        weights_a, weights_b, blend = weights_a[0], weights_b[0], min(word_a, word_b) < 0
-        bucket = generation.bucket_size(steps)
-        alphas = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped
-        alphas[:steps] = np.linspace(0.0, 1.0, steps, dtype=np.float32)
-        params, config, layout = self._params, self.model_config, self.layout
-        per_word, shared = self._split_by_word_axis(generation.MORPH_KEYS)
-
-        def serve(per_word, a_W, b_W, alphas_S):
-            return generation._morph(
-                params,
-                config,
-                {**per_word, **shared},
-                a_W,
-                b_W,
-                alphas_S,
-                True,
-                MORPH_DENSE,
-                layout,
-                blend,
-            )
-
-        compiled = self._compile(
-            ("morph", bucket, blend), serve, weights_a, weights_b, alphas, bound=per_word
-        )
-        settings = np.asarray(compiled(weights_a, weights_b, alphas))
-        return self._format(settings[:steps], as_array)
+        weights_a, word_a = self._term_weights(term1)
+        weights_b, word_b = self._term_weights(term2)
+        blend = min(word_a, word_b) < 0
+        settings = self._serving.morph(weights_a[0], weights_b[0], blend, steps)
+        return self._format(settings, as_array)
 
     def explore_latent_space(
         self,
@@ -558,28 +354,16 @@ class NeuralEQMorphingSystem:
         """
         self._require_trained()
         n_samples = _count(n_samples, "n_samples", 1)
-        seed_u32, stream = self._key_parts(seed)
-        key = jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
+        key = self._key(seed)
         common = dict(temperature=float(temperature), layout=self.layout)
         if novel is None or novel is False:
             settings = generation.explore(
-                self._params,
-                self.model_config,
-                self._arrays(generation.EXPLORE_KEYS),
-                key,
-                n_samples,
-                **common,
+                *self._core(generation.EXPLORE_KEYS), key, n_samples, **common
             )
             return self._format(settings, as_array)
         candidates = 64 * n_samples if novel is True else _count(novel, "novel", n_samples)
         settings, novelty = generation.explore_novel(
-            self._params,
-            self.model_config,
-            self._arrays(generation.NOVELTY_KEYS),
-            key,
-            candidates,
-            n_samples,
-            **common,
+            *self._core(generation.NOVELTY_KEYS), key, candidates, n_samples, **common
         )
         settings = np.asarray(settings)
         return self._format(settings, as_array, extra={"novelty_db": np.asarray(novelty)})
@@ -597,12 +381,9 @@ class NeuralEQMorphingSystem:
         :func:`generation.explore_chunks`). Concatenated, they equal that method's result."""
         self._require_trained()
         n_samples = _count(n_samples, "n_samples", 1)
-        seed_u32, stream = self._key_parts(seed)
-        key = jax.random.fold_in(jax.random.key(np.uint32(seed_u32)), np.uint32(stream))
+        key = self._key(seed)
         yield from generation.explore_chunks(
-            self._params,
-            self.model_config,
-            self._arrays(generation.EXPLORE_KEYS),
+            *self._core(generation.EXPLORE_KEYS),
             key,
             n_samples,
             chunk=chunk,
@@ -616,9 +397,7 @@ class NeuralEQMorphingSystem:
         """Each word's centre setting (its decoded latent centre), ``[W, 15]`` physical."""
         self._require_trained()
         return np.asarray(
-            generation.centre_settings(
-                self._params, self.model_config, self._arrays(generation.MORPH_KEYS), self.layout
-            )
+            generation.centre_settings(*self._core(generation.MORPH_KEYS), self.layout)
         )
 
     def encode(self, settings_Nx15) -> np.ndarray:

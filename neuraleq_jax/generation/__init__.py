@@ -9,10 +9,10 @@ draws from it, decoded; its bandwidth is calibrated on validation data) and the 
 (a Gaussian over all training latents and the dB responses of training settings for novelty
 ranking).
 
-Modules: :mod:`.sampling` (variations of words and blends), :mod:`.batching` (large batches:
-row tiles, devices), :mod:`.morph` (response-evenly spaced paths), :mod:`.explore` (chunked,
-streaming, novelty top-k), :mod:`.word_model` (fitting the word model) and :mod:`.common`
-(decoding, encoding, strength, blend centres). Every name is importable from here:
+Modules: :mod:`.sampling` (variations of words and blends), :mod:`.morph` (response-evenly
+spaced paths), :mod:`.explore` (chunked, streaming, novelty top-k), :mod:`.word_model` (fitting
+the word model) and :mod:`.common` (decoding, encoding, strength, blend centres); large batches
+are laid out by :mod:`neuraleq_jax.sharding` (row tiles, devices). Every name is importable from here:
 ``from neuraleq_jax import generation; generation.generate(...)``.
 
 Words enter as weight vectors over the vocabulary (``[W]`` or ``[B, W]``): a one-hot row is one
@@ -24,17 +24,7 @@ and pass only the word-model arrays each computation needs, so a large novelty r
 travels with a call that does not use it.
 """
 
-from neuraleq_jax.generation.batching import (
-    ACCELERATOR_SPLIT,
-    CPU_TILE,
-    LARGE_BATCH,
-    BatchPlan,
-    _map_tiles,
-    _over_rows,
-    _place,
-    _take_rows,
-    large_batch_plan,
-)
+from neuraleq_jax.generation import batching  # the old name of neuraleq_jax.sharding
 from neuraleq_jax.generation.common import (
     BLEND_STEPS,
     _as_float32,
@@ -65,5 +55,22 @@ from neuraleq_jax.generation.explore import (
     novelty_db,
 )
 from neuraleq_jax.generation.morph import MORPH_KEYS, _morph, morph
-from neuraleq_jax.generation.sampling import GENERATE_KEYS, _generate, generate, word_variations
+from neuraleq_jax.generation.sampling import (
+    GENERATE_KEYS,
+    _generate,
+    blend_variations,
+    generate,
+    word_variations,
+)
 from neuraleq_jax.generation.word_model import BANDWIDTHS, PROTOTYPE_ANCHOR, fit_word_model
+from neuraleq_jax.sharding import (
+    ACCELERATOR_SPLIT,
+    CPU_TILE,
+    LARGE_BATCH,
+    BatchPlan,
+    large_batch_plan,
+)
+from neuraleq_jax.sharding import map_tiles as _map_tiles
+from neuraleq_jax.sharding import over_rows as _over_rows
+from neuraleq_jax.sharding import pad_rows as _take_rows
+from neuraleq_jax.sharding import place as _place

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import models, paramspace, response
-from neuraleq_jax.generation.batching import _map_tiles
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.sharding import map_tiles
 
 BLEND_STEPS = 3
 
@@ -46,36 +46,33 @@ def _decode_physical(
     params, config: models.ModelConfig, latent_NxL, layout: EQLayout, *, tile: int | None = None
 ):
     """Latents → physical settings, always inside the layout's ranges (``tile``: decode in row
-    tiles of that many, see :func:`_map_tiles`)."""
+    tiles of that many, see :func:`map_tiles`)."""
 
     def decode(latent_TxL):
         unit = models.decode(params, config, latent_TxL)
         return paramspace.clip(paramspace.denormalize(unit, layout), layout)
 
-    return decode(latent_NxL) if tile is None else _map_tiles(decode, latent_NxL, tile)
+    return decode(latent_NxL) if tile is None else map_tiles(decode, latent_NxL, tile)
 
 
 def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     """Scale the gains of physical settings ``[..., P]`` toward flat by ``strength`` (broadcast to
-    the leading dims ``[...]``): 0 gives 0 dB gains, 1 leaves them, > 1 exaggerates (clipped to the
-    gain range). Frequencies and Q are unchanged."""
-    settings = jnp.asarray(settings, jnp.float32)
-    strength = jnp.asarray(strength, jnp.float32)[..., None]
-    gain_mask = np.zeros(layout.n_params, bool)
-    gain_mask[layout.gain_indices] = True
-    return paramspace.clip(jnp.where(gain_mask, settings * strength, settings), layout)
+    the leading dims ``[...]``), in float32: :func:`paramspace.scale_gains`."""
+    return paramspace.scale_gains(jnp.asarray(settings, jnp.float32), strength, layout)
 
 
-def _blend_centre(params, config, layout, weights_W, centres_WxL, responses_WxF, correct: bool):
+def _blend_centre(
+    params, config, layout, weights_W, centres_WxL, responses_WxF, match_responses: bool
+):
     """The latent centre of a word blend: the weighted mean of the words' centres and, if
-    ``correct``, ``BLEND_STEPS`` damped Gauss-Newton steps toward a decoded response equal to
+    ``match_responses``, ``BLEND_STEPS`` damped Gauss-Newton steps toward a decoded response equal to
     the weighted mean of the words' own responses (dB). The decoder is not linear, so the latent
     mean alone can sit closer to one word, or decode to atypical frequencies and Q. A single
     word is left exactly where it is (and callers skip the correction's cost for single words:
     see :func:`blend_needs_correction`)."""
     weights_W = weights_W / jnp.sum(weights_W)
     centre_L = weights_W @ centres_WxL
-    if not correct:
+    if not match_responses:
         return centre_L
     target_F = weights_W @ responses_WxF
 

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import models, response
-from neuraleq_jax.generation.batching import _over_rows, _place, large_batch_plan
 from neuraleq_jax.generation.common import _decode_physical, _in_latent_range, _select, bucket_size
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.sharding import large_batch_plan, over_rows, place
 
 # keys of the word-model dict that exploration and novelty ranking read
 EXPLORE_KEYS = ("global_centre_L", "global_spread_LxL")
@@ -45,7 +45,7 @@ def _explore_chunk(params, config, word_model, key, start, temperature, chunk, l
             params, config, _explore_latents_at(word_model, key, index_T, temperature), layout
         )
 
-    return _over_rows(tile, (params, word_model, key, temperature), start + jnp.arange(chunk), plan)
+    return over_rows(tile, (params, word_model, key, temperature), start + jnp.arange(chunk), plan)
 
 
 def _check_explore_args(n: int, chunk: int | None, temperature: float):
@@ -85,7 +85,7 @@ def explore_chunks(
     Latents are drawn from a Gaussian fitted to all training latents (``temperature`` scales its
     spread) and decoded ``chunk`` at a time, so memory stays bounded for any ``n``; one compiled
     function serves every chunk. A large chunk is decoded in cache-sized tiles and split across
-    the local devices (see :mod:`.batching`); results do not depend on either.
+    the local devices (see :mod:`neuraleq_jax.sharding`); results do not depend on either.
     """
     _check_explore_args(n, chunk, temperature)
     n = int(n)
@@ -233,7 +233,7 @@ def explore_range(
     # same compiled program, whichever range it falls in
     chunk = min(default_explore_chunk(), bucket_size(stop - start)) if chunk is None else int(chunk)
     plan = large_batch_plan(chunk)
-    params, arrays, key = _place((params, _select(word_model, EXPLORE_KEYS), key), plan)
+    params, arrays, key = place((params, _select(word_model, EXPLORE_KEYS), key), plan)
     temperature = np.float32(temperature)
 
     def dispatch(first):

@@ -32,7 +32,7 @@ def _morph_one(
     reparametrize,
     dense,
     layout,
-    correct,
+    correct_blends,
 ):
     def centre(weights_W):
         return _blend_centre(
@@ -42,7 +42,7 @@ def _morph_one(
             weights_W,
             word_model["centres_WxL"],
             word_model["centre_responses_WxF"],
-            correct,
+            correct_blends,
         )
 
     start_L, end_L = centre(weights_a_W), centre(weights_b_W)
@@ -56,16 +56,12 @@ def _morph_one(
         # length in RMS dB, and place the requested fractions at equal response arc length
         grid_D = jnp.linspace(0.0, 1.0, dense)
         responses_DxF = response.magnitude_response_db(settings_at(grid_D), layout=layout)
-        step_D1 = response.rms_db(responses_DxF[1:], responses_DxF[:-1])
-        arc_D = jnp.concatenate([jnp.zeros(1), jnp.cumsum(step_D1)])
-        total = arc_D[-1]
-        arc_D = jnp.where(total > 0, arc_D / jnp.where(total > 0, total, 1.0), grid_D)
-        alphas_S = jnp.interp(alphas_S, arc_D, grid_D)
+        alphas_S = response.equal_step_positions(alphas_S, grid_D, responses_DxF)
     return settings_at(alphas_S)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("config", "reparametrize", "dense", "layout", "correct")
+    jax.jit, static_argnames=("config", "reparametrize", "dense", "layout", "correct_blends")
 )
 def _morph(
     params,
@@ -77,7 +73,7 @@ def _morph(
     reparametrize,
     dense,
     layout,
-    correct=True,
+    correct_blends=True,
 ):
     one = functools.partial(
         _morph_one,
@@ -87,7 +83,7 @@ def _morph(
         reparametrize=reparametrize,
         dense=dense,
         layout=layout,
-        correct=correct,
+        correct_blends=correct_blends,
     )
     if weights_a.ndim == 1:
         return one(weights_a, weights_b, alphas_S)

@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax import models
-from neuraleq_jax.generation.batching import _over_rows, _place, large_batch_plan
 from neuraleq_jax.generation.common import (
     _as_float32,
     _decode_physical,
@@ -31,6 +30,7 @@ from neuraleq_jax.generation.common import (
     apply_strength,
 )
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.sharding import large_batch_plan, over_rows, place
 
 # keys of the word-model dict that generation reads
 GENERATE_KEYS = ("kde_points_WxNxL", "counts_W", "kde_scale_WxL")
@@ -144,7 +144,36 @@ def _generate(
         ).reshape(n_rows, variations, layout.n_params)
         return apply_strength(settings, strength_R[:, None], layout)
 
-    return _over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B), plan)
+    return over_rows(rows, (params, word_model, first), (weights_BxW, keys_B, strength_B), plan)
+
+
+def blend_variations(
+    params,
+    config: models.ModelConfig,
+    word_model,
+    weights_W,
+    key,
+    strength,
+    *,
+    first,
+    variations: int,
+    layout: EQLayout = DEFAULT_LAYOUT,
+):
+    """Settings ``[variations, P]`` of one weight row ``[W]`` with one key and a scalar strength:
+    row 0 of :func:`generate`, on one device and without its host-side checks, so that it can
+    be called inside ``jit`` with traced ``first`` and ``strength`` (as the serving executables
+    do). ``word_model`` holds at least ``GENERATE_KEYS``."""
+    return _generate(
+        params,
+        config,
+        word_model,
+        weights_W[None],
+        key[None],
+        jnp.asarray(strength)[None],
+        first,
+        variations,
+        layout,
+    )[0]
 
 
 def generate(
@@ -170,8 +199,8 @@ def generate(
       strength_B: scalar or ``[B]`` gain strength (0 flat, 1 as generated).
       variations: settings per row; ``first`` is the index of the first one (variation ``v`` of
         a row always draws from ``fold_in(key, v)``, so large counts can be made in pieces).
-      correct_blends: accepted for callers written for centre-and-spread word models; the
-        mixture needs no correction, so it changes nothing.
+      correct_blends: accepted so that generate and :func:`morph` take the same arguments;
+        a mixture of word densities needs no blend correction, so it changes nothing.
     Returns:
       ``[B, variations, P]`` physical settings (dB, Hz, Q), inside the layout's ranges.
     """
@@ -188,7 +217,7 @@ def generate(
         keys_B,
         _as_float32(strength_B, (batch,)),
     )
-    params, word_model, weights_BxW, keys_B, strength_B = _place(args, plan)
+    params, word_model, weights_BxW, keys_B, strength_B = place(args, plan)
     return _generate(
         params,
         config,

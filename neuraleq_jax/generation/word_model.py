@@ -208,10 +208,11 @@ def _draw_scores(
     draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_T, val_db_VxF, val_ids_V
 ) -> tuple[float, float, float]:
     """``(match, copy rate, word accuracy)`` of decoded draws ``[W, M, F]`` (dB responses):
-    SPEC §6's distribution match against the validation settings (mean over the words with
-    >= 2 fit and validation settings), the share within ``COPY_THRESHOLD_DB`` of a training
-    setting of their word, and the share that the nearest-word classifier (each word's mean
-    response over the fit rows) labels with their word."""
+    the distribution match (:func:`fidelity.energy_distance`) against the validation settings
+    (mean over the words with >= 2 fit and validation settings), the share within
+    ``COPY_THRESHOLD_DB`` of a training setting of their word, and the share that the
+    nearest-word classifier (each word's mean response over the fit rows) labels with their
+    word."""
     n_words, samples = draws_db_WxMxF.shape[:2]
     fit_WxNxF = [fit_db_NxF[fit_ids_N == w] for w in range(n_words)]
     val_WxVxF = [val_db_VxF[val_ids_V == w] for w in range(n_words)]
@@ -282,7 +283,7 @@ def _calibrate_bandwidth(
     seed: int,
 ) -> dict:
     """The kernel bandwidth (one of ``bandwidths``, ascending) chosen on validation data by
-    :func:`_choose_bandwidth` from decoded draws: SPEC §6's distribution match, copy rate and
+    :func:`_choose_bandwidth` from decoded draws: distribution match, copy rate and
     word accuracy (:func:`_draw_scores`), and the share of drawn gains inside the word's
     training gain range ± 0.5 dB. A wide kernel can match the spread of the responses yet blur
     the words into each other or leave their range. Returns ``bandwidth``, per bandwidth tried
@@ -345,6 +346,25 @@ def _explore_arrays(
         "global_centre_L": latents_NxL.mean(axis=0).astype(np.float32),
         "global_spread_LxL": spread_LxL.astype(np.float32),
         "reference_responses_RxF": _responses(reference, dataset.layout).astype(np.float32),
+    }
+
+
+def _kde_arrays(
+    latents_NxL, ids_N, n_words: int, scale_WxL, bandwidth: float, calibration: dict
+) -> dict:
+    """The kernel density's arrays of the word model: points, counts, kernel scale
+    (``bandwidth · scale_WxL``), and the calibration's figures per bandwidth tried."""
+    points_WxNxL, counts_W = _kde_points(latents_NxL, ids_N, n_words)
+    return {
+        "kde_points_WxNxL": points_WxNxL,
+        "counts_W": counts_W,
+        "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
+        "kde_bandwidth": np.float32(bandwidth),
+        "kde_match_K": calibration["match_K"],
+        "kde_copy_rate_K": calibration["copy_rate_K"],
+        "kde_accuracy_K": calibration["accuracy_K"],
+        "kde_in_range_K": calibration["in_range_K"],
+        "kde_validation_accuracy": calibration["accuracy"],
     }
 
 
@@ -420,17 +440,8 @@ def fit_word_model(
         seed=seed,
     )
     bandwidth = calibration["bandwidth"] * float(bandwidth_scale)
-    points_WxNxL, counts_W = _kde_points(latents_NxL, ids, n_words)
     return {
-        "kde_points_WxNxL": points_WxNxL,
-        "counts_W": counts_W,
-        "kde_scale_WxL": (bandwidth * scale_WxL).astype(np.float32),
-        "kde_bandwidth": np.float32(bandwidth),
-        "kde_match_K": calibration["match_K"],
-        "kde_copy_rate_K": calibration["copy_rate_K"],
-        "kde_accuracy_K": calibration["accuracy_K"],
-        "kde_in_range_K": calibration["in_range_K"],
-        "kde_validation_accuracy": calibration["accuracy"],
+        **_kde_arrays(latents_NxL, ids, n_words, scale_WxL, bandwidth, calibration),
         **centres,
         **_explore_arrays(latents_NxL, dataset, max_reference, seed),
     }
