@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuraleq_jax import checks
 from neuraleq_jax import cli_output as output
 
 DEFAULT_WORKDIR = os.environ.get("NEURALEQ_WORKDIR", "runs/synthetic")
@@ -536,17 +537,22 @@ def _add_preset_and_server_commands(add) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    """argparse type: an integer >= 1."""
+    try:
+        return checks.count(int(text), "it", 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
 def _strength(text: str) -> float:
-    value = float(text)
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"strength must be a finite number >= 0, got {text}")
-    return value
+    """argparse type: a gain strength (see :func:`checks.strength`)."""
+    try:
+        return checks.strength(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"strength must be a finite number >= 0 (0 flat, 1 as generated, > 1 "
+            f"exaggerates), got {text!r}"
+        ) from None
 
 
 def _add_vocabulary_commands(add, sub) -> None:

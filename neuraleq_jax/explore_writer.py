@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import checkpoints, generation, models, response
+from neuraleq_jax import checkpoints, checks, generation, models, response
 from neuraleq_jax import explore_store as store_lib
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
@@ -41,9 +41,7 @@ def model_digest(params, config: models.ModelConfig, word_model) -> str:
 
 def key_for_seed(seed: int):
     """The key ``NeuralEQMorphingSystem.explore_latent_space(seed=seed)`` explores with."""
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
-    return jax.random.fold_in(jax.random.key(np.uint32(seed)), np.uint32(0))
+    return jax.random.fold_in(jax.random.key(np.uint32(checks.seed(seed))), np.uint32(0))
 
 
 # ------------------------------------------------------------------ scoring a chunk

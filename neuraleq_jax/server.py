@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from neuraleq_jax import audio, generation, paramspace, presets, response
+from neuraleq_jax import audio, checks, generation, paramspace, presets, response
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 LIMITS = {
@@ -373,7 +373,7 @@ def api_generate(service, body, query):
         term,
         _int(body, "variations", 1, 1, LIMITS["variations"]),
         _float(body, "strength", 1.0, 0.0, 4.0),
-        _int(body, "seed", 0, 0, 2**32 - 1),
+        _int(body, "seed", 0, 0, checks.SEED_LIMIT - 1),
         _bool(body, "centre", False),
     )
     return _output(service, settings, body, term=term)
@@ -392,7 +392,7 @@ def api_explore(service, body, query):
     settings, novelty = service.explore(
         _int(body, "n", 8, 1, LIMITS["explore"]),
         _bool(body, "novel", False),
-        _int(body, "seed", 0, 0, 2**32 - 1),
+        _int(body, "seed", 0, 0, checks.SEED_LIMIT - 1),
     )
     return _output(service, settings, body, **({"novelty_db": novelty} if novelty else {}))
 
