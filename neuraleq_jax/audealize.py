@@ -334,7 +334,7 @@ def variations(
     Returns float32 ``[N, per_word, P]`` physical settings, always in range.
     """
     if layout != DEFAULT_LAYOUT:
-        raise ValueError("Audealize variations use SPEC's layout (data.layout=spec)")
+        raise ValueError("Audealize variations use the default layout (data.layout=spec)")
     settings = paramspace.validate(settings_NxP, layout, name="fitted settings")
     unit = np.asarray(paramspace.normalize(settings, layout), np.float32)
     target = np.asarray(target_db_N, np.float32)

@@ -368,6 +368,12 @@ def explore_to_store(
         vocabulary,
         layout,
     )
+    return _explore(path, spec, (params, config, word_model, layout), key, progress, began)
+
+
+def _explore(path: Path, spec, model, key, progress: bool, began: float) -> StoreReport:
+    """Create or resume the store at ``path`` and write this process's unfinished chunks;
+    ``model`` is ``(params, config, word_model, layout)``."""
     attributes = store_lib.check_store(path, spec)
     if attributes is not None and attributes.get("complete"):
         return StoreReport(
@@ -380,19 +386,8 @@ def explore_to_store(
     done = store_lib.open_array(path, "progress/chunk_done").read().result().astype(bool)
     share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
     todo = [c for c in share if not done[c]]
-    from tqdm.auto import tqdm
-
-    name = "explore" if jax.process_count() == 1 else f"explore {jax.process_index()}"
-    with tqdm(
-        total=_rows_in(spec, share),
-        initial=_rows_in(spec, share) - _rows_in(spec, todo),
-        unit="settings",
-        unit_scale=True,
-        disable=not progress,
-        smoothing=0.05,
-        desc=name,
-    ) as bar:
-        _write_chunks(path, spec, todo, (params, config, word_model, layout), key, bar)
+    with _progress_bar(spec, share, todo, enabled=progress) as bar:
+        _write_chunks(path, spec, todo, model, key, bar)
     _barrier("chunks")
     if jax.process_index() == 0:
         _finish_top(path, spec)
@@ -404,6 +399,22 @@ def explore_to_store(
         int(done.sum()),
         _rows_in(spec, todo),
         time.perf_counter() - began,
+    )
+
+
+def _progress_bar(spec, share: range, todo: list[int], *, enabled: bool):
+    """A tqdm bar over this process's rows (settings/s and ETA), starting at those done."""
+    from tqdm.auto import tqdm
+
+    name = "explore" if jax.process_count() == 1 else f"explore {jax.process_index()}"
+    return tqdm(
+        total=_rows_in(spec, share),
+        initial=_rows_in(spec, share) - _rows_in(spec, todo),
+        unit="settings",
+        unit_scale=True,
+        disable=not enabled,
+        smoothing=0.05,
+        desc=name,
     )
 
 

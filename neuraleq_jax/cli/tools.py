@@ -77,7 +77,7 @@ def add_train(commands: Commands) -> None:
 def add_evaluate(commands: Commands) -> None:
     commands.add(
         "evaluate",
-        "Compute SPEC §6 figures for the model and the lite baseline.",
+        "Compute the evaluation figures for the model and the lite baseline.",
         ["neuraleq evaluate --workdir runs/synthetic"],
         cmd_evaluate,
         output=False,
