@@ -63,3 +63,33 @@ def strength(value) -> float:
             f"strength must be a finite number >= 0 (0 flat, 1 as generated, > 1 "
             f"exaggerates), got {value!r}"
         ) from None
+
+
+def on_malformed(value: str) -> str:
+    """What a reader does with malformed entries: ``"raise"`` or ``"skip"``."""
+    if value not in ("raise", "skip"):
+        raise ValueError(f"on_malformed must be 'raise' or 'skip', got {value!r}")
+    return value
+
+
+def problem_list(problems, label: str, limit: int = 10) -> str:
+    """``[(where, why)]`` as ``"entry 3: why; entry 9: why (and 4 more)"``, the first
+    ``limit`` shown; ``label`` names what ``where`` counts (entry, line)."""
+    shown = "; ".join(f"{label} {where}: {why}" for where, why in problems[:limit])
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return shown + more
+
+
+def check_entries(source: str, parsed, skipped, on_malformed: str, hint: str = "") -> None:
+    """Refuse a document's malformed entries ``[(index, why)]`` where ``on_malformed`` is
+    ``"raise"``, and a document none of whose entries is well formed."""
+    if skipped and on_malformed == "raise":
+        noun = "entry" if len(skipped) == 1 else "entries"
+        raise ValueError(
+            f"{source}: {len(skipped)} malformed {noun} (0-based): "
+            f"{problem_list(skipped, 'entry')}{hint}"
+        )
+    if not parsed:
+        raise ValueError(
+            f"{source}: every entry is malformed; first: entry {skipped[0][0]}: {skipped[0][1]}"
+        )

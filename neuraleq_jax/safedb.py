@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax import paramspace
+from neuraleq_jax import checks, paramspace
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, Band, EQLayout
 
@@ -361,11 +361,9 @@ def _read_rows(path: Path, dropped: Counter) -> tuple[list, list]:
 
 
 def _malformed_message(path: Path, malformed: list) -> str:
-    shown = "; ".join(f"line {line}: {reason}" for line, reason in malformed[:10])
-    more = f" (and {len(malformed) - 10} more)" if len(malformed) > 10 else ""
     return (
-        f"{path}: {len(malformed)} malformed row(s): {shown}{more}. Each row "
-        f"needs {N_COLUMNS} columns: id, descriptor, contributor, 2 channel "
+        f"{path}: {len(malformed)} malformed row(s): {checks.problem_list(malformed, 'line')}. "
+        f"Each row needs {N_COLUMNS} columns: id, descriptor, contributor, 2 channel "
         f"counts, 13 numbers {SAFE_PARAM_NAMES} in SAFE's ranges, 7 metadata."
     )
 
