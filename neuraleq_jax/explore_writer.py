@@ -351,22 +351,21 @@ def explore_to_store(
       ValueError: ``path`` holds something else (another model, key, n, chunk, ...).
     """
     began, path = time.perf_counter(), Path(path)
-    spec = _spec(
-        path,
-        params,
-        config,
-        word_model,
-        key,
-        n,
-        chunk,
-        temperature,
-        columns,
-        novel_k,
-        target,
-        target_k,
-        seed,
-        vocabulary,
-        layout,
+    n, chunk = _checked_sizes(path, n, chunk, columns, novel_k, target, target_k)
+    spec = store_lib.StoreSpec(
+        model_digest=model_digest(params, config, word_model),
+        key_data=tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
+        n=n,
+        chunk=chunk,
+        param_names=tuple(layout.param_names),
+        latent_dim=int(config.latent_dim),
+        vocabulary=tuple(vocabulary),
+        temperature=float(temperature),
+        columns=tuple(sorted(set(columns))),
+        novel_k=int(novel_k),
+        target_k=int(target_k),
+        target=target,
+        seed=seed,
     )
     return _explore(path, spec, (params, config, word_model, layout), key, progress, began)
 
@@ -418,23 +417,9 @@ def _progress_bar(spec, share: range, todo: list[int], *, enabled: bool):
     )
 
 
-def _spec(
-    path,
-    params,
-    config,
-    word_model,
-    key,
-    n,
-    chunk,
-    temperature,
-    columns,
-    novel_k,
-    target,
-    target_k,
-    seed,
-    vocabulary,
-    layout,
-) -> store_lib.StoreSpec:
+def _checked_sizes(path, n, chunk, columns, novel_k, target, target_k) -> tuple[int, int]:
+    """``(n, chunk)`` as ints once every size and option is known good; ``chunk`` None takes
+    the existing store's, else the default explore chunk (at most n's bucket)."""
     n = int(n)
     if not 1 <= n < 2**31:
         raise ValueError(f"n (settings to explore) must be in [1, 2**31), got {n}")
@@ -457,18 +442,4 @@ def _spec(
         raise ValueError(f"chunk must be >= 1 rows, got {chunk}")
     else:
         chunk = min(int(chunk), generation.bucket_size(n))
-    return store_lib.StoreSpec(
-        model_digest=model_digest(params, config, word_model),
-        key_data=tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
-        n=n,
-        chunk=int(chunk),
-        param_names=tuple(layout.param_names),
-        latent_dim=int(config.latent_dim),
-        vocabulary=tuple(vocabulary),
-        temperature=float(temperature),
-        columns=tuple(sorted(set(columns))),
-        novel_k=int(novel_k),
-        target_k=int(target_k),
-        target=target,
-        seed=seed,
-    )
+    return n, int(chunk)
