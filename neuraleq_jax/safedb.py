@@ -297,7 +297,6 @@ def load_safe_db(
     """
     target, layout_name = _resolve_layout(layout)
     path = _checked_path(path, on_malformed, min_examples)
-    aliases = {normalize_descriptor(k): normalize_descriptor(v) for k, v in (aliases or {}).items()}
     dropped: Counter[str] = Counter()  # rows dropped per reason, in the order of the steps
     parsed, malformed = _read_rows(path, dropped)
     if malformed and on_malformed == "raise":
@@ -305,8 +304,7 @@ def load_safe_db(
     row_counts = {"rows_read": len(parsed) + len(malformed), "rows_well_formed": len(parsed)}
     kept, folded = _normalise_descriptors(parsed, aliases, dropped)
     row_counts["rows_after_descriptors"] = len(kept)
-    if drop_flat:
-        kept = _drop_flat(kept, dropped)
+    kept = _drop_flat(kept, dropped) if drop_flat else kept
     row_counts["rows_after_flat"] = len(kept)
     kept = _drop_duplicates(kept, dropped)
     row_counts["rows_after_duplicates"] = len(kept)
@@ -368,10 +366,11 @@ def _malformed_message(path: Path, malformed: list) -> str:
     )
 
 
-def _normalise_descriptors(parsed: list, aliases: dict, dropped: Counter) -> tuple[list, Counter]:
+def _normalise_descriptors(parsed: list, aliases, dropped: Counter) -> tuple[list, Counter]:
     """Rows as ``(word, contributor, params)`` with their descriptor normalised and
     aliased, those whose descriptor is no word dropped; and how often each raw descriptor
     was rewritten (``"raw -> word"``)."""
+    aliases = {normalize_descriptor(k): normalize_descriptor(v) for k, v in (aliases or {}).items()}
     folded: Counter[str] = Counter()
     kept = []
     for descriptor, contributor, params in parsed:
