@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import curves, paramspace, response
+from neuraleq_jax import checks, curves, paramspace, response
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # The plug-in's band centres in Hz (AudealizeEQAudioProcessor.h, mFreqs), float32 [40].
@@ -192,8 +192,7 @@ def parse_audealize(
         from its second entry on (a word must name one curve).
       source: a name for messages (the file path).
     """
-    if on_malformed not in ("raise", "skip"):
-        raise ValueError(f"on_malformed must be 'raise' or 'skip', got {on_malformed!r}")
+    checks.on_malformed(on_malformed)
     if not isinstance(document, list) or not document:
         raise ValueError(
             f"{source}: expected a non-empty JSON list of entries with "
@@ -210,18 +209,7 @@ def parse_audealize(
             continue
         seen[row[0]] = index
         parsed.append(row)
-    if skipped and on_malformed == "raise":
-        shown = "; ".join(f"entry {i}: {reason}" for i, reason in skipped[:10])
-        more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
-        raise ValueError(
-            f"{source}: {len(skipped)} malformed entr"
-            f"{'y' if len(skipped) == 1 else 'ies'} (0-based): {shown}{more}; "
-            f"on_malformed='skip' drops them"
-        )
-    if not parsed:
-        raise ValueError(
-            f"{source}: every entry is malformed; first: entry {skipped[0][0]}: {skipped[0][1]}"
-        )
+    checks.check_entries(source, parsed, skipped, on_malformed, "; on_malformed='skip' drops them")
     words, langs, gains, agreement, counts, xs, ys = zip(*parsed)
     return AudealizeSet(
         words=tuple(words),
@@ -334,7 +322,7 @@ def variations(
     Returns float32 ``[N, per_word, P]`` physical settings, always in range.
     """
     if layout != DEFAULT_LAYOUT:
-        raise ValueError("Audealize variations use SPEC's layout (data.layout=spec)")
+        raise ValueError("Audealize variations use the default layout (data.layout=spec)")
     settings = paramspace.validate(settings_NxP, layout, name="fitted settings")
     unit = np.asarray(paramspace.normalize(settings, layout), np.float32)
     target = np.asarray(target_db_N, np.float32)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Mapping
@@ -32,6 +31,8 @@ import scipy.signal
 import soundfile as sf
 
 from neuraleq_jax import loudness, paramspace
+from neuraleq_jax.checks import real as _check_real
+from neuraleq_jax.checks import strength as _check_strength
 from neuraleq_jax.fileio import atomic_path
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.response import second_order_sections
@@ -115,18 +116,6 @@ class EQReport:
 def _db(value: float) -> float | None:
     """20·log10 of an amplitude; ``None`` for silence so that reports stay strict JSON."""
     return 20.0 * math.log10(value) if value > 0 else None
-
-
-def _check_real(value, name: str, *, minimum: float | None = None) -> float:
-    """A finite real scalar (Python, NumPy or a 0-d array; not a bool) → float."""
-    numeric = isinstance(value, numbers.Real) or (
-        np.ndim(value) == 0 and getattr(value, "dtype", np.dtype(object)).kind in "fiu"
-    )
-    if isinstance(value, (bool, np.bool_)) or not numeric or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum:g}; got {value!r}")
-    return float(value)
 
 
 def _check_audio(audio) -> np.ndarray:
@@ -326,7 +315,7 @@ def apply_eq(
       ``(out, report)``: float64 audio of the input's shape, and an :class:`EQReport`.
     """
     sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
-    strength = _check_real(strength, "strength (0 = flat, 1 = as given)", minimum=0.0)
+    strength = _check_strength(strength)
     if match_loudness not in LOUDNESS_MODES:
         raise ValueError(f"match_loudness must be one of {LOUDNESS_MODES}; got {match_loudness!r}")
     if peak_mode not in PEAK_MODES:

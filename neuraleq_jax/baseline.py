@@ -22,6 +22,9 @@ import numpy as np
 
 from neuraleq_jax import data as data_mod
 from neuraleq_jax import paramspace, response
+from neuraleq_jax.checks import count as _positive_int
+from neuraleq_jax.checks import seed as _checked_seed
+from neuraleq_jax.checks import strength as _checked_strength
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
@@ -268,9 +271,7 @@ class LiteBaseline:
         self._require_fit()
         word = self._word(term)
         variations = _positive_int(variations, "variations", 1)
-        strength = float(strength)
-        if not np.isfinite(strength) or strength < 0:
-            raise ValueError(f"strength must be finite and >= 0, got {strength}")
+        strength = _checked_strength(strength)
         rng = np.random.default_rng([self._seed(seed), word])
         tables = self._tables
         noise = rng.standard_normal((variations, len(tables.centres_WxC[word])))
@@ -364,7 +365,7 @@ class LiteBaseline:
         return data_mod.word_index(term, self.vocabulary)
 
     def _seed(self, seed) -> int:
-        return int(self.seed if seed is None else seed)
+        return _checked_seed(self.seed if seed is None else seed)
 
     def _out(self, settings, as_array: bool):
         return settings if as_array else paramspace.to_dicts(settings, self.layout)
@@ -377,9 +378,3 @@ class LiteBaseline:
         self._require_data()
         if not self._fitted:
             raise RuntimeError("the baseline is not fitted; call train() or fit(dataset) first")
-
-
-def _positive_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

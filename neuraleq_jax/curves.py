@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from neuraleq_jax import paramspace, response
+from neuraleq_jax import checks, paramspace, response
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.fileio import atomic_write_text
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
@@ -148,8 +148,7 @@ def parse_curves(
         "skip" (drop them; they are listed in ``CurveSet.skipped``).
       source: a name for error messages (the file path).
     """
-    if on_malformed not in ("raise", "skip"):
-        raise ValueError(f"on_malformed must be 'raise' or 'skip', got {on_malformed!r}")
+    checks.on_malformed(on_malformed)
     from neuraleq_jax import audealize  # imports this module: only when a document is read
 
     if audealize.is_audealize_document(document):
@@ -175,17 +174,7 @@ def parse_curves(
             parsed.append(_parse_entry(entry, len(freqs)))
         except ValueError as error:
             skipped.append((index, str(error)))
-    if skipped and on_malformed == "raise":
-        shown = "; ".join(f"entry {i}: {reason}" for i, reason in skipped[:10])
-        more = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
-        raise ValueError(
-            f"{source}: {len(skipped)} malformed entr{'y' if len(skipped) == 1 else 'ies'} "
-            f"(0-based): {shown}{more}"
-        )
-    if not parsed:
-        raise ValueError(
-            f"{source}: every entry is malformed; first: entry {skipped[0][0]}: {skipped[0][1]}"
-        )
+    checks.check_entries(source, parsed, skipped, on_malformed)
     words, gains, agreement, counts = zip(*parsed)
     return CurveSet(
         words=tuple(words),
@@ -321,27 +310,8 @@ def fit_curves(
       :class:`CurveFit` with settings ``[N, n_params]`` in range and the RMS error in dB
       ``[N]`` of each fitted response against its curve at ``freqs``.
     """
-    targets = np.asarray(gains_db, dtype=np.float32)
-    if targets.ndim != 2 or len(targets) == 0:
-        raise ValueError(
-            f"gains_db must be a non-empty [N, F] array of dB values, got shape {targets.shape}"
-        )
-    if not np.all(np.isfinite(targets)):
-        raise ValueError("gains_db must be finite")
-    freqs = _check_freqs(freqs, sample_rate, "fit_curves")
-    if targets.shape[1] != len(freqs):
-        raise ValueError(f"gains_db has {targets.shape[1]} bands but freqs has {len(freqs)}")
-    for name, value in (
-        ("steps", steps),
-        ("restarts", restarts),
-        ("candidates", candidates),
-        ("batch_size", batch_size),
-    ):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate}")
-
+    targets, freqs = _fit_inputs(gains_db, freqs, sample_rate)
+    _check_fit_options(steps, restarts, candidates, batch_size, learning_rate)
     n = len(targets)
     size = min(n, int(batch_size))
     padded = np.concatenate([targets, np.repeat(targets[-1:], -n % size, axis=0)])
@@ -370,6 +340,34 @@ def fit_curves(
         rms_db=rms_N.astype(np.float32),
         layout=layout,
     )
+
+
+def _fit_inputs(gains_db, freqs, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Target gains float32 ``[N, F]`` and their checked frequencies ``[F]``."""
+    targets = np.asarray(gains_db, dtype=np.float32)
+    if targets.ndim != 2 or len(targets) == 0:
+        raise ValueError(
+            f"gains_db must be a non-empty [N, F] array of dB values, got shape {targets.shape}"
+        )
+    if not np.all(np.isfinite(targets)):
+        raise ValueError("gains_db must be finite")
+    freqs = _check_freqs(freqs, sample_rate, "fit_curves")
+    if targets.shape[1] != len(freqs):
+        raise ValueError(f"gains_db has {targets.shape[1]} bands but freqs has {len(freqs)}")
+    return targets, freqs
+
+
+def _check_fit_options(steps, restarts, candidates, batch_size, learning_rate) -> None:
+    for name, value in (
+        ("steps", steps),
+        ("restarts", restarts),
+        ("candidates", candidates),
+        ("batch_size", batch_size),
+    ):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate}")
 
 
 def dataset_from_fit(

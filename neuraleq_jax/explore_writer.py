@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import checkpoints, generation, models, response
+from neuraleq_jax import checkpoints, checks, generation, models, response
 from neuraleq_jax import explore_store as store_lib
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
@@ -41,9 +41,7 @@ def model_digest(params, config: models.ModelConfig, word_model) -> str:
 
 def key_for_seed(seed: int):
     """The key ``NeuralEQMorphingSystem.explore_latent_space(seed=seed)`` explores with."""
-    if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed}")
-    return jax.random.fold_in(jax.random.key(np.uint32(seed)), np.uint32(0))
+    return jax.random.fold_in(jax.random.key(np.uint32(checks.seed(seed))), np.uint32(0))
 
 
 # ------------------------------------------------------------------ scoring a chunk
@@ -353,23 +351,28 @@ def explore_to_store(
       ValueError: ``path`` holds something else (another model, key, n, chunk, ...).
     """
     began, path = time.perf_counter(), Path(path)
-    spec = _spec(
-        path,
-        params,
-        config,
-        word_model,
-        key,
-        n,
-        chunk,
-        temperature,
-        columns,
-        novel_k,
-        target,
-        target_k,
-        seed,
-        vocabulary,
-        layout,
+    n, chunk = _checked_sizes(path, n, chunk, columns, novel_k, target, target_k)
+    spec = store_lib.StoreSpec(
+        model_digest=model_digest(params, config, word_model),
+        key_data=tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
+        n=n,
+        chunk=chunk,
+        param_names=tuple(layout.param_names),
+        latent_dim=int(config.latent_dim),
+        vocabulary=tuple(vocabulary),
+        temperature=float(temperature),
+        columns=tuple(sorted(set(columns))),
+        novel_k=int(novel_k),
+        target_k=int(target_k),
+        target=target,
+        seed=seed,
     )
+    return _explore(path, spec, (params, config, word_model, layout), key, progress, began)
+
+
+def _explore(path: Path, spec, model, key, progress: bool, began: float) -> StoreReport:
+    """Create or resume the store at ``path`` and write this process's unfinished chunks;
+    ``model`` is ``(params, config, word_model, layout)``."""
     attributes = store_lib.check_store(path, spec)
     if attributes is not None and attributes.get("complete"):
         return StoreReport(
@@ -382,19 +385,8 @@ def explore_to_store(
     done = store_lib.open_array(path, "progress/chunk_done").read().result().astype(bool)
     share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
     todo = [c for c in share if not done[c]]
-    from tqdm.auto import tqdm
-
-    name = "explore" if jax.process_count() == 1 else f"explore {jax.process_index()}"
-    with tqdm(
-        total=_rows_in(spec, share),
-        initial=_rows_in(spec, share) - _rows_in(spec, todo),
-        unit="settings",
-        unit_scale=True,
-        disable=not progress,
-        smoothing=0.05,
-        desc=name,
-    ) as bar:
-        _write_chunks(path, spec, todo, (params, config, word_model, layout), key, bar)
+    with _progress_bar(spec, share, todo, enabled=progress) as bar:
+        _write_chunks(path, spec, todo, model, key, bar)
     _barrier("chunks")
     if jax.process_index() == 0:
         _finish_top(path, spec)
@@ -409,23 +401,25 @@ def explore_to_store(
     )
 
 
-def _spec(
-    path,
-    params,
-    config,
-    word_model,
-    key,
-    n,
-    chunk,
-    temperature,
-    columns,
-    novel_k,
-    target,
-    target_k,
-    seed,
-    vocabulary,
-    layout,
-) -> store_lib.StoreSpec:
+def _progress_bar(spec, share: range, todo: list[int], *, enabled: bool):
+    """A tqdm bar over this process's rows (settings/s and ETA), starting at those done."""
+    from tqdm.auto import tqdm
+
+    name = "explore" if jax.process_count() == 1 else f"explore {jax.process_index()}"
+    return tqdm(
+        total=_rows_in(spec, share),
+        initial=_rows_in(spec, share) - _rows_in(spec, todo),
+        unit="settings",
+        unit_scale=True,
+        disable=not enabled,
+        smoothing=0.05,
+        desc=name,
+    )
+
+
+def _checked_sizes(path, n, chunk, columns, novel_k, target, target_k) -> tuple[int, int]:
+    """``(n, chunk)`` as ints once every size and option is known good; ``chunk`` None takes
+    the existing store's, else the default explore chunk (at most n's bucket)."""
     n = int(n)
     if not 1 <= n < 2**31:
         raise ValueError(f"n (settings to explore) must be in [1, 2**31), got {n}")
@@ -448,18 +442,4 @@ def _spec(
         raise ValueError(f"chunk must be >= 1 rows, got {chunk}")
     else:
         chunk = min(int(chunk), generation.bucket_size(n))
-    return store_lib.StoreSpec(
-        model_digest=model_digest(params, config, word_model),
-        key_data=tuple(int(x) for x in np.asarray(jax.random.key_data(key)).ravel()),
-        n=n,
-        chunk=int(chunk),
-        param_names=tuple(layout.param_names),
-        latent_dim=int(config.latent_dim),
-        vocabulary=tuple(vocabulary),
-        temperature=float(temperature),
-        columns=tuple(sorted(set(columns))),
-        novel_k=int(novel_k),
-        target_k=int(target_k),
-        target=target,
-        seed=seed,
-    )
+    return n, int(chunk)

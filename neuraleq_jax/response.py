@@ -24,7 +24,8 @@ def reference_frequencies(
     low_hz: float = REFERENCE_RANGE_HZ[0],
     high_hz: float = REFERENCE_RANGE_HZ[1],
 ) -> np.ndarray:
-    """The SPEC reference grid: ``n_points`` log-spaced frequencies in Hz, float32 ``[F]``."""
+    """The grid responses are compared on: ``n_points`` log-spaced frequencies in Hz,
+    float32 ``[F]``."""
     return np.geomspace(low_hz, high_hz, n_points).astype(np.float32)
 
 

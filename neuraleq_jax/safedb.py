@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax import paramspace
+from neuraleq_jax import checks, paramspace
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, Band, EQLayout
 
@@ -63,8 +63,8 @@ SOURCE_HINT = (
 
 # SAFE's slider ranges (README of the shared copy): per-bell frequency ranges overlap, and the
 # k-th lowest of three values each in its range lies within the k-th range, so sorting the bells
-# by frequency keeps every value inside these bands. Shelf Q is not a SAFE slider: it takes the
-# SPEC shelf Q range, which contains SHELF_Q.
+# by frequency keeps every value inside these bands. Shelf Q is not a SAFE slider: it takes
+# DEFAULT_LAYOUT's shelf Q range, which contains SHELF_Q.
 _SHELF_Q_RANGE = DEFAULT_LAYOUT.bands[0].q_range
 SAFE_LAYOUT = EQLayout(
     bands=(
@@ -82,41 +82,13 @@ PLACEHOLDER_TOKENS = frozenset({"test", "testing", "default", "reset", "hello", 
 # doubled final consonant ("thinner") and y -> i ("heavier"). Only these base words fold, so
 # "power" or "ashen" stay as they are. Misspellings ("brght", "warn") are not corrected here:
 # pass ``aliases`` to the loader for that.
-FOLD_BASE_WORDS = frozenset(
-    {
-        "airy",
-        "big",
-        "boomy",
-        "boxy",
-        "bright",
-        "clean",
-        "clear",
-        "crisp",
-        "dark",
-        "deep",
-        "dull",
-        "fat",
-        "full",
-        "hard",
-        "harsh",
-        "heavy",
-        "hollow",
-        "light",
-        "loud",
-        "muddy",
-        "punchy",
-        "quiet",
-        "sharp",
-        "smooth",
-        "soft",
-        "sweet",
-        "thick",
-        "thin",
-        "tight",
-        "tinny",
-        "warm",
-    }
-)
+# fmt: off
+FOLD_BASE_WORDS = frozenset({
+    "airy", "big", "boomy", "boxy", "bright", "clean", "clear", "crisp", "dark", "deep", "dull",
+    "fat", "full", "hard", "harsh", "heavy", "hollow", "light", "loud", "muddy", "punchy",
+    "quiet", "sharp", "smooth", "soft", "sweet", "thick", "thin", "tight", "tinny", "warm"
+})
+# fmt: on
 FOLD_SUFFIXES = ("ness", "est", "ens", "en", "er", "th")
 
 
@@ -324,6 +296,40 @@ def load_safe_db(
       count (ties by first appearance).
     """
     target, layout_name = _resolve_layout(layout)
+    path = _checked_path(path, on_malformed, min_examples)
+    dropped: Counter[str] = Counter()  # rows dropped per reason, in the order of the steps
+    parsed, malformed = _read_rows(path, dropped)
+    if malformed and on_malformed == "raise":
+        raise ValueError(_malformed_message(path, malformed))
+    row_counts = {"rows_read": len(parsed) + len(malformed), "rows_well_formed": len(parsed)}
+    kept, folded = _normalise_descriptors(parsed, aliases, dropped)
+    row_counts["rows_after_descriptors"] = len(kept)
+    kept = _drop_flat(kept, dropped) if drop_flat else kept
+    row_counts["rows_after_flat"] = len(kept)
+    kept = _drop_duplicates(kept, dropped)
+    row_counts["rows_after_duplicates"] = len(kept)
+    kept, wanted = _keep_words(kept, words, dropped)
+    row_counts["rows_after_words"] = len(kept)
+    kept, rare = _drop_rare(kept, min_examples, words, dropped)
+    dataset, clipped_mask = _dataset(kept, _vocabulary(kept, wanted, rare), target)
+    report = SafeReport(
+        path=str(path),
+        layout_name=layout_name,
+        **row_counts,
+        rows_final=len(kept),
+        dropped={reason: count for reason, count in dropped.items() if count},
+        malformed=tuple(malformed),
+        folded=dict(folded),
+        clipped=dict(zip(target.param_names, clipped_mask.sum(axis=0).tolist())),
+        clipped_settings=int(clipped_mask.any(axis=1).sum()),
+        word_counts=dataset.counts(),
+        n_contributors=len(set(dataset.contributors.tolist())),
+    )
+    return dataset, report
+
+
+def _checked_path(path, on_malformed: str, min_examples: int) -> Path:
+    """The CSV's path (default :func:`default_csv_path`) once the options are known good."""
     if on_malformed not in ("skip", "raise"):
         raise ValueError(f"on_malformed must be 'skip' or 'raise', got {on_malformed!r}")
     if int(min_examples) < 1:
@@ -331,9 +337,12 @@ def load_safe_db(
     path = Path(path) if path is not None else default_csv_path()
     if not path.is_file():
         raise FileNotFoundError(f"SAFE-DB CSV not found at {path}. {SOURCE_HINT}.")
-    aliases = {normalize_descriptor(k): normalize_descriptor(v) for k, v in (aliases or {}).items()}
+    return path
 
-    dropped: Counter[str] = Counter()
+
+def _read_rows(path: Path, dropped: Counter) -> tuple[list, list]:
+    """``(parsed rows, [(line number, reason)] of the malformed ones)``; blank lines and
+    malformed rows are counted in ``dropped``."""
     malformed, parsed = [], []
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
@@ -346,17 +355,22 @@ def load_safe_db(
             except _Malformed as error:
                 malformed.append((reader.line_num, str(error)))
                 dropped[f"malformed: {error.category}"] += 1
-    rows_read = len(parsed) + len(malformed)
-    if malformed and on_malformed == "raise":
-        shown = "; ".join(f"line {line}: {reason}" for line, reason in malformed[:10])
-        more = f" (and {len(malformed) - 10} more)" if len(malformed) > 10 else ""
-        raise ValueError(
-            f"{path}: {len(malformed)} malformed row(s): {shown}{more}. Each row "
-            f"needs {N_COLUMNS} columns: id, descriptor, contributor, 2 channel "
-            f"counts, 13 numbers {SAFE_PARAM_NAMES} in SAFE's ranges, 7 metadata."
-        )
-    rows_well_formed = len(parsed)
+    return parsed, malformed
 
+
+def _malformed_message(path: Path, malformed: list) -> str:
+    return (
+        f"{path}: {len(malformed)} malformed row(s): {checks.problem_list(malformed, 'line')}. "
+        f"Each row needs {N_COLUMNS} columns: id, descriptor, contributor, 2 channel "
+        f"counts, 13 numbers {SAFE_PARAM_NAMES} in SAFE's ranges, 7 metadata."
+    )
+
+
+def _normalise_descriptors(parsed: list, aliases, dropped: Counter) -> tuple[list, Counter]:
+    """Rows as ``(word, contributor, params)`` with their descriptor normalised and
+    aliased, those whose descriptor is no word dropped; and how often each raw descriptor
+    was rewritten (``"raw -> word"``)."""
+    aliases = {normalize_descriptor(k): normalize_descriptor(v) for k, v in (aliases or {}).items()}
     folded: Counter[str] = Counter()
     kept = []
     for descriptor, contributor, params in parsed:
@@ -370,14 +384,17 @@ def load_safe_db(
             dropped[reason] += 1
         else:
             kept.append((word, contributor, params))
-    rows_after_descriptors = len(kept)
+    return kept, folded
 
-    if drop_flat:
-        flat = [np.all(params[SAFE_LAYOUT.gain_indices] == 0.0) for _, _, params in kept]
-        dropped["flat setting (all gains 0 dB)"] += int(sum(flat))
-        kept = [row for row, is_flat in zip(kept, flat) if not is_flat]
-    rows_after_flat = len(kept)
 
+def _drop_flat(kept: list, dropped: Counter) -> list:
+    flat = [np.all(params[SAFE_LAYOUT.gain_indices] == 0.0) for _, _, params in kept]
+    dropped["flat setting (all gains 0 dB)"] += int(sum(flat))
+    return [row for row, is_flat in zip(kept, flat) if not is_flat]
+
+
+def _drop_duplicates(kept: list, dropped: Counter) -> list:
+    """The first row of each (word, setting); the contributor is ignored."""
     seen, unique = set(), []
     for word, contributor, params in kept:
         key = (word, params.tobytes())
@@ -386,26 +403,36 @@ def load_safe_db(
         else:
             seen.add(key)
             unique.append((word, contributor, params))
-    kept = unique
-    rows_after_duplicates = len(kept)
+    return unique
 
+
+def _wanted_words(words: Sequence[str], kept: list) -> list[str]:
+    """``words`` normalised, in order, without repeats; an unknown one is a ValueError."""
     counts = Counter(word for word, _, _ in kept)
-    if words is not None:
-        wanted = list(dict.fromkeys(normalize_descriptor(w) for w in words))
-        for word in wanted:
-            if word not in counts:
-                close = difflib.get_close_matches(word, list(counts), n=3, cutoff=0.6)
-                hint = f" Close: {', '.join(close)}." if close else ""
-                raise ValueError(
-                    f"word {word!r} is not in SAFE-DB after cleaning.{hint} "
-                    f"Most common: {', '.join(w for w, _ in counts.most_common(8))}"
-                )
-        dropped["word not in the requested list"] += sum(
-            c for w, c in counts.items() if w not in wanted
-        )
-        kept = [row for row in kept if row[0] in wanted]
-    rows_after_words = len(kept)
+    wanted = list(dict.fromkeys(normalize_descriptor(w) for w in words))
+    for word in wanted:
+        if word not in counts:
+            close = difflib.get_close_matches(word, list(counts), n=3, cutoff=0.6)
+            hint = f" Close: {', '.join(close)}." if close else ""
+            raise ValueError(
+                f"word {word!r} is not in SAFE-DB after cleaning.{hint} "
+                f"Most common: {', '.join(w for w, _ in counts.most_common(8))}"
+            )
+    return wanted
 
+
+def _keep_words(kept: list, words, dropped: Counter) -> tuple[list, list[str] | None]:
+    """The rows of the requested ``words`` (all rows when None), and those words normalised."""
+    if words is None:
+        return kept, None
+    wanted = _wanted_words(words, kept)
+    dropped["word not in the requested list"] += sum(1 for row in kept if row[0] not in wanted)
+    return [row for row in kept if row[0] in wanted], wanted
+
+
+def _drop_rare(kept: list, min_examples: int, words, dropped: Counter) -> tuple[list, set[str]]:
+    """Rows of words with at least ``min_examples`` rows, and the set of the other words;
+    a ValueError when no row is left."""
     counts = Counter(word for word, _, _ in kept)
     rare = {w for w, c in counts.items() if c < min_examples}
     if rare:
@@ -416,13 +443,22 @@ def load_safe_db(
             f"no SAFE-DB rows left after cleaning (min_examples={min_examples}, "
             f"words={words}); lower min_examples or choose other words"
         )
+    return kept, rare
 
-    if words is not None:
-        vocabulary = tuple(w for w in wanted if w not in rare)
-    else:
-        first = {w: i for i, w in reversed(list(enumerate(row[0] for row in kept)))}
-        final = Counter(row[0] for row in kept)
-        vocabulary = tuple(sorted(final, key=lambda w: (-final[w], first[w])))
+
+def _vocabulary(kept: list, wanted: list[str] | None, rare: set[str]) -> tuple[str, ...]:
+    """The requested words in their order, else every word by descending count (ties by
+    first appearance)."""
+    if wanted is not None:
+        return tuple(w for w in wanted if w not in rare)
+    first = {w: i for i, w in reversed(list(enumerate(row[0] for row in kept)))}
+    final = Counter(row[0] for row in kept)
+    return tuple(sorted(final, key=lambda w: (-final[w], first[w])))
+
+
+def _dataset(kept: list, vocabulary, target: EQLayout) -> tuple[EQDataset, np.ndarray]:
+    """The rows as an EQDataset clipped into ``target``, and the ``[N, 15]`` mask of the
+    parameters that were clipped."""
     settings_Nx15 = np.stack([params for _, _, params in kept])
     clipped_mask = (settings_Nx15 < target.lower) | (settings_Nx15 > target.upper)
     settings_Nx15 = np.clip(settings_Nx15, target.lower, target.upper)
@@ -435,22 +471,4 @@ def load_safe_db(
         layout=target,
         contributors=np.array([row[1] for row in kept], dtype=str),
     )
-    report = SafeReport(
-        path=str(path),
-        layout_name=layout_name,
-        rows_read=rows_read,
-        rows_well_formed=rows_well_formed,
-        rows_after_descriptors=rows_after_descriptors,
-        rows_after_flat=rows_after_flat,
-        rows_after_duplicates=rows_after_duplicates,
-        rows_after_words=rows_after_words,
-        rows_final=len(kept),
-        dropped={reason: count for reason, count in dropped.items() if count},
-        malformed=tuple(malformed),
-        folded=dict(folded),
-        clipped={name: int(c) for name, c in zip(target.param_names, clipped_mask.sum(axis=0))},
-        clipped_settings=int(clipped_mask.any(axis=1).sum()),
-        word_counts=dataset.counts(),
-        n_contributors=len(set(dataset.contributors.tolist())),
-    )
-    return dataset, report
+    return dataset, clipped_mask

@@ -1,4 +1,4 @@
-"""The synthetic data set of SPEC §3: eight words, gain boxes, log-uniform frequency and Q."""
+"""The synthetic data set: eight words, gain boxes, log-uniform frequency and Q."""
 
 from __future__ import annotations
 

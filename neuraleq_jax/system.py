@@ -19,8 +19,6 @@ computation (it halves the time of a single-setting call; see its docstring).
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +27,9 @@ import numpy as np
 
 from neuraleq_jax import data, generation, models, paramspace, serving
 from neuraleq_jax import vocabulary as vocab
+from neuraleq_jax.checks import count as _count
+from neuraleq_jax.checks import seed as _seed
+from neuraleq_jax.checks import strength as _strength
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 from neuraleq_jax.serving import CPU_SERVING_COMPILER_OPTIONS as CPU_SERVING_COMPILER_OPTIONS
@@ -36,41 +37,6 @@ from neuraleq_jax.serving import GENERATE_CHUNK
 from neuraleq_jax.serving import MORPH_DENSE as MORPH_DENSE
 from neuraleq_jax.serving import use_synchronous_cpu_dispatch as use_synchronous_cpu_dispatch
 from neuraleq_jax.sharding import on_first_device
-
-
-def _count(value, name: str, minimum: int) -> int:
-    if type(value) is int and value >= minimum:  # the common case first: the latency path
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _strength(value) -> float:
-    try:
-        strength = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"strength must be a number >= 0 (0 flat, 1 as generated), got {value!r}"
-        ) from None
-    if not math.isfinite(strength) or strength < 0:
-        raise ValueError(
-            f"strength must be finite and >= 0 (0 flat, 1 as generated, > 1 "
-            f"exaggerates), got {value!r}"
-        )
-    return strength
-
-
-def _seed(value) -> int:
-    if type(value) is int and 0 <= value < 2**32:  # the common case first
-        return value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or not (0 <= value < 2**32)
-    ):
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {value!r}")
-    return int(value)
 
 
 def _default_experiment():

@@ -7,7 +7,7 @@
 - Confidence of a word (:func:`confidence`) is the Spearman-Brown reliability of the crowd's
   mean: ``n ρ / (1 + (n - 1) ρ)`` with ``n`` contributors (all sources) and ``ρ`` their
   contributor-weighted agreement. None where either is unknown (synthetic words).
-- :func:`describe` names the words nearest a setting: the RMS dB distance over SPEC's
+- :func:`describe` names the words nearest a setting: the RMS dB distance over the
   reference grid (256 log-spaced points, 20 Hz–20 kHz) between the setting's response and each
   word's centre response (the response of the word's centre setting, the morph end point).
 - :func:`word_map` lays the vocabulary out in 2-D: classical MDS (= PCA) of the words' centre

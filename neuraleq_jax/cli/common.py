@@ -1,0 +1,168 @@
+"""What every subcommand shares: exit codes, the one-line error, argument types, the model
+loader, the output format rule and the way a subcommand is added to the parser."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from neuraleq_jax import checks
+
+DEFAULT_WORKDIR = os.environ.get("NEURALEQ_WORKDIR", "runs/synthetic")
+FORMATS = ("table", "json", "apo", "csv")
+BAD_USAGE, FAILED, INTERRUPTED, TERMINATED = 2, 1, 130, 143
+PRESET_SUFFIXES = (".json", ".csv", ".txt", ".apo", ".cfg")
+
+
+class CommandError(Exception):
+    """A user-facing error: printed in one line without a traceback; ``code`` is the exit
+    status (2 bad usage or input, 1 a model or file that failed)."""
+
+    def __init__(self, message: str, code: int = BAD_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point to ``--help`` (exit status 2)."""
+
+    def error(self, message):
+        self.exit(BAD_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        return checks.count(int(text), "the value", 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+
+
+def strength(text: str) -> float:
+    """argparse type: a gain strength (see :func:`neuraleq_jax.checks.strength`)."""
+    try:
+        return checks.strength(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"strength must be a finite number >= 0 (0 flat, 1 as generated, > 1 "
+            f"exaggerates), got {text!r}"
+        ) from None
+
+
+def load_system(workdir: str):
+    """The trained model in ``workdir`` as the facade; a missing one is a ``CommandError``
+    (exit 1) that says how to train one."""
+    from neuraleq_jax.system import NeuralEQMorphingSystem
+
+    path = Path(workdir)
+    train = f"train one with: neuraleq train --workdir {path}"
+    if path.is_file():
+        raise CommandError(
+            f"--workdir {path} is a file, not a folder: give the folder a "
+            f"training run wrote (neuraleq train --workdir FOLDER)",
+            FAILED,
+        )
+    if not path.is_dir():
+        raise CommandError(
+            f"no trained model in {path}/ (the folder does not exist); {train}", FAILED
+        )
+    try:
+        return NeuralEQMorphingSystem.load(path)
+    except FileNotFoundError as error:
+        raise CommandError(f"cannot load a trained model from {path}/: {error}", FAILED) from None
+
+
+def resolve_format(args) -> str:
+    """``--format``, else the one ``--out``'s suffix names (like ``presets.write_preset``),
+    else ``table``. An explicit ``--format`` wins over the suffix (a note says so)."""
+    from neuraleq_jax.presets import SUFFIX_FORMATS
+
+    out = getattr(args, "out", None)
+    implied = SUFFIX_FORMATS.get(Path(out).suffix.lower()) if out else None
+    if args.format is not None:
+        if implied is not None and implied != args.format:
+            print(
+                f"note: writing {args.format} to {out} as --format asks (its suffix "
+                f"suggests {implied})",
+                file=sys.stderr,
+            )
+        return args.format
+    if out is None:
+        return "table"
+    if implied is None:
+        raise CommandError(
+            f"cannot tell the format of --out {out} from its suffix; use a "
+            f"suffix in {', '.join(sorted(SUFFIX_FORMATS))} or --format json, "
+            f"apo or csv"
+        )
+    return implied
+
+
+def centre_setting(system, term) -> np.ndarray:
+    """The centre setting ``[P]`` of a word or compound: the first step of a morph from it
+    to itself."""
+    return np.asarray(system.morph_between_terms(term, term, steps=2, as_array=True))[0]
+
+
+class Commands:
+    """Adds subcommands to the ``neuraleq`` parser, each with its examples, ``--debug`` and,
+    where asked, the model options (``--workdir``, ``--seed``) and output options
+    (``--format``, ``--out``)."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+
+    def add(
+        self,
+        name: str,
+        help_text: str,
+        examples: Sequence[str],
+        func: Callable,
+        *,
+        model: bool = True,
+        output: bool = True,
+    ) -> argparse.ArgumentParser:
+        command = self.subparsers.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+        )
+        command.set_defaults(func=func)
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+        if model:
+            _add_model_options(command)
+        if output:
+            _add_output_options(command)
+        return command
+
+
+def _add_model_options(command) -> None:
+    command.add_argument(
+        "--workdir",
+        default=DEFAULT_WORKDIR,
+        help=f"folder of the trained model (default {DEFAULT_WORKDIR})",
+    )
+    command.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+
+
+def _add_output_options(command) -> None:
+    command.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: the one --out's suffix names, "
+        ".json .csv .txt/.apo/.cfg; else table); given, it wins",
+    )
+    command.add_argument(
+        "--out",
+        help="write to this file instead of printing (streamed, with progress, when large)",
+    )

@@ -1,0 +1,142 @@
+"""``neuraleq generate``, ``morph`` and ``explore``: settings from the trained model, printed
+or written in the format ``--format`` / ``--out`` names."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuraleq_jax import cli_output as output
+from neuraleq_jax.cli.common import CommandError, Commands, positive_int, resolve_format, strength
+
+
+def cmd_generate(args, _):
+    fmt = resolve_format(args)
+    count = args.n if args.n is not None else (1 if fmt == "apo" else 5)
+    system = args.load_system(args.workdir)
+    chunks = system.generate_eq_chunks(
+        args.term, count, strength=args.strength, seed=args.seed, chunk=output.STREAM_CHUNK
+    )
+    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"{args.term} #{i + 1}")
+
+
+def cmd_morph(args, _):
+    fmt = resolve_format(args)
+    system = args.load_system(args.workdir)
+    settings = np.asarray(
+        system.morph_between_terms(
+            args.term_a, args.term_b, steps=args.steps, seed=args.seed, as_array=True
+        )
+    )
+    count = len(settings)
+    output.emit(
+        [settings],
+        count,
+        system.layout,
+        fmt,
+        args.out,
+        lambda i: f"{args.term_a}→{args.term_b} {i / (count - 1):.2f}",
+    )
+
+
+def cmd_explore(args, _):
+    from neuraleq_jax import explore_command
+
+    if explore_command.is_store_path(args.out):
+        return explore_command.run(args)
+    npz = bool(args.out) and args.out.lower().endswith(".npz")
+    fmt = "npz" if npz and args.format is None else resolve_format(args)
+    if args.novel is not None and args.novel > args.n:
+        raise CommandError(
+            f"--novel {args.novel} asks for more settings than the -n {args.n} "
+            "candidates explored; use --novel K with K <= N"
+        )
+    system = args.load_system(args.workdir)
+    chunks = _explored_chunks(system, args, whole=fmt == "npz")
+    if fmt == "npz":
+        _write_npz(args.out, np.concatenate(list(chunks)), system.layout)
+        return
+    count = args.n if args.novel is None else args.novel
+    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"explore #{i + 1}")
+
+
+def _explored_chunks(system, args, *, whole: bool):
+    """The explored settings as ``[n, P]`` chunks: the ``--novel`` most novel of ``-n``
+    candidates, all ``-n`` at once (``whole``), or streamed in chunks."""
+    if args.novel is not None:
+        # N candidates, the K most novel of them (the facade counts the other way round)
+        novel = system.explore_latent_space(
+            n_samples=args.novel, novel=args.n, seed=args.seed, as_array=True
+        )
+        return [np.asarray(novel)]
+    if whole:  # one array in the file: 60 bytes per setting in memory
+        return [
+            np.asarray(system.explore_latent_space(n_samples=args.n, seed=args.seed, as_array=True))
+        ]
+    return system.explore_chunks(args.n, seed=args.seed, chunk=output.STREAM_CHUNK)
+
+
+def _write_npz(path: str, settings_NxP: np.ndarray, layout) -> None:
+    from neuraleq_jax.fileio import atomic_save_npz
+
+    atomic_save_npz(
+        path,
+        settings=settings_NxP.astype(np.float32),
+        parameter_names=np.array(layout.param_names),
+    )
+    print(f"wrote {len(settings_NxP)} setting(s) to {path}")
+
+
+def add_generate(commands: Commands) -> None:
+    command = commands.add(
+        "generate",
+        "Generate EQ settings for a word or compound description.",
+        [
+            "neuraleq generate warm -n 5",
+            "neuraleq generate '0.7 warm + 0.3 bright'",
+            "neuraleq generate punchy --format apo --out punchy.txt",
+        ],
+        cmd_generate,
+    )
+    command.add_argument("term", help="a word, 'warm and punchy' or '0.7 warm + 0.3 bright'")
+    command.add_argument(
+        "-n",
+        type=positive_int,
+        default=None,
+        help="variations (default 5; 1 for --format apo, which holds one)",
+    )
+    command.add_argument(
+        "--strength", type=strength, default=1.0, help="0 = flat, 1 = as generated (default 1)"
+    )
+
+
+def add_morph(commands: Commands) -> None:
+    command = commands.add(
+        "morph",
+        "Settings along a smooth path from one word to another.",
+        ["neuraleq morph warm bright --steps 10"],
+        cmd_morph,
+    )
+    command.add_argument("term_a")
+    command.add_argument("term_b")
+    command.add_argument("--steps", type=int, default=10, help="steps, >= 2 (default 10)")
+
+
+def add_explore(commands: Commands) -> None:
+    from neuraleq_jax import explore_command
+
+    command = commands.add(
+        "explore",
+        "Sample new settings from the latent space.",
+        [
+            "neuraleq explore -n 20",
+            "neuraleq explore -n 100000 --novel 10",
+            "neuraleq explore -n 1000000 --out explored.npz",
+            "neuraleq explore -n 100000000 --out explored.zarr --novel 100",
+        ],
+        cmd_explore,
+    )
+    command.add_argument("-n", type=positive_int, default=20, help="samples (default 20)")
+    command.add_argument(
+        "--novel", type=positive_int, default=None, help="return only the K most novel settings"
+    )
+    explore_command.add_arguments(command)

@@ -1,0 +1,139 @@
+"""The local web app: one page and a JSON API over :class:`NeuralEQMorphingSystem`.
+
+    neuraleq serve --workdir runs/synthetic        # then open http://127.0.0.1:8000/
+
+Starlette on uvicorn; the page's HTML/JS/CSS live in ``neuraleq_jax/web`` and need no network.
+``GET /api`` lists the endpoints (:data:`ENDPOINTS`). Request bodies are JSON objects; every
+bad input answers 4xx with ``{"error": "<what was wrong and what is accepted>"}``; sizes are
+bounded by :data:`LIMITS`. The model is shared by all requests, so calls into it hold one
+lock (its compile caches and call counter are not thread-safe); a generate call takes about a
+millisecond, so serialising them costs little.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from neuraleq_jax.server.endpoints import ENDPOINTS, ROUTES
+from neuraleq_jax.server.inputs import INCLUDES, LIMITS, SAMPLE_RATE_RANGE, ApiError
+from neuraleq_jax.server.service import Service
+
+__all__ = [
+    "ENDPOINTS",
+    "INCLUDES",
+    "LIMITS",
+    "SAMPLE_RATE_RANGE",
+    "WEB_DIR",
+    "ApiError",
+    "Service",
+    "create_app",
+    "serve",
+    "warm_up",
+]
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
+
+async def _read_json(request: Request) -> dict:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > LIMITS["body_bytes"]:
+        raise ApiError(413, f"request body over {LIMITS['body_bytes']} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > LIMITS["body_bytes"]:
+            raise ApiError(413, f"request body over {LIMITS['body_bytes']} bytes")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks) or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"the body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _endpoint(handler, path: str, method: str):
+    async def endpoint(request: Request):
+        try:
+            body = await _read_json(request) if method == "POST" else {}
+            result = await run_in_threadpool(
+                handler, request.app.state.service, body, request.query_params
+            )
+        except ApiError as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        except (ValueError, TypeError) as error:  # the library's own bad-input messages
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return result if isinstance(result, Response) else JSONResponse(result)
+
+    return Route(f"/api{path}", endpoint, methods=[method])
+
+
+async def _http_error(request: Request, error: HTTPException):
+    message = {
+        404: f"no such page or endpoint {request.url.path}; GET /api lists them",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(error.status_code, str(error.detail))
+    return JSONResponse({"error": message}, status_code=error.status_code)
+
+
+async def _index(request: Request):
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+def create_app(system, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The ASGI app serving ``system`` (a trained :class:`NeuralEQMorphingSystem`).
+
+    ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) rejects requests naming another
+    Host, which keeps web pages elsewhere from reaching a local server by DNS rebinding.
+    """
+    routes = [_endpoint(handler, path, method) for handler, path, method in ROUTES]
+    routes += [
+        Route("/", _index, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
+    ]
+    middleware = []
+    if allowed_hosts:
+        from starlette.middleware import Middleware
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    app = Starlette(
+        routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error}
+    )
+    app.state.service = Service(system)
+    return app
+
+
+def warm_up(service: Service) -> None:
+    """Compile the executables the page uses first, so its first request is fast."""
+    word = service.system.vocabulary[0]
+    settings = service.generate(word, 1, 1.0, 0, centre=False)
+    service.generate(word, 1, 1.0, 0, centre=True)
+    service.extras(settings, INCLUDES, 48_000.0)
+
+
+def serve(system, host: str = "127.0.0.1", port: int = 8000) -> int:
+    """Run the app on uvicorn until interrupted (blocking)."""
+    import uvicorn
+
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    app = create_app(
+        system, allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if loopback else None
+    )
+    warm_up(app.state.service)
+    print(
+        f"neuraleq: serving {len(system.vocabulary)} words on http://{host}:{port}/ (Ctrl+C stops)",
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
