@@ -30,6 +30,7 @@ from neuraleq_jax.generation.common import _decode_physical, decode_latents, enc
 PROTOTYPE_ANCHOR = 0.002
 # kernel bandwidths tried, in units of each word's within-word latent std per dimension
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+RESPONSE_ROWS = 512
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout", "steps"))
@@ -116,11 +117,22 @@ def _within_word_scale(latents_NxL, ids_N, n_words: int, prior_weight: float) ->
 
 
 def _responses(settings_NxP, layout) -> np.ndarray:
-    """dB responses ``[N, F]`` (float64) of physical settings, one compiled call."""
-    return np.asarray(
-        response.reference_response_db(np.asarray(settings_NxP, np.float32), layout=layout),
-        np.float64,
+    """dB responses ``[N, F]`` (float64) of physical settings, in chunks of
+    :data:`RESPONSE_ROWS` rows (the last padded with copies of its final row), so that every
+    call of a fit (training, validation, draws, centres) runs one compiled program instead of
+    tracing and loading one per row count; each row's response is the same either way."""
+    settings_NxP = np.asarray(settings_NxP, np.float32)
+    n_rows = len(settings_NxP)
+    if not n_rows:
+        return np.zeros((0, len(response.REFERENCE_FREQS)))
+    padded = np.concatenate(
+        [settings_NxP, np.repeat(settings_NxP[-1:], -n_rows % RESPONSE_ROWS, axis=0)]
     )
+    chunks = [
+        response.reference_response_db(padded[start : start + RESPONSE_ROWS], layout=layout)
+        for start in range(0, len(padded), RESPONSE_ROWS)
+    ]
+    return np.concatenate([np.asarray(c, np.float64) for c in chunks])[:n_rows]
 
 
 def _mean_responses(settings_NxP, ids_N, n_words: int, layout) -> np.ndarray:
