@@ -111,10 +111,22 @@ def energy_distance(a_NxF, b_MxF, *, statistic: str = "v", a_size: int | None = 
     a, b = _responses(a_NxF, "a"), _responses(b_MxF, "b")
     cross = mean_pairwise_distance(a, b)
     within_a, within_b = mean_pairwise_distance(a), mean_pairwise_distance(b)
-    if statistic == "v":
-        size_a = len(a) if a_size is None else int(a_size)
-        within_a *= 1.0 - 1.0 / size_a
-        within_b *= 1.0 - 1.0 / len(b)
+    if statistic == "u":
+        return 2.0 * cross - within_a - within_b
+    return energy_from_means(
+        cross, within_a, within_b, len(a) if a_size is None else a_size, len(b)
+    )
+
+
+def energy_from_means(
+    cross: float, within_a: float, within_b: float, size_a: int, size_b: int
+) -> float:
+    """The V-form energy distance (dB) from its mean distances: ``cross`` over A × B and the
+    U-form within means of A and B (:func:`mean_pairwise_distance`), each within term
+    weighted as for a set of ``size_a`` / ``size_b`` members, ``(1 − 1/size)·U``. Lets a
+    caller that scores many sets against one reuse the reference set's terms."""
+    within_a *= 1.0 - 1.0 / int(size_a)
+    within_b *= 1.0 - 1.0 / int(size_b)
     return 2.0 * cross - within_a - within_b
 
 

@@ -11,6 +11,7 @@ exploration arrays.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +19,18 @@ import numpy as np
 
 from neuraleq_jax import models, response
 from neuraleq_jax.data import EQDataset
-from neuraleq_jax.fidelity import COPY_THRESHOLD_DB, energy_distance, nearest_distance
+from neuraleq_jax.fidelity import (
+    COPY_THRESHOLD_DB,
+    energy_distance,
+    energy_from_means,
+    mean_pairwise_distance,
+)
 from neuraleq_jax.generation.common import _decode_physical, decode_latents, encode_latents
 
 PROTOTYPE_ANCHOR = 0.002
 # kernel bandwidths tried, in units of each word's within-word latent std per dimension
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+RESPONSE_ROWS = 512
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout", "steps"))
@@ -110,11 +117,22 @@ def _within_word_scale(latents_NxL, ids_N, n_words: int, prior_weight: float) ->
 
 
 def _responses(settings_NxP, layout) -> np.ndarray:
-    """dB responses ``[N, F]`` (float64) of physical settings, one compiled call."""
-    return np.asarray(
-        response.reference_response_db(np.asarray(settings_NxP, np.float32), layout=layout),
-        np.float64,
+    """dB responses ``[N, F]`` (float64) of physical settings, in chunks of
+    :data:`RESPONSE_ROWS` rows (the last padded with copies of its final row), so that every
+    call of a fit (training, validation, draws, centres) runs one compiled program instead of
+    tracing and loading one per row count; each row's response is the same either way."""
+    settings_NxP = np.asarray(settings_NxP, np.float32)
+    n_rows = len(settings_NxP)
+    if not n_rows:
+        return np.zeros((0, len(response.REFERENCE_FREQS)))
+    padded = np.concatenate(
+        [settings_NxP, np.repeat(settings_NxP[-1:], -n_rows % RESPONSE_ROWS, axis=0)]
     )
+    chunks = [
+        response.reference_response_db(padded[start : start + RESPONSE_ROWS], layout=layout)
+        for start in range(0, len(padded), RESPONSE_ROWS)
+    ]
+    return np.concatenate([np.asarray(c, np.float64) for c in chunks])[:n_rows]
 
 
 def _mean_responses(settings_NxP, ids_N, n_words: int, layout) -> np.ndarray:
@@ -204,9 +222,73 @@ def _recognised(db_NxF, ids_N, centroids_WxF) -> float:
     return float(np.mean(_rms_distances(db_NxF, centroids_WxF).argmin(1) == ids_N))
 
 
-def _draw_scores(
-    draws_db_WxMxF, fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_T, val_db_VxF, val_ids_V
-) -> tuple[float, float, float]:
+class _ScoringData(NamedTuple):
+    """What scoring decoded draws compares them with, per word, computed once for every
+    bandwidth: the responses of each word's validation and training settings, the
+    validation settings' U-form within-word mean distance, the data's own energy distance
+    (fit rows against validation), the fit rows' sizes and the words' centroids."""
+
+    val_db: list[np.ndarray]
+    train_db: list[np.ndarray]
+    val_within_W: np.ndarray
+    data_energy_W: np.ndarray
+    fit_counts_W: np.ndarray
+    scored_W: np.ndarray
+    centroids_WxF: np.ndarray
+
+
+def _scoring_data(
+    fit_db_NxF, fit_ids_N, train_db_TxF, train_ids_T, val_db_VxF, val_ids_V, n_words: int
+) -> _ScoringData:
+    """:class:`_ScoringData` of the calibration split (responses in dB)."""
+    fit = [fit_db_NxF[fit_ids_N == w] for w in range(n_words)]
+    val = [val_db_VxF[val_ids_V == w] for w in range(n_words)]
+    scored_W = np.array([len(v) >= 2 and len(f) >= 2 for f, v in zip(fit, val)])
+    val_within_W = np.array(
+        [mean_pairwise_distance(v) if ok else np.nan for v, ok in zip(val, scored_W)]
+    )
+    data_energy_W = np.array(
+        [energy_distance(f, v) if ok else np.nan for f, v, ok in zip(fit, val, scored_W)]
+    )
+    return _ScoringData(
+        val_db=val,
+        train_db=[train_db_TxF[train_ids_T == w] for w in range(n_words)],
+        val_within_W=val_within_W,
+        data_energy_W=data_energy_W,
+        fit_counts_W=np.array([len(f) for f in fit]),
+        scored_W=scored_W,
+        centroids_WxF=np.stack([f.mean(0) for f in fit]),
+    )
+
+
+def _word_draw_scores(draws_MxF, word: int, data: _ScoringData) -> tuple[float, np.ndarray, int]:
+    """``(match, copies [M], recognised)`` of one word's decoded draws ``[M, F]`` from one
+    distance matrix against the draws themselves, the word's validation and training
+    responses and every word's centroid (the same kernel and the same formulas as
+    :func:`fidelity.energy_distance` and :func:`fidelity.nearest_distance`)."""
+    val, train = data.val_db[word], data.train_db[word]
+    targets = np.concatenate([draws_MxF, val, train, data.centroids_WxF])
+    dist_MxT = _rms_distances(draws_MxF, targets)
+    samples, n_val, n_train = len(draws_MxF), len(val), len(train)
+    within = dist_MxT[:, :samples]
+    within[np.arange(samples), np.arange(samples)] = 0.0  # as fidelity: self-pairs exactly 0
+    nearest_M = dist_MxT[:, samples + n_val : samples + n_val + n_train].min(axis=1)
+    labels_M = dist_MxT[:, samples + n_val + n_train :].argmin(axis=1)
+    match = np.nan
+    if data.scored_W[word]:
+        # fidelity.distribution_match's V form, the draws weighted as for the fit rows' size
+        energy = energy_from_means(
+            float(dist_MxT[:, samples : samples + n_val].sum()) / (samples * n_val),
+            float(within.sum()) / (samples * (samples - 1)),
+            float(data.val_within_W[word]),
+            int(data.fit_counts_W[word]),
+            n_val,
+        )
+        match = energy / max(float(data.data_energy_W[word]), 1e-9)
+    return match, nearest_M <= COPY_THRESHOLD_DB, int(np.sum(labels_M == word))
+
+
+def _draw_scores(draws_db_WxMxF, data: _ScoringData) -> tuple[float, float, float]:
     """``(match, copy rate, word accuracy)`` of decoded draws ``[W, M, F]`` (dB responses):
     the distribution match (:func:`fidelity.energy_distance`) against the validation settings
     (mean over the words with >= 2 fit and validation settings), the share within
@@ -214,34 +296,12 @@ def _draw_scores(
     nearest-word classifier (each word's mean response over the fit rows) labels with their
     word."""
     n_words, samples = draws_db_WxMxF.shape[:2]
-    fit_WxNxF = [fit_db_NxF[fit_ids_N == w] for w in range(n_words)]
-    val_WxVxF = [val_db_VxF[val_ids_V == w] for w in range(n_words)]
-    words = [w for w in range(n_words) if len(val_WxVxF[w]) >= 2 and len(fit_WxNxF[w]) >= 2]
-    # as fidelity.distribution_match: the draws' within term weighted as for a training set
-    match = (
-        np.mean(
-            [
-                energy_distance(draws_db_WxMxF[w], val_WxVxF[w], a_size=len(fit_WxNxF[w]))
-                / max(energy_distance(fit_WxNxF[w], val_WxVxF[w]), 1e-9)
-                for w in words
-            ]
-        )
-        if words
-        else np.nan
-    )
-    copies = np.mean(
-        [
-            nearest_distance(draws_db_WxMxF[w], train_db_TxF[train_ids_T == w]) <= COPY_THRESHOLD_DB
-            for w in range(n_words)
-        ]
-    )
-    centroids_WxF = np.stack([fit.mean(0) for fit in fit_WxNxF])
-    accuracy = _recognised(
-        draws_db_WxMxF.reshape(n_words * samples, -1),
-        np.repeat(np.arange(n_words), samples),
-        centroids_WxF,
-    )
-    return float(match), float(copies), accuracy
+    per_word = [_word_draw_scores(draws_db_WxMxF[w], w, data) for w in range(n_words)]
+    matches = [m for (m, _, _), ok in zip(per_word, data.scored_W) if ok]
+    match = np.mean(matches) if matches else np.nan
+    copies = np.mean(np.concatenate([c for _, c, _ in per_word]))
+    accuracy = sum(r for _, _, r in per_word) / (n_words * samples)
+    return float(match), float(copies), float(accuracy)
 
 
 def _choose_bandwidth(
@@ -293,7 +353,9 @@ def _calibrate_bandwidth(
     fit_rows, val_settings, val_ids = _calibration_split(dataset, validation, seed)
     fit_latents, fit_ids = latents_NxL[fit_rows], dataset.word_ids[fit_rows]
     train_db, val_db = _responses(dataset.settings, layout), _responses(val_settings, layout)
-    data = (train_db[fit_rows], fit_ids, train_db, dataset.word_ids, val_db, val_ids)
+    data = _scoring_data(
+        train_db[fit_rows], fit_ids, train_db, dataset.word_ids, val_db, val_ids, n_words
+    )
     gains = dataset.settings[:, layout.gain_indices]
     low_WxB = np.stack([gains[dataset.word_ids == w].min(0) for w in range(n_words)]) - 0.5
     high_WxB = np.stack([gains[dataset.word_ids == w].max(0) for w in range(n_words)]) + 0.5
@@ -309,15 +371,11 @@ def _calibrate_bandwidth(
         drawn_WxMxB = settings[:, layout.gain_indices].reshape(n_words, samples, -1)
         inside = np.mean((drawn_WxMxB >= low_WxB[:, None]) & (drawn_WxMxB <= high_WxB[:, None]))
         scores.append(
-            _draw_scores(_responses(settings, layout).reshape(n_words, samples, -1), *data)
+            _draw_scores(_responses(settings, layout).reshape(n_words, samples, -1), data)
             + (float(inside),)
         )
     match_K, copy_K, accuracy_K, inside_K = map(np.array, zip(*scores))
-    own = _recognised(
-        val_db,
-        val_ids,
-        np.stack([train_db[fit_rows][fit_ids == w].mean(0) for w in range(n_words)]),
-    )
+    own = _recognised(val_db, val_ids, data.centroids_WxF)
     best = _choose_bandwidth(
         match_K, copy_K, accuracy_K, inside_K, own, max_copy_rate, min_in_range
     )
