@@ -31,6 +31,7 @@ def get_config() -> ExperimentConfig:
             cluster_weight=1.0,
             augment_noise=0.05,
             augment_shuffle_freq_q=True,
+            word_model_freq_q_crossings=8,
         ),
         data=DataConfig(dataset="synthetic", per_word=70),
     )

@@ -59,6 +59,11 @@ class TrainConfig:
         another row of its batch (a fresh permutation per band and step; gains and words stay).
         Right where frequency and Q carry no word information (the synthetic set): the
         autoencoder then sees new settings every step instead of memorising a few hundred.
+      word_model_freq_q_crossings: fit the word model on each training setting this many
+        times with, band by band, the frequency and Q of a random training setting of any
+        word (``generation.cross_frequency_and_q``); 0 fits it on the settings as they are.
+        Right under the assumption of ``augment_shuffle_freq_q``: a word's average sound is
+        then estimated from every training frequency and Q, not from its own few.
       grad_clip: global-norm clipping threshold; 0 switches it off.
       schedule: ``constant``, ``cosine`` (decay to 0) or ``warmup_cosine``.
       warmup_epochs: linear warm-up length for ``warmup_cosine``.
@@ -81,6 +86,7 @@ class TrainConfig:
     cluster_weight: float = 0.5
     augment_noise: float = 0.0
     augment_shuffle_freq_q: bool = False
+    word_model_freq_q_crossings: int = 0
     grad_clip: float = 0.0
     schedule: str = "constant"
     warmup_epochs: int = 0
@@ -114,6 +120,11 @@ class TrainConfig:
         )
         _check(self.augment_noise >= 0, "train.augment_noise must be >= 0, got", self.augment_noise)
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0 (0 = off), got", self.grad_clip)
+        _check(
+            self.word_model_freq_q_crossings >= 0,
+            "train.word_model_freq_q_crossings must be >= 0 (0 = off), got",
+            self.word_model_freq_q_crossings,
+        )
         _check(
             self.schedule in SCHEDULES,
             f"train.schedule must be one of {SCHEDULES}, got",

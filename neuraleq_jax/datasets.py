@@ -153,7 +153,7 @@ def split_from_config(config: Mapping):
     return train, heldout, description, split
 
 
-FIDELITY_PER_WORD = 70
+FIDELITY_PER_WORD = 500
 # the fresh synthetic draw's data seed is the training data seed plus this (never equal to it)
 FRESH_SEED_OFFSET = 1
 

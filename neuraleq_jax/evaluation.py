@@ -42,6 +42,8 @@ from neuraleq_jax.quality_figures import (  # noqa: F401  (re-exported)
 # Rows of the pairwise-distance block held at once in silhouette_score: bounds memory at
 # about _CHUNK_ELEMENTS float64 values however large N is.
 _CHUNK_ELEMENTS = 4_000_000
+# variations per blend: enough that their own sampling noise is small beside blend fidelity's goal
+BLEND_VARIATIONS = 1000
 
 
 def silhouette_score(points_NxD, labels_N) -> float:
@@ -220,17 +222,19 @@ def system_outputs(
     )
 
 
-def _array_figures(outputs: SystemOutputs, heldout, boxes, sample_rate: float) -> dict:
+def _array_figures(outputs: SystemOutputs, heldout, boxes, sample_rate: float, judged=None) -> dict:
     """The figures computed from the outputs and the held-out data alone (no training data):
-    box rate, response error, word accuracy, calibration, morph smoothness and end points."""
+    box rate, response error, word accuracy (on ``judged``, default ``heldout``),
+    calibration, morph smoothness and end points."""
     layout, n_words = heldout.layout, len(heldout.vocabulary)
     kw = dict(layout=layout, sample_rate=sample_rate)
     gen, gen_ids = outputs.generated_flat, outputs.generated_ids
     settings, ids = heldout.settings, heldout.word_ids
+    judged = heldout if judged is None else judged
     return {
         "boxes": box_rate(gen, gen_ids, boxes, layout=layout),
         "response_error": response_error(settings, outputs.reconstructed, **kw),
-        "accuracy": word_accuracy(gen, gen_ids, settings, ids, n_words, **kw),
+        "accuracy": word_accuracy(gen, gen_ids, judged.settings, judged.word_ids, n_words, **kw),
         "calibration": variation_calibration(gen, gen_ids, settings, ids, n_words, layout=layout),
         "smoothness": morph_smoothness(outputs.paths, **kw),
         "endpoints": morph_endpoint_error(outputs.paths, outputs.pairs, outputs.centres, **kw),
@@ -340,15 +344,16 @@ def _fidelity_part(
     sample_rate: float,
     *,
     accuracy_heldout,
+    blend_variations: int,
 ) -> tuple[dict, dict]:
     """The fidelity figures of a system: ``(flat figures, details)``; ``sizes`` is
     ``(n_variations, steps, seed)``. Without training data only blend fidelity is computed;
     with it, also the system's generated-set figures and the reference of decoding its own
     training latents (``reconstruct(train)``)."""
-    n_variations, seed = int(sizes[0]), sizes[2]
+    seed = sizes[2]
     gen, gen_ids = outputs.generated_flat, outputs.generated_ids
     blends = fidelity.system_blend_fidelity(
-        system, heldout, variations=n_variations, seed=seed, sample_rate=sample_rate
+        system, heldout, variations=int(blend_variations), seed=seed, sample_rate=sample_rate
     )
     flat = {key: value for key, value in blends.items() if key != "details"}
     details = {"blend_fidelity": blends["details"]}
@@ -375,6 +380,7 @@ def evaluate_system(
     train=None,
     fidelity_heldout=None,
     n_variations: int = 100,
+    blend_variations: int = BLEND_VARIATIONS,
     steps: int = 33,
     seed: int = 0,
     boxes=None,
@@ -394,11 +400,16 @@ def evaluate_system(
       heldout: an EQDataset not used for training, with the system's vocabulary and layout.
       train: the system's training EQDataset; needed for distribution match, copy rate and
         the mean-response figure (left out without it). Blend fidelity needs only held-out data.
-      fidelity_heldout: the held-out settings that distribution match, the mean-response
-        figure and blend fidelity compare with (default ``heldout``): for the synthetic set,
-        a larger fresh draw makes these ratios far less noisy than a ~10-per-word split.
+      fidelity_heldout: the held-out settings that word accuracy, distribution match, the
+        mean-response figure and blend fidelity compare with (default ``heldout``): for the
+        synthetic set, a larger fresh draw makes these figures far less noisy than a
+        ~10-per-word split (whose own word accuracy is flattered by centroids of the very
+        settings it labels).
       n_variations: generated settings per word (box rate, word accuracy, calibration,
-        distribution match, copy rate) and per ordered word pair's "0.7 a + 0.3 b" blend.
+        distribution match, copy rate).
+      blend_variations: generated settings per ordered word pair's "0.7 a + 0.3 b" blend, whose
+        mean response blend fidelity compares: their own sampling noise must stay well below
+        the goal for the closest pairs.
       steps: morph steps for every word pair (SPEC: 33).
       boxes: ``[W, B, 2]`` gain boxes; default :func:`default_boxes`.
       return_arrays: also return the arrays behind the figures under ``"arrays"`` (for plots).
@@ -412,10 +423,17 @@ def evaluate_system(
     box_source = "given by the caller"
     if boxes is None:
         boxes, box_source = default_boxes(vocabulary, heldout, system.layout)
-    figures = _array_figures(outputs, heldout, boxes, sample_rate)
     fidelity_heldout = heldout if fidelity_heldout is None else fidelity_heldout
+    figures = _array_figures(outputs, heldout, boxes, sample_rate, judged=fidelity_heldout)
     fidelity_flat, fidelity_details = _fidelity_part(
-        system, train, fidelity_heldout, outputs, sizes, sample_rate, accuracy_heldout=heldout
+        system,
+        train,
+        fidelity_heldout,
+        outputs,
+        sizes,
+        sample_rate,
+        accuracy_heldout=fidelity_heldout,
+        blend_variations=blend_variations,
     )
     result = {
         **_flat_figures(outputs, heldout, figures),

@@ -152,6 +152,7 @@ def fit_word_model_for_run(
         validation=val_ds,
         seed=seed,
         bandwidth_scale=train_config.variation_ratio,
+        freq_q_crossings=train_config.word_model_freq_q_crossings,
     )
     return {**word_model, **vocabulary.bundle_arrays(train_ds, word_model)}
 

@@ -221,7 +221,11 @@ def evaluate_workdir(
         "baseline": results["baseline"],
         "model_error": "--baseline-only was given" if baseline_only else None,
         "references": reference_figures(
-            train, fidelity_heldout, n_variations=n_variations, seed=seed, accuracy_heldout=heldout
+            train,
+            fidelity_heldout,
+            n_variations=n_variations,
+            seed=seed,
+            accuracy_heldout=fidelity_heldout,
         ),
         "goals": _goals(results, config),
         "plots": plot_paths,
@@ -410,16 +414,19 @@ def evaluate_crowd_workdir(
 
 def _standard_notes() -> list[str]:
     return [
-        "Word accuracy passes at the data's own accuracy − 0.03 or more; far above the "
-        "data's own means caricatures rather than the crowd's settings.",
+        "Word accuracy passes at the data's own accuracy − 0.03 or more, both judged on the "
+        "held-out settings of the fidelity figures; far above the data's own means "
+        "caricatures rather than the crowd's settings.",
         "Distribution match uses V-statistic energy distances with the generated set's "
         "within term weighted as for the training set's size, so sampling the data's own "
         "distribution scores 1 in expectation whatever the number of variations "
-        "(neuraleq_jax/fidelity.py). Held-out sets are small (about 10 settings per word on "
-        "the default synthetic split), so each word's figure moves by tenths between splits.",
+        "(neuraleq_jax/fidelity.py). On the synthetic set the fidelity figures and word "
+        "accuracy are judged on a fresh draw (500 settings per word by default): the split's "
+        "~10 per word would move each word's figure by tenths between splits.",
         'Blend fidelity is taken over every ordered word pair ("0.7 a + 0.3 b" and '
-        '"0.7 b + 0.3 a"); the lite baseline has no blends, so its figure is that of a 70/30 '
-        "mixture of its single-word variations.",
+        '"0.7 b + 0.3 a"), each from the mean response of 1000 variations; the lite '
+        "baseline has no blends, so its figure is that of a 70/30 mixture of its single-word "
+        "variations.",
         "The lite baseline's latent is PCA of normalised settings, where the ten frequency "
         "and Q dimensions (random in the synthetic set) carry most of the variance: its "
         "latent silhouette is near 0 by construction, and its 8-of-15-dimension PCA round "

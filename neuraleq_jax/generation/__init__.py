@@ -40,6 +40,7 @@ from neuraleq_jax.generation.common import (
     encode_latents,
     one_hot,
 )
+from neuraleq_jax.generation.crossing import cross_frequency_and_q
 from neuraleq_jax.generation.explore import (
     ACCELERATOR_EXPLORE_CHUNK,
     EXPLORE_CHUNK,

@@ -25,6 +25,7 @@ from neuraleq_jax.fidelity import (
     energy_from_means,
     mean_pairwise_distance,
 )
+from neuraleq_jax.generation import crossing
 from neuraleq_jax.generation.common import _decode_physical, decode_latents, encode_latents
 
 PROTOTYPE_ANCHOR = 0.002
@@ -426,12 +427,19 @@ def _kde_arrays(
     }
 
 
+def _encoded(params, model_config, dataset: EQDataset) -> np.ndarray:
+    """The dataset's settings encoded: float64 latents ``[N, L]``."""
+    settings = dataset.settings
+    return encode_latents(params, model_config, settings, dataset.layout).astype(np.float64)
+
+
 def fit_word_model(
     params,
     model_config: models.ModelConfig,
     dataset: EQDataset,
     *,
     validation: EQDataset | None = None,
+    freq_q_crossings: int = 0,
     bandwidths=BANDWIDTHS,
     bandwidth_scale: float = 1.0,
     prior_weight: float = 4.0,
@@ -452,12 +460,12 @@ def fit_word_model(
     distribution match among the bandwidths that copy training settings at most
     ``max_copy_rate`` of the time, keep ``min_in_range`` of their gains inside the word's
     training range ± 0.5 dB and keep the words as recognisable as the validation settings
-    are), then multiplied by ``bandwidth_scale``. Without a
-    ``validation`` set a fifth of each word's training settings is held out for the choice.
-
-    Each word's centre (decoded: its *centre setting*, the morph end points) is the mean of its
-    latents, refined with ``prototype`` to the decodable setting nearest the word's mean
-    training response.
+    are), then multiplied by ``bandwidth_scale``. Without a ``validation`` set a fifth of each
+    word's training settings is held out for the choice. Each word's centre (decoded: the morph
+    end points) is the mean of its latents, refined with ``prototype`` to the decodable setting
+    nearest the word's mean training response. With ``freq_q_crossings`` > 0 all of this is
+    fitted on the training settings crossed with every word's frequencies and Qs
+    (:func:`.crossing.cross_frequency_and_q`); exploration and novelty keep them as they are.
 
     Returns a dict of NumPy arrays (``W`` words, ``N`` the most training settings of a word,
     ``L`` latent dims, ``F`` reference grid, ``K`` bandwidths tried): ``kde_points_WxNxL``,
@@ -471,19 +479,17 @@ def fit_word_model(
     _check_fit_inputs(dataset, validation, bandwidths)
     if not bandwidth_scale > 0:
         raise ValueError(f"bandwidth_scale must be > 0, got {bandwidth_scale}")
+    training = dataset
+    if freq_q_crossings:
+        dataset, validation = crossing.crossed_density_source(
+            training, validation, freq_q_crossings, seed, held_out=_calibration_split
+        )
     layout, n_words, ids = dataset.layout, len(dataset.vocabulary), dataset.word_ids
-    latents_NxL = encode_latents(params, model_config, dataset.settings, layout).astype(np.float64)
+    latents_NxL = _encoded(params, model_config, dataset)
     scale_WxL = _within_word_scale(latents_NxL, ids, n_words, prior_weight)
-    centres = _word_centres(
-        params,
-        model_config,
-        latents_NxL,
-        ids,
-        scale_WxL,
-        _mean_responses(dataset.settings, ids, n_words, layout),
-        layout,
-        prototype,
-    )
+    mean_db_WxF = _mean_responses(dataset.settings, ids, n_words, layout)
+    args = (params, model_config, latents_NxL, ids, scale_WxL, mean_db_WxF, layout, prototype)
+    centres = _word_centres(*args)
     calibration = _calibrate_bandwidth(
         params,
         model_config,
@@ -501,5 +507,10 @@ def fit_word_model(
     return {
         **_kde_arrays(latents_NxL, ids, n_words, scale_WxL, bandwidth, calibration),
         **centres,
-        **_explore_arrays(latents_NxL, dataset, max_reference, seed),
+        **_explore_arrays(
+            latents_NxL if training is dataset else _encoded(params, model_config, training),
+            training,
+            max_reference,
+            seed,
+        ),
     }
