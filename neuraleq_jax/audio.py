@@ -1,19 +1,13 @@
 """Apply an EQ setting to audio: filtering, strength, loudness matching and peak handling.
 
-Audio arrays are float ``[T]`` (mono) or ``[T, C]`` (frames × channels), full scale ±1.0.
-A setting is a physical ``[n_params]`` vector (see :mod:`neuraleq_jax.paramspace`) or a
-``{"band1_gain": ..., ...}`` dict. The filter is the setting's RBJ biquads
-(:func:`neuraleq_jax.response.second_order_sections`) run with ``scipy.signal.sosfilt`` in
-float64 along time, at the audio's own sample rate, with zero initial state; the output has the
-input's length (the filter's tail past the last frame is not appended).
-
-Band frequencies above ``NYQUIST_FRACTION × sample_rate`` (0.45·fs, e.g. 7.2 kHz for 16 kHz
-files) are lowered to that frequency, because a band at or above Nyquist has no digital
-realisation and one just below it is badly warped; every such change is listed in the report.
-
-Nothing is clipped silently: the report gives the output peak and the number of sample values
-above full scale, ``peak_mode="limit"`` scales the whole output down to a −0.1 dBFS peak, and
-``peak_mode="error"`` raises :class:`ClippingError`.
+Audio arrays are float ``[T]`` (mono) or ``[T, C]`` (frames × channels), full scale ±1.0; a
+setting is a physical ``[n_params]`` vector (:mod:`neuraleq_jax.paramspace`) or a named dict.
+The filter is the setting's RBJ biquads run with ``scipy.signal.sosfilt`` in float64 at the
+audio's sample rate, zero initial state, output as long as the input. Band frequencies above
+``NYQUIST_FRACTION × sample_rate`` are lowered to it (a band near Nyquist is badly warped or
+unrealisable), and the report lists each change. Nothing is clipped silently: the report gives
+the output peak and the sample values above full scale; ``peak_mode="limit"`` scales the output
+down to a −0.1 dBFS peak and ``peak_mode="error"`` raises :class:`ClippingError`.
 """
 
 from __future__ import annotations
@@ -314,12 +308,7 @@ def apply_eq(
     Returns:
       ``(out, report)``: float64 audio of the input's shape, and an :class:`EQReport`.
     """
-    sample_rate = _check_real(sample_rate, "sample_rate", minimum=1e-9)
-    strength = _check_strength(strength)
-    if match_loudness not in LOUDNESS_MODES:
-        raise ValueError(f"match_loudness must be one of {LOUDNESS_MODES}; got {match_loudness!r}")
-    if peak_mode not in PEAK_MODES:
-        raise ValueError(f"peak_mode must be one of {PEAK_MODES}; got {peak_mode!r}")
+    sample_rate, strength = _check_options(sample_rate, strength, match_loudness, peak_mode)
     x_TxC = _check_audio(audio)
     setting = _check_setting(setting, layout)
     scaled, used, clamped, notes = _filter_parameters(setting, strength, sample_rate, layout)
@@ -351,14 +340,28 @@ def apply_eq(
         notes=tuple(notes + loudness_notes + limit_notes),
     )
     if clipped:
-        message = (
-            f"output peak is {report.peak_out_dbfs:+.2f} dBFS: {clipped} sample value(s) "
-            f"exceed 0 dBFS (use peak_mode='limit', a lower strength or loudness matching)"
-        )
-        if peak_mode == "error":
-            raise ClippingError(message, report)
-        warnings.warn(message, ClippingWarning, stacklevel=2)
+        _signal_clipping(report, peak_mode)
     return y_TxC.reshape(np.shape(audio)), report
+
+
+def _check_options(sample_rate, strength, match_loudness, peak_mode) -> tuple[float, float]:
+    """``(sample rate, strength)`` checked, after checking the loudness and peak modes."""
+    if match_loudness not in LOUDNESS_MODES:
+        raise ValueError(f"match_loudness must be one of {LOUDNESS_MODES}; got {match_loudness!r}")
+    if peak_mode not in PEAK_MODES:
+        raise ValueError(f"peak_mode must be one of {PEAK_MODES}; got {peak_mode!r}")
+    return _check_real(sample_rate, "sample_rate", minimum=1e-9), _check_strength(strength)
+
+
+def _signal_clipping(report: EQReport, peak_mode: str) -> None:
+    """Raise :class:`ClippingError` (``peak_mode="error"``) or warn that the output clips."""
+    message = (
+        f"output peak is {report.peak_out_dbfs:+.2f} dBFS: {report.clipped_samples} sample "
+        f"value(s) exceed 0 dBFS (use peak_mode='limit', a lower strength or loudness matching)"
+    )
+    if peak_mode == "error":
+        raise ClippingError(message, report)
+    warnings.warn(message, ClippingWarning, stacklevel=3)
 
 
 # ----------------------------------------------------------------------------- files
@@ -424,6 +427,22 @@ def _write_atomically(
         sf.write(temporary, data_TxC, sample_rate, subtype=subtype, format=fmt)
 
 
+def _check_paths(in_path: Path, out_path: Path, overwrite: bool) -> str:
+    """The output's format, after checking that the input exists and the output may be written."""
+    if not in_path.is_file():
+        raise FileNotFoundError(f"input audio file not found (or not a file): {in_path}")
+    fmt = _output_format(out_path)
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {out_path.parent}")
+    if out_path.exists() and not overwrite:
+        same = os.path.samefile(in_path, out_path)
+        raise FileExistsError(
+            f"{'output path is the input file' if same else 'output exists'}: "
+            f"{out_path}; pass overwrite=True to replace it"
+        )
+    return fmt
+
+
 def apply_eq_to_file(
     in_path,
     out_path,
@@ -452,17 +471,7 @@ def apply_eq_to_file(
         :class:`ClippingError` with ``peak_mode="error"``. Nothing is written on any error.
     """
     in_path, out_path = Path(in_path), Path(out_path)
-    if not in_path.is_file():
-        raise FileNotFoundError(f"input audio file not found (or not a file): {in_path}")
-    fmt = _output_format(out_path)
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {out_path.parent}")
-    if out_path.exists() and not overwrite:
-        same = os.path.samefile(in_path, out_path)
-        raise FileExistsError(
-            f"{'output path is the input file' if same else 'output exists'}: "
-            f"{out_path}; pass overwrite=True to replace it"
-        )
+    fmt = _check_paths(in_path, out_path, overwrite)
     data_TxC, sample_rate, in_subtype = _read_audio(in_path)
     subtype, notes = _output_subtype(fmt, subtype, in_subtype)
     out_TxC, report = apply_eq(

@@ -342,8 +342,6 @@ def _fidelity_part(
     outputs: SystemOutputs,
     sizes: tuple,
     sample_rate: float,
-    *,
-    accuracy_heldout,
     blend_variations: int,
 ) -> tuple[dict, dict]:
     """The fidelity figures of a system: ``(flat figures, details)``; ``sizes`` is
@@ -366,7 +364,7 @@ def _fidelity_part(
             train.word_ids,
             train,
             heldout,
-            accuracy_heldout=accuracy_heldout,
+            accuracy_heldout=heldout,
             sample_rate=sample_rate,
         )
         details["decoded_training"] = decoded
@@ -388,34 +386,24 @@ def evaluate_system(
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
     return_arrays: bool = False,
 ) -> dict:
-    """Every SPEC §6 figure for a system (the neural facade or :class:`LiteBaseline`).
-
-    The system must offer ``vocabulary``, ``layout``, ``encode(settings)``,
-    ``reconstruct(settings)``,
-    ``generate_eq_from_semantic(word, variations, seed=, as_array=True)``,
-    ``morph_between_terms(a, b, steps, seed=, as_array=True)``,
-    ``explore_latent_space(n_samples, seed=, as_array=True)`` and ``centre_settings()`` ``[W, 15]``.
+    """Every quality figure for a system (the neural facade or :class:`LiteBaseline`), which
+    must offer ``vocabulary``, ``layout``, ``encode``, ``reconstruct``, ``centre_settings()``
+    and ``generate_eq_from_semantic`` / ``morph_between_terms`` / ``explore_latent_space``
+    with ``seed=`` and ``as_array=True``.
 
     Args:
       heldout: an EQDataset not used for training, with the system's vocabulary and layout.
-      train: the system's training EQDataset; needed for distribution match, copy rate and
-        the mean-response figure (left out without it). Blend fidelity needs only held-out data.
-      fidelity_heldout: the held-out settings that word accuracy, distribution match, the
-        mean-response figure and blend fidelity compare with (default ``heldout``): for the
-        synthetic set, a larger fresh draw makes these figures far less noisy than a
-        ~10-per-word split (whose own word accuracy is flattered by centroids of the very
-        settings it labels).
-      n_variations: generated settings per word (box rate, word accuracy, calibration,
-        distribution match, copy rate).
-      blend_variations: generated settings per ordered word pair's "0.7 a + 0.3 b" blend, whose
-        mean response blend fidelity compares: their own sampling noise must stay well below
-        the goal for the closest pairs.
-      steps: morph steps for every word pair (SPEC: 33).
-      boxes: ``[W, B, 2]`` gain boxes; default :func:`default_boxes`.
-      return_arrays: also return the arrays behind the figures under ``"arrays"`` (for plots).
+      train: the system's training EQDataset; needed for distribution match, copy rate and the
+        mean-response figure (left out without it).
+      fidelity_heldout: the held-out settings (default ``heldout``) that word accuracy and the
+        fidelity figures are judged on: for the synthetic set a larger fresh draw, far less
+        noisy than a ~10-per-word split (whose own centroids flatter its word accuracy).
+      n_variations: generated settings per word; ``blend_variations`` per ordered word pair's
+        "0.7 a + 0.3 b" blend (their sampling noise must stay well below blend fidelity's goal).
+      steps: morph steps for every word pair; boxes: ``[W, B, 2]`` gain boxes (default
+        :func:`default_boxes`); return_arrays: also return the arrays behind the figures.
     Returns:
-      A JSON-ready dict: flat figures (``latent_silhouette``, ``box_rate``,
-      ``response_error_mean_db`` …, see :data:`GOALS`) plus ``"details"`` and ``"setup"``.
+      A JSON-ready dict: flat figures (see :data:`GOALS`) plus ``"details"`` and ``"setup"``.
     """
     _check_system(system, heldout, n_variations, steps)
     vocabulary, sizes = tuple(system.vocabulary), (n_variations, steps, seed)
@@ -426,14 +414,7 @@ def evaluate_system(
     fidelity_heldout = heldout if fidelity_heldout is None else fidelity_heldout
     figures = _array_figures(outputs, heldout, boxes, sample_rate, judged=fidelity_heldout)
     fidelity_flat, fidelity_details = _fidelity_part(
-        system,
-        train,
-        fidelity_heldout,
-        outputs,
-        sizes,
-        sample_rate,
-        accuracy_heldout=fidelity_heldout,
-        blend_variations=blend_variations,
+        system, train, fidelity_heldout, outputs, sizes, sample_rate, blend_variations
     )
     result = {
         **_flat_figures(outputs, heldout, figures),

@@ -221,11 +221,7 @@ def evaluate_workdir(
         "baseline": results["baseline"],
         "model_error": "--baseline-only was given" if baseline_only else None,
         "references": reference_figures(
-            train,
-            fidelity_heldout,
-            n_variations=n_variations,
-            seed=seed,
-            accuracy_heldout=fidelity_heldout,
+            train, fidelity_heldout, n_variations=n_variations, seed=seed
         ),
         "goals": _goals(results, config),
         "plots": plot_paths,

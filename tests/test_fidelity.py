@@ -4,7 +4,7 @@ answer is known: the data's own distribution, a centre-only generator, the train
 import numpy as np
 import pytest
 
-from neuraleq_jax import data, evaluation, fidelity, paramspace, synthetic
+from neuraleq_jax import data, distances, evaluation, fidelity, paramspace, synthetic
 from neuraleq_jax.eval_arrays import responses_db
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
@@ -52,7 +52,7 @@ def test_distances_are_the_same_in_many_small_blocks(monkeypatch):
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(23, 64)), rng.normal(size=(17, 64))
     whole = (fidelity.energy_distance(a, b), fidelity.nearest_distance(a, b))
-    monkeypatch.setattr(fidelity, "_BLOCK_ELEMENTS", 40)  # blocks of 2 rows
+    monkeypatch.setattr(distances, "_BLOCK_ELEMENTS", 40)  # blocks of 2 rows
     np.testing.assert_allclose(fidelity.energy_distance(a, b), whole[0], **CLOSE)
     np.testing.assert_allclose(fidelity.nearest_distance(a, b), whole[1], **CLOSE)
     loop = [min(_rms(x, y) for y in b) for x in a]

@@ -47,8 +47,8 @@ def test_crossing_count_and_config_are_checked():
 def test_crossed_density_without_validation_holds_out_before_crossing():
     """No crossed copy of a held-out validation setting is among the density's points: every
     crossed row's gains come from a fit row, and the held-out rows are the validation set."""
+    from neuraleq_jax.generation.bandwidth import _calibration_split
     from neuraleq_jax.generation.crossing import crossed_density_source
-    from neuraleq_jax.generation.word_model import _calibration_split
 
     data = make_synthetic(per_word=10, seed=2)
     crossed, validation = crossed_density_source(

@@ -8,7 +8,7 @@ bandwidth-independent terms; here every figure is recomputed per word with
 import numpy as np
 
 from neuraleq_jax import fidelity
-from neuraleq_jax.generation import word_model
+from neuraleq_jax.generation import bandwidth
 
 # both sides use float64 distances of dB-scale responses; they differ only in summation order
 RTOL = 1e-10
@@ -55,8 +55,8 @@ def _direct_scores(draws, fit_db, fit_ids, train_db, train_ids, val_db, val_ids)
 def test_draw_scores_match_the_fidelity_figures_computed_per_word():
     rng = np.random.default_rng(7)
     data, draws = _sets(rng)
-    scoring = word_model._scoring_data(*data, 3)
-    match, copy_rate, accuracy = word_model._draw_scores(draws, scoring)
+    scoring = bandwidth._scoring_data(*data, 3)
+    match, copy_rate, accuracy = bandwidth._draw_scores(draws, scoring)
     want_match, want_copy, want_accuracy = _direct_scores(draws, *data)
     np.testing.assert_allclose(match, want_match, rtol=RTOL)
     assert copy_rate == want_copy == 3 / 36
@@ -69,7 +69,7 @@ def test_reused_terms_do_not_leak_between_draw_sets():
     rng = np.random.default_rng(8)
     data, first = _sets(rng)
     second = first + rng.normal(0.0, 2.0, first.shape)
-    scoring = word_model._scoring_data(*data, 3)
-    word_model._draw_scores(first, scoring)
-    got = word_model._draw_scores(second, scoring)
+    scoring = bandwidth._scoring_data(*data, 3)
+    bandwidth._draw_scores(first, scoring)
+    got = bandwidth._draw_scores(second, scoring)
     np.testing.assert_allclose(got, _direct_scores(second, *data), rtol=RTOL)

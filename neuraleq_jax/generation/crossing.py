@@ -35,10 +35,11 @@ def crossed_density_source(
     training: EQDataset, validation: EQDataset | None, crossings: int, seed: int, held_out
 ) -> tuple[EQDataset, EQDataset]:
     """``(crossed settings the word model is fitted on, validation set)``. Without a validation
-    set, ``held_out(training, seed)`` (``(fit rows, settings, word ids)``) picks one *before*
-    crossing, so that no crossed copy of a validation setting is among the density's points."""
+    set, ``held_out(training, None, seed)`` (``(fit rows, settings, word ids)``) picks one
+    *before* crossing, so that no crossed copy of a validation setting is among the density's
+    points."""
     if validation is None:
-        fit_rows, val_settings, val_ids = held_out(training, seed)
+        fit_rows, val_settings, val_ids = held_out(training, None, seed)
         validation = EQDataset(val_settings, val_ids, training.vocabulary, training.layout)
         training = EQDataset(
             training.settings[fit_rows],
