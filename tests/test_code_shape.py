@@ -36,5 +36,7 @@ def test_no_function_over_the_limit():
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:
-                    long[f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno} {node.name}"] = lines
+                    long[f"{path.relative_to(PACKAGE).as_posix()}:{node.lineno} {node.name}"] = (
+                        lines
+                    )
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines (make named steps): {long}"
