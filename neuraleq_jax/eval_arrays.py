@@ -33,7 +33,7 @@ def responses_db(
 
 def rms(a_xF, b_xF) -> np.ndarray:
     """RMS over the last axis of ``a - b`` (broadcasting): the RMS-dB distance of responses."""
-    return np.sqrt(np.mean((a_xF - b_xF) ** 2, axis=-1))
+    return response.rms_db(a_xF, b_xF, xp=np)
 
 
 def check_settings(array, layout: EQLayout, name: str, *, min_ndim: int = 2) -> np.ndarray:

@@ -93,7 +93,7 @@ def _score_chunk(
             out["nearest_word"], out["nearest_word_db"] = _nearest(responses, word_responses_WxF)
         if target_k:
             responses = response.magnitude_response_db(settings_TxP, target_freqs_F, layout=layout)
-            out["target_db"] = jnp.sqrt(jnp.mean((responses - target_db_F) ** 2, axis=-1))
+            out["target_db"] = response.rms_db(responses, target_db_F)
         return out
 
     n_rows, n_params = settings_CxP.shape

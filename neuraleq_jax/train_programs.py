@@ -20,6 +20,7 @@ from jax.sharding import PartitionSpec as P
 from neuraleq_jax import models
 from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.paramspace import EQLayout
+from neuraleq_jax.sharding import make_mesh as make_mesh
 from neuraleq_jax.train_steps import (
     evaluate_batch,
     init_state,
@@ -27,19 +28,6 @@ from neuraleq_jax.train_steps import (
     train_epoch,
     train_step,
 )
-
-
-def make_mesh(n_devices: int = 0, devices=None) -> Mesh:
-    """A 1-D mesh with axis ``data`` over the first ``n_devices`` devices (0: all of them)."""
-    devices = list(jax.devices() if devices is None else devices)
-    if n_devices:
-        if n_devices > len(devices):
-            raise ValueError(
-                f"asked for {n_devices} devices but only {len(devices)} are "
-                f"available ({devices[0].platform})"
-            )
-        devices = devices[:n_devices]
-    return Mesh(np.array(devices), ("data",))
 
 
 class Programs(NamedTuple):
