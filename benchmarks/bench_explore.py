@@ -38,7 +38,7 @@ import numpy as np
 N_SETTINGS = 10_000_000
 QUICK_N = 200_000
 NOVEL_N, QUICK_NOVEL_N, NOVEL_K = 1_000_000, 50_000, 100
-TARGET_FRACTION = 0.40  # issue 7: >= 40 % of the roofline for 10M settings
+TARGET_FRACTION = 0.40  # goal: >= 40 % of the roofline for 10M settings
 TARGET_RSS = 1e9  # and peak RSS <= 1 GB
 STORE_N, QUICK_STORE_N = 20_000_000, 200_000
 TARGET_STORE_RATIO = 0.90  # issue: a store keeps >= 90 % of the in-memory exploration's speed

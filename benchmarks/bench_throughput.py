@@ -38,7 +38,7 @@ from neuraleq_jax import generation, models, paramspace, response
 
 BATCHES = (1, 16, 256, 4096, 65_536, 262_144, 1_048_576)
 QUICK_BATCHES = (1, 256, 4096)
-TARGET_FRACTION = 0.60  # issue 7: batched generation >= 60 % of the roofline at batch >= 64k
+TARGET_FRACTION = 0.60  # goal: batched generation >= 60 % of the roofline at batch >= 64k
 TARGET_BATCH = 65_536
 
 

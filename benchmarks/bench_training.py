@@ -274,7 +274,7 @@ def run(quick: bool = False) -> dict:
                 "s",
                 target=TARGET_50_EPOCHS_S,
                 goal="<=",
-                source="issue 4: <= 0.6 s",
+                source="goal: <= 0.6 s",
             ),
             common.figure("50 epochs compile", main["compile_s"], "s"),
             common.figure("batch 16 samples/s", sweep[0]["samples_per_s"], "samples/s"),

@@ -5,7 +5,7 @@
 
 Reads ../shared/data/safe-db/SAFEEqualiserUserData.csv (or --data.path=FILE, or
 $NEURALEQ_SHARED_DATA). Settings keep SAFE's own slider ranges (``data.layout=safe``), so nothing
-is clipped; ``--data.layout=spec`` clips into SPEC's ranges instead. The split is by contributor
+is clipped; ``--data.layout=spec`` clips into the standard ranges instead. The split is by contributor
 (no contributor in two parts); 0.6/0.2/0.2 because a handful of contributors hold most rows, and
 the held-out part must still hold several of them. Variations are drawn from each word's
 kernel density over its training latents, its bandwidth calibrated on the validation

@@ -1,13 +1,13 @@
-"""Default preset: the SPEC §3 synthetic set (8 words × 70 settings), residual encoder.
+"""Default preset: the synthetic set (8 words × 70 settings), residual encoder.
 
     python -m neuraleq_jax.train --config synthetic --workdir runs/synthetic
 
-SPEC §4's budget (latent 32, 50 epochs, batch 16, Adam). The latent is 8 semantic dimensions,
+The reference budget (latent 32, 50 epochs, batch 16, Adam). The latent is 8 semantic dimensions,
 which the contrastive and silhouette terms shape (silhouette weight 1), then 24 detail
 dimensions that only reconstruction shapes, so clustering the words no longer costs
 reconstruction. Dropout is off. Two augmentations keep a few hundred settings from being
 memorised: each band takes the frequency and Q of another setting of the batch (in this set they
-carry no word information, SPEC §3), and unit-space jitter of 0.05. Adam peaks at 2e-3 and decays
+carry no word information in the synthetic set), and unit-space jitter of 0.05. Adam peaks at 2e-3 and decays
 along a cosine. scripts/frontier.py measures silhouette against response error around these.
 """
 

@@ -157,7 +157,7 @@ class DataConfig:
     split_seed: int = 0
     split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
     # real data ("safe", "curves", "audealize"): file path ("" = SAFE-DB in ../shared), words kept (empty =
-    # all), minimum examples per word, and SAFE's own slider layout or SPEC's ranges (clipped)
+    # all), minimum examples per word, and SAFE's own slider layout or the standard ranges (clipped)
     path: str = ""
     words: tuple[str, ...] = ()
     min_examples: int = 20

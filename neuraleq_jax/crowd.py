@@ -3,7 +3,7 @@
 :func:`audealize_dataset` fits every curve of an Audealize file (:mod:`neuraleq_jax.audealize`)
 with the batched JAX fit, then gives each word ``per_word`` variations spread like the crowd's
 uncertainty. :func:`crowd_dataset` adds SAFE-DB's words with at least ``min_examples``
-settings, in SPEC's ranges (SAFE's out-of-range frequencies and Q are clipped).
+settings, in the standard ranges (SAFE's out-of-range frequencies and Q are clipped).
 
 A word in both crowds (warm, bright, …) combines them weighted by contributors: its settings
 are Audealize variations and SAFE settings in the ratio of the two crowds' contributor counts
@@ -157,7 +157,7 @@ def crowd_dataset(
     spread_scale: float = 1.0,
 ) -> WordDataset:
     """Audealize's words and SAFE-DB's words with ``min_examples`` settings, one vocabulary
-    (Audealize's order, then SAFE's new words), in SPEC's layout. Sources ``("audealize",
+    (Audealize's order, then SAFE's new words), in the standard layout. Sources ``("audealize",
     "safe")``; see the module docstring for how a word in both is combined."""
     from neuraleq_jax.safedb import load_safe_db
 

@@ -1,6 +1,6 @@
 """Evaluation of crowd-vocabulary models (``--config audealize`` / ``--config crowd``).
 
-Figures (SPEC §6 crowd-curve fidelity, on words the model was trained on):
+Figures (crowd-curve fidelity, on words the model was trained on):
 
 - per source, per word: Pearson r between the mean dB response of the word's generated
   settings (strength 1) at the source's frequencies and the source's curve (Audealize: the

@@ -14,7 +14,7 @@ def responses_db(
     layout: EQLayout = DEFAULT_LAYOUT,
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
 ) -> np.ndarray:
-    """dB responses on the SPEC reference grid: ``[..., n_params]`` → float64 ``[..., 256]``."""
+    """dB responses on the reference grid: ``[..., n_params]`` → float64 ``[..., 256]``."""
     settings = check_settings(settings_Nx15, layout, "settings", min_ndim=1)
     flat = settings.reshape(-1, layout.n_params)
     # pad the row count to a power of two so the jitted response compiles for few shapes

@@ -93,7 +93,7 @@ def fidelity_lines(metrics: dict) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m neuraleq_jax.evaluate",
-        description="Compute every SPEC §6 figure for a trained workdir and the lite baseline; "
+        description="Compute every quality figure for a trained workdir and the lite baseline; "
         "write metrics.json, report.md and plots.",
     )
     parser.add_argument("--workdir", required=True, help="training workdir (holds config.json)")

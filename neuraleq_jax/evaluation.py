@@ -1,4 +1,4 @@
-"""The quality figures of SPEC §6 and the evaluation of a whole system (the neural facade or
+"""The quality figures and the evaluation of a whole system (the neural facade or
 the lite baseline) on held-out data.
 
 The figures are plain functions of arrays: the latent silhouette here, the others in
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from neuraleq_jax import fidelity, response, synthetic
-from neuraleq_jax.fidelity import (  # noqa: F401  (re-exported: SPEC §6's fidelity figures)
+from neuraleq_jax.fidelity import (  # noqa: F401  (re-exported: the fidelity figures)
     blend_fidelity,
     copy_rate,
     distribution_match,
@@ -115,7 +115,9 @@ def default_boxes(vocabulary, heldout, layout: EQLayout) -> tuple[np.ndarray, st
     """The synthetic set's boxes when the vocabulary and layout are the synthetic ones, else
     the held-out data's per-word 5–95 % gain ranges. Returns ``(boxes, source)``."""
     if tuple(vocabulary) == synthetic.VOCABULARY and layout == DEFAULT_LAYOUT:
-        return synthetic.GAIN_BOXES_DB.astype(np.float64), "synthetic word boxes (SPEC §3)"
+        return synthetic.GAIN_BOXES_DB.astype(
+            np.float64
+        ), "synthetic word boxes (the generator's own)"
     boxes = data_gain_boxes(heldout.settings, heldout.word_ids, len(vocabulary), layout=layout)
     return boxes, "held-out data's per-word, per-band 5–95 % gain range"
 

@@ -1,7 +1,7 @@
-"""How faithfully generated settings sound like the data (SPEC §6): distribution match, copy
+"""How faithfully generated settings sound like the data: distribution match, copy
 rate, blend fidelity and the mean-response figure, as plain functions of arrays.
 
-Every distance here is the RMS-dB distance between two responses on the SPEC reference grid
+Every distance here is the RMS-dB distance between two responses on the reference grid
 (:func:`neuraleq_jax.eval_arrays.responses_db`). The functions taking responses work on any
 grid ``[N, F]``; the ones taking settings compute the responses first.
 
@@ -161,7 +161,7 @@ def blend_fidelity(
     layout: EQLayout = DEFAULT_LAYOUT,
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
 ) -> dict:
-    """Blend fidelity of "w·a + (1−w)·b" (SPEC: w = 0.7) for P ordered word pairs.
+    """Blend fidelity of "w·a + (1−w)·b" (w = 0.7 by default) for P ordered word pairs.
 
     Per pair: RMS dB between the mean response of the blend's V variations and
     ``w·m_a + (1−w)·m_b`` (m: the words' mean held-out responses), ÷ RMS dB between m_a and
@@ -259,7 +259,7 @@ def unit_gaussian_settings(
     seed: int = 0,
     layout: EQLayout = DEFAULT_LAYOUT,
 ) -> np.ndarray:
-    """SPEC §6's trivial reference generator: per word, a Gaussian (mean and full covariance,
+    """The trivial reference generator: per word, a Gaussian (mean and full covariance,
     ddof 1) fitted to the training settings in the unit space (:func:`paramspace.normalize`:
     gains linear, frequency and Q logarithmic), sampled, clipped to [-1, 1] and mapped back.
 

@@ -67,7 +67,7 @@ def batch_silhouette(latent_BxL, labels_B, valid_B=None):
     word, ``b_i`` the smallest mean distance to the rows of another word. Rows without a
     same-word partner or without another word in the batch are left out. Differentiable (a
     tiny epsilon inside the square root), so ``1 - batch_silhouette`` is a training loss that
-    pulls the latent straight toward the figure SPEC judges it by.
+    pulls the latent straight toward the figure it is judged by.
     """
     chex.assert_rank(latent_BxL, 2)
     chex.assert_shape(labels_B, (latent_BxL.shape[0],))
@@ -119,7 +119,7 @@ def response_loss(
     """Mean squared dB difference of the responses on the reference grid, in (dB / scale)².
 
     Both inputs are unit-space settings; they are denormalised with ``layout`` and their
-    responses compared on the 256-point SPEC grid. ``scale`` is :func:`response_scale_db`.
+    responses compared on the 256-point reference grid. ``scale`` is :func:`response_scale_db`.
     """
     chex.assert_equal_shape((recon_unit_BxP, target_unit_BxP))
     valid = _mask(valid_B, recon_unit_BxP.shape[0])

@@ -345,7 +345,7 @@ def write_metrics(out_dir: Path, metrics: dict) -> Path:
 def reference_figures(
     train, heldout, *, n_variations: int = 100, seed: int = 0, accuracy_heldout=None
 ) -> dict:
-    """The fidelity figures of SPEC §6's trivial reference generator, a per-word Gaussian in
+    """The fidelity figures of the trivial reference generator, a per-word Gaussian in
     the unit space clipped to range (:func:`fidelity.unit_gaussian_settings`), drawing
     ``n_variations`` settings per word: ``{"unit_gaussian": figures}``. (The other reference,
     each system decoding its own training latents, is in its ``details.decoded_training``.)

@@ -5,7 +5,7 @@
         --out benchmarks/results/frontier.json
 
 Each point trains the synthetic preset (50 epochs, batch 16, Adam 1e-3) with some loss weights
-changed and reports, on the held-out test split (SPEC §6): latent silhouette, response error
+changed and reports, on the held-out test split: latent silhouette, response error
 (mean RMS dB between a setting's response and its reconstruction's), and the unit-space MSE of
 frequency and Q beside that of always predicting the training mean. Prints a Markdown table.
 """

@@ -18,14 +18,14 @@ settings are recognised as their word as often as real held-out settings are. Fo
    (if none is, the one recognised most often). Only the word model is refitted per ratio
    (``generation.fit_word_model`` through ``experiment.fit_word_model_for_run``); the network is not
    retrained;
-3. reports SPEC §6 figures on the TEST contributors (``evaluation.evaluate_system``) for the
+3. reports the quality figures on the TEST contributors (``evaluation.evaluate_system``) for the
    chosen ratio, for the preset's own ratio, and for the lite baseline fitted on the same
    training part: word accuracy of generated settings, the same classifier's accuracy on the
    held-out real settings, latent silhouette, calibration median, box rate (against the test
    contributors' 5–95 % gain ranges, SAFE has no word boxes), and the fidelity figures:
    distribution match per word (energy distance of generated vs test-contributor responses ÷
    that of the training vs test contributors' settings; goal ≤ 2 for every word), copy rate,
-   blend fidelity and the mean-response figure, beside the same figures of SPEC §6's
+   blend fidelity and the mean-response figure, beside the same figures of the
    per-word Gaussian in the unit space (``unit_gaussian``, no network).
 
 Aggregates: per-split table, mean and std over splits, and pooled accuracies (every split's
@@ -135,7 +135,7 @@ def choose_ratio(validation: dict[float, dict]) -> float:
 def heldout_figures(
     system, test_ds: EQDataset, *, train_ds: EQDataset, n_variations: int, steps: int, seed: int
 ) -> dict:
-    """SPEC §6 figures of ``system`` on the test contributors, its distribution match per
+    """The quality figures of ``system`` on the test contributors, its distribution match per
     word, and the nearest-word classifier's labels behind its word accuracies (for pooling
     over splits): ``{"generated_asked", "generated_predicted"}`` (``W·V`` each) and
     ``{"data_true", "data_predicted"}`` (one per held-out setting)."""
@@ -166,7 +166,7 @@ def heldout_figures(
 def gaussian_figures(
     train_ds: EQDataset, test_ds: EQDataset, *, n_variations: int, seed: int
 ) -> dict:
-    """The fidelity figures of SPEC §6's per-word unit-space Gaussian on the test
+    """The fidelity figures of the per-word unit-space Gaussian on the test
     contributors (:func:`neuraleq_jax.workdir_evaluation.reference_figures`)."""
     from neuraleq_jax.workdir_evaluation import reference_figures
 
@@ -315,7 +315,7 @@ def summarise(splits: Sequence[dict]) -> dict:
     """Mean, std (ddof 1 when there are >= 2 splits) and pooled figures, and the pass counts.
 
     A split passes when its generated word accuracy is >= its held-out real accuracy,
-    and passes SPEC §6 when it is >= the real accuracy − 0.03; it passes the distribution goal
+    and passes the goal when it is >= the real accuracy − 0.03; it passes the distribution goal
     when every word's distribution match is <= 2.
     """
     out = {}
@@ -457,7 +457,7 @@ def table(result: dict) -> str:
     n = s["n_splits"]
     lines.append(
         f"\nsplits where generated >= held-out real: {m['splits_passing']} of "
-        f"{n} (>= real − 0.03, SPEC §6: {m['splits_passing_spec']}); at the "
+        f"{n} (>= real − 0.03, goal: {m['splits_passing_spec']}); at the "
         f"preset ratio {p['splits_passing']} of {n}"
     )
     lines.append(
