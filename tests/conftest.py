@@ -83,3 +83,15 @@ def tiny_workdir(tmp_path_factory, tiny_train_args) -> Path:
     assert cli.main(["train", "--workdir", str(path), *tiny_train_args]) == 0
     assert (path / "bundle").is_dir() and (path / "config.json").is_file()
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_system(tiny_workdir):
+    """:func:`tiny_workdir` loaded through the facade once per session, so that its serving
+    executables compile once for every test file that only needs some trained model.
+
+    Shared: give every call a ``seed`` (an unseeded call advances the system's call counter for
+    the tests that follow), and load a model of your own to change or save it."""
+    from neuraleq_jax.system import NeuralEQMorphingSystem
+
+    return NeuralEQMorphingSystem.load(tiny_workdir)
