@@ -95,3 +95,32 @@ def tiny_system(tiny_workdir):
     from neuraleq_jax.system import NeuralEQMorphingSystem
 
     return NeuralEQMorphingSystem.load(tiny_workdir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_preset_fit():
+    """The synthetic preset (SPEC's budget: default widths, 50 epochs) trained once per session
+    on one device, on the training part of its own split (build_datasets' split of the
+    70-per-word set, seed 0). Tests that judge what that preset learns share it.
+
+    Returns a dict: ``train``, ``validation``, ``test`` (EQDatasets), ``model_config``,
+    ``train_config`` and ``result`` (training.fit's FitResult); treat it as read-only."""
+    import dataclasses
+
+    from neuraleq_jax import config, data, synthetic, training
+
+    preset = config.load_preset("synthetic")
+    train, validation, test = data.stratified_split(
+        synthetic.make_synthetic(preset.data.per_word, seed=preset.data.data_seed),
+        preset.data.split_fractions,
+        seed=preset.data.split_seed,
+    )
+    train_config = dataclasses.replace(preset.train, devices=1)
+    return dict(
+        train=train,
+        validation=validation,
+        test=test,
+        model_config=preset.model,
+        train_config=train_config,
+        result=training.fit(train, preset.model, train_config),
+    )
