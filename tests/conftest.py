@@ -83,3 +83,44 @@ def tiny_workdir(tmp_path_factory, tiny_train_args) -> Path:
     assert cli.main(["train", "--workdir", str(path), *tiny_train_args]) == 0
     assert (path / "bundle").is_dir() and (path / "config.json").is_file()
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_system(tiny_workdir):
+    """:func:`tiny_workdir` loaded through the facade once per session, so that its serving
+    executables compile once for every test file that only needs some trained model.
+
+    Shared: give every call a ``seed`` (an unseeded call advances the system's call counter for
+    the tests that follow), and load a model of your own to change or save it."""
+    from neuraleq_jax.system import NeuralEQMorphingSystem
+
+    return NeuralEQMorphingSystem.load(tiny_workdir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_preset_fit():
+    """The synthetic preset (SPEC's budget: default widths, 50 epochs) trained once per session
+    on one device, on the training part of its own split (build_datasets' split of the
+    70-per-word set, seed 0). Tests that judge what that preset learns share it.
+
+    Returns a dict: ``train``, ``validation``, ``test`` (EQDatasets), ``model_config``,
+    ``train_config`` and ``result`` (training.fit's FitResult); treat it as read-only."""
+    import dataclasses
+
+    from neuraleq_jax import config, data, synthetic, training
+
+    preset = config.load_preset("synthetic")
+    train, validation, test = data.stratified_split(
+        synthetic.make_synthetic(preset.data.per_word, seed=preset.data.data_seed),
+        preset.data.split_fractions,
+        seed=preset.data.split_seed,
+    )
+    train_config = dataclasses.replace(preset.train, devices=1)
+    return dict(
+        train=train,
+        validation=validation,
+        test=test,
+        model_config=preset.model,
+        train_config=train_config,
+        result=training.fit(train, preset.model, train_config),
+    )

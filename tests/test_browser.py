@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from neuraleq_jax import presets, response, synthetic
-from neuraleq_jax.system import NeuralEQMorphingSystem
+from neuraleq_jax import presets, response
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -41,18 +40,15 @@ CURVE = {"height": 300, "top": 8, "bottom": 22, "max_db": 15}  # the page's draw
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("served")
-    trained = NeuralEQMorphingSystem(latent_dim=8)
-    trained.load_dataset(synthetic.make_synthetic(12, seed=0))
-    trained.train(epochs=1)
-    trained.save(path)
-    return path
+def workdir(tiny_workdir):
+    """The session's tiny model: the page's behaviour does not depend on the model's size
+    (``neuraleq serve`` only reads the workdir)."""
+    return tiny_workdir
 
 
 @pytest.fixture(scope="module")
-def system(workdir):
-    return NeuralEQMorphingSystem.load(workdir)
+def system(tiny_system):
+    return tiny_system
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from conftest import TINY_TRAIN_ARGS as TINY
 
 from neuraleq_jax import checkpoints, cli, paramspace, presets
 from neuraleq_jax import cli_output as output
-from neuraleq_jax.system import NeuralEQMorphingSystem
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 
@@ -41,8 +40,8 @@ def workdir(tiny_workdir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def system(workdir):
-    return NeuralEQMorphingSystem.load(workdir)
+def system(tiny_system):
+    return tiny_system  # the workdir's model, loaded once per session
 
 
 @pytest.fixture

@@ -51,17 +51,6 @@ def store_files(path: Path) -> dict[str, bytes]:
     }
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "neuraleq_jax.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_store_equals_in_memory_explore_and_reads_lazily(model, tmp_path):
     params, config, word_model = model
     key, n, chunk = jax.random.key(11), 2_500, 1_024  # three chunks, the last one partial
@@ -94,16 +83,12 @@ def test_store_equals_in_memory_explore_and_reads_lazily(model, tmp_path):
 
 
 def test_cli_store_equals_the_facade_and_a_finished_store_is_not_rewritten(
-    workdir, tmp_path, capsys
+    workdir, tiny_system, tmp_path, capsys
 ):
-    from neuraleq_jax.system import NeuralEQMorphingSystem
-
     out = tmp_path / "cli.zarr"
     args = ["explore", "-n", "3000", "--seed", "5", "--out", str(out), "--workdir", str(workdir)]
     assert cli.main(args) == 0
-    expected = NeuralEQMorphingSystem.load(workdir).explore_latent_space(
-        3000, seed=5, as_array=True
-    )
+    expected = tiny_system.explore_latent_space(3000, seed=5, as_array=True)  # workdir's model
     np.testing.assert_array_equal(explore_store.open_store(out).settings[:], expected)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     capsys.readouterr()
@@ -281,7 +266,7 @@ def test_foreign_store_and_foreign_folder_are_refused(model, workdir, tmp_path, 
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_gives_the_bytes_of_an_uninterrupted_run(workdir, tmp_path):
+def test_sigkill_then_rerun_gives_the_bytes_of_an_uninterrupted_run(workdir, tmp_path, capsys):
     n, chunk = 300_000, 4_096  # 74 chunks; scoring novelty keeps each chunk measurable
     common = [
         "-n",
@@ -319,11 +304,11 @@ def test_sigkill_then_rerun_gives_the_bytes_of_an_uninterrupted_run(workdir, tmp
     child.wait()
     assert 0 < done_chunks() < 74 and not explore_store.read_attributes(killed)["complete"]
 
-    resumed = run_cli("explore", *common, "--out", str(killed))
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resumed after" in resumed.stdout
-    whole = run_cli("explore", *common, "--out", str(tmp_path / "whole.zarr"))
-    assert whole.returncode == 0, whole.stderr[-2000:]
+    # the rerun and the uninterrupted reference need no process of their own
+    capsys.readouterr()
+    assert cli.main(["explore", *common, "--out", str(killed)]) == 0
+    assert "resumed after" in capsys.readouterr().out
+    assert cli.main(["explore", *common, "--out", str(tmp_path / "whole.zarr")]) == 0
     assert store_files(killed) == store_files(tmp_path / "whole.zarr")
 
 
@@ -380,6 +365,6 @@ def test_two_processes_write_the_store_of_one_process(workdir, tmp_path):
             if p.poll() is None:
                 p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(logs)[-3000:]
-    one = run_cli(*common, "--out", str(tmp_path / "one.zarr"))
-    assert one.returncode == 0, one.stderr[-2000:]
+    # the one-process reference runs in this process (explore on CPU uses one device)
+    assert cli.main([*common, "--out", str(tmp_path / "one.zarr")]) == 0
     assert store_files(shared) == store_files(tmp_path / "one.zarr")

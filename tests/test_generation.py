@@ -4,31 +4,25 @@ One model is trained once for the module on the synthetic train split (the defau
 ``synthetic`` preset, on one device); SPEC §6 figures are checked on the held-out split.
 """
 
-import dataclasses
-
 import jax
 import numpy as np
 import pytest
 from tolerances import assert_same_settings
 
-from neuraleq_jax import compound, data, fidelity, generation, paramspace, response, synthetic
-from neuraleq_jax import config as config_module
+from neuraleq_jax import compound, fidelity, generation, paramspace, response, synthetic
 
 W = len(synthetic.VOCABULARY)
 WARM, BRIGHT = 0, 1
 
 
 @pytest.fixture(scope="module")
-def trained():
-    from neuraleq_jax import training
-
-    train, validation, heldout = data.stratified_split(
-        synthetic.make_synthetic(70, seed=0), (0.7, 0.15, 0.15), seed=0
-    )
-    preset = config_module.load_preset("synthetic")
-    config = preset.model
-    result = training.fit(train, config, dataclasses.replace(preset.train, devices=1))
-    params = jax.device_put(result.params, jax.devices()[0])
+def trained(synthetic_preset_fit):
+    """The synthetic preset trained on 70 % of the 70-per-word set (the session's shared fit),
+    with a word model fitted on it; the other 15 % + 15 % are held out."""
+    fit = synthetic_preset_fit
+    train, validation, heldout = fit["train"], fit["validation"], fit["test"]
+    config = fit["model_config"]
+    params = jax.device_put(fit["result"].params, jax.devices()[0])
     word_model = generation.fit_word_model(params, config, train, validation=validation)
     return dict(params=params, config=config, word_model=word_model, train=train, heldout=heldout)
 

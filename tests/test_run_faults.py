@@ -334,25 +334,23 @@ def read_only_copy(uninterrupted, tmp_path):
         _set_read_only(workdir, False)
 
 
-@pytest.mark.slow
-def test_train_on_a_finished_read_only_run_says_so_in_one_line(read_only_copy):
+def test_train_on_a_finished_read_only_run_says_so_in_one_line(read_only_copy, in_process, capsys):
     workdir, _ = read_only_copy
     before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
-    done = finish(train_command(workdir, *LONG_ARGS))
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    assert train.main(["--workdir", str(workdir), *LONG_ARGS]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert f"{workdir} is not writable" in lines[0] and "The run there is finished" in lines[0]
     assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
 
 
 @pytest.mark.slow
-def test_evaluate_checks_its_output_folder_first_and_writes_to_out(read_only_copy):
+def test_evaluate_checks_its_output_folder_first_and_writes_to_out(read_only_copy, capsys):
+    from neuraleq_jax import evaluate
+
     workdir, out = read_only_copy
-    command = [
-        sys.executable,
-        "-m",
-        "neuraleq_jax.evaluate",
+    args = [
         "--workdir",
         str(workdir),
         "--baseline-only",
@@ -362,13 +360,12 @@ def test_evaluate_checks_its_output_folder_first_and_writes_to_out(read_only_cop
         "--steps",
         "5",
     ]
-    refused = finish(command)
-    assert refused.returncode == 1
-    assert refused.stdout == ""  # refused before any figure was computed
-    lines = refused.stderr.strip().splitlines()
+    assert evaluate.main(args) == 1
+    refused = capsys.readouterr()
+    assert refused.out == ""  # refused before any figure was computed
+    lines = refused.err.strip().splitlines()
     assert len(lines) == 1 and f"{workdir} is not writable" in lines[0] and "--out DIR" in lines[0]
-    written = finish([*command, "--out", str(out)])
-    assert written.returncode == 0, written.stderr
+    assert evaluate.main([*args, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["setup"]["workdir"] == str(workdir) and metrics["baseline"] is not None
 

@@ -16,8 +16,7 @@ httpx = pytest.importorskip("httpx2")
 from starlette.testclient import TestClient  # noqa: E402
 from test_presets_formats import WARM, rbj_sos, setting_db  # noqa: E402
 
-from neuraleq_jax import audio, paramspace, presets, response, server, synthetic  # noqa: E402
-from neuraleq_jax.system import NeuralEQMorphingSystem  # noqa: E402
+from neuraleq_jax import audio, paramspace, presets, response, server  # noqa: E402
 
 I16 = "needs system.describe/word_map (branch i16)"
 # float32 responses: each band's power ratio carries a relative error of a few 1e-7 (about
@@ -26,11 +25,9 @@ RESPONSE_TOL_DB = 1e-3
 
 
 @pytest.fixture(scope="module")
-def system():
-    trained = NeuralEQMorphingSystem(latent_dim=8)
-    trained.load_dataset(synthetic.make_synthetic(12, seed=0))
-    trained.train(epochs=1)
-    return trained
+def system(tiny_system):
+    """The session's tiny trained model: the API's behaviour does not depend on its size."""
+    return tiny_system
 
 
 @pytest.fixture(scope="module")

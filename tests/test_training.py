@@ -329,17 +329,24 @@ def test_two_processes_equal_one_process(splits, tmp_path):
 
 
 @pytest.mark.slow
-def test_default_config_learns_frequency_q_and_clusters():
-    """SPEC §6 figures of the synthetic preset on its held-out test split (regression guard)."""
+def test_default_config_learns_frequency_q_and_clusters(synthetic_preset_fit):
+    """SPEC §6 figures of the synthetic preset on its held-out test split (regression guard).
+
+    The preset's training run is the session's shared one; it must be the run the training
+    command makes of the preset (same split, same configuration but for the device count)."""
     from neuraleq_jax import config as config_lib
     from neuraleq_jax.train import build_datasets
 
     experiment = config_lib.load_preset("synthetic")
     train, _, test = build_datasets(experiment.data)
+    fit = synthetic_preset_fit
+    for ours, shared in ((train, fit["train"]), (test, fit["test"])):
+        np.testing.assert_array_equal(ours.settings, shared.settings)
+        np.testing.assert_array_equal(ours.word_ids, shared.word_ids)
     tc = dataclasses.replace(experiment.train, devices=1)
-    result = training.fit(train, experiment.model, tc)
+    assert (fit["model_config"], fit["train_config"]) == (experiment.model, tc)
     figures = training.evaluate_dataset(
-        result.params, experiment.model, tc, test, reference_ds=train
+        fit["result"].params, experiment.model, tc, test, reference_ds=train
     )
     # frequency and Q are learned: far below the error of always predicting the training mean
     assert figures["recon_freq"] < 0.5 * figures["mean_baseline_freq"]
