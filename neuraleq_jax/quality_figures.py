@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax import eval_arrays, response
+from neuraleq_jax import eval_arrays, fidelity, response
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 responses_db = eval_arrays.responses_db
@@ -139,25 +139,9 @@ def response_error(
     }
 
 
-def word_centroid_responses(
-    settings_Nx15,
-    word_ids_N,
-    n_words: int,
-    *,
-    layout: EQLayout = DEFAULT_LAYOUT,
-    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
-) -> np.ndarray:
-    """Each word's mean dB response over its (held-out) settings, ``[n_words, 256]``."""
-    settings = _settings(settings_Nx15, layout, "settings")
-    ids = _word_ids(word_ids_N, len(settings), n_words)
-    counts = np.bincount(ids, minlength=n_words)
-    if np.any(counts == 0):
-        raise ValueError(
-            f"every word needs held-out settings; missing word ids "
-            f"{np.flatnonzero(counts == 0).tolist()}"
-        )
-    resp = responses_db(settings, layout=layout, sample_rate=sample_rate)
-    return (np.eye(n_words)[ids].T @ resp) / counts[:, None]
+# the nearest-word classifier's centroids: each word's mean dB response over its (held-out)
+# settings, ``[n_words, F]``; every word needs a setting
+word_centroid_responses = fidelity.word_mean_responses
 
 
 def nearest_word(
