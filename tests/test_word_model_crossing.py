@@ -47,13 +47,10 @@ def test_crossing_count_and_config_are_checked():
 def test_crossed_density_without_validation_holds_out_before_crossing():
     """No crossed copy of a held-out validation setting is among the density's points: every
     crossed row's gains come from a fit row, and the held-out rows are the validation set."""
-    from neuraleq_jax.generation.bandwidth import _calibration_split
     from neuraleq_jax.generation.crossing import crossed_density_source
 
     data = make_synthetic(per_word=10, seed=2)
-    crossed, validation = crossed_density_source(
-        data, None, crossings=3, seed=0, held_out=_calibration_split
-    )
+    crossed, validation = crossed_density_source(data, None, crossings=3, seed=0)
     gains = data.layout.gain_indices
     held = {tuple(row) for row in validation.settings[:, gains]}
     assert len(validation) == 2 * len(data.vocabulary)  # a fifth of each word's 10

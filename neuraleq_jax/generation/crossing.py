@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuraleq_jax.data import EQDataset
+from neuraleq_jax.generation.bandwidth import _calibration_split
 
 
 def cross_frequency_and_q(dataset: EQDataset, crossings: int, seed: int = 0) -> EQDataset:
@@ -32,14 +33,14 @@ def cross_frequency_and_q(dataset: EQDataset, crossings: int, seed: int = 0) -> 
 
 
 def crossed_density_source(
-    training: EQDataset, validation: EQDataset | None, crossings: int, seed: int, held_out
+    training: EQDataset, validation: EQDataset | None, crossings: int, seed: int
 ) -> tuple[EQDataset, EQDataset]:
     """``(crossed settings the word model is fitted on, validation set)``. Without a validation
-    set, ``held_out(training, None, seed)`` (``(fit rows, settings, word ids)``) picks one
+    set, the calibration's own held-out fifth (:func:`.bandwidth._calibration_split`) is taken
     *before* crossing, so that no crossed copy of a validation setting is among the density's
     points."""
     if validation is None:
-        fit_rows, val_settings, val_ids = held_out(training, None, seed)
+        fit_rows, val_settings, val_ids = _calibration_split(training, None, seed)
         validation = EQDataset(val_settings, val_ids, training.vocabulary, training.layout)
         training = EQDataset(
             training.settings[fit_rows],

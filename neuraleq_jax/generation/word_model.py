@@ -32,7 +32,7 @@ import numpy as np
 from neuraleq_jax import models, response
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.generation import crossing
-from neuraleq_jax.generation.bandwidth import _calibrate_bandwidth, _calibration_split, _responses
+from neuraleq_jax.generation.bandwidth import _calibrate_bandwidth, _responses
 from neuraleq_jax.generation.common import _decode_physical, decode_latents, encode_latents
 
 PROTOTYPE_ANCHOR = 0.002
@@ -250,7 +250,7 @@ def fit_word_model(
     training = dataset
     if freq_q_crossings:
         dataset, validation = crossing.crossed_density_source(
-            training, validation, freq_q_crossings, seed, held_out=_calibration_split
+            training, validation, freq_q_crossings, seed
         )
     layout, n_words, ids = dataset.layout, len(dataset.vocabulary), dataset.word_ids
     latents_NxL = _encoded(params, model_config, dataset)
