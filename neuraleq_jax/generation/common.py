@@ -83,8 +83,7 @@ def _blend_centre(
     def misfit(latent_L):
         return jnp.mean((target_F - respond(latent_L)) ** 2)
 
-    corrected_L = centre_L
-    for _ in range(BLEND_STEPS):
+    def gauss_newton_step(_, corrected_L):
         jacobian_FxL = jax.jacfwd(respond)(corrected_L)
         residual_F = target_F - respond(corrected_L)
         gram_LxL = jacobian_FxL.T @ jacobian_FxL
@@ -97,7 +96,11 @@ def _blend_centre(
         candidates_CxL = _in_latent_range(
             corrected_L + jnp.array([0.0, 1.0, 0.5, 0.25])[:, None] * step_L
         )
-        corrected_L = candidates_CxL[jnp.argmin(jax.vmap(misfit)(candidates_CxL))]
+        return candidates_CxL[jnp.argmin(jax.vmap(misfit)(candidates_CxL))]
+
+    # a loop, not unrolled: XLA compiles the step (a Jacobian through decoder and response)
+    # once instead of BLEND_STEPS times
+    corrected_L = jax.lax.fori_loop(0, BLEND_STEPS, gauss_newton_step, centre_L)
     # a single word in a batch of blends stays bit-identical to its uncorrected self
     return jnp.where(jnp.max(weights_W) >= 1.0 - 1e-6, centre_L, corrected_L)
 

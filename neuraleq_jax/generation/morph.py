@@ -45,7 +45,8 @@ def _morph_one(
             correct_blends,
         )
 
-    start_L, end_L = centre(weights_a_W), centre(weights_b_W)
+    # both ends in one vmapped pass: the blend correction is compiled once, not per end
+    start_L, end_L = jax.vmap(centre)(jnp.stack([weights_a_W, weights_b_W]))
 
     def settings_at(alpha_N):
         latents = start_L + alpha_N[:, None] * (end_L - start_L)
