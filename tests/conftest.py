@@ -10,6 +10,23 @@ import pytest
 jax.config.update("jax_num_cpu_devices", 8)
 
 
+def _optimize_programs() -> bool:
+    """Whether XLA optimises the suite's programs as it does a user's (NEURALEQ_TEST_OPTIMIZED=1).
+
+    By default it does not: the tests run small arrays through many programs, so compiling, not
+    running, is most of their cost, and XLA's backend optimisations (LLVM's passes) are a third of
+    the suite's CPU time. The code path and the HLO are the same; only the generated machine code
+    differs, which may move float32 round-off as another CPU would, and every tolerance of the
+    suite is already set to hold across CPUs."""
+    return os.environ.get("NEURALEQ_TEST_OPTIMIZED", "") not in ("", "0")
+
+
+if not _optimize_programs():
+    # in the environment too, so that the processes the tests start compile the same way
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+    jax.config.update("jax_disable_most_optimizations", True)
+
+
 def _compilation_cache() -> str:
     """The suite's persistent compilation cache, also named in the environment, so that the CLI
     and training processes the tests start load the programs that this process or an earlier
@@ -124,3 +141,67 @@ def synthetic_preset_fit():
         train_config=train_config,
         result=training.fit(train, preset.model, train_config),
     )
+
+
+# ------------------------------------------------------------------ parallel runs (pytest-xdist)
+# README's `pytest -q` runs the files on several worker processes (pyproject's addopts: -n auto).
+# A worker takes whole files, so that module fixtures are built once; files that share a costly
+# session fixture go to one worker together; and the costliest files are handed out first, so
+# that the workers finish together instead of one waiting on a long file picked up last.
+SAME_WORKER = {  # file → group: these files share synthetic_preset_fit (a 50-epoch training)
+    "test_generation.py": "synthetic preset",
+    "test_training.py": "synthetic preset",
+}
+COSTLY_FIRST = (  # by CPU seconds of a whole-suite run, costliest first; the rest follow
+    "test_training.py",
+    "test_generation.py",
+    "test_readme.py",
+    "test_system.py",
+    "test_run_faults.py",
+    "test_crowd_model.py",
+    "test_blend_morph.py",
+    "test_safe_cv.py",
+    "test_explore_store.py",
+    "test_cli_faults.py",
+    "test_cli.py",
+    "test_browser.py",
+    "test_models.py",
+)
+MAX_WORKERS = 4  # each worker holds its own compiled programs and trained fixtures (GBs)
+
+
+def pytest_collection_modifyitems(items):
+    """Costly files first (stable: tests keep their order within a file)."""
+    rank = {name: i for i, name in enumerate(COSTLY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+class _XdistHooks:
+    """Registered only where pytest-xdist is loaded: pytest refuses hooks it does not know."""
+
+    @staticmethod
+    def pytest_xdist_auto_num_workers(config) -> int:
+        """``-n auto``: one worker per usable core, at most MAX_WORKERS."""
+        usable = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+        return max(1, min(usable or 1, MAX_WORKERS))
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config, log):
+        """Whole files to a worker (SAME_WORKER's files together), in COSTLY_FIRST's order."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class WholeFiles(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::", 1)[0]
+                return SAME_WORKER.get(Path(path).name, path)
+
+        config.option.loadscopereorder = False  # keep COSTLY_FIRST's order, not test counts
+        return WholeFiles(config, log)
+
+
+def pytest_addoption(parser, pluginmanager):
+    # the earliest hook a conftest gets: before xdist reads ``-n auto``
+    if pluginmanager.hasplugin("xdist"):
+        pluginmanager.register(_XdistHooks(), "neuraleq-xdist-hooks")
