@@ -2,6 +2,7 @@
 configured before jax is first used; one tiny trained model for the whole session."""
 
 import os
+import shutil
 from pathlib import Path
 
 import jax
@@ -59,8 +60,11 @@ SHARED_DATA = Path(
 )
 SAFE_CSV = SHARED_DATA / "safe-db" / "SAFEEqualiserUserData.csv"
 
-# the session's tiny model: the synthetic preset's code path at a size that trains in seconds
+# the session's tiny model: the synthetic preset's code path at a size that trains in seconds,
+# on one device as on a user's CPU (sharded training has tests of its own; eight simulated
+# devices on a 2-core machine only add compiling and collectives to every test that needs a model)
 TINY_TRAIN_ARGS = (
+    "--train.devices=1",
     "--train.epochs=2",
     "--data.per_word=20",
     "--model.encoder_widths=32,32",
@@ -96,10 +100,32 @@ def tiny_workdir(tmp_path_factory, tiny_train_args) -> Path:
     (``shutil.copytree``) to damage, retrain or write into it."""
     from neuraleq_jax import cli
 
-    path = tmp_path_factory.mktemp("tiny_model") / "run"
-    assert cli.main(["train", "--workdir", str(path), *tiny_train_args]) == 0
+    def train(path: Path) -> None:
+        assert cli.main(["train", "--workdir", str(path), *tiny_train_args]) == 0
+
+    path = built_once_per_run(tmp_path_factory, "tiny_model", train)
     assert (path / "bundle").is_dir() and (path / "config.json").is_file()
     return path
+
+
+def built_once_per_run(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` once per test run, also when pytest-xdist runs several workers: the
+    first worker to get here builds in the run's shared temporary folder while the others wait
+    on a file lock, then every worker uses that folder (read-only). A lone process builds in its
+    own temporary folder."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' folders (popen-gw0, …) sit side by side in it
+    folder, complete = root / name, root / f"{name}.complete"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not complete.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed left
+            build(folder)
+            complete.write_text("")
+    return folder
 
 
 @pytest.fixture(scope="session")

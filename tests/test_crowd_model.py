@@ -25,8 +25,10 @@ WORDS = (
     "soft",
     "loud",
 )
+# one device, as on a user's CPU: this file is about the crowd vocabulary, not sharding
 TINY = [
     "--quiet",
+    "--train.devices=1",
     "--train.epochs=4",
     "--train.batch_size=16",
     "--data.per_word=8",
