@@ -1,9 +1,10 @@
 """The lite baseline: PCA with 8 components + k-nearest-neighbour regression.
 
-Everything is NumPy on the host. PCA is fitted by SVD on the *normalised* settings
-(``paramspace.normalize``: gains linear, frequency and Q in log space, each mapped onto
-[-1, 1]), the space the neural model works in, not on z-scored ones; so its explained variance
-is not that of a z-scored PCA.
+Everything is NumPy on the host, except the conversions between physical settings and the unit
+space, which are ``paramspace``'s (one jitted program each per batch size). PCA is fitted by
+SVD on the *normalised* settings (``paramspace.normalize``: gains linear, frequency and Q in
+log space, each mapped onto [-1, 1]), the space the neural model works in, not on z-scored
+ones; so its explained variance is not that of a z-scored PCA.
 
 Settings come back from latents by kernel-weighted kNN regression: the k nearest training
 latents, weighted by ``(1 - (d / d_{k+1})^2)^2`` with ``d_{k+1}`` the distance to the next
@@ -16,8 +17,10 @@ It offers the same facade methods as the neural system, so evaluation treats bot
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 
 from neuraleq_jax import data as data_mod
@@ -27,6 +30,16 @@ from neuraleq_jax.checks import seed as _checked_seed
 from neuraleq_jax.checks import strength as _checked_strength
 from neuraleq_jax.data import EQDataset
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+
+# jitted: called eagerly, each of their primitives compiled on its own for every new batch size
+# (about ten XLA programs, a quarter of a second), far more than a call's PCA and kNN work
+_to_unit = jax.jit(paramspace.normalize, static_argnames="layout")
+
+
+@functools.partial(jax.jit, static_argnames="layout")
+def _unit_to_physical(unit_MxP, layout: EQLayout):
+    """Unit settings ``[M, P]`` (already in [-1, 1]) → physical settings in range."""
+    return paramspace.clip(paramspace.denormalize(unit_MxP, layout), layout)
 
 
 def equal_step_fractions(t_T, responses_TxF, steps: int) -> np.ndarray:
@@ -218,9 +231,7 @@ class LiteBaseline:
     def encode(self, settings_Nx15) -> np.ndarray:
         """PCA coordinates of physical settings: ``[N, 15]`` → ``[N, n_components]``."""
         self._require_fit()
-        unit = np.asarray(
-            paramspace.normalize(self._check(settings_Nx15), self.layout), dtype=np.float64
-        )
+        unit = np.asarray(_to_unit(self._check(settings_Nx15), self.layout), dtype=np.float64)
         return (unit - self._tables.mean_P) @ self._tables.components_CxP.T
 
     def reconstruct(self, settings_Nx15) -> np.ndarray:
@@ -343,14 +354,8 @@ class LiteBaseline:
         return knn_unit(self._tables, latents_MxC, rows, self.n_neighbors)
 
     def _to_physical(self, unit_MxP) -> np.ndarray:
-        return self._clip(
-            np.asarray(
-                paramspace.denormalize(np.clip(unit_MxP, -1.0, 1.0).astype(np.float32), self.layout)
-            )
-        )
-
-    def _clip(self, settings) -> np.ndarray:
-        return np.array(paramspace.clip(settings, self.layout), dtype=np.float32)
+        unit = np.clip(unit_MxP, -1.0, 1.0).astype(np.float32)
+        return np.array(_unit_to_physical(unit, self.layout), dtype=np.float32)
 
     def _check(self, settings) -> np.ndarray:
         settings = paramspace.validate(settings, self.layout, name="settings")

@@ -114,7 +114,8 @@ def test_targets_table_picks_paths_out_of_results():
     "config", [models.ModelConfig(), models.ModelConfig(latent_dim=8, decoder_widths=(16, 16, 48))]
 )
 def test_decoder_flop_count(config):
-    params = models.init_params(config, jax.random.key(0))
+    # shapes are all this needs: eval_shape traces the initialiser without compiling it
+    params = jax.eval_shape(lambda key: models.init_params(config, key), jax.random.key(0))
     kernels = [
         leaf
         for path, leaf in jax.tree_util.tree_leaves_with_path(params["decoder"])
@@ -137,7 +138,13 @@ def test_decoder_flop_count(config):
 
 def test_model_round_trips_through_npz(tmp_path):
     config = models.ModelConfig(latent_dim=4, decoder_widths=(8,), encoder_widths=(8,))
-    params = models.init_params(config, jax.random.key(1))
+    # the model's parameter tree, filled with random values (running the initialiser eagerly
+    # would compile each of its primitives, and would leave every bias zero)
+    rng = np.random.default_rng(1)
+    params = jax.tree.map(
+        lambda leaf: jnp.asarray(rng.normal(size=leaf.shape).astype(leaf.dtype)),
+        jax.eval_shape(lambda key: models.init_params(config, key), jax.random.key(1)),
+    )
     word_model = {"global_centre_L": np.arange(4, dtype=np.float32), "truncation": np.float32(2)}
     loaded_params, loaded_model = common.load_model(
         common.save_model(tmp_path / "m.npz", params, word_model)

@@ -12,6 +12,23 @@ from neuraleq_jax import losses, models, paramspace, response
 from neuraleq_jax.evaluation import silhouette_score
 from neuraleq_jax.synthetic import make_synthetic
 
+# model and response code runs through jit here: eagerly, each primitive compiles on its own
+init_params = jax.jit(models.init_params, static_argnames="config")
+denormalize = jax.jit(paramspace.denormalize, static_argnames="layout")
+
+
+def total_loss_and_references(config, references, **weights):
+    """A jitted ``(params, x, y) → (loss, parts, references)``: ``total_loss``, and
+    ``references(latent, embedding, recon, x, y)`` computed from ``models.apply``'s outputs in
+    the same program, so that both sides compile alike (as they did when run eagerly)."""
+
+    @jax.jit
+    def run(params, x, y):
+        loss, parts = losses.total_loss(params, x, y, model_config=config, **weights)
+        return loss, parts, references(*models.apply(params, config, x), x, y)
+
+    return run
+
 
 def supcon_reference(embeddings, labels, temperature):
     """Khosla et al. (2020) L_out written as plain loops in float64."""
@@ -91,7 +108,7 @@ def test_supcon_valid_mask_equals_dropping_the_rows():
 def test_supcon_without_any_positive_is_zero_with_finite_gradient():
     emb = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3)), jnp.float32)
     labels = jnp.arange(5, dtype=jnp.int32)
-    value, grad = jax.value_and_grad(losses.supervised_contrastive_loss)(emb, labels, 0.1)
+    value, grad = jax.jit(jax.value_and_grad(losses.supervised_contrastive_loss))(emb, labels, 0.1)
     assert float(value) == 0.0
     assert np.all(np.isfinite(grad))
 
@@ -99,7 +116,7 @@ def test_supcon_without_any_positive_is_zero_with_finite_gradient():
 def test_supcon_gradient_is_finite_with_singletons():
     emb = jnp.asarray(np.random.default_rng(2).normal(size=(6, 3)), jnp.float32)
     labels = jnp.array([0, 0, 1, 2, 3, 3], jnp.int32)
-    grad = jax.grad(losses.supervised_contrastive_loss)(emb, labels, 0.05)
+    grad = jax.jit(jax.grad(losses.supervised_contrastive_loss))(emb, labels, 0.05)
     assert np.all(np.isfinite(grad))
 
 
@@ -118,9 +135,7 @@ def test_response_loss_matches_scipy_responses():
     other = np.roll(unit, 1, axis=0)
     freqs = np.asarray(response.REFERENCE_FREQS, np.float64)
     expected = []
-    for setting_a, setting_b in zip(
-        np.asarray(paramspace.denormalize(unit)), np.asarray(paramspace.denormalize(other))
-    ):
+    for setting_a, setting_b in zip(np.asarray(denormalize(unit)), np.asarray(denormalize(other))):
         curves = []
         for setting in (setting_a, setting_b):
             sos = response.second_order_sections(setting)
@@ -161,7 +176,7 @@ def test_batch_silhouette_leaves_out_rows_without_a_partner():
         losses.batch_silhouette(jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32))
     )
     assert abs(got - np.mean(scores)) < 1e-5
-    grad = jax.grad(losses.batch_silhouette)(
+    grad = jax.jit(jax.grad(losses.batch_silhouette))(
         jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32)
     )
     assert np.all(np.isfinite(grad))
@@ -176,27 +191,24 @@ def test_total_loss_is_the_weighted_sum_of_its_parts():
         mlp_width=8,
         dropout=0.0,
     )
-    params = models.init_params(config, jax.random.key(0))
+    params = init_params(config, jax.random.key(0))
     ds = make_synthetic(per_word=2, seed=1)
     x, y = jnp.asarray(ds.normalized()), jnp.asarray(ds.word_ids)
-    loss, parts = losses.total_loss(
-        params,
-        x,
-        y,
-        model_config=config,
-        contrastive_weight=0.7,
-        temperature=0.2,
+    weights = dict(contrastive_weight=0.7, temperature=0.2)
+    loss, parts, (recon_loss, contrastive, silhouette) = total_loss_and_references(
+        config,
+        lambda latent, emb, recon, x, y: (
+            losses.reconstruction_loss(recon, x),
+            losses.supervised_contrastive_loss(emb, y, 0.2),
+            losses.batch_silhouette(latent, y),
+        ),
         response_weight=3.0,
         cluster_weight=0.5,
-    )
-    latent, emb, recon = models.apply(params, config, x)
-    assert float(parts["recon"]) == pytest.approx(float(losses.reconstruction_loss(recon, x)))
-    assert float(parts["contrastive"]) == pytest.approx(
-        float(losses.supervised_contrastive_loss(emb, y, 0.2)), rel=1e-6
-    )
-    assert float(parts["cluster"]) == pytest.approx(
-        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-6
-    )
+        **weights,
+    )(params, x, y)
+    assert float(parts["recon"]) == pytest.approx(float(recon_loss))
+    assert float(parts["contrastive"]) == pytest.approx(float(contrastive), rel=1e-6)
+    assert float(parts["cluster"]) == pytest.approx(1.0 - float(silhouette), rel=1e-6)
     expected = (
         parts["recon"]
         + 3.0 * parts["response"]
@@ -204,16 +216,9 @@ def test_total_loss_is_the_weighted_sum_of_its_parts():
         + 0.5 * parts["cluster"]
     )
     assert float(loss) == pytest.approx(float(expected), rel=1e-6)
-    _, off = losses.total_loss(
-        params,
-        x,
-        y,
-        model_config=config,
-        contrastive_weight=0.7,
-        temperature=0.2,
-        response_weight=0.0,
-        cluster_weight=0.0,
-    )
+    _, off, _ = total_loss_and_references(
+        config, lambda *outputs: (), response_weight=0.0, cluster_weight=0.0, **weights
+    )(params, x, y)
     assert float(off["response"]) == 0.0 and float(off["cluster"]) == 0.0
 
 
@@ -227,22 +232,18 @@ def test_cluster_term_acts_on_the_semantic_part_of_a_split_latent():
         mlp_width=8,
         dropout=0.0,
     )
-    params = models.init_params(config, jax.random.key(2))
+    params = init_params(config, jax.random.key(2))
     ds = make_synthetic(per_word=2, seed=1)
     x, y = jnp.asarray(ds.normalized()), jnp.asarray(ds.word_ids)
-    _, parts = losses.total_loss(
-        params,
-        x,
-        y,
-        model_config=config,
+    _, parts, (semantic, whole) = total_loss_and_references(
+        config,
+        lambda latent, emb, recon, x, y: (
+            losses.batch_silhouette(latent[:, :2], y),
+            losses.batch_silhouette(latent, y),
+        ),
         contrastive_weight=0.7,
         temperature=0.2,
         cluster_weight=0.5,
-    )
-    latent, _, _ = models.apply(params, config, x)
-    assert float(parts["cluster"]) == pytest.approx(
-        1.0 - float(losses.batch_silhouette(latent[:, :2], y)), rel=1e-6
-    )
-    assert float(parts["cluster"]) != pytest.approx(
-        1.0 - float(losses.batch_silhouette(latent, y)), rel=1e-3
-    )
+    )(params, x, y)
+    assert float(parts["cluster"]) == pytest.approx(1.0 - float(semantic), rel=1e-6)
+    assert float(parts["cluster"]) != pytest.approx(1.0 - float(whole), rel=1e-3)

@@ -23,6 +23,13 @@ TINY = models.ModelConfig(
     transformer_layers=1,
 )
 
+# The tests call the model through jit: run eagerly, every primitive is an XLA program of its
+# own, compiled on first use (hundreds per model), which costs several times one program's compile.
+init_params = jax.jit(models.init_params, static_argnames="config")
+apply = jax.jit(models.apply, static_argnames=("config", "train"))
+encode = jax.jit(models.encode, static_argnames="config")
+decode = jax.jit(models.decode, static_argnames="config")
+
 
 @pytest.fixture(scope="module")
 def batch():
@@ -32,8 +39,8 @@ def batch():
 @pytest.mark.parametrize("encoder", models.ENCODERS)
 def test_shapes_and_bounds(encoder, batch):
     config = dataclasses.replace(TINY, encoder=encoder)
-    params = models.init_params(config, jax.random.key(0))
-    latent, embedding, recon = models.apply(params, config, batch)
+    params = init_params(config, jax.random.key(0))
+    latent, embedding, recon = apply(params, config, batch)
     assert latent.shape == (16, 6) and embedding.shape == (16, 10) and recon.shape == (16, 15)
     assert np.all(np.abs(latent) < 1) and np.all(np.abs(recon) < 1)
     physical = np.asarray(paramspace.denormalize(recon))
@@ -44,27 +51,39 @@ def test_shapes_and_bounds(encoder, batch):
 @pytest.mark.parametrize("encoder", models.ENCODERS)
 def test_inference_is_deterministic_and_dropout_is_not(encoder, batch):
     config = dataclasses.replace(TINY, encoder=encoder)
-    params = models.init_params(config, jax.random.key(1))
-    first = models.apply(params, config, batch)
-    second = models.apply(params, config, batch)
+    params = init_params(config, jax.random.key(1))
+    first = apply(params, config, batch)
+    second = apply(params, config, batch)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     # perturb the zero-initialised block scales so the dropped branches matter
-    params = jax.tree.map(lambda x: x + 0.1, params)
-    noisy_a = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(2))
-    noisy_b = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(3))
+    params = jax.tree.map(lambda x: np.asarray(x) + np.float32(0.1), params)
+    noisy_a = apply(params, config, batch, train=True, dropout_key=jax.random.key(2))
+    noisy_b = apply(params, config, batch, train=True, dropout_key=jax.random.key(3))
     assert not np.allclose(noisy_a[2], noisy_b[2])
 
 
 @pytest.mark.parametrize("encoder", models.ENCODERS)
 def test_encode_and_decode_agree_with_apply(encoder, batch):
     config = dataclasses.replace(TINY, encoder=encoder)
-    params = models.init_params(config, jax.random.key(5))
-    latent, embedding, recon = models.apply(params, config, batch)
-    latent2, embedding2 = models.encode(params, config, batch)
+    params = init_params(config, jax.random.key(5))
+
+    # one program for the three entry points, so that they compile alike, as they did eagerly
+    @jax.jit
+    def through_each_entry_point(params, x):
+        latent, embedding, recon = models.apply(params, config, x)
+        return (
+            (latent, embedding, recon),
+            models.encode(params, config, x),
+            models.decode(params, config, latent),
+        )
+
+    (latent, embedding, recon), (latent2, embedding2), recon2 = through_each_entry_point(
+        params, batch
+    )
     np.testing.assert_allclose(latent, latent2, atol=1e-6)
     np.testing.assert_allclose(embedding, embedding2, atol=1e-6)
-    np.testing.assert_allclose(models.decode(params, config, latent), recon, atol=1e-6)
+    np.testing.assert_allclose(recon2, recon, atol=1e-6)
 
 
 @pytest.mark.parametrize("encoder", models.ENCODERS)
@@ -73,13 +92,14 @@ def test_split_latent_embeds_only_its_semantic_part(encoder, batch):
     # the detail head moves only the detail part, and the embedding (the contrastive loss's
     # input) is a function of the semantic part alone
     config = dataclasses.replace(TINY, encoder=encoder, semantic_dim=2)
-    params = models.init_params(config, jax.random.key(3))
-    latent, embedding, _ = models.apply(params, config, batch)
+    params = init_params(config, jax.random.key(3))
+    latent, embedding, _ = apply(params, config, batch)
     assert latent.shape == (16, 6) and models.semantic_part(latent, config).shape == (16, 2)
     heads = "_LatentHeads_0"
     moved = jax.tree.map(lambda x: x, params)
-    moved["encoder"][heads]["detail"]["kernel"] = params["encoder"][heads]["detail"]["kernel"] + 0.5
-    latent2, embedding2, _ = models.apply(moved, config, batch)
+    detail_kernel = np.asarray(params["encoder"][heads]["detail"]["kernel"])
+    moved["encoder"][heads]["detail"]["kernel"] = detail_kernel + np.float32(0.5)
+    latent2, embedding2, _ = apply(moved, config, batch)
     np.testing.assert_array_equal(latent2[:, :2], latent[:, :2])
     np.testing.assert_array_equal(embedding2, embedding)
     assert not np.allclose(latent2[:, 2:], latent[:, 2:])
@@ -95,21 +115,19 @@ def test_semantic_dim_must_leave_room_for_detail():
 
 
 def test_encoders_have_different_parameters(batch):
-    residual = models.init_params(dataclasses.replace(TINY, encoder="residual"), jax.random.key(0))
-    transformer = models.init_params(
-        dataclasses.replace(TINY, encoder="transformer"), jax.random.key(0)
-    )
+    residual = init_params(dataclasses.replace(TINY, encoder="residual"), jax.random.key(0))
+    transformer = init_params(dataclasses.replace(TINY, encoder="transformer"), jax.random.key(0))
     assert "position" in transformer["encoder"]
     assert "position" not in residual["encoder"]
 
 
 def test_transformer_reads_band_positions(batch):
     config = dataclasses.replace(TINY, encoder="transformer")
-    params = models.init_params(config, jax.random.key(7))
-    params = jax.tree.map(lambda x: x + 0.05, params)
+    params = init_params(config, jax.random.key(7))
+    params = jax.tree.map(lambda x: np.asarray(x) + np.float32(0.05), params)
     swapped = batch.reshape(-1, 5, 3)[:, ::-1].reshape(-1, 15)
-    a, _ = models.encode(params, config, batch)
-    b, _ = models.encode(params, config, swapped)
+    a, _ = encode(params, config, batch)
+    b, _ = encode(params, config, swapped)
     assert not np.allclose(a, b, atol=1e-4)
 
 
@@ -119,12 +137,13 @@ def test_training_and_inference_paths_compute_the_same_function(encoder, batch):
     # run one at a time. Without dropout the two must agree to float32 round-off.
     config = dataclasses.replace(TINY, encoder=encoder, dropout=0.0)
     rng = np.random.default_rng(5)
-    params = models.init_params(config, jax.random.key(2))
+    # dropout has no parameters: TINY's initialiser (compiled already) gives this config's
+    params = init_params(dataclasses.replace(config, dropout=TINY.dropout), jax.random.key(2))
     params = jax.tree_util.tree_map(
-        lambda x: x + 0.2 * rng.normal(size=x.shape).astype(np.float32), params
+        lambda x: np.asarray(x) + 0.2 * rng.normal(size=x.shape).astype(np.float32), params
     )
-    trained = models.apply(params, config, batch, train=True, dropout_key=jax.random.key(0))
-    served = models.apply(params, config, batch)
+    trained = apply(params, config, batch, train=True, dropout_key=jax.random.key(0))
+    served = apply(params, config, batch)
     # encoder and decoder are residual stacks of similar depth: twice the decoder's bound
     for a, b in zip(trained, served):
         np.testing.assert_allclose(a, b, rtol=0, atol=decode_tolerance(config, 2.0))
@@ -152,10 +171,10 @@ def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
     # a float64 loop over the layers as SPEC §4 describes them, one dense at a time
     config = dataclasses.replace(TINY, decoder_widths=(24, 24, 16))
     rng = np.random.default_rng(3)
-    params = models.init_params(config, jax.random.key(1))
+    params = init_params(config, jax.random.key(1))
     # non-zero layer-norm scales, so that every layer of the block matters
     params = jax.tree_util.tree_map(
-        lambda x: x + 0.3 * rng.normal(size=x.shape).astype(np.float32), params
+        lambda x: np.asarray(x) + 0.3 * rng.normal(size=x.shape).astype(np.float32), params
     )
     latent = rng.uniform(-1, 1, (7, config.latent_dim)).astype(np.float32)
     p = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), params["decoder"])
@@ -174,7 +193,7 @@ def test_decoder_equals_a_plain_numpy_forward_pass_layer_by_layer():
     heads = [np.tanh(dense(p[f"{field}_head"], h)) for field in ("gain", "freq", "q")]
     expected = np.stack(heads, -1).reshape(len(latent), config.n_params)
     np.testing.assert_allclose(
-        models.decode(params, config, latent), expected, atol=decode_tolerance(config)
+        decode(params, config, latent), expected, atol=decode_tolerance(config)
     )
 
 
@@ -188,6 +207,6 @@ def test_bad_config_is_rejected(field, value):
 
 
 def test_wrong_input_width_is_rejected(batch):
-    params = models.init_params(TINY, jax.random.key(0))
+    params = init_params(TINY, jax.random.key(0))
     with pytest.raises(AssertionError):
         models.apply(params, TINY, batch[:, :12])
