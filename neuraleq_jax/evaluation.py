@@ -115,9 +115,8 @@ def default_boxes(vocabulary, heldout, layout: EQLayout) -> tuple[np.ndarray, st
     """The synthetic set's boxes when the vocabulary and layout are the synthetic ones, else
     the held-out data's per-word 5–95 % gain ranges. Returns ``(boxes, source)``."""
     if tuple(vocabulary) == synthetic.VOCABULARY and layout == DEFAULT_LAYOUT:
-        return synthetic.GAIN_BOXES_DB.astype(
-            np.float64
-        ), "synthetic word boxes (the generator's own)"
+        boxes = synthetic.GAIN_BOXES_DB.astype(np.float64)
+        return boxes, "synthetic word boxes (the generator's own)"
     boxes = data_gain_boxes(heldout.settings, heldout.word_ids, len(vocabulary), layout=layout)
     return boxes, "held-out data's per-word, per-band 5–95 % gain range"
 
@@ -128,23 +127,21 @@ def generated_set_figures(
     train,
     heldout,
     *,
-    accuracy_heldout=None,
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
 ) -> dict:
     """:func:`fidelity.generated_figures` against ``heldout``, plus the word accuracy of the
     same generated set (for a system's variations and for the reference generators alike),
-    its classifier built on ``accuracy_heldout`` (default ``heldout``)."""
+    its nearest-word classifier built on ``heldout``."""
     out = fidelity.generated_figures(
         generated_Nx15, generated_ids_N, train, heldout, sample_rate=sample_rate
     )
-    judge = heldout if accuracy_heldout is None else accuracy_heldout
     accuracy = word_accuracy(
         generated_Nx15,
         generated_ids_N,
-        judge.settings,
-        judge.word_ids,
-        len(judge.vocabulary),
-        layout=judge.layout,
+        heldout.settings,
+        heldout.word_ids,
+        len(heldout.vocabulary),
+        layout=heldout.layout,
         sample_rate=sample_rate,
     )
     out.update(word_accuracy=accuracy["generated"], word_accuracy_data=accuracy["data"])
@@ -366,7 +363,6 @@ def _fidelity_part(
             train.word_ids,
             train,
             heldout,
-            accuracy_heldout=heldout,
             sample_rate=sample_rate,
         )
         details["decoded_training"] = decoded

@@ -21,7 +21,6 @@ import numpy as np
 from neuraleq_jax import paramspace, response
 
 # the distances are re-exported: fidelity.energy_distance and the rest keep working
-from neuraleq_jax.distances import _responses as _responses
 from neuraleq_jax.distances import energy_distance as energy_distance
 from neuraleq_jax.distances import energy_from_means as energy_from_means
 from neuraleq_jax.distances import mean_pairwise_distance as mean_pairwise_distance

@@ -411,7 +411,7 @@ class NeuralEQMorphingSystem:
     def describe(self, settings, k: int = 5):
         """The ``k`` words whose sound is nearest a setting (the inverse of generation): one
         setting ``[15]`` (or a named dict) → a list of ``(word, distance_db)``, nearest first;
-        ``[N, 15]`` (or a list of dicts) → a list of such lists. Distance: RMS dB over the reference
+        ``[N, 15]`` (or a list of dicts) → a list of such lists. Distance: RMS dB over the
         reference grid between the setting's response and each word's centre response (of its
         :meth:`centre_settings` row), so a word's own centre setting names that word first.
         See :func:`neuraleq_jax.vocabulary.describe`."""

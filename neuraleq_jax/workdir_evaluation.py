@@ -342,14 +342,11 @@ def write_metrics(out_dir: Path, metrics: dict) -> Path:
     return atomic_write_json(out_dir / METRICS_FILE, metrics)
 
 
-def reference_figures(
-    train, heldout, *, n_variations: int = 100, seed: int = 0, accuracy_heldout=None
-) -> dict:
+def reference_figures(train, heldout, *, n_variations: int = 100, seed: int = 0) -> dict:
     """The fidelity figures of the trivial reference generator, a per-word Gaussian in
     the unit space clipped to range (:func:`fidelity.unit_gaussian_settings`), drawing
     ``n_variations`` settings per word: ``{"unit_gaussian": figures}``. (The other reference,
-    each system decoding its own training latents, is in its ``details.decoded_training``.)
-    Word accuracy's classifier is built on ``accuracy_heldout`` (default ``heldout``)."""
+    each system decoding its own training latents, is in its ``details.decoded_training``.)"""
     n_words = len(heldout.vocabulary)
     drawn = fidelity.unit_gaussian_settings(
         train.settings, train.word_ids, n_words, n_variations, seed=seed, layout=train.layout
@@ -361,7 +358,6 @@ def reference_figures(
             ids,
             train,
             heldout,
-            accuracy_heldout=accuracy_heldout,
         )
     }
 

@@ -1,5 +1,6 @@
-"""Test setup: 8 simulated CPU devices and a compilation cache shared with child processes,
-configured before jax is first used; one tiny trained model for the whole session."""
+"""Test setup, before jax is first used: 8 simulated CPU devices, programs compiled without
+XLA's backend optimisations, a compilation cache shared with the workers and child processes;
+one tiny trained model for the whole run; how pytest-xdist hands files to its workers."""
 
 import os
 import shutil
@@ -94,7 +95,7 @@ def tiny_train_args() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_workdir(tmp_path_factory, tiny_train_args) -> Path:
-    """A finished ``neuraleq train`` workdir of a tiny synthetic model, trained once per session.
+    """A finished ``neuraleq train`` workdir of a tiny synthetic model, trained once per run.
 
     Shared by every test that needs a trained model on disk: treat it as read-only, and copy it
     (``shutil.copytree``) to damage, retrain or write into it."""
