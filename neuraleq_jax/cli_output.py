@@ -146,10 +146,12 @@ def emit(
     fmt: str,
     out: str | None,
     label: Callable[[int], str],
+    check_stop: Callable[[], None] = lambda: None,
 ) -> None:
     """Print ``count`` settings (given as chunks ``[C, P]``) in ``fmt``, or write them to
     ``out`` atomically, streaming: memory stays bounded by one chunk, and a progress bar
-    (stderr) shows when the file holds more than one chunk."""
+    (stderr) shows when the file holds more than one chunk. ``check_stop`` is called before
+    each chunk and before the file is put in place; what it raises abandons the output."""
     if fmt == "apo" and count > 1 and out:
         raise ValueError(
             "an Equalizer APO file holds one setting; use -n 1 with --out, "
@@ -169,7 +171,9 @@ def emit(
         ) as bar,
     ):
         for text, rows in _pieces(chunks, fmt, layout, label):
+            check_stop()
             writer.write(text, rows)
             bar.update(rows)
+        check_stop()
     if out:
         print(f"wrote {count} setting(s) to {out}")

@@ -159,6 +159,7 @@ def run(args) -> int:
         vocabulary=bundle.vocabulary,
         layout=bundle.layout,
         progress=True,
+        check_stop=args.check_stop,
     )
     if jax.process_index() == 0:
         if report.already_complete:

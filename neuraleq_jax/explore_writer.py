@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import chex
@@ -201,7 +202,7 @@ def _runs(chunks: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _write_chunks(path, spec, todo: list[int], model, key, bar) -> None:
+def _write_chunks(path, spec, todo: list[int], model, key, bar, check_stop) -> None:
     """Explore and write the chunks ``todo``, each marked done after its data."""
     params, config, word_model, layout = model
     arrays = {
@@ -231,6 +232,12 @@ def _write_chunks(path, spec, todo: list[int], model, key, bar) -> None:
             layout=layout,
         )
         for c, settings in enumerate(parts, start=run_start):
+            try:
+                check_stop()
+            except BaseException:
+                while pending:  # the chunks already written are marked done, so a rerun skips them
+                    settle(*pending.popleft())
+                raise
             scores = scorer(settings, padded) if scorer is not None else {}
             latents = (
                 generation.explore_latents(
@@ -338,6 +345,7 @@ def explore_to_store(
     vocabulary=(),
     layout: EQLayout = DEFAULT_LAYOUT,
     progress: bool = False,
+    check_stop: Callable[[], None] = lambda: None,
 ) -> StoreReport:
     """Explore ``n`` settings into the Zarr store ``path`` (created, resumed, or left alone
     when complete); rows equal ``generation.explore(params, config, word_model, key, n)``.
@@ -347,6 +355,8 @@ def explore_to_store(
       columns: per-row extras, any of ``explore_store.COLUMNS``.
       novel_k / target_k: keep the ``k`` most novel rows / the ``k`` nearest to ``target``.
       progress: show a tqdm bar (settings/s and ETA) for this process's share.
+      check_stop: called before each chunk; what it raises stops the run (the chunks marked
+        done stay done, and a rerun resumes after them).
     Raises:
       ValueError: ``path`` holds something else (another model, key, n, chunk, ...).
     """
@@ -367,10 +377,11 @@ def explore_to_store(
         target=target,
         seed=seed,
     )
-    return _explore(path, spec, (params, config, word_model, layout), key, progress, began)
+    model = (params, config, word_model, layout)
+    return _explore(path, spec, model, key, progress, began, check_stop)
 
 
-def _explore(path: Path, spec, model, key, progress: bool, began: float) -> StoreReport:
+def _explore(path: Path, spec, model, key, progress: bool, began: float, check_stop) -> StoreReport:
     """Create or resume the store at ``path`` and write this process's unfinished chunks;
     ``model`` is ``(params, config, word_model, layout)``."""
     attributes = store_lib.check_store(path, spec)
@@ -386,7 +397,7 @@ def _explore(path: Path, spec, model, key, progress: bool, began: float) -> Stor
     share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
     todo = [c for c in share if not done[c]]
     with _progress_bar(spec, share, todo, enabled=progress) as bar:
-        _write_chunks(path, spec, todo, model, key, bar)
+        _write_chunks(path, spec, todo, model, key, bar, check_stop)
     _barrier("chunks")
     if jax.process_index() == 0:
         _finish_top(path, spec)

@@ -502,6 +502,37 @@ def test_sigterm_while_writing_leaves_no_file_behind(workdir, tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_whose_exception_was_swallowed_still_stops_the_output(signum, tmp_path):
+    """Python runs a signal handler between two bytecodes, which may be inside a gc callback
+    (JAX has one) or a ``__del__``, where the exception it raises is printed and ignored: the
+    recorded signal still stops the streamed output at the next chunk, leaving no file."""
+    from neuraleq_jax.cli.stopping import StopSignals, Terminated
+
+    stop = StopSignals()  # not entered: the handler is called as Python would call it
+    handled = []
+
+    class HandlerRunsInDel:
+        def __del__(self):
+            handled.append(signum)
+            stop.handler(signum)  # raises; Python swallows it ("Exception ignored in ...")
+
+    def chunks():
+        for i in range(4):
+            if i == 1:
+                HandlerRunsInDel()  # dropped at once, so its __del__ runs here
+            yield np.tile(paramspace.flat_setting(), (3, 1))
+
+    expected = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}[signum]
+    out = tmp_path / "x.csv"
+    with pytest.raises(expected):
+        output.emit(chunks(), 12, LAYOUT, "csv", str(out), str, stop.check)
+    assert handled == [signum] and list(tmp_path.iterdir()) == []
+    output.emit(chunks(), 12, LAYOUT, "csv", str(out), str, StopSignals().check)
+    assert len(out.read_text().splitlines()) == 13  # header + 12 rows: no signal, no stop
+
+
 def test_long_labels_keep_their_number():
     labels = [f"0.5 warm + 0.3 bright + 0.2 punchy #{i}" for i in (1, 2, 3)]
     settings = np.tile(paramspace.flat_setting(), (3, 1))

@@ -82,6 +82,30 @@ def test_store_equals_in_memory_explore_and_reads_lazily(model, tmp_path):
     assert group["zarr_format"] == 3 and group["node_type"] == "group"
 
 
+def test_a_stop_between_chunks_leaves_a_store_that_resumes_to_the_same_rows(model, tmp_path):
+    """``check_stop`` (the CLI's Ctrl-C/SIGTERM check) raising before the second chunk stops
+    the run with one chunk done; a rerun writes the rest, equal to the in-memory explore."""
+    params, config, word_model = model
+    key, n, chunk, calls = jax.random.key(11), 2_500, 1_024, []
+
+    def stop_at_second_chunk():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "x.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        explore_writer.explore_to_store(
+            path, params, config, word_model, key, n, chunk=chunk, check_stop=stop_at_second_chunk
+        )
+    done = explore_store.open_array(path, "progress/chunk_done").read().result()
+    assert done.tolist() == [1, 0, 0]
+    report = explore_writer.explore_to_store(path, params, config, word_model, key, n, chunk=chunk)
+    assert (report.chunks_before, report.rows_written) == (1, n - chunk)
+    expected = generation.explore(params, config, word_model, key, n, chunk=chunk)
+    np.testing.assert_array_equal(explore_store.open_store(path).settings[:], expected)
+
+
 def test_cli_store_equals_the_facade_and_a_finished_store_is_not_rewritten(
     workdir, tiny_system, tmp_path, capsys
 ):

@@ -21,10 +21,9 @@ Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import signal
 import sys
-import threading
 import traceback
 
 from neuraleq_jax.cli import audio_presets, generation, tools, words
@@ -42,6 +41,7 @@ from neuraleq_jax.cli.common import (
     Parser,
 )
 from neuraleq_jax.cli.common import load_system as _load_system
+from neuraleq_jax.cli.stopping import StopSignals, Terminated
 
 __all__ = [
     "BAD_USAGE",
@@ -73,14 +73,6 @@ _SUBCOMMANDS = (
     audio_presets.add_convert,
     tools.add_serve,
 )
-
-
-class _Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that files being written are cleaned up."""
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated()
 
 
 def build_parser() -> Parser:
@@ -143,23 +135,19 @@ def _parse(parser, argv: list[str], position: int):
 
 def _run(args, extra) -> tuple[int, str | None, BaseException | None]:
     """Run the parsed command: ``(exit status, failure message or None, error or None)``."""
-    own_signals = (
-        args.command not in tools.PASSTHROUGH  # train handles its signals itself
-        and threading.current_thread() is threading.main_thread()
-    )
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if own_signals else None
+    # train handles its signals itself (it checkpoints first); evaluate and bench keep Python's
+    signals = StopSignals() if args.command not in tools.PASSTHROUGH else contextlib.nullcontext()
+    args.check_stop = getattr(signals, "check", lambda: None)  # the long loops call it
     try:
-        return int(args.func(args, extra) or 0), None, None
+        with signals:
+            return int(args.func(args, extra) or 0), None, None
     except KeyboardInterrupt:
         return INTERRUPTED, "interrupted", None
-    except _Terminated:
+    except Terminated:
         return TERMINATED, "stopped by SIGTERM", None
     except Exception as caught:  # every failure ends as one line (see the module docstring)
         message, code = _failure(caught)
         return code, message, caught
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

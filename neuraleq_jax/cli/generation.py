@@ -16,7 +16,15 @@ def cmd_generate(args, _):
     chunks = system.generate_eq_chunks(
         args.term, count, strength=args.strength, seed=args.seed, chunk=output.STREAM_CHUNK
     )
-    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"{args.term} #{i + 1}")
+    output.emit(
+        chunks,
+        count,
+        system.layout,
+        fmt,
+        args.out,
+        lambda i: f"{args.term} #{i + 1}",
+        args.check_stop,
+    )
 
 
 def cmd_morph(args, _):
@@ -35,6 +43,7 @@ def cmd_morph(args, _):
         fmt,
         args.out,
         lambda i: f"{args.term_a}→{args.term_b} {i / (count - 1):.2f}",
+        args.check_stop,
     )
 
 
@@ -56,7 +65,9 @@ def cmd_explore(args, _):
         _write_npz(args.out, np.concatenate(list(chunks)), system.layout)
         return
     count = args.n if args.novel is None else args.novel
-    output.emit(chunks, count, system.layout, fmt, args.out, lambda i: f"explore #{i + 1}")
+    output.emit(
+        chunks, count, system.layout, fmt, args.out, lambda i: f"explore #{i + 1}", args.check_stop
+    )
 
 
 def _explored_chunks(system, args, *, whole: bool):
