@@ -268,7 +268,9 @@ class NeuralEQMorphingSystem:
         """The settings of :meth:`generate_eq_from_semantic` (same arguments, ``as_array=True``),
         yielded as float32 arrays of at most ``chunk`` rows (rounded up to a power of two,
         capped at ``GENERATE_CHUNK``) ``[C, 15]``, so that any count fits in memory.
-        Concatenated, they equal ``generate_eq_from_semantic(..., as_array=True)``."""
+        Concatenated, they equal ``generate_eq_from_semantic(..., as_array=True)``: bit for bit
+        at the default ``chunk``, within float32 round-off at a smaller one (a smaller compiled
+        batch may round differently)."""
         self._require_trained()
         variations = _count(variations, "variations", 1)
         strength = _strength(strength)

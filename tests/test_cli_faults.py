@@ -360,7 +360,11 @@ def test_out_suffix_chooses_the_format_and_format_wins(workdir, shared_system, t
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_path, capsys, fmt):
+def test_streamed_output_equals_the_one_piece_text(
+    workdir, shared_system, tmp_path, capsys, monkeypatch, fmt
+):
+    # small chunks (the bounded-memory test's): the joining is what is tested, not the size
+    monkeypatch.setattr(output, "STREAM_CHUNK", 1024)
     count = 2 * output.STREAM_CHUNK + 3  # three chunks, the last one short
     out = tmp_path / f"many.{fmt}"
     assert (
@@ -369,7 +373,11 @@ def test_streamed_output_equals_the_one_piece_text(workdir, shared_system, tmp_p
         )
         == 0
     )
-    settings = shared_system.generate_eq_from_semantic("warm", count, seed=0, as_array=True)
+    # the same settings in one array (chunked and one-piece generation agree within round-off:
+    # test_generation's tiled test), written in one piece
+    settings = np.concatenate(
+        list(shared_system.generate_eq_chunks("warm", count, seed=0, chunk=output.STREAM_CHUNK))
+    )
     names = [f"warm #{i + 1}" for i in range(count)]
     reference = tmp_path / f"reference.{fmt}"
     presets.write_preset(reference, settings, names=names)
