@@ -21,7 +21,6 @@ Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and ex
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import traceback
@@ -136,8 +135,8 @@ def _parse(parser, argv: list[str], position: int):
 def _run(args, extra) -> tuple[int, str | None, BaseException | None]:
     """Run the parsed command: ``(exit status, failure message or None, error or None)``."""
     # train handles its signals itself (it checkpoints first); evaluate and bench keep Python's
-    signals = StopSignals() if args.command not in tools.PASSTHROUGH else contextlib.nullcontext()
-    args.check_stop = getattr(signals, "check", lambda: None)  # the long loops call it
+    signals = StopSignals(install=args.command not in tools.PASSTHROUGH)
+    args.check_stop = signals.check  # the long loops call it
     try:
         with signals:
             return int(args.func(args, extra) or 0), None, None

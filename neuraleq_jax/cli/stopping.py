@@ -23,15 +23,16 @@ _RAISED = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
 class StopSignals:
     """While the block runs (in the main thread), SIGINT raises KeyboardInterrupt and SIGTERM
     raises :class:`Terminated`, and both are recorded for :meth:`check`; the previous handlers
-    come back afterwards. Outside the main thread, where Python cannot set handlers, nothing is
-    installed and :meth:`check` never raises."""
+    come back afterwards. With ``install=False``, or outside the main thread (where Python
+    cannot set handlers), nothing is installed and :meth:`check` never raises."""
 
-    def __init__(self):
+    def __init__(self, install: bool = True):
+        self.install = install
         self.received: list[int] = []
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
+        if self.install and threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self.handler) for sig in _RAISED}
         return self
 
