@@ -24,11 +24,14 @@ from neuraleq_jax.vocabulary import word_index
 
 _SEPARATOR = re.compile(r"\s*(?:\+|,|;|&|\band\b)\s*", re.IGNORECASE)
 _SUBTRACTION = re.compile(r"\S\s+-\s*(?:\d|\.|[a-z])", re.IGNORECASE)
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?"
 _WEIGHTED = re.compile(
-    r"^\s*(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*(?P<percent>%)?\s*(?:\*|×)?\s*"
-    r"(?P<word>.+?)\s*$",
+    rf"^\s*(?P<number>{_NUMBER})\s*(?P<percent>%)?\s*(?:\*|×)?\s*(?P<word>.+?)\s*$",
     re.IGNORECASE,
 )
+# a weight with no word after it ('0.3', '30%', '2*'); _WEIGHTED alone would split '0.3' into
+# the weight '0.' and the word '3'
+_BARE_WEIGHT = re.compile(rf"^\s*{_NUMBER}\s*%?\s*(?:\*|×)?\s*$", re.IGNORECASE)
 
 ACCEPTED = (
     "a word ('warm'), a blend ('warm and punchy', '0.7 warm + 0.3 bright', "
@@ -55,6 +58,11 @@ def _parse_string(text: str, vocabulary: Sequence[str]) -> list[tuple[str, float
         )
     terms, weighted = [], []
     for part in parts:
+        if _BARE_WEIGHT.match(part) and part.lower() not in lowered:
+            raise ValueError(
+                f"description {text!r} has a weight with no word after it ({part!r}); "
+                f"expected {ACCEPTED}"
+            )
         match = None if part.lower() in lowered else _WEIGHTED.match(part)
         if match is None:  # a bare word (word_index reports an unknown one)
             terms.append((part, 1.0))

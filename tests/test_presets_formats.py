@@ -432,7 +432,8 @@ def test_convert_needs_fit_for_foreign_layouts_and_an_index_for_several(tmp_path
     assert "fit" in capsys.readouterr().err
     many = presets.write_preset(tmp_path / "many.json", np.stack([WARM, random_setting(3)]))
     assert cli.main(["convert", str(many), str(tmp_path / "b.txt")]) == 2
-    assert "--index" in capsys.readouterr().err
+    message = "holds 2 settings and the apo format holds one: choose one with --index N (1 to 2)"
+    assert message in capsys.readouterr().err
     assert cli.main(["convert", str(many), str(tmp_path / "b.txt"), "--index", "2"]) == 0
     back = presets.read_preset(tmp_path / "b.txt")[0][0]
     setting = random_setting(3)

@@ -161,8 +161,8 @@ def cmd_convert(args, _):
     settings, names = _chosen_settings(found.settings, found.names, args.index, args.input)
     if target in presets.ONE_SETTING_FORMATS and len(settings) > 1:
         raise CommandError(
-            f"{args.input} holds {len(settings)} settings and a {target} preset "
-            f"holds one: choose one with --index N"
+            f"{args.input} holds {len(settings)} settings and the {target} format "
+            f"holds one: choose one with --index N (1 to {len(settings)})"
         )
     if Path(args.output).exists() and not args.overwrite:
         raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
