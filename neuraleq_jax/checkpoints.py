@@ -235,6 +235,11 @@ def save_bundle(directory: str | Path, bundle: ModelBundle) -> Path:
     if not bundle.vocabulary:
         raise ValueError("bundle.vocabulary is empty; a model bundle needs its words")
     directory = Path(directory).resolve()
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"cannot save a model bundle under {directory}: it is a file; give a folder "
+            f"(the bundle is written to FOLDER/{BUNDLE_DIR})"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / BUNDLE_DIR
     tmp = directory / f".{BUNDLE_DIR}.tmp-{uuid.uuid4().hex}"

@@ -76,6 +76,15 @@ def test_saving_again_replaces_the_bundle_and_leaves_no_temporaries(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
+def test_saving_under_a_file_is_refused_and_leaves_the_file(tmp_path):
+    taken = tmp_path / "model.txt"
+    taken.write_text("someone's notes")
+    with pytest.raises(NotADirectoryError, match=r"model.txt: it is a file; give a folder"):
+        checkpoints.save_bundle(taken, make_bundle())
+    assert taken.read_text() == "someone's notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.txt"]
+
+
 def test_missing_bundle_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="no model bundle in"):
         checkpoints.load_bundle(tmp_path)
