@@ -62,8 +62,11 @@ class ModelConfig:
                 f"transformer_heads ({self.transformer_heads})"
             )
         # tuples, not lists, keep the config hashable when built from JSON or the CLI
-        object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
-        object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
+        for name in ("encoder_widths", "decoder_widths"):
+            widths = tuple(int(w) for w in getattr(self, name))
+            if any(w < 1 for w in widths):  # empty is fine: no hidden layer
+                raise ValueError(f"{name} must be widths >= 1, got {getattr(self, name)}")
+            object.__setattr__(self, name, widths)
 
     @property
     def n_params(self) -> int:

@@ -127,7 +127,8 @@ def check_run(
     if train_config.devices > available:
         raise ValueError(
             f"train.devices asks for {train_config.devices} devices but only "
-            f"{available} are available ({jax.devices()[0].platform})"
+            f"{available} {'is' if available == 1 else 'are'} available "
+            f"({jax.devices()[0].platform})"
         )
     check_batch_divides(train_config.batch_size, train_config.devices or available)
 

@@ -98,6 +98,8 @@ def test_overrides_are_typed():
         (["--train.learning_rate=fast"], "expects a number"),
         (["--model.encoder_widths=a,b"], "expects an integer"),
         (["--train.epochs=0"], "epochs must be >= 1"),
+        (["--model.encoder_widths=64,0"], r"encoder_widths must be widths >= 1, got \(64, 0\)"),
+        (["--model.decoder_widths=-4"], r"decoder_widths must be widths >= 1, got \(-4,\)"),
         (["--model.encoder=lstm"], "encoder must be one of"),
         (["--data.split_fractions=0.5,0.1"], "sum"),
         (["--train.epochs"], "needs a value"),
@@ -118,7 +120,12 @@ def test_train_config_validates_its_fields():
 
 def test_cli_reports_bad_fields_and_exits_2(capsys, tmp_path):
     assert train.main(["--workdir", str(tmp_path), "--train.lr=3"]) == 2
-    assert "unknown config field 'train.lr'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown config field 'train.lr'. Did you mean train.learning_rate," in err
+    # a width the model cannot build is refused before anything is written
+    assert train.main(["--workdir", str(tmp_path / "run"), "--model.encoder_widths=0"]) == 2
+    assert "encoder_widths must be widths >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_prints_the_resolved_config(capsys, tmp_path):
