@@ -6,8 +6,8 @@
 
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -53,35 +53,24 @@ def system(tiny_system):
 
 @pytest.fixture(scope="module")
 def base_url(workdir, tmp_path_factory):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(tmp_path_factory.mktemp("log") / "serve.log", "w")
+    """``neuraleq serve --port 0`` in a child process; the URL is the one it prints (the port
+    the system gave it)."""
+    log_path = tmp_path_factory.mktemp("log") / "serve.log"
+    log = open(log_path, "w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "neuraleq_jax.cli",
-            "serve",
-            "--workdir",
-            str(workdir),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-m", "neuraleq_jax.cli", "serve", "--workdir", str(workdir)]
+        + ["--port", "0"],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api", timeout=2).read()
-            break
-        except OSError:
-            assert process.poll() is None, Path(log.name).read_text()
-            assert time.monotonic() < deadline, "neuraleq serve did not start"
-            time.sleep(0.5)
+    while not (printed := re.search(r"on (http://127\.0\.0\.1:\d+)/ ", log_path.read_text())):
+        assert process.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, "neuraleq serve did not start"
+        time.sleep(0.5)
+    url = printed[1]
+    urllib.request.urlopen(url + "/api", timeout=30).read()  # it is serving once it printed
     yield url
     process.terminate()
     process.wait(timeout=20)

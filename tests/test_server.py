@@ -316,30 +316,24 @@ def test_host_check_when_bound_to_loopback(system):
 # ---------------------------------------------------------------- a real server under load
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_url(system):
+    """uvicorn on a socket from :func:`server.listen` (port 0: a free one), as ``serve`` runs it."""
     import uvicorn
 
-    port = _free_port()
-    config = uvicorn.Config(
-        server.create_app(system), host="127.0.0.1", port=port, log_level="warning", backlog=1024
-    )
+    sock = server.listen("127.0.0.1", 0)
+    config = uvicorn.Config(server.create_app(system), log_level="warning")
     live = uvicorn.Server(config)
-    thread = threading.Thread(target=live.run, daemon=True)
+    thread = threading.Thread(target=live.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not live.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     live.should_exit = True
     thread.join(timeout=10)
+    sock.close()
 
 
 def test_200_concurrent_requests_on_loopback(live_url, system):
@@ -365,3 +359,53 @@ def test_200_concurrent_requests_on_loopback(live_url, system):
         expected = system.generate_eq_from_semantic(words[i % len(words)], 1, seed=i, as_array=True)
         np.testing.assert_array_equal(np.array(replies[i].json()["settings"], np.float32), expected)
     assert all(math.isfinite(v) for v in replies[1].json()["response_db"][0])
+
+
+# ---------------------------------------------------------------- neuraleq serve's address
+
+
+def test_serve_prints_the_port_it_got_and_runs_on_its_socket(system, monkeypatch, capsys):
+    import uvicorn
+
+    given = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: given.extend(sockets))
+    sock = server.listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    assert server.serve(system, sock=sock) == 0
+    assert given == [sock] and port > 0 and sock.fileno() == -1  # closed once served
+    words = len(system.vocabulary)
+    assert capsys.readouterr().out == (
+        f"neuraleq: serving {words} words on http://127.0.0.1:{port}/ (Ctrl+C stops)\n"
+    )
+
+
+def test_a_busy_port_fails_in_one_line_before_the_model_loads(tmp_path, capsys):
+    from neuraleq_jax import cli
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        # a workdir with no model: the port is checked first, so the port is what is reported
+        status = cli.main(["serve", "--workdir", str(tmp_path), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"neuraleq serve: cannot listen on http://127.0.0.1:{port}/: ")
+    assert "choose another --port (--port 0 picks a free one)" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "70000"], "argument --port: must be a port number from 0 to 65535"),
+        (["--port", "-1"], "argument --port: must be a port number from 0 to 65535"),
+        (["--host", "no-such-host.invalid"], "is neither an IP address nor a known name"),
+    ],
+)
+def test_a_bad_address_is_refused_in_one_line(args, message, tmp_path, capsys):
+    from neuraleq_jax import cli
+
+    try:
+        status = cli.main(["serve", "--workdir", str(tmp_path), *args])
+    except SystemExit as exit_:  # argparse's refusal
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err, err

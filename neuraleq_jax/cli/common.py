@@ -43,6 +43,19 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 to 65535 (0: a free one the system picks)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 0 to 65535 (0: a free one), got {text!r}"
+        )
+    return port
+
+
 def strength(text: str) -> float:
     """argparse type: a gain strength (see :func:`neuraleq_jax.checks.strength`)."""
     try:

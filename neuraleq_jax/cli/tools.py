@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from neuraleq_jax.cli.common import CommandError, Commands
+from neuraleq_jax.cli.common import CommandError, Commands, port_number
 
 PASSTHROUGH = frozenset({"train", "evaluate", "bench"})  # they parse their own options
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, where benchmarks/ lives
@@ -39,8 +39,9 @@ def cmd_serve(args, _):
     from neuraleq_jax import server
     from neuraleq_jax.system import use_synchronous_cpu_dispatch
 
-    use_synchronous_cpu_dispatch()  # one request at a time: run each computation inline
-    return server.serve(args.load_system(args.workdir), host=args.host, port=args.port)
+    with server.listen(args.host, args.port) as sock:  # a busy port fails before loading
+        use_synchronous_cpu_dispatch()  # one request at a time: run each computation inline
+        return server.serve(args.load_system(args.workdir), sock=sock)
 
 
 def cmd_data_fetch(args, _):
@@ -109,7 +110,9 @@ def add_serve(commands: Commands) -> None:
     command.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
-    command.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    command.add_argument(
+        "--port", type=port_number, default=8000, help="port (default 8000; 0: a free one)"
+    )
 
 
 def add_data(commands: Commands) -> None:

@@ -12,7 +12,10 @@ millisecond, so serialising them costs little.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import socket
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -36,6 +39,7 @@ __all__ = [
     "ApiError",
     "Service",
     "create_app",
+    "listen",
     "serve",
     "warm_up",
 ]
@@ -122,18 +126,56 @@ def warm_up(service: Service) -> None:
     service.extras(settings, INCLUDES, 48_000.0)
 
 
-def serve(system, host: str = "127.0.0.1", port: int = 8000) -> int:
-    """Run the app on uvicorn until interrupted (blocking)."""
+def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening (``port`` 0: a free one the system
+    picks; ``sock.getsockname()[1]`` tells which). Binding before the model loads makes a busy
+    port fail at once, in words. Raises ValueError for a host that is not an address and
+    OSError (naming the address and the way out) when the socket cannot be bound."""
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be in 0..65535 (0: a free one), got {port}")
+    try:
+        family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise ValueError(
+            f"--host {host!r} is neither an IP address nor a known name ({error.strerror}); give an "
+            f"IP address or name such as 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+            f"interface)"
+        ) from None
+    try:
+        return socket.create_server(address, family=family, backlog=2048)
+    except OSError as error:
+        advice = {
+            errno.EADDRINUSE: "another program is listening there; choose another --port "
+            "(--port 0 picks a free one)",
+            errno.EACCES: "ports below 1024 need administrator rights; choose --port 1024 or above",
+            errno.EADDRNOTAVAIL: "that address belongs to no interface of this machine",
+        }.get(error.errno, "choose another --host or --port")
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(f"cannot listen on {_url(host, port)}: {reason}; {advice}") from None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def serve(
+    system, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None
+) -> int:
+    """Run the app on uvicorn until interrupted (blocking), on ``sock`` if given (from
+    :func:`listen`; closed on return) or else on a socket bound to ``host:port``."""
     import uvicorn
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
+    sock = sock or listen(host, port)
+    host, port = sock.getsockname()[:2]
+    loopback = host in ("127.0.0.1", "::1")
     app = create_app(
         system, allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if loopback else None
     )
     warm_up(app.state.service)
     print(
-        f"neuraleq: serving {len(system.vocabulary)} words on http://{host}:{port}/ (Ctrl+C stops)",
+        f"neuraleq: serving {len(system.vocabulary)} words on {_url(host, port)} (Ctrl+C stops)",
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with sock:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
