@@ -356,7 +356,12 @@ def test_out_suffix_chooses_the_format_and_format_wins(workdir, shared_system, t
         cli.main(["generate", "warm", "--out", str(tmp_path / "w.dat"), "--workdir", str(workdir)])
         == 2
     )
-    assert "--format" in one_line(capsys.readouterr().err)
+    refusal = one_line(capsys.readouterr().err)
+    assert "--format" in refusal and ".zarr" not in refusal
+    # explore's refusal also names the outputs only it writes
+    folder = str(tmp_path / "explored")
+    assert cli.main(["explore", "-n", "4", "--out", folder, "--workdir", str(workdir)]) == 2
+    assert ".npz (arrays), .zarr (a store folder) or --format" in one_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])

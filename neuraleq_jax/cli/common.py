@@ -90,9 +90,10 @@ def load_system(workdir: str):
         raise CommandError(f"cannot load a trained model from {path}/: {error}", FAILED) from None
 
 
-def resolve_format(args) -> str:
+def resolve_format(args, also: tuple[str, ...] = ()) -> str:
     """``--format``, else the one ``--out``'s suffix names (like ``presets.write_preset``),
-    else ``table``. An explicit ``--format`` wins over the suffix (a note says so)."""
+    else ``table``. An explicit ``--format`` wins over the suffix (a note says so). ``also``:
+    the command's other outputs, named in the refusal of an unknown suffix."""
     from neuraleq_jax.presets import SUFFIX_FORMATS
 
     out = getattr(args, "out", None)
@@ -110,8 +111,8 @@ def resolve_format(args) -> str:
     if implied is None:
         raise CommandError(
             f"cannot tell the format of --out {out} from its suffix; use a "
-            f"suffix in {', '.join(sorted(SUFFIX_FORMATS))} or --format json, "
-            f"apo or csv"
+            f"suffix in {', '.join(sorted(SUFFIX_FORMATS))}{''.join(', ' + a for a in also)} "
+            f"or --format json, apo or csv"
         )
     return implied
 

@@ -53,7 +53,8 @@ def cmd_explore(args, _):
     if explore_command.is_store_path(args.out):
         return explore_command.run(args)
     npz = bool(args.out) and args.out.lower().endswith(".npz")
-    fmt = "npz" if npz and args.format is None else resolve_format(args)
+    also = (".npz (arrays)", ".zarr (a store folder)")
+    fmt = "npz" if npz and args.format is None else resolve_format(args, also)
     if args.novel is not None and args.novel > args.n:
         raise CommandError(
             f"--novel {args.novel} asks for more settings than the -n {args.n} "
