@@ -26,10 +26,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     file is removed and the target is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        file = next(p for p in reversed(target.parents) if p.exists() and not p.is_dir())
+        raise NotADirectoryError(f"cannot write {target}: {file} is a file, not a folder") from None
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:  # name the file asked for, not the temporary one beside it
+        raise type(error)(error.errno, error.strerror, str(target)) from None
     os.close(handle)
     # mkstemp creates 0600; give the final file the permissions the user's umask allows
     umask = os.umask(0)

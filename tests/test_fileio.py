@@ -1,5 +1,6 @@
 """Atomic writes: a failed write leaves the old file and no temporary files behind."""
 
+import errno
 import os
 
 import numpy as np
@@ -38,6 +39,22 @@ def test_atomic_path_removes_temporary_on_error(tmp_path):
         temporary.write_bytes(b"partial")
         raise RuntimeError("writer failed")
     assert os.listdir(tmp_path) == []
+
+
+def test_failures_name_the_file_asked_for_not_the_temporary(tmp_path, monkeypatch):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("kept")
+    for target in (notes / "out.json", notes / "deeper" / "out.json"):
+        with pytest.raises(NotADirectoryError, match=f"cannot write {target}: {notes} is a file"):
+            fileio.atomic_write_text(target, "{}")
+    assert notes.read_text() == "kept"
+
+    def full(**_):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.json.x.tmp"))
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", full)
+    with pytest.raises(OSError, match=r"No space left on device: '.*/out\.json'$"):
+        fileio.atomic_write_text(tmp_path / "out.json", "{}")
 
 
 def test_strict_json_turns_numpy_and_non_finite_values_into_json(tmp_path):
