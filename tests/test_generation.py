@@ -515,6 +515,25 @@ def test_bad_compound_descriptions_raise_clear_errors(term, message):
         compound.parse_weights(term, synthetic.VOCABULARY)
 
 
+def test_functional_core_refuses_rows_keys_and_ids_that_do_not_fit(trained):
+    """A weight row shorter than the vocabulary would leave the last words out unseen; raw
+    uint32 keys would be read as two keys each."""
+    params, config, wm = trained["params"], trained["config"], trained["word_model"]
+    keys = jax.random.split(jax.random.key(0), 2)
+    with pytest.raises(ValueError, match=rf"one weight per vocabulary word \({W} in"):
+        generation.generate(params, config, wm, np.full((2, W - 1), 0.5), keys)
+    with pytest.raises(ValueError, match=r"weights_a must have one weight per vocabulary word"):
+        generation.morph(params, config, wm, np.ones(W + 1), np.ones(W + 1), np.linspace(0, 1, 3))
+    rows = generation.one_hot([0, 1], W)
+    raw = np.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
+    with pytest.raises(ValueError, match="typed PRNG keys.*wrap_key_data"):
+        generation.generate(params, config, wm, rows, raw)
+    with pytest.raises(ValueError, match=r"keys_B must be \[2\] keys, one per row; got \(3,\)"):
+        generation.generate(params, config, wm, rows, jax.random.split(jax.random.key(0), 3))
+    with pytest.raises(ValueError, match=rf"word ids must lie in \[0, {W}\), got \[0, {W}\]"):
+        generation.one_hot([0, W], W)
+
+
 def test_bucket_sizes_are_powers_of_two():
     assert [generation.bucket_size(n) for n in (1, 2, 3, 5, 8, 9, 1000)] == [
         1,

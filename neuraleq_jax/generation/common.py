@@ -28,6 +28,32 @@ def _select(word_model, keys) -> dict:
     return {k: word_model[k] for k in keys}
 
 
+def check_word_weights(weights, word_model, name: str = "weights_BxW") -> None:
+    """ValueError unless the last axis of ``weights`` has one entry per word of ``word_model``
+    (a shorter row would silently leave the last words out)."""
+    counts = word_model.get("counts_W", word_model.get("centres_WxL"))
+    n_words = None if counts is None else np.shape(counts)[0]
+    if n_words is not None and np.shape(weights)[-1:] != (n_words,):
+        raise ValueError(
+            f"{name} must have one weight per vocabulary word ({n_words} in this word model) "
+            f"on its last axis; got shape {tuple(np.shape(weights))} (one_hot(ids, {n_words}) "
+            f"makes rows for single words)"
+        )
+
+
+def check_keys(keys_B, batch: int) -> None:
+    """ValueError unless ``keys_B`` is ``[batch]`` typed PRNG keys."""
+    if not jax.dtypes.issubdtype(getattr(keys_B, "dtype", None), jax.dtypes.prng_key):
+        raise ValueError(
+            f"keys_B must be typed PRNG keys, jax.random.split(jax.random.key(seed), {batch}); "
+            f"got {getattr(keys_B, 'dtype', type(keys_B).__name__)} of shape "
+            f"{tuple(np.shape(keys_B))} (raw uint32 keys from jax.random.PRNGKey: wrap them "
+            f"with jax.random.wrap_key_data)"
+        )
+    if keys_B.shape != (batch,):
+        raise ValueError(f"keys_B must be [{batch}] keys, one per row; got {keys_B.shape}")
+
+
 def _as_float32(x, shape=None):
     """float32 without an eager device op for host inputs (each one costs a dispatch)."""
     if isinstance(x, jax.Array):
@@ -120,7 +146,10 @@ def bucket_size(n: int) -> int:
 
 def one_hot(word_ids_B, n_words: int) -> np.ndarray:
     """Word ids ``[B]`` → float32 weight rows ``[B, n_words]``."""
-    return np.eye(n_words, dtype=np.float32)[np.asarray(word_ids_B, dtype=np.int64)]
+    ids = np.asarray(word_ids_B, dtype=np.int64)
+    if ids.size and not (ids.min() >= 0 and ids.max() < n_words):
+        raise ValueError(f"word ids must lie in [0, {n_words}), got {ids.tolist()}")
+    return np.eye(n_words, dtype=np.float32)[ids]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout"))

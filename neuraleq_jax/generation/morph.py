@@ -15,6 +15,7 @@ from neuraleq_jax.generation.common import (
     _decode_physical,
     _select,
     blend_needs_correction,
+    check_word_weights,
 )
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
@@ -118,6 +119,7 @@ def morph(
     """
     weights_a, weights_b, alphas_S = map(_as_float32, (weights_a, weights_b, alphas_S))
     chex.assert_equal_shape([weights_a, weights_b])
+    check_word_weights(weights_a, word_model, "weights_a")
     chex.assert_rank(alphas_S, 1)
     if dense < 2:
         raise ValueError(f"dense must be >= 2 points, got {dense}")

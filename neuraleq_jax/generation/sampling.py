@@ -28,6 +28,8 @@ from neuraleq_jax.generation.common import (
     _in_latent_range,
     _select,
     apply_strength,
+    check_keys,
+    check_word_weights,
 )
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.sharding import large_batch_plan, over_rows, place
@@ -206,7 +208,8 @@ def generate(
     """
     chex.assert_rank(weights_BxW, 2)
     batch = weights_BxW.shape[0]
-    chex.assert_shape(keys_B, (batch,))
+    check_word_weights(weights_BxW, word_model)
+    check_keys(keys_B, batch)
     if int(variations) < 1:
         raise ValueError(f"variations must be >= 1, got {variations}")
     plan = large_batch_plan(batch, int(variations))
