@@ -172,8 +172,7 @@ def scale_strength(setting, strength, layout: EQLayout = DEFAULT_LAYOUT) -> np.n
             f"> 1 exaggerates); got {strength!r}"
         )
     setting = np.asarray(setting, dtype=np.float64)
-    if setting.ndim == 0 or setting.shape[-1] != layout.n_params:
-        raise ValueError(f"setting must have shape [..., {layout.n_params}]; got {setting.shape}")
+    paramspace.check_shape(setting.shape, layout, "setting")
     return paramspace.scale_gains(setting, strength, layout, xp=np)
 
 

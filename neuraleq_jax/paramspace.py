@@ -152,6 +152,15 @@ def flat_setting(layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
     return centre
 
 
+def check_shape(shape: tuple[int, ...], layout: EQLayout = DEFAULT_LAYOUT, name="params") -> None:
+    """ValueError unless ``shape`` is ``[..., n_params]``, naming the layout's parameters."""
+    if len(shape) == 0 or shape[-1] != layout.n_params:
+        raise ValueError(
+            f"{name} must have shape [..., {layout.n_params}] "
+            f"({', '.join(layout.param_names[:3])}, ... per band); got {tuple(shape)}"
+        )
+
+
 def validate(
     params, layout: EQLayout = DEFAULT_LAYOUT, *, name: str = "params", tolerance: float = 1e-4
 ) -> np.ndarray:
@@ -162,11 +171,7 @@ def validate(
     range width and absorbs float32 round-off at the edges.
     """
     array = np.asarray(params, dtype=np.float64)
-    if array.ndim == 0 or array.shape[-1] != layout.n_params:
-        raise ValueError(
-            f"{name} must have shape [..., {layout.n_params}] "
-            f"({', '.join(layout.param_names[:3])}, ... per band); got {array.shape}"
-        )
+    check_shape(array.shape, layout, name)
     flat = array.reshape(-1, layout.n_params)
     names = layout.param_names
     bad = ~np.isfinite(flat)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neuraleq_jax import paramspace
 from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
 
 DEFAULT_SAMPLE_RATE = 48_000.0
@@ -76,6 +77,7 @@ def biquad_coefficients(
       ``(b, a)``, each ``[..., n_bands, 3]``, normalised so that ``a[..., 0] == 1``.
     """
     params = jnp.asarray(params, dtype=jnp.float32)
+    paramspace.check_shape(params.shape, layout, "settings")
     per_band = params.reshape(params.shape[:-1] + (layout.n_bands, 3))
     bs, as_ = [], []
     for index, kind in enumerate(layout.kinds):
@@ -132,6 +134,7 @@ def band_responses_db(
 ) -> jnp.ndarray:
     """dB magnitude of each band separately: ``[..., n_params]`` → ``[..., n_bands, F]``."""
     params = jnp.asarray(params, dtype=jnp.float32)
+    paramspace.check_shape(params.shape, layout, "settings")
     per_band = params.reshape(params.shape[:-1] + (layout.n_bands, 3))
     phi = jnp.sin(jnp.pi * jnp.asarray(freqs, jnp.float32) / sample_rate) ** 2
     bands = []

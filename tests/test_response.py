@@ -103,3 +103,13 @@ def test_batches_broadcast():
 def test_sections_refuse_frequencies_above_nyquist():
     with pytest.raises(ValueError, match="below Nyquist"):
         response.second_order_sections(ps.DEFAULT_LAYOUT.upper, sample_rate=16_000)
+
+
+@pytest.mark.parametrize("shape", [(2, 14), (15, 2), ()])
+def test_a_setting_of_the_wrong_width_is_refused_in_words(shape):
+    """A ValueError naming the layout, not a reshape TypeError from inside the bands."""
+    message = r"settings must have shape \[\.\.\., 15\] \(band1_gain, band1_freq, band1_q"
+    with pytest.raises(ValueError, match=message):
+        response.magnitude_response_db(np.zeros(shape))
+    with pytest.raises(ValueError, match=message):  # also while tracing
+        response.reference_response_db(np.zeros(shape))
