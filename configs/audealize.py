@@ -27,7 +27,7 @@ def get_config() -> ExperimentConfig:
         train=TrainConfig(epochs=30, batch_size=64, learning_rate=1e-3, schedule="cosine"),
         data=DataConfig(
             dataset="audealize",
-            path="REQUIRED: --data.path=eqdescriptors.json",
+            path="REQUIRED: --data.path=eqdescriptors.json (from neuraleq data fetch audealize)",
             per_word=24,
             split_fractions=(0.85, 0.15),
             layout="spec",

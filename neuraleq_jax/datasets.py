@@ -93,10 +93,18 @@ DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
 }
 
 
+# how a preset marks data.path as the user's to give ("REQUIRED: --data.path=FILE.json")
+REQUIRED = "REQUIRED:"
+
+
 def load_dataset(data: DataConfig) -> EQDataset:
     """The whole labelled data set that ``data`` names, before any split."""
     if data.dataset not in DATASETS:
         raise ValueError(f"unknown data.dataset {data.dataset!r}; known: {', '.join(DATASETS)}")
+    if data.path.startswith(REQUIRED):  # a preset's placeholder, not a file name
+        raise ValueError(
+            f"the {data.dataset} data set needs a file: pass {data.path[len(REQUIRED) :].strip()}"
+        )
     return DATASETS[data.dataset](data)
 
 

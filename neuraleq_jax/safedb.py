@@ -299,8 +299,8 @@ def load_safe_db(
     path = _checked_path(path, on_malformed, min_examples)
     dropped: Counter[str] = Counter()  # rows dropped per reason, in the order of the steps
     parsed, malformed = _read_rows(path, dropped)
-    if malformed and on_malformed == "raise":
-        raise ValueError(_malformed_message(path, malformed))
+    if (malformed and on_malformed == "raise") or not parsed:  # nothing left to skip to
+        raise ValueError(_malformed_message(path, malformed) if malformed else f"{path} is empty")
     row_counts = {"rows_read": len(parsed) + len(malformed), "rows_well_formed": len(parsed)}
     kept, folded = _normalise_descriptors(parsed, aliases, dropped)
     row_counts["rows_after_descriptors"] = len(kept)

@@ -1,6 +1,7 @@
 """Data sets named by configs: SAFE-DB by contributor, fitted curve files, and bad choices."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -62,3 +63,21 @@ def test_curve_file_dataset_with_word_filter(tmp_path):
 def test_bad_data_choices_are_named(fields, message):
     with pytest.raises(ValueError, match=message):
         DataConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    "preset, asked",
+    [
+        ("curves", "pass --data.path=FILE.json"),
+        ("audealize", "pass --data.path=eqdescriptors.json (from neuraleq data fetch audealize)"),
+    ],
+)
+def test_a_preset_whose_file_is_the_users_says_which_option_gives_it(preset, asked):
+    """Not 'file not found: REQUIRED: --data.path=…', the placeholder read as a file name."""
+    from neuraleq_jax import datasets
+    from neuraleq_jax.config import load_preset
+
+    with pytest.raises(
+        ValueError, match=rf"^the {preset} data set needs a file: {re.escape(asked)}$"
+    ):
+        datasets.load_dataset(load_preset(preset).data)

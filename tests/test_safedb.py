@@ -209,6 +209,18 @@ def test_malformed_rows_skip_or_fail(tmp_path):
         safedb.load_safe_db(path, on_malformed="ignore")
 
 
+def test_a_file_with_no_well_formed_row_is_named_even_when_skipping(tmp_path):
+    """Not 'word warm is not in SAFE-DB' for a file that is not SAFE-DB at all."""
+    foreign = tmp_path / "eqdescriptors.json"
+    foreign.write_text('[{"word": "warm"}]\n')
+    with pytest.raises(ValueError, match=r"eqdescriptors.json: 1 malformed row\(s\): line 1"):
+        safedb.load_safe_db(foreign, on_malformed="skip", words=["warm"])
+    empty = tmp_path / "empty.csv"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match=r"empty.csv is empty$"):
+        safedb.load_safe_db(empty)
+
+
 def test_descriptor_rules():
     assert safedb.normalize_descriptor("  Brighter ") == "bright"
     assert safedb.normalize_descriptor("WARMER") == "warm"
