@@ -119,6 +119,10 @@ def fetch(
     if name not in SOURCES:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(SOURCES)}")
     entry = SOURCES[name]
+    if Path(dest).exists() and not Path(dest).is_dir():  # before downloading anything
+        raise NotADirectoryError(
+            f"dest {dest} is a file, not a folder; give the folder to save {entry.filename} in"
+        )
     where = source or entry.url
     if expected_sha256 is None and source is None:
         expected_sha256 = entry.sha256
@@ -137,8 +141,7 @@ def fetch(
         raise ValueError(
             f"{target} exists and differs from the download; pass --force to replace it"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, data)
+    atomic_write_bytes(target, data)  # makes the folder too
     return FetchResult(
         path=target,
         sha256=digest,

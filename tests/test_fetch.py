@@ -127,6 +127,10 @@ def test_wrong_content_missing_source_and_existing_file(served, tmp_path):
     assert existing.read_bytes() == AUDEALIZE_JSON.read_bytes()
     with pytest.raises(ValueError, match="unknown data set 'safe'"):
         fetch.fetch("safe", tmp_path)
+    # a file as the folder: refused before any download, and left as it was
+    with pytest.raises(NotADirectoryError, match="eqdescriptors.json is a file, not a folder"):
+        fetch.fetch("audealize", existing, source=f"{base}/absent.json")
+    assert existing.read_bytes() == AUDEALIZE_JSON.read_bytes()
 
 
 def test_default_source_is_https_with_the_published_digest():
