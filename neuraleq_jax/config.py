@@ -378,23 +378,19 @@ def _resolve(config: ExperimentConfig, key: str) -> str:
             return matches[0]
         if len(matches) > 1:
             raise ValueError(f"--{key} is ambiguous: say which of {', '.join(matches)}")
-    close = _abbreviated(key, names) + difflib.get_close_matches(key, names, n=3)
-    close = list(dict.fromkeys(close))[:3]
+    # fields that key abbreviates by initials (train.lr → train.learning_rate) first: difflib's
+    # spelling distance does not find them
+    section, _, short = key.rpartition(".")
+    initials = [
+        n
+        for n in names
+        if section in ("", n.rpartition(".")[0])
+        and "_" in n
+        and short == "".join(w[:1] for w in n.rpartition(".")[2].split("_"))
+    ]
+    close = list(dict.fromkeys(initials + difflib.get_close_matches(key, names, n=3)))[:3]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(f"unknown config field {key!r}.{hint} Known fields: {', '.join(names)}")
-
-
-def _abbreviated(key: str, names: list[str]) -> list[str]:
-    """The fields ``key`` abbreviates by initials (``train.lr`` → ``train.learning_rate``),
-    which difflib's spelling distance does not find."""
-    section, _, short = key.rpartition(".")
-    return [
-        name
-        for name in names
-        if "_" in name
-        and section in ("", name.rpartition(".")[0])
-        and short == "".join(word[:1] for word in name.rpartition(".")[2].split("_"))
-    ]
 
 
 def _convert(value, annotation, name: str):
