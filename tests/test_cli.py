@@ -194,3 +194,33 @@ def test_every_subcommand_has_help_with_examples(capsys):
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args([command, "--help"])
         assert "examples:" in capsys.readouterr().out
+
+
+def test_version_is_the_packages(capsys):
+    import tomllib
+    from pathlib import Path
+
+    import neuraleq_jax
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert neuraleq_jax.__version__ == pyproject["project"]["version"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"neuraleq {neuraleq_jax.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["generat", "warm"], "'serve'); did you mean 'generate'? (see neuraleq --help)"),
+        (["generate", "warm", "--format", "jsn"], "; did you mean 'json'? (see neuraleq generate"),
+        (["zzz"], "'serve') (see neuraleq --help)"),  # nothing near: no guess
+    ],
+)
+def test_a_misspelt_choice_names_the_nearest(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and expected in err, err
+    assert ("did you mean" in err) == ("did you mean" in expected)

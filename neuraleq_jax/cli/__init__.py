@@ -74,6 +74,12 @@ _SUBCOMMANDS = (
 )
 
 
+def _package_version() -> str:
+    import neuraleq_jax
+
+    return neuraleq_jax.__version__
+
+
 def build_parser() -> Parser:
     """The ``neuraleq`` parser with every subcommand; ``args.func(args, extra)`` runs one."""
     parser = Parser(
@@ -83,6 +89,7 @@ def build_parser() -> Parser:
         epilog="examples:\n  neuraleq train --workdir runs/synthetic\n"
         "  neuraleq generate warm -n 3\n  neuraleq apply warm in.wav out.wav",
     )
+    parser.add_argument("--version", action="version", version=f"neuraleq {_package_version()}")
     parser.add_argument(
         "--debug",
         action="store_true",

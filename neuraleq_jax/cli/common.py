@@ -4,7 +4,9 @@ loader, the output format rule and the way a subcommand is added to the parser."
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +34,11 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors that point to ``--help`` (exit status 2)."""
 
     def error(self, message):
+        chosen = re.match(r"argument \S+: invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if chosen:  # a misspelt command or choice: name the nearest
+            choices = re.findall(r"'([^']*)'", chosen[2])
+            close = difflib.get_close_matches(chosen[1], choices, n=1)
+            message += f"; did you mean {close[0]!r}?" if close else ""
         self.exit(BAD_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
