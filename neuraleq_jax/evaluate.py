@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         "write metrics.json, report.md and plots.",
     )
     parser.add_argument("--workdir", required=True, help="training workdir (holds config.json)")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    add_options(parser)
+    return parser
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The evaluation's options besides ``--workdir`` and ``--seed``; ``neuraleq evaluate``
+    adds the same ones to its parser, so its ``--help`` lists them."""
     parser.add_argument(
         "--out",
         default=None,
@@ -106,7 +114,6 @@ def _parser() -> argparse.ArgumentParser:
         "--n-variations", type=int, default=100, help="generated settings per word (default 100)"
     )
     parser.add_argument("--steps", type=int, default=33, help="morph steps (default 33)")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     parser.add_argument(
         "--baseline-only",
         action="store_true",
@@ -124,7 +131,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--note", action="append", default=[], help="a line for the report's notes (repeatable)"
     )
-    return parser
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
@@ -143,7 +149,12 @@ def _print_summary(metrics: dict, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate as the parsed options (those of :func:`add_options`, ``workdir`` and ``seed``)
+    ask; prints the summary; returns the exit status."""
     try:
         metrics = evaluate_workdir(
             args.workdir,

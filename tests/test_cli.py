@@ -196,6 +196,16 @@ def test_every_subcommand_has_help_with_examples(capsys):
         assert "examples:" in capsys.readouterr().out
 
 
+def test_evaluate_help_lists_every_option_of_the_evaluation(capsys):
+    from neuraleq_jax import evaluate
+
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "--help"])
+    shown = capsys.readouterr().out
+    options = [a.option_strings[-1] for a in evaluate._parser()._actions if a.option_strings]
+    assert len(options) >= 9 and all(option in shown for option in options), shown
+
+
 def test_version_is_the_packages(capsys):
     import tomllib
     from pathlib import Path

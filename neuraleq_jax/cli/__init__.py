@@ -14,8 +14,9 @@ Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and ex
 - 130 / 143: interrupted by Ctrl-C (SIGINT) / stopped by SIGTERM; a file being written is
   removed, an earlier one at the same path is left as it was.
 
-``neuraleq --debug COMMAND ...`` prints the traceback as well. ``train``, ``evaluate`` and
-``bench`` pass their arguments on and return the exit status of the module they run.
+``neuraleq --debug COMMAND ...`` prints the traceback as well. ``train`` and ``bench`` pass
+their arguments on and return the exit status of the module they run; ``evaluate`` takes the
+options of ``python -m neuraleq_jax.evaluate`` (its ``--help`` lists them).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _parse(parser, argv: list[str], position: int):
 def _run(args, extra) -> tuple[int, str | None, BaseException | None]:
     """Run the parsed command: ``(exit status, failure message or None, error or None)``."""
     # train handles its signals itself (it checkpoints first); evaluate and bench keep Python's
-    signals = StopSignals(install=args.command not in tools.PASSTHROUGH)
+    signals = StopSignals(install=args.command not in (*tools.PASSTHROUGH, "evaluate"))
     args.check_stop = signals.check  # the long loops call it
     try:
         with signals:

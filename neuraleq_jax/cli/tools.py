@@ -10,7 +10,7 @@ from pathlib import Path
 
 from neuraleq_jax.cli.common import CommandError, Commands, port_number
 
-PASSTHROUGH = frozenset({"train", "evaluate", "bench"})  # they parse their own options
+PASSTHROUGH = frozenset({"train", "bench"})  # they parse their own options
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, where benchmarks/ lives
 
 
@@ -20,10 +20,10 @@ def cmd_train(args, extra):
     return train.main(extra)
 
 
-def cmd_evaluate(args, extra):
+def cmd_evaluate(args, _):
     from neuraleq_jax import evaluate
 
-    return evaluate.main(["--workdir", args.workdir, "--seed", str(args.seed), *extra])
+    return evaluate.run(args)
 
 
 def cmd_bench(args, extra):
@@ -76,13 +76,20 @@ def add_train(commands: Commands) -> None:
 
 
 def add_evaluate(commands: Commands) -> None:
-    commands.add(
+    from neuraleq_jax import evaluate
+
+    command = commands.add(
         "evaluate",
-        "Compute the evaluation figures for the model and the lite baseline.",
-        ["neuraleq evaluate --workdir runs/synthetic"],
+        "Compute the evaluation figures for the model and the lite baseline; write "
+        "metrics.json, report.md and plots.",
+        [
+            "neuraleq evaluate --workdir runs/synthetic",
+            "neuraleq evaluate --workdir runs/synthetic --out /tmp/eval --no-plots",
+        ],
         cmd_evaluate,
         output=False,
     )
+    evaluate.add_options(command)
 
 
 def add_bench(commands: Commands) -> None:
