@@ -196,6 +196,20 @@ def test_every_subcommand_has_help_with_examples(capsys):
         assert "examples:" in capsys.readouterr().out
 
 
+def test_every_argument_of_every_command_says_what_it_is():
+    import argparse
+
+    def unexplained(name, parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from unexplained(f"{name} {sub_name}".strip(), sub)
+            elif not action.help:
+                yield f"neuraleq {name} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(unexplained("", cli.build_parser())) == []
+
+
 def test_evaluate_help_lists_every_option_of_the_evaluation(capsys):
     from neuraleq_jax import evaluate
 

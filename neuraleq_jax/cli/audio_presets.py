@@ -198,8 +198,15 @@ def add_apply(commands: Commands) -> None:
     )
     command.add_argument("input", help="input audio file (WAV, FLAC, ...)")
     command.add_argument("output", help="output audio file")
-    command.add_argument("--strength", type=strength, default=1.0)
-    command.add_argument("--match-loudness", choices=("rms", "lufs"), default=None)
+    command.add_argument(
+        "--strength", type=strength, default=1.0, help="0 = flat, 1 = as given (default 1)"
+    )
+    command.add_argument(
+        "--match-loudness",
+        choices=("rms", "lufs"),
+        default=None,
+        help="keep the input's loudness: RMS level or integrated LUFS (default: off)",
+    )
     command.add_argument(
         "--peaks",
         choices=("report", "limit", "error"),

@@ -128,8 +128,8 @@ def add_morph(commands: Commands) -> None:
         ["neuraleq morph warm bright --steps 10"],
         cmd_morph,
     )
-    command.add_argument("term_a")
-    command.add_argument("term_b")
+    command.add_argument("term_a", help="where the morph starts: a word or blend")
+    command.add_argument("term_b", help="where it ends: a word or blend")
     command.add_argument("--steps", type=int, default=10, help="steps, >= 2 (default 10)")
 
 

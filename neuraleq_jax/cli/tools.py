@@ -139,7 +139,7 @@ def add_data(commands: Commands) -> None:
         "  neuraleq data fetch audealize --from ./eqdescriptors.json --dest data/",
     )
     command.set_defaults(func=cmd_data_fetch)
-    command.add_argument("name", choices=("audealize",))
+    command.add_argument("name", choices=("audealize",), help="the data set (audealize)")
     command.add_argument("--dest", default=".", help="folder to write into (default .)")
     command.add_argument(
         "--from",

@@ -100,14 +100,16 @@ def add_plot(commands: Commands) -> None:
         cmd_plot,
         output=False,
     )
-    command.add_argument("terms", nargs="*")
+    command.add_argument(
+        "terms", nargs="*", help="words or blends, one curve each ('warm', '0.7 warm + 0.3 bright')"
+    )
     command.add_argument(
         "--map",
         action="store_true",
         help="draw the vocabulary's 2-D word map (sized by confidence)",
     )
     command.add_argument("--out", required=True, help="PNG file to write")
-    command.add_argument("--title", default=None)
+    command.add_argument("--title", default=None, help="the figure's title (default: none)")
 
 
 def add_words(commands: Commands) -> None:
@@ -119,8 +121,10 @@ def add_words(commands: Commands) -> None:
         cmd_words,
         output=False,
     )
-    command.add_argument("prefix", nargs="?", default="")
-    command.add_argument("--format", choices=("table", "json"), default="table")
+    command.add_argument("prefix", nargs="?", default="", help="list only words starting with it")
+    command.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output (default table)"
+    )
 
 
 def add_describe(commands: Commands) -> None:
@@ -133,4 +137,6 @@ def add_describe(commands: Commands) -> None:
     )
     command.add_argument("file", help="preset file (.json, .csv, .txt/.apo)")
     command.add_argument("-k", type=positive_int, default=5, help="words per setting (5)")
-    command.add_argument("--format", choices=("table", "json"), default="table")
+    command.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output (default table)"
+    )
