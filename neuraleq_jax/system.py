@@ -307,16 +307,17 @@ class NeuralEQMorphingSystem:
         seed: int | None = None,
         as_array: bool = False,
         temperature: float = 1.0,
+        progress=None,
     ):
         """Settings decoded from latents spread like the whole training set.
 
         Args:
           n_samples: how many settings to return.
-          novel: None/False: plain samples. True or an integer ``m``: draw ``64 * n_samples``
-            (or ``m``) candidates and return the ``n_samples`` most novel (largest RMS-dB
-            distance to the nearest training setting), most novel first; dicts then carry
-            ``novelty_db``.
+          novel: None/False: plain samples. True or an integer ``m``: the ``n_samples`` most
+            novel (RMS dB to the nearest training setting) of ``64 * n_samples`` (or ``m``)
+            candidates, most novel first; dicts then carry ``novelty_db``.
           temperature: scales the spread of the latent Gaussian.
+          progress: with ``novel``, called with the candidates ranked so far (may raise to stop).
         Returns:
           A list of named dicts or an array ``[n_samples, 15]``.
         """
@@ -330,11 +331,10 @@ class NeuralEQMorphingSystem:
             )
             return self._format(settings, as_array)
         candidates = 64 * n_samples if novel is True else _count(novel, "novel", n_samples)
-        settings, novelty = generation.explore_novel(
-            *self._core(generation.NOVELTY_KEYS), key, candidates, n_samples, **common
-        )
-        settings = np.asarray(settings)
-        return self._format(settings, as_array, extra={"novelty_db": np.asarray(novelty)})
+        core = (*self._core(generation.NOVELTY_KEYS), key, candidates, n_samples)
+        settings, novelty = generation.explore_novel(*core, progress=progress, **common)
+        novelty = {"novelty_db": np.asarray(novelty)}
+        return self._format(np.asarray(settings), as_array, extra=novelty)
 
     def explore_chunks(
         self,

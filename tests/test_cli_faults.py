@@ -546,6 +546,41 @@ def test_a_stop_whose_exception_was_swallowed_still_stops_the_output(signum, tmp
     assert len(out.read_text().splitlines()) == 13  # header + 12 rows: no signal, no stop
 
 
+def test_a_stop_during_novelty_ranking_ends_the_command(
+    workdir, shared_system, monkeypatch, capsys
+):
+    """``explore --novel`` ranks in compiled pieces and checks for a stop between them: a
+    SIGTERM there ends the command (143) before anything is printed."""
+    from neuraleq_jax.cli import stopping
+
+    def stopped(self):
+        raise stopping.Terminated
+
+    def never(*args):
+        raise AssertionError("the output started: the ranking did not check for a stop")
+
+    monkeypatch.setattr(stopping.StopSignals, "check", stopped)
+    monkeypatch.setattr(output, "emit", never)
+    argv = ["explore", "-n", "300", "--novel", "3", "--workdir", str(workdir)]
+    assert cli.main(argv) == 143
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "neuraleq explore: stopped by SIGTERM\n"
+
+
+def test_an_npz_that_memory_cannot_hold_is_refused_before_exploring(tmp_path, monkeypatch, capsys):
+    from neuraleq_jax.cli import generation as generation_command
+
+    monkeypatch.setattr(generation_command, "physical_memory_bytes", lambda: 10**9)
+    out = tmp_path / "big.npz"
+    # no model in the workdir: the size is checked first, so the size is what is reported
+    argv = ["explore", "-n", "100000000", "--out", str(out), "--workdir", str(tmp_path)]
+    assert cli.main(argv) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "a .npz of 100,000,000 settings needs about 12.0 GB of memory" in err
+    assert "this machine has 1.0 GB" in err
+    assert f"--out {tmp_path / 'big.zarr'}" in err and not out.exists()
+
+
 def test_long_labels_keep_their_number():
     labels = [f"0.5 warm + 0.3 bright + 0.2 punchy #{i}" for i in (1, 2, 3)]
     settings = np.tile(paramspace.flat_setting(), (3, 1))

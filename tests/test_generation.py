@@ -4,6 +4,8 @@ One model is trained once for the module on the synthetic train split (the defau
 ``synthetic`` preset, on one device); SPEC §6 figures are checked on the held-out split.
 """
 
+import sys
+
 import jax
 import numpy as np
 import pytest
@@ -397,6 +399,26 @@ def test_novelty_ranking_matches_a_brute_force_search(trained):
     order = np.argsort(-nearest)[:5]
     np.testing.assert_allclose(novelty, nearest[order], atol=2e-3)
     assert_same_settings(settings, candidates[order], trained["config"])
+
+
+def test_novelty_ranking_in_pieces_reports_progress_and_stops(trained, monkeypatch):
+    """The ranking returns to Python every few chunks (where progress shows and Ctrl-C or
+    SIGTERM take effect) and equals the ranking in one piece."""
+    args = (trained["params"], trained["config"], trained["word_model"], jax.random.key(8))
+    whole = generation.explore_novel(*args, 300, 5, chunk=64)  # five chunks in one piece
+    # the module, not the function of the same name that the package exports
+    monkeypatch.setattr(sys.modules["neuraleq_jax.generation.explore"], "NOVEL_SEGMENT_CHUNKS", 2)
+    seen = []
+    pieces = generation.explore_novel(*args, 300, 5, chunk=64, progress=seen.append)
+    assert seen == [128, 256, 300]
+    for a, b in zip(pieces, whole, strict=True):  # the same top-k carried through every chunk
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+
+    def stop(done):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generation.explore_novel(*args, 300, 5, chunk=64, progress=stop)
 
 
 def test_explore_rejects_bad_sizes(trained):

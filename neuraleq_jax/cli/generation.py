@@ -3,10 +3,15 @@ or written in the format ``--format`` / ``--out`` names."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from neuraleq_jax import cli_output as output
 from neuraleq_jax.cli.common import CommandError, Commands, positive_int, resolve_format, strength
+from neuraleq_jax.generation.explore import NOVEL_CHUNK, NOVEL_SEGMENT_CHUNKS
 
 
 def cmd_generate(args, _):
@@ -60,6 +65,8 @@ def cmd_explore(args, _):
             f"--novel {args.novel} asks for more settings than the -n {args.n} "
             "candidates explored; use --novel K with K <= N"
         )
+    if fmt == "npz" and args.novel is None:
+        _check_npz_fits(args.n, args.out)
     system = args.load_system(args.workdir)
     chunks = _explored_chunks(system, args, whole=fmt == "npz")
     if fmt == "npz":
@@ -75,16 +82,44 @@ def _explored_chunks(system, args, *, whole: bool):
     """The explored settings as ``[n, P]`` chunks: the ``--novel`` most novel of ``-n``
     candidates, all ``-n`` at once (``whole``), or streamed in chunks."""
     if args.novel is not None:
-        # N candidates, the K most novel of them (the facade counts the other way round)
-        novel = system.explore_latent_space(
-            n_samples=args.novel, novel=args.n, seed=args.seed, as_array=True
-        )
+        from tqdm.auto import tqdm
+
+        # the ranking runs in compiled pieces: between them a bar (for more than a piece) moves
+        # and a stop takes effect
+        quiet = args.n <= NOVEL_CHUNK * NOVEL_SEGMENT_CHUNKS
+        with tqdm(total=args.n, unit="candidate", file=sys.stderr, disable=quiet) as bar:
+
+            def progress(done: int) -> None:
+                args.check_stop()
+                bar.update(done - bar.n)
+
+            # N candidates, the K most novel of them (the facade counts the other way round)
+            novel = system.explore_latent_space(
+                n_samples=args.novel, novel=args.n, seed=args.seed, as_array=True, progress=progress
+            )
         return [np.asarray(novel)]
     if whole:  # one array in the file: 60 bytes per setting in memory
         return [
             np.asarray(system.explore_latent_space(n_samples=args.n, seed=args.seed, as_array=True))
         ]
     return system.explore_chunks(args.n, seed=args.seed, chunk=output.STREAM_CHUNK)
+
+
+def physical_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_npz_fits(n: int, out: str) -> None:
+    """A .npz is written from one array: refuse, before exploring, one that memory cannot hold
+    (the settings, float32, and the file's bytes beside them)."""
+    needed, memory = 2 * n * 15 * 4, physical_memory_bytes()
+    if needed > memory:
+        raise CommandError(
+            f"a .npz of {n:,} settings needs about {needed / 1e9:.1f} GB of memory at once and "
+            f"this machine has {memory / 1e9:.1f} GB; explore into a store instead, which "
+            f"writes chunk by chunk: neuraleq explore -n {n} --out "
+            f"{Path(out).with_suffix('.zarr')}"
+        )
 
 
 def _write_npz(path: str, settings_NxP: np.ndarray, layout) -> None:

@@ -1,5 +1,5 @@
 """Exploration: settings decoded from a Gaussian over all training latents, streamed in
-chunks, by row range, or ranked by novelty in one compiled scan."""
+chunks, by row range, or ranked by novelty in compiled scans over chunks."""
 
 from __future__ import annotations
 
@@ -138,9 +138,17 @@ def novelty_db(settings_NxP, reference_responses_RxF, layout: EQLayout = DEFAULT
     return jnp.sqrt(jnp.maximum(nearest_N, 0.0) / responses_NxF.shape[-1])
 
 
-@functools.partial(jax.jit, static_argnames=("config", "n", "k", "chunk", "layout"))
-def _explore_novel(params, config, word_model, key, temperature, n, k, chunk, layout):
-    n_chunks = -(-n // chunk)
+# chunks per compiled call of the novelty ranking: a call returns to Python every ~250k
+# candidates, where progress is reported and a stop (Ctrl-C, SIGTERM) can take effect
+NOVEL_SEGMENT_CHUNKS = 32
+NOVEL_CHUNK = 8192  # candidates scored at a time (the default of explore_novel's chunk)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "n", "chunk", "segment", "layout"))
+def _explore_novel_segment(
+    params, config, word_model, key, temperature, carry, first, n, chunk, segment, layout
+):
+    """The running top-k ``carry`` merged with chunks ``first … first + segment - 1``."""
 
     def body(carry, chunk_index):
         best_scores_K, best_settings_KxP = carry
@@ -158,12 +166,11 @@ def _explore_novel(params, config, word_model, key, temperature, n, k, chunk, la
         # running top-k: merge this chunk's scores with the best so far
         pooled_scores = jnp.concatenate([best_scores_K, scores])
         pooled_settings = jnp.concatenate([best_settings_KxP, settings])
-        top_scores, top_index = jax.lax.top_k(pooled_scores, k)
+        top_scores, top_index = jax.lax.top_k(pooled_scores, best_scores_K.shape[0])
         return (top_scores, pooled_settings[top_index]), None
 
-    init = (jnp.full((k,), -jnp.inf), jnp.zeros((k, layout.n_params), jnp.float32))
-    (scores_K, settings_KxP), _ = jax.lax.scan(body, init, jnp.arange(n_chunks))
-    return settings_KxP, scores_K
+    carry, _ = jax.lax.scan(body, carry, first + jnp.arange(segment))
+    return carry
 
 
 def explore_novel(
@@ -174,14 +181,17 @@ def explore_novel(
     n: int,
     k: int,
     *,
-    chunk: int = 8192,
+    chunk: int = NOVEL_CHUNK,
     temperature: float = 1.0,
     layout: EQLayout = DEFAULT_LAYOUT,
+    progress=None,
 ):
-    """The ``k`` most novel of ``n`` explored settings, in one compiled scan over chunks.
+    """The ``k`` most novel of ``n`` explored settings, by compiled scans over chunks.
 
     Novelty is :func:`novelty_db` against the training settings' responses stored in the word
-    model. Memory is bounded by ``chunk`` (a running top-k is carried across chunks).
+    model. Memory is bounded by ``chunk`` (a running top-k is carried across chunks). Every
+    :data:`NOVEL_SEGMENT_CHUNKS` chunks the scan returns to Python and calls
+    ``progress(candidates_done)`` if given; an exception it raises (a stop) ends the ranking.
 
     Returns:
       ``(settings [k, P], novelty_db [k])``, most novel first; every setting is finite and
@@ -190,18 +200,30 @@ def explore_novel(
     _check_explore_args(n, chunk, temperature)
     if not 1 <= int(k) <= int(n):
         raise ValueError(f"k must be in [1, n={n}], got {k}")
-    chunk = min(int(chunk), int(n))
-    return _explore_novel(
-        params,
-        config,
-        _select(word_model, NOVELTY_KEYS),
-        key,
-        np.float32(temperature),
-        int(n),
-        int(k),
-        chunk,
-        layout,
-    )
+    n, chunk = int(n), min(int(chunk), int(n))
+    n_chunks = -(-n // chunk)
+    word_model = _select(word_model, NOVELTY_KEYS)
+    carry = (jnp.full((int(k),), -jnp.inf), jnp.zeros((int(k), layout.n_params), jnp.float32))
+    for first in range(0, n_chunks, NOVEL_SEGMENT_CHUNKS):
+        segment = min(NOVEL_SEGMENT_CHUNKS, n_chunks - first)
+        carry = _explore_novel_segment(
+            params,
+            config,
+            word_model,
+            key,
+            np.float32(temperature),
+            carry,
+            np.int32(first),
+            n,
+            chunk,
+            segment,
+            layout,
+        )
+        if progress is not None:
+            jax.block_until_ready(carry)
+            progress(min((first + segment) * chunk, n))
+    scores_K, settings_KxP = carry
+    return settings_KxP, scores_K
 
 
 # explore by row index: a store resumes at any chunk and several processes each take a share of
