@@ -52,6 +52,8 @@ from neuraleq_jax.paramspace import EQLayout
 
 GENERATE_CHUNK = 8192  # most variations decoded by one compiled call
 MORPH_DENSE = 129  # points of the dense path that measures a morph's response length
+# a morph is decoded in one compiled call (about 13 KB of memory a step on CPU)
+MAX_MORPH_STEPS = 100_000
 CPU_SERVING_COMPILER_OPTIONS = {"xla_disable_hlo_passes": "tree_reduction_rewriter"}
 MAX_STRENGTH = 1e30  # saturates every gain already, and float32 holds it
 TERM_CACHE_SIZE = 4096  # parsed terms kept: terms may be free text
@@ -280,6 +282,11 @@ class Executables:
     def morph(self, weights_a_W, weights_b_W, blend: bool, steps: int) -> np.ndarray:
         """``[steps, P]`` settings from the centre of ``weights_a_W`` to that of ``weights_b_W``,
         equally spaced in response; ``blend``: either term mixes several words."""
+        if steps > MAX_MORPH_STEPS:
+            raise ValueError(
+                f"steps must be at most {MAX_MORPH_STEPS:,} (a morph is computed in one piece), "
+                f"got {steps:,}"
+            )
         bucket = generation.bucket_size(steps)
         alphas_S = np.ones(bucket, np.float32)  # padding repeats the end point, then is dropped
         alphas_S[:steps] = np.linspace(0.0, 1.0, steps, dtype=np.float32)

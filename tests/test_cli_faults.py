@@ -581,6 +581,28 @@ def test_an_npz_that_memory_cannot_hold_is_refused_before_exploring(tmp_path, mo
     assert f"--out {tmp_path / 'big.zarr'}" in err and not out.exists()
 
 
+def test_a_morph_is_written_a_chunk_at_a_time_and_its_length_is_bounded(
+    workdir, shared_system, monkeypatch, capsys
+):
+    """The CSV's preamp column (a 2048-point response per row) is computed a chunk at a time:
+    100k steps took 10 GB of memory in one piece. More steps than one compiled morph should
+    hold are refused in one line."""
+    from neuraleq_jax import serving
+
+    argv = ["morph", "warm", "bright", "--steps", "40", "--format", "csv"]
+    argv += ["--workdir", str(workdir)]
+    assert cli.main(argv) == 0
+    whole = capsys.readouterr().out
+    monkeypatch.setattr(output, "STREAM_CHUNK", 16)  # three chunks
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out == whole and len(whole.splitlines()) == 41
+    monkeypatch.setattr(serving, "MAX_MORPH_STEPS", 39)
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "neuraleq morph: steps must be at most 39 (a morph is computed in one piece), got 40\n"
+    )
+
+
 def test_long_labels_keep_their_number():
     labels = [f"0.5 warm + 0.3 bright + 0.2 punchy #{i}" for i in (1, 2, 3)]
     settings = np.tile(paramspace.flat_setting(), (3, 1))

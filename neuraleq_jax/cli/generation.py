@@ -41,8 +41,9 @@ def cmd_morph(args, _):
         )
     )
     count = len(settings)
+    chunk = output.STREAM_CHUNK  # the text (and each preset's preamp) a chunk at a time
     output.emit(
-        [settings],
+        [settings[i : i + chunk] for i in range(0, count, chunk)],
         count,
         system.layout,
         fmt,
