@@ -29,7 +29,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        file = next(p for p in reversed(target.parents) if p.exists() and not p.is_dir())
+        parents = (p for p in reversed(target.parents) if p.exists() and not p.is_dir())
+        file = next(parents, target.parent)
         raise NotADirectoryError(f"cannot write {target}: {file} is a file, not a folder") from None
     try:
         handle, temporary = tempfile.mkstemp(

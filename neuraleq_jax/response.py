@@ -65,6 +65,14 @@ def _band_coefficients(kind: str, gain_db, freq_hz, q, sample_rate, xp=jnp):
     return b / a[..., :1], a / a[..., :1]
 
 
+def _per_band(params, layout: EQLayout) -> jnp.ndarray:
+    """Settings ``[..., n_params]`` as float32 ``[..., n_bands, 3]`` (gain, frequency, Q);
+    a ValueError naming the layout for any other width."""
+    params = jnp.asarray(params, dtype=jnp.float32)
+    paramspace.check_shape(params.shape, layout, "settings")
+    return params.reshape(params.shape[:-1] + (layout.n_bands, 3))
+
+
 def biquad_coefficients(
     params: jnp.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE, layout: EQLayout = DEFAULT_LAYOUT
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -76,9 +84,7 @@ def biquad_coefficients(
     Returns:
       ``(b, a)``, each ``[..., n_bands, 3]``, normalised so that ``a[..., 0] == 1``.
     """
-    params = jnp.asarray(params, dtype=jnp.float32)
-    paramspace.check_shape(params.shape, layout, "settings")
-    per_band = params.reshape(params.shape[:-1] + (layout.n_bands, 3))
+    per_band = _per_band(params, layout)
     bs, as_ = [], []
     for index, kind in enumerate(layout.kinds):
         gain, freq, q = (per_band[..., index, j] for j in range(3))
@@ -133,9 +139,7 @@ def band_responses_db(
     layout: EQLayout = DEFAULT_LAYOUT,
 ) -> jnp.ndarray:
     """dB magnitude of each band separately: ``[..., n_params]`` → ``[..., n_bands, F]``."""
-    params = jnp.asarray(params, dtype=jnp.float32)
-    paramspace.check_shape(params.shape, layout, "settings")
-    per_band = params.reshape(params.shape[:-1] + (layout.n_bands, 3))
+    per_band = _per_band(params, layout)
     phi = jnp.sin(jnp.pi * jnp.asarray(freqs, jnp.float32) / sample_rate) ** 2
     bands = []
     for index, kind in enumerate(layout.kinds):

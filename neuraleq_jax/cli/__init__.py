@@ -142,8 +142,7 @@ def _parse(parser, argv: list[str], position: int):
 
 def _run(args, extra) -> tuple[int, str | None, BaseException | None]:
     """Run the parsed command: ``(exit status, failure message or None, error or None)``."""
-    # train handles its signals itself (it checkpoints first); evaluate and bench keep Python's
-    signals = StopSignals(install=args.command not in (*tools.PASSTHROUGH, "evaluate"))
+    signals = StopSignals(install=args.command not in tools.OWN_SIGNALS)
     args.check_stop = signals.check  # the long loops call it
     try:
         with signals:

@@ -12,6 +12,7 @@ import numpy as np
 from neuraleq_jax import cli_output as output
 from neuraleq_jax.cli.common import CommandError, Commands, positive_int, resolve_format, strength
 from neuraleq_jax.generation.explore import NOVEL_CHUNK, NOVEL_SEGMENT_CHUNKS
+from neuraleq_jax.paramspace import DEFAULT_LAYOUT
 
 
 def cmd_generate(args, _):
@@ -113,7 +114,7 @@ def physical_memory_bytes() -> int:
 def _check_npz_fits(n: int, out: str) -> None:
     """A .npz is written from one array: refuse, before exploring, one that memory cannot hold
     (the settings, float32, and the file's bytes beside them)."""
-    needed, memory = 2 * n * 15 * 4, physical_memory_bytes()
+    needed, memory = 2 * n * DEFAULT_LAYOUT.n_params * 4, physical_memory_bytes()
     if needed > memory:
         raise CommandError(
             f"a .npz of {n:,} settings needs about {needed / 1e9:.1f} GB of memory at once and "

@@ -11,6 +11,8 @@ from pathlib import Path
 from neuraleq_jax.cli.common import CommandError, Commands, port_number
 
 PASSTHROUGH = frozenset({"train", "bench"})  # they parse their own options
+# train handles its signals itself (it checkpoints first); evaluate and bench keep Python's
+OWN_SIGNALS = PASSTHROUGH | {"evaluate"}
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, where benchmarks/ lives
 
 

@@ -165,7 +165,7 @@ def serve(
     :func:`listen`; closed on return) or else on a socket bound to ``host:port``."""
     import uvicorn
 
-    sock = sock or listen(host, port)
+    sock = listen(host, port) if sock is None else sock
     host, port = sock.getsockname()[:2]
     loopback = host in ("127.0.0.1", "::1")
     app = create_app(
