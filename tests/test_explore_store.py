@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from tolerances import RESPONSE_DB_TOL
 
 from neuraleq_jax import (
     checkpoints,
@@ -26,10 +27,7 @@ from neuraleq_jax import (
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 REPO = Path(__file__).resolve().parents[1]
-# float32 responses are sums of ~5 band responses of up to ~20 dB over 256 points; the RMS dB
-# computed through |a|^2 + |b|^2 - 2ab differs between batch shapes by a few ulps of |a|^2
-# (~1e4 dB^2), i.e. ~1e-5 dB after the square root: 1e-3 dB leaves a wide margin
-DB_TOL = 1e-3
+DB_TOL = RESPONSE_DB_TOL  # novelty and distances: RMS dB of float32 responses
 
 
 @pytest.fixture(scope="module")

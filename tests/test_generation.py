@@ -9,7 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from tolerances import assert_same_settings
+from tolerances import RESPONSE_DB_TOL, assert_same_settings
 
 from neuraleq_jax import compound, fidelity, generation, paramspace, response, synthetic
 
@@ -411,8 +411,9 @@ def test_novelty_ranking_in_pieces_reports_progress_and_stops(trained, monkeypat
     seen = []
     pieces = generation.explore_novel(*args, 300, 5, chunk=64, progress=seen.append)
     assert seen == [128, 256, 300]
-    for a, b in zip(pieces, whole, strict=True):  # the same top-k carried through every chunk
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+    # the same top-k carried through every chunk, by other compiled programs: round-off apart
+    assert_same_settings(pieces[0], whole[0], trained["config"])
+    np.testing.assert_allclose(pieces[1], whole[1], rtol=0, atol=RESPONSE_DB_TOL)
 
     def stop(done):
         raise KeyboardInterrupt

@@ -15,13 +15,12 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx2")
 from starlette.testclient import TestClient  # noqa: E402
 from test_presets_formats import WARM, rbj_sos, setting_db  # noqa: E402
+from tolerances import RESPONSE_DB_TOL  # noqa: E402
 
 from neuraleq_jax import audio, paramspace, presets, response, server  # noqa: E402
 
 I16 = "needs system.describe/word_map (branch i16)"
-# float32 responses: each band's power ratio carries a relative error of a few 1e-7 (about
-# 1e-5 dB); 1e-3 dB leaves room for five bands and the cancellation near shelf corners
-RESPONSE_TOL_DB = 1e-3
+RESPONSE_TOL_DB = RESPONSE_DB_TOL  # float32 responses against scipy's float64 ones
 
 
 @pytest.fixture(scope="module")

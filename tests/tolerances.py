@@ -22,6 +22,10 @@ from neuraleq_jax import paramspace
 from neuraleq_jax.models import ModelConfig
 
 UNIT_ROUNDOFF = 2.0**-24
+# dB responses in float32 are sums of ~5 band responses of up to ~20 dB over a grid; one
+# computed two ways (batch shapes, programs, or float64) differs by a few ulps of the power
+# ratios, about 1e-5 dB, also after the RMS's square root: 1e-3 dB leaves a wide margin
+RESPONSE_DB_TOL = 1e-3
 
 
 def gamma(n_terms: int) -> float:
