@@ -1,12 +1,15 @@
 """The documentation runs as written: every shell command and every Python block of README.md
 and docs/*.md is executed.
 
-One child process (a user's machine: one CPU device, not the suite's eight simulated ones) runs
-the pages' commands in order (README first, then docs/ by name) in a scratch folder, so
-``runs/synthetic`` trained by README's first command is the model the later ones use, and then
-each Python block on its own in a fresh namespace, as a reader who copies one block would.
-Commands run in that process through the entry points their console scripts call, which keeps
-the compiled programs of one command for the next; a command that two pages share runs once.
+One child process runs the pages' commands in order (README first, then docs/ by name) in a
+scratch folder, so ``runs/synthetic`` trained by README's first command is the model the later
+ones use, and then each Python block on its own in a fresh namespace, as a reader who copies one
+block would. Commands run in that process through the entry points their console scripts call,
+which keeps the compiled programs of one command for the next; a command that two pages share
+runs once. The child sees the suite's devices and compilation cache, and README's first command
+trains the session's tiny model (conftest.TINY_TRAIN_ARGS: the synthetic preset's code path at
+small widths, on one device), so most programs the pages' commands compile are ones the rest of
+the suite compiles anyway: whichever process gets there first compiles, the other loads.
 
 Four kinds of change are allowed, each listed below with its reason, and each must still match
 a page (a stale entry fails the test):
@@ -15,15 +18,17 @@ a page (a stale entry fails the test):
   README's install made, and the test checks that the extras they name exist;
 - commands that cannot run inside a test (the test suite itself, servers, several hosts, runs
   of many minutes) are exempt;
-- sizes that would take minutes are shrunk; the code path stays the same;
+- sizes that would take minutes are shrunk (README's model to the session's tiny model); the
+  code path stays the same;
 - trainings of other presets (transformer, large, SAFE-DB, Audealize), which another test trains
   through the same entry point, are resolved but not trained (``--print_config``): compiling a
   model costs tens of seconds whatever its widths, and these would double this file's cost. The
   ``neuraleq`` commands that use such a model are parsed, not run.
 
-The cost is compiling: a command that two pages share runs once, and the Python blocks load the
+The cost is compiling: a command that two pages share runs once, the Python blocks load the
 model README's first command trained rather than training their own where they are about using
-one. With ``pytest -s`` the fixture prints the CPU seconds of the costliest steps.
+one, and programs are shared with the suite as above. With ``pytest -s`` the fixture prints the
+CPU seconds of the costliest steps.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAIN_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -81,26 +87,20 @@ EXEMPT = {
         "needs two hosts; tests/test_training.py trains over two processes on loopback"
     ),
 }
-SYNTHETIC_TINY = "--train.epochs=2 --data.per_word=20"
-# the synthetic preset trains on 70 % of each word's settings: 14 of README's shrunk 20
-TRAIN_SPLIT_PER_WORD = 14
+# README's model is the session's tiny model (conftest.TINY_TRAIN_ARGS): the same programs
+SYNTHETIC_TINY = " ".join(arg for arg in TINY_TRAIN_ARGS if arg != "--quiet")
 # (page text, replacement, why): applied to commands and Python blocks before running them
 SHRINK = (
     (
         "python -m neuraleq_jax.train --workdir runs/synthetic &&",
         f"python -m neuraleq_jax.train --workdir runs/synthetic {SYNTHETIC_TINY} &&",
-        "the default run is 50 epochs of 560 settings; the later commands only need a model",
+        "the default run is 50 epochs of 560 settings at full widths; the later commands only "
+        "need a model, and the tiny one's programs are the ones the rest of the suite compiles",
     ),
     (
         "--config synthetic --workdir runs/synthetic",
         f"--config synthetic --workdir runs/synthetic {SYNTHETIC_TINY}",
         "the same run as README's first command, so this one resumes it, as the page says",
-    ),
-    (
-        "make_synthetic(per_word=70, seed=0)",
-        f"make_synthetic(per_word={TRAIN_SPLIT_PER_WORD}, seed=0)",
-        "the facade trains on as many settings as README's first run trains on, so the "
-        "training programs that run compiled serve it too (it saves ~16 s of compiling)",
     ),
     (
         "python -m neuraleq_jax.evaluate --workdir runs/synthetic",
@@ -401,10 +401,6 @@ def test_tables_match_the_pages():
     }
     stale = set(CONFIG_ONLY) - trained
     assert not stale, f"CONFIG_ONLY trainings no longer in any page (remove them): {stale}"
-    from neuraleq_jax.config import load_preset
-
-    fraction = load_preset("synthetic").data.split_fractions[0]
-    assert int(round(20 * fraction)) == TRAIN_SPLIT_PER_WORD, "update TRAIN_SPLIT_PER_WORD"
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get(
         "optional-dependencies", {}
     )
@@ -436,7 +432,10 @@ def pages_run(tmp_path_factory) -> dict:
         f"result = t.run_pages(Path({str(scratch)!r})); "
         f"Path({str(out)!r}).write_text(json.dumps(result))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    import jax
+
+    # the suite's device count (the cache keys programs by it): see the module's docstring
+    env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(jax.device_count()))
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
