@@ -40,8 +40,7 @@ from neuraleq_jax.sharding import on_first_device
 
 
 def _default_experiment():
-    """The synthetic preset (``configs/synthetic.py``) where the source tree has it, else the
-    config defaults (the same model)."""
+    """The synthetic preset (``configs/synthetic.py``), else the config defaults (same model)."""
     from neuraleq_jax import config  # imports checkpoints (orbax): only when a system is made
 
     try:
@@ -85,9 +84,8 @@ class NeuralEQMorphingSystem:
             model_config.encoder,
         ) != (latent_dim, encoder):
             raise ValueError(
-                f"latent_dim={latent_dim}, encoder={encoder!r} disagree with "
-                f"model_config ({model_config.latent_dim}, "
-                f"{model_config.encoder!r}); give one or the other"
+                f"latent_dim={latent_dim}, encoder={encoder!r} disagree with model_config "
+                f"({model_config.latent_dim}, {model_config.encoder!r}); give one or the other"
             )
         self.model_config = model_config
         # one device: a batch of 16 split over several only adds communication
@@ -127,17 +125,19 @@ class NeuralEQMorphingSystem:
     def train(self, epochs: int = 50, **overrides) -> list[dict]:
         """Train on the loaded data with ``training.fit``, then fit the word model.
 
-        ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …).
-        Returns the per-epoch history (list of metric dicts).
+        ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …),
+        type-checked; an unknown name raises ValueError naming the closest fields. Returns the
+        per-epoch history (list of metric dicts).
         """
-        from neuraleq_jax import training
+        from neuraleq_jax import config, training
         from neuraleq_jax.experiment import fit_word_model_for_run
 
         if self.dataset is None:
             raise RuntimeError("no data to train on: call load_dataset(eq_settings) first")
-        train_config = dataclasses.replace(
-            self.train_config, epochs=_count(epochs, "epochs", 1), **overrides
-        )
+        train_config = config.apply_overrides(
+            config.ExperimentConfig(train=self.train_config),
+            {f"train.{k}": v for k, v in dict(overrides, epochs=epochs).items()},
+        ).train
         result = training.fit(self.dataset, self.model_config, train_config)
         self.train_config = train_config
         self.history = list(result.history)

@@ -293,3 +293,20 @@ def test_an_untrained_system_says_what_to_do():
         system.train(epochs=1)
     with pytest.raises(ValueError, match="latent_dim"):
         NeuralEQMorphingSystem(latent_dim=0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"lr": 1e-3}, r"'train\.lr'\. Did you mean train\.learning_rate"),
+        ({"batch_size": "big"}, "train.batch_size expects an integer, got 'big'"),
+        ({"epochs": 0}, "train.epochs must be >= 1, got 0"),
+    ],
+)
+def test_unknown_or_ill_typed_training_options_are_named_before_training(options, message):
+    system = NeuralEQMorphingSystem()
+    system.load_dataset(synthetic.make_synthetic(3, seed=1))
+    before = system.train_config
+    with pytest.raises(ValueError, match=message):
+        system.train(**options)
+    assert system.train_config == before and system.history == []
