@@ -126,17 +126,17 @@ class NeuralEQMorphingSystem:
         """Train on the loaded data with ``training.fit``, then fit the word model.
 
         ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …),
-        type-checked; an unknown name raises ValueError naming the closest fields. Returns the
-        per-epoch history (list of metric dicts).
+        type-checked (an unknown name gets the closest ones); returns the per-epoch metric dicts.
         """
         from neuraleq_jax import config, training
         from neuraleq_jax.experiment import fit_word_model_for_run
 
         if self.dataset is None:
             raise RuntimeError("no data to train on: call load_dataset(eq_settings) first")
+        changes = dict(overrides, epochs=_count(epochs, "epochs", 1))
         train_config = config.apply_overrides(
             config.ExperimentConfig(train=self.train_config),
-            {f"train.{k}": v for k, v in dict(overrides, epochs=epochs).items()},
+            {f"train.{k}": v for k, v in changes.items()},
         ).train
         result = training.fit(self.dataset, self.model_config, train_config)
         self.train_config = train_config

@@ -300,7 +300,8 @@ def test_an_untrained_system_says_what_to_do():
     [
         ({"lr": 1e-3}, r"'train\.lr'\. Did you mean train\.learning_rate"),
         ({"batch_size": "big"}, "train.batch_size expects an integer, got 'big'"),
-        ({"epochs": 0}, "train.epochs must be >= 1, got 0"),
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"epochs": 5.0}, "epochs must be an integer >= 1, got 5.0"),
     ],
 )
 def test_unknown_or_ill_typed_training_options_are_named_before_training(options, message):
