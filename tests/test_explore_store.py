@@ -27,7 +27,6 @@ from neuraleq_jax import (
 
 LAYOUT = paramspace.DEFAULT_LAYOUT
 REPO = Path(__file__).resolve().parents[1]
-DB_TOL = RESPONSE_DB_TOL  # novelty and distances: RMS dB of float32 responses
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +149,12 @@ def test_top_k_and_columns_equal_brute_force(model, tmp_path):
     responses = np.asarray(response.magnitude_response_db(settings, layout=LAYOUT), np.float64)
     references = np.asarray(word_model["reference_responses_RxF"], np.float64)
     novelty = np.sqrt(((responses[:, None, :] - references[None]) ** 2).mean(-1)).min(-1)
-    np.testing.assert_allclose(store["novelty_db"][:], novelty, atol=DB_TOL)
+    np.testing.assert_allclose(store["novelty_db"][:], novelty, atol=RESPONSE_DB_TOL)
     best = np.lexsort((rows, -novelty))[:k]
     np.testing.assert_array_equal(store["top_novel/rows"][:], best)
-    np.testing.assert_allclose(store["top_novel/novelty_db"][:], novelty[best], atol=DB_TOL)
+    np.testing.assert_allclose(
+        store["top_novel/novelty_db"][:], novelty[best], atol=RESPONSE_DB_TOL
+    )
     np.testing.assert_array_equal(store["top_novel/settings"][:], settings[best])
 
     # nearest to the target response: the preset's response on the reference grid
@@ -161,15 +162,17 @@ def test_top_k_and_columns_equal_brute_force(model, tmp_path):
     distance = np.sqrt(((responses - target_db) ** 2).mean(-1))
     nearest = np.lexsort((rows, distance))[:k]
     np.testing.assert_array_equal(store["top_target/rows"][:], nearest)
-    np.testing.assert_allclose(store["top_target/distance_db"][:], distance[nearest], atol=DB_TOL)
+    np.testing.assert_allclose(
+        store["top_target/distance_db"][:], distance[nearest], atol=RESPONSE_DB_TOL
+    )
 
     # nearest word: argmin over the word centres' responses, where the choice is clear
     centres = np.asarray(word_model["centre_responses_WxF"], np.float64)
     to_words = np.sqrt(((responses[:, None, :] - centres[None]) ** 2).mean(-1))
     ordered = np.sort(to_words, axis=-1)
-    clear = ordered[:, 1] - ordered[:, 0] > DB_TOL
+    clear = ordered[:, 1] - ordered[:, 0] > RESPONSE_DB_TOL
     np.testing.assert_array_equal(store["nearest_word"][:][clear], to_words.argmin(-1)[clear])
-    np.testing.assert_allclose(store["nearest_word_db"][:], ordered[:, 0], atol=DB_TOL)
+    np.testing.assert_allclose(store["nearest_word_db"][:], ordered[:, 0], atol=RESPONSE_DB_TOL)
 
 
 def test_cli_target_curve_keeps_the_nearest_settings(workdir, model, tmp_path, capsys):
@@ -212,7 +215,9 @@ def test_cli_target_curve_keeps_the_nearest_settings(workdir, model, tmp_path, c
     distance = np.sqrt(((responses - gains_F) ** 2).mean(-1))
     nearest = np.lexsort((np.arange(1500), distance))[:3]
     np.testing.assert_array_equal(store["top_target/rows"][:], nearest)
-    np.testing.assert_allclose(store["top_target/distance_db"][:], distance[nearest], atol=DB_TOL)
+    np.testing.assert_allclose(
+        store["top_target/distance_db"][:], distance[nearest], atol=RESPONSE_DB_TOL
+    )
     np.testing.assert_allclose(store.attributes["target"]["freqs_hz"], curves.CURVE_FREQS)
     (tmp_path / "bad.json").write_text('{"what": 1}')
     capsys.readouterr()

@@ -20,7 +20,6 @@ from tolerances import RESPONSE_DB_TOL  # noqa: E402
 from neuraleq_jax import audio, paramspace, presets, response, server  # noqa: E402
 
 I16 = "needs system.describe/word_map (branch i16)"
-RESPONSE_TOL_DB = RESPONSE_DB_TOL  # float32 responses against scipy's float64 ones
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +87,7 @@ def test_generate_matches_the_facade_and_carries_response_and_coefficients(clien
     np.testing.assert_array_equal(np.array(body["settings"], np.float32), expected)
     freqs = np.array(body["freqs_hz"])
     for row, curve in zip(expected, body["response_db"]):
-        np.testing.assert_allclose(curve, setting_db(row, freqs), atol=RESPONSE_TOL_DB)
+        np.testing.assert_allclose(curve, setting_db(row, freqs), atol=RESPONSE_DB_TOL)
     bands = body["coefficients"][0]["bands"]
     for band, kind, (gain, freq, q) in zip(
         bands, paramspace.DEFAULT_LAYOUT.kinds, expected[0].astype(np.float64).reshape(5, 3)
@@ -142,14 +141,14 @@ def test_response_on_a_custom_grid(client):
     freqs = np.array(body["freqs_hz"])
     np.testing.assert_allclose(freqs, np.geomspace(30, 15_000, 100), rtol=1e-12)
     np.testing.assert_allclose(
-        body["response_db"][0], setting_db(WARM, freqs), atol=RESPONSE_TOL_DB
+        body["response_db"][0], setting_db(WARM, freqs), atol=RESPONSE_DB_TOL
     )
     np.testing.assert_allclose(
         np.sum(body["bands_db"][0], axis=0), body["response_db"][0], atol=1e-4
     )
     assert (
-        np.abs(body["response_db"][1]).max() < RESPONSE_TOL_DB
-        and abs(body["loudness_gain_db"][1]) < RESPONSE_TOL_DB
+        np.abs(body["response_db"][1]).max() < RESPONSE_DB_TOL
+        and abs(body["loudness_gain_db"][1]) < RESPONSE_DB_TOL
     )
 
 
