@@ -13,11 +13,12 @@ import time
 import numpy as np
 
 from benchmarks.common import machine, standalone_main
-from neuraleq_jax import curves, paramspace, response
+from neuraleq_jax.data import curves
+from neuraleq_jax.model import paramspace, response
 
 CONFIGS = {
     "default": {},  # steps 500, 32 x 64 starts
-    "test": {"steps": 300},  # what tests/test_curves.py uses
+    "test": {"steps": 300},  # what tests/data/test_curves.py uses
     "few_restarts": {"steps": 300, "restarts": 4, "candidates": 1},
 }
 

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 
 from benchmarks.common import machine, standalone_main, time_call
-from neuraleq_jax import response, synthetic
+from neuraleq_jax.data import synthetic
+from neuraleq_jax.model import response
 
 
 def run(quick: bool = False) -> dict:

@@ -17,7 +17,7 @@ Modes:
           (600 MB for 10M), to show what holding the result costs.
   novel   ``generation.explore_novel``: the ``k`` most novel settings, chosen on the device by a
           running top-k (only ``k`` settings come back); novelty scoring costs more than decoding.
-  store   ``explore_writer.explore_to_store``: 20M settings streamed into a Zarr store on disk
+  store   ``writer.explore_to_store``: 20M settings streamed into a Zarr store on disk
           (settings only, the CLI's default). Compared with ``stream`` at the same size, run just
           before and just after it (the mean of the two), so that a change in the machine's load
           during the run weighs on both sides; the store's chunk files are removed afterwards.
@@ -56,9 +56,10 @@ def _child(args) -> dict:
     import jax
 
     from benchmarks.common import load_model, peak_rss_bytes, rss_bytes
-    from neuraleq_jax import generation, models, paramspace
+    from neuraleq_jax import generation
+    from neuraleq_jax.model import networks, paramspace
 
-    config = models.ModelConfig()
+    config = networks.ModelConfig()
     params, word_model = load_model(args.model)
     key = jax.random.key(7)
     layout = paramspace.DEFAULT_LAYOUT
@@ -84,10 +85,11 @@ def _child(args) -> dict:
         return n, settings.min(0), settings.max(0), np.asarray(scores, np.float64)
 
     def store(n, name="store"):
-        from neuraleq_jax import explore_store, explore_writer
+        from neuraleq_jax.explore import store as explore_store
+        from neuraleq_jax.explore import writer
 
         path = Path(args.store_dir) / f"{name}_{n}.zarr"
-        explore_writer.explore_to_store(path, params, config, word_model, key, n, **kwargs)
+        writer.explore_to_store(path, params, config, word_model, key, n, **kwargs)
         settings = explore_store.open_store(path).settings
         ends = np.concatenate([settings[:1000], settings[max(0, n - 1000) :]])  # read back
         return n, ends.min(0), ends.max(0), ends.mean(0, dtype=np.float64)

@@ -40,7 +40,8 @@ from benchmarks.common import (
     run_module_child,
     write_json,
 )
-from neuraleq_jax import NeuralEQMorphingSystem, generation, synthetic
+from neuraleq_jax import NeuralEQMorphingSystem, generation
+from neuraleq_jax.data import synthetic
 
 SEED_PER_SETTING_S = 0.80e-3
 SEED_1000_VARIATIONS_S = 255e-3

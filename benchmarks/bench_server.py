@@ -74,7 +74,7 @@ def _serve(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def _concurrent(httpx, url: str, count: int) -> dict:
-    from neuraleq_jax import paramspace
+    from neuraleq_jax.model import paramspace
 
     flat = paramspace.flat_setting().tolist()
 
@@ -101,7 +101,8 @@ def _concurrent(httpx, url: str, count: int) -> dict:
 def run(quick: bool = False) -> dict:
     import httpx2 as httpx
 
-    from neuraleq_jax import NeuralEQMorphingSystem, synthetic
+    from neuraleq_jax import NeuralEQMorphingSystem
+    from neuraleq_jax.data import synthetic
 
     calls = 100 if quick else 1000
     params, config, word_model = bench_model()

@@ -34,7 +34,8 @@ from benchmarks.common import (
     roofline_rows,
     standalone_main,
 )
-from neuraleq_jax import generation, models, paramspace, response
+from neuraleq_jax import generation
+from neuraleq_jax.model import networks, paramspace, response
 
 BATCHES = (1, 16, 256, 4096, 65_536, 262_144, 1_048_576)
 QUICK_BATCHES = (1, 256, 4096)
@@ -84,7 +85,7 @@ def _layer_norm(h, p):
 def decoder_with_matmul_dtype(params, config, latent_NxL, dtype):
     """The residual decoder written out in jnp with matmul operands in ``dtype`` and float32
     accumulation and elementwise maths: a measuring instrument for bfloat16 (checked against
-    ``models.decode`` in float32 before use)."""
+    ``networks.decode`` in float32 before use)."""
 
     def dense(x, p):
         return (
@@ -117,7 +118,7 @@ def decoder_variants(params, config, batch: int, flops: float, roofline: float) 
     latents = jnp.tanh(jax.random.normal(jax.random.key(2), (batch, config.latent_dim)))
 
     def flax_decode(p, x):
-        return models.decode(p, config, x)
+        return networks.decode(p, config, x)
 
     def f32(p, x):
         return decoder_with_matmul_dtype(p, config, x, jnp.float32)
@@ -129,7 +130,7 @@ def decoder_variants(params, config, batch: int, flops: float, roofline: float) 
     mismatch = float(np.max(np.abs(np.asarray(jax.jit(f32)(params, latents[:1024])) - reference)))
     if mismatch > 1e-4:
         raise RuntimeError(
-            f"the jnp decoder differs from models.decode by {mismatch}; update "
+            f"the jnp decoder differs from networks.decode by {mismatch}; update "
             f"decoder_with_matmul_dtype to the model"
         )
     candidates = {"jit_whole_batch": jax.jit(flax_decode)}

@@ -3,7 +3,7 @@
     python -m benchmarks.bench_training            # full: 50 epochs, prints JSON
     python -m benchmarks.bench_training --quick    # 2 epochs (smoke run)
 
-Figures (one run, one machine): ``epochs_50`` runs ``training.fit`` exactly as a user would
+Figures (one run, one machine): ``epochs_50`` runs ``trainer.fit`` exactly as a user would
 (synthetic preset, batch 16, no validation, nothing on disk) and reports the ahead-of-time
 compile and the epoch loop separately; ``batch_sweep`` times the compiled epoch program alone
 at batch 16 and at large batches (steps/s, samples/s), with the FLOP/s its dense layers reach
@@ -34,14 +34,16 @@ import numpy as np
 
 from benchmarks import common
 from neuraleq_jax import config as config_lib
-from neuraleq_jax import models, train, training
-from neuraleq_jax.synthetic import make_synthetic
+from neuraleq_jax.data.synthetic import make_synthetic
+from neuraleq_jax.model import networks
+from neuraleq_jax.training import trainer
+from neuraleq_jax.training.experiment import fit_word_model_for_run
 
 SEED_50_EPOCHS_S = 11.9
 TARGET_50_EPOCHS_S = 0.6
 
 
-def dense_shapes(model_config: models.ModelConfig) -> list[tuple[int, int]]:
+def dense_shapes(model_config: networks.ModelConfig) -> list[tuple[int, int]]:
     """``(in, out)`` of the residual encoder's and the decoder's dense layers (+ embedding)."""
 
     def blocks(width_in, widths):
@@ -86,7 +88,7 @@ def numpy_matmul_flops_per_s(shapes, rows: int, repeats: int = 20) -> float:
 
 def epochs_50(dataset, experiment, epochs: int, word_model: bool = False) -> dict:
     train_config = dataclasses.replace(experiment.train, epochs=epochs, devices=1)
-    result = training.fit(dataset, experiment.model, train_config)
+    result = trainer.fit(dataset, experiment.model, train_config)
     steps = result.timings["steps_per_epoch"] * epochs
     train_s = result.timings["train_s"]
     extra = {"word_model_fit": word_model_fit(result, dataset, experiment)} if word_model else {}
@@ -111,7 +113,7 @@ def word_model_fit(result, dataset, experiment) -> dict:
     seconds = []
     for _ in range(2):
         start = time.perf_counter()
-        train.fit_word_model(params, experiment.model, result.train_config, dataset)
+        fit_word_model_for_run(params, experiment.model, result.train_config, dataset)
         seconds.append(time.perf_counter() - start)
     return {"first_s": seconds[0], "second_s": seconds[1]}
 
@@ -120,15 +122,15 @@ def epoch_program(dataset, experiment, batch_size: int, repeats: int) -> dict:
     """The compiled epoch program alone, re-run ``repeats`` times back to back."""
     train_config = dataclasses.replace(experiment.train, batch_size=batch_size, devices=1)
     steps = len(dataset) // batch_size
-    programs = training.compile_programs(
+    programs = trainer.compile_programs(
         experiment.model,
         train_config,
         dataset.layout,
         steps_per_epoch=steps,
-        mesh=training.make_mesh(1),
+        mesh=trainer.make_mesh(1),
     )
     state = programs.init()
-    order = training.epoch_orders(0, 1, len(dataset))[0][: steps * batch_size]
+    order = trainer.epoch_orders(0, 1, len(dataset))[0][: steps * batch_size]
     x = programs.put(dataset.normalized()[order].reshape(steps, batch_size, -1), "epoch")
     y = programs.put(dataset.word_ids[order].reshape(steps, batch_size), "epoch")
     start = time.perf_counter()
@@ -176,7 +178,7 @@ def training_command(quick: bool, warm: bool = False) -> dict:
     fresh process and an empty workdir: as a user runs it the first time (no persistent
     compile cache) or, with ``warm``, once an untimed first run has filled a compile cache;
     with its CPU seconds (user + sys) and the trainer's own split (``train_wall_s``:
-    training.fit with its compile and epoch loop; the rest is start-up, data, held-out
+    trainer.fit with its compile and epoch loop; the rest is start-up, data, held-out
     figures, the word model and the bundle). ``quick``: 2 epochs."""
     with tempfile.TemporaryDirectory(prefix="bench_training_") as folder:
         extra = ["--quiet"] + (["--train.epochs=2"] if quick else [])
@@ -212,7 +214,7 @@ def run(quick: bool = False) -> dict:
         epoch_program(dataset, experiment, batch, 2 if quick else 5)
         for batch in ((16, 128) if quick else (16, 128, 512))
     ]
-    facade = models.ModelConfig()  # the facade's default model (dropout 0.1)
+    facade = networks.ModelConfig()  # the facade's default model (dropout 0.1)
     facade_run = epochs_50(dataset, dataclasses.replace(experiment, model=facade), epochs)
     # the seed's 11.9 s and the 0.6 s target are for 50 epochs; a quick run scales its time
     scale = 50 / epochs
@@ -255,7 +257,7 @@ def run(quick: bool = False) -> dict:
                 "s",
             ),
             common.figure(
-                "training command outside training.fit (start-up, data, held-out, "
+                "training command outside trainer.fit (start-up, data, held-out, "
                 "word model, bundle)",
                 command["outside_fit_s"],
                 "s",

@@ -107,7 +107,8 @@ def child_latency(workdir: str | None, calls: int) -> dict:
     that their ratios are not moved by load that comes and goes."""
     from benchmarks.bench_generation import latency
     from benchmarks.common import bench_model
-    from neuraleq_jax import NeuralEQMorphingSystem, synthetic, use_synchronous_cpu_dispatch
+    from neuraleq_jax import NeuralEQMorphingSystem, use_synchronous_cpu_dispatch
+    from neuraleq_jax.data import synthetic
 
     use_synchronous_cpu_dispatch()
     params, config, word_model = bench_model(0)

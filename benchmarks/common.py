@@ -301,15 +301,18 @@ def bench_model(epochs: int = 0, seed: int = 0):
     otherwise trained for ``epochs`` on the synthetic set (accuracy figures need real weights).
     The word model is fitted on the synthetic set in both cases.
     """
-    from neuraleq_jax import generation, models, synthetic, training
+    from neuraleq_jax import generation
     from neuraleq_jax.config import TrainConfig
+    from neuraleq_jax.data import synthetic
+    from neuraleq_jax.model import networks
+    from neuraleq_jax.training import trainer
 
-    config = models.ModelConfig()
+    config = networks.ModelConfig()
     dataset = synthetic.make_synthetic(per_word=70, seed=seed)
     if epochs:
-        params = training.fit(dataset, config, TrainConfig(epochs=epochs, seed=seed)).params
+        params = trainer.fit(dataset, config, TrainConfig(epochs=epochs, seed=seed)).params
     else:
-        params = models.init_params(config, jax.random.key(seed))
+        params = networks.init_params(config, jax.random.key(seed))
     return params, config, generation.fit_word_model(params, config, dataset)
 
 

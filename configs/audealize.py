@@ -17,7 +17,7 @@ training part instead).
 import dataclasses
 
 from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model.networks import ModelConfig
 
 
 def get_config() -> ExperimentConfig:

@@ -8,7 +8,7 @@ Audealize's words as in ``--config audealize``, plus SAFE-DB's words with at lea
 ``data.min_examples`` (5) settings (SAFE-DB is found as for ``--config safe``: ../shared or
 $NEURALEQ_SHARED_DATA), in the standard ranges (SAFE's wider sliders are clipped). A word in both
 crowds mixes its Audealize variations and SAFE settings in the ratio of their contributors
-(neuraleq_jax.crowd). The crowds disagree at times (SAFE's warm vs Audealize's warm: r ≈ 0.69),
+(neuraleq_jax.data.crowd). The crowds disagree at times (SAFE's warm vs Audealize's warm: r ≈ 0.69),
 so a shared word sits between its sources; the evaluation reports fidelity per source.
 """
 

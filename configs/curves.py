@@ -3,12 +3,12 @@
     python -m neuraleq_jax.train --config curves --data.path=my_curves.json --workdir runs/curves
 
 The file holds entries ``{"word", "gains_db" (40 values), "agreement"?, "count"?}`` (see
-neuraleq_jax.curves); each curve is fitted by the batched JAX fit and curves fitted worse than
+neuraleq_jax.data.curves); each curve is fitted by the batched JAX fit and curves fitted worse than
 ``data.max_fit_rms_db`` are left out. ``--data.words=warm,bright`` keeps only those words.
 """
 
 from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model.networks import ModelConfig
 
 
 def get_config() -> ExperimentConfig:

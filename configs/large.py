@@ -12,7 +12,7 @@ Multi-host: add --distributed.coordinator_address=HOST:PORT --distributed.num_pr
 import dataclasses
 
 from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model.networks import ModelConfig
 
 
 def get_config() -> ExperimentConfig:

@@ -15,7 +15,7 @@ contributors (``--train.variation_ratio`` scales it).
 import dataclasses
 
 from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model.networks import ModelConfig
 
 
 def get_config() -> ExperimentConfig:

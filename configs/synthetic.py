@@ -14,7 +14,7 @@ along a cosine. scripts/frontier.py measures silhouette against response error a
 import dataclasses
 
 from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model.networks import ModelConfig
 
 
 def get_config() -> ExperimentConfig:

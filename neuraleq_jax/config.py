@@ -1,6 +1,6 @@
 """Typed experiment configuration: frozen dataclasses, named presets, command-line overrides.
 
-An :class:`ExperimentConfig` holds a :class:`~neuraleq_jax.models.ModelConfig`, a
+An :class:`ExperimentConfig` holds a :class:`~neuraleq_jax.model.networks.ModelConfig`, a
 :class:`TrainConfig`, a :class:`DataConfig` and a :class:`DistributedConfig`. Named presets
 are Python files in the repository's ``configs/`` folder, each with ``get_config()``; every
 field can then be overridden as ``--section.field=value`` (or ``--field=value`` when the name
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from neuraleq_jax.fileio import atomic_write_text
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model.networks import ModelConfig
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 DATASET_NAMES = ("synthetic", "safe", "curves", "audealize", "crowd")

@@ -11,7 +11,7 @@ Results are lists of named dicts (``band1_gain`` … ``band5_q``) unless ``as_ar
 Every call takes ``seed``: the same seed gives the same result; without one, results follow
 from the system's seed and a call counter (so a script is reproducible as a whole).
 
-Serving is built for low latency (:mod:`neuraleq_jax.serving` says how). On a CPU, an
+Serving is built for low latency (:mod:`neuraleq_jax.generation.serving` says how). On a CPU, an
 interactive program should also call :func:`use_synchronous_cpu_dispatch` before its first JAX
 computation (it halves the time of a single-setting call; see its docstring).
 """
@@ -25,17 +25,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from neuraleq_jax import data, generation, models, paramspace, serving
-from neuraleq_jax import vocabulary as vocab
+from neuraleq_jax import generation
 from neuraleq_jax.checks import count as _count
 from neuraleq_jax.checks import seed as _seed
 from neuraleq_jax.checks import strength as _strength
-from neuraleq_jax.data import EQDataset
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT
-from neuraleq_jax.serving import CPU_SERVING_COMPILER_OPTIONS as CPU_SERVING_COMPILER_OPTIONS
-from neuraleq_jax.serving import GENERATE_CHUNK
-from neuraleq_jax.serving import MORPH_DENSE as MORPH_DENSE
-from neuraleq_jax.serving import use_synchronous_cpu_dispatch as use_synchronous_cpu_dispatch
+from neuraleq_jax.data import vocabulary as vocab
+from neuraleq_jax.data.dataset import EQDataset, as_dataset
+from neuraleq_jax.generation import serving
+from neuraleq_jax.generation.serving import GENERATE_CHUNK
+from neuraleq_jax.model import networks, paramspace
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 from neuraleq_jax.sharding import on_first_device
 
 
@@ -55,7 +54,7 @@ class NeuralEQMorphingSystem:
     Args:
       latent_dim: latent size (ignored when ``model_config`` is given, which must agree).
       encoder: ``"residual"`` or ``"transformer"``.
-      model_config: a full :class:`~neuraleq_jax.models.ModelConfig` (overrides the two above).
+      model_config: a full :class:`~neuraleq_jax.model.networks.ModelConfig` (overrides the two above).
       train_config: a :class:`~neuraleq_jax.config.TrainConfig` (default: the synthetic
         preset's, on one device).
       seed: initialisation/shuffling seed and the base of every unseeded call.
@@ -66,7 +65,7 @@ class NeuralEQMorphingSystem:
         latent_dim: int = 32,
         *,
         encoder: str = "residual",
-        model_config: models.ModelConfig | None = None,
+        model_config: networks.ModelConfig | None = None,
         train_config=None,
         seed: int = 0,
     ):
@@ -113,7 +112,7 @@ class NeuralEQMorphingSystem:
         pair ``(settings [N, 15], words [N])``. ``vocabulary`` fixes the word order (default:
         order of first appearance).
         """
-        dataset = data.as_dataset(eq_settings, vocabulary)
+        dataset = as_dataset(eq_settings, vocabulary)
         if dataset.layout.n_bands != self.model_config.n_bands:
             raise ValueError(
                 f"the data has {dataset.layout.n_bands} bands, the model "
@@ -123,13 +122,14 @@ class NeuralEQMorphingSystem:
         return dataset
 
     def train(self, epochs: int = 50, **overrides) -> list[dict]:
-        """Train on the loaded data with ``training.fit``, then fit the word model.
+        """Train on the loaded data with ``trainer.fit``, then fit the word model.
 
         ``overrides`` replace :class:`TrainConfig` fields (``batch_size``, ``learning_rate`` …),
         type-checked (an unknown name gets the closest ones); returns the per-epoch metric dicts.
         """
-        from neuraleq_jax import config, training
-        from neuraleq_jax.experiment import fit_word_model_for_run
+        from neuraleq_jax import config
+        from neuraleq_jax.training import trainer
+        from neuraleq_jax.training.experiment import fit_word_model_for_run
 
         if self.dataset is None:
             raise RuntimeError("no data to train on: call load_dataset(eq_settings) first")
@@ -138,7 +138,7 @@ class NeuralEQMorphingSystem:
             config.ExperimentConfig(train=self.train_config),
             {f"train.{k}": v for k, v in changes.items()},
         ).train
-        result = training.fit(self.dataset, self.model_config, train_config)
+        result = trainer.fit(self.dataset, self.model_config, train_config)
         self.train_config = train_config
         self.history = list(result.history)
         params = on_first_device(result.params)
@@ -368,27 +368,27 @@ class NeuralEQMorphingSystem:
             generation.centre_settings(*self._core(generation.MORPH_KEYS), self.layout)
         )
 
-    def encode(self, settings_Nx15) -> np.ndarray:
+    def encode(self, settings_NxP) -> np.ndarray:
         """Physical settings ``[N, 15]`` (validated) → the semantic part of their latents
         ``[N, S]``: what says which word a setting sounds like, and what the latent silhouette
         is measured on (``S = model_config.semantic_dim``, or the whole latent when that is 0).
         :meth:`latents` gives the full latent that the decoder reads."""
-        return models.semantic_part(self.latents(settings_Nx15), self.model_config)
+        return networks.semantic_part(self.latents(settings_NxP), self.model_config)
 
-    def latents(self, settings_Nx15) -> np.ndarray:
+    def latents(self, settings_NxP) -> np.ndarray:
         """Physical settings ``[N, 15]`` (validated) → full latents ``[N, latent_dim]``:
         the semantic part, then the detail part (frequency, Q, within-word variation)."""
         self._require_trained()
-        settings = paramspace.validate(settings_Nx15, self.layout, name="settings")
+        settings = paramspace.validate(settings_NxP, self.layout, name="settings")
         return generation.encode_latents(
             self._params, self.model_config, settings.reshape(-1, self.layout.n_params), self.layout
         )
 
-    def reconstruct(self, settings_Nx15) -> np.ndarray:
+    def reconstruct(self, settings_NxP) -> np.ndarray:
         """Encode then decode (the full latent): ``[N, 15]`` physical → ``[N, 15]`` physical."""
         return np.asarray(
             generation.decode_latents(
-                self._params, self.model_config, self.latents(settings_Nx15), self.layout
+                self._params, self.model_config, self.latents(settings_NxP), self.layout
             )
         )
 
@@ -402,7 +402,7 @@ class NeuralEQMorphingSystem:
 
     def word_map(self) -> np.ndarray:
         """2-D word positions, float32 ``[W, 2]`` in vocabulary order, about RMS dB apart (stored
-        in the bundle; :func:`neuraleq_jax.vocabulary.word_map`)."""
+        in the bundle; :func:`neuraleq_jax.data.vocabulary.word_map`)."""
         self._require_trained()
         stored = self._word_model.get(vocab.WORD_MAP_KEY)  # absent from older bundles
         return np.array(
@@ -416,7 +416,7 @@ class NeuralEQMorphingSystem:
         ``[N, 15]`` (or a list of dicts) → a list of such lists. Distance: RMS dB over the
         reference grid between the setting's response and each word's centre response (of its
         :meth:`centre_settings` row), so a word's own centre setting names that word first.
-        See :func:`neuraleq_jax.vocabulary.describe`."""
+        See :func:`neuraleq_jax.data.vocabulary.describe`."""
         self._require_trained()
         return vocab.describe(
             settings,
@@ -431,7 +431,7 @@ class NeuralEQMorphingSystem:
     def save(self, path) -> Path:
         """Write the trained model (params, configs, vocabulary, layout, word model) as an Orbax
         bundle under ``path`` (atomically); returns the bundle folder."""
-        from neuraleq_jax import checkpoints
+        from neuraleq_jax.training import checkpoints
 
         self._require_trained()
         bundle = checkpoints.ModelBundle(
@@ -450,7 +450,7 @@ class NeuralEQMorphingSystem:
     def from_params(
         cls,
         params,
-        model_config: models.ModelConfig,
+        model_config: networks.ModelConfig,
         word_model,
         vocabulary: Sequence[str],
         layout=DEFAULT_LAYOUT,
@@ -458,7 +458,7 @@ class NeuralEQMorphingSystem:
         train_config=None,
         seed: int = 0,
     ) -> NeuralEQMorphingSystem:
-        """A ready system from trained parts (``training.fit`` parameters and a word model from
+        """A ready system from trained parts (``trainer.fit`` parameters and a word model from
         ``generation.fit_word_model``), e.g. to serve a model trained outside the facade."""
         if word_model is None or "centres_WxL" not in word_model:
             raise ValueError("word_model must be the dict returned by generation.fit_word_model")
@@ -474,7 +474,7 @@ class NeuralEQMorphingSystem:
     def load(cls, path) -> NeuralEQMorphingSystem:
         """A system from a bundle written by :meth:`save` or by ``python -m neuraleq_jax.train
         --workdir W`` (pass ``W``)."""
-        from neuraleq_jax import checkpoints
+        from neuraleq_jax.training import checkpoints
 
         bundle = checkpoints.load_bundle(path)
         if bundle.word_model is None:

@@ -20,8 +20,8 @@ import sys
 import time
 
 from neuraleq_jax import config as config_lib
-from neuraleq_jax import training
-from neuraleq_jax.datasets import build_datasets
+from neuraleq_jax.data.registry import build_datasets
+from neuraleq_jax.training import trainer
 
 # (encoder, overrides) pairs: the cluster term alone, then λ × τ with it on, then the
 # transformer encoder at two cluster weights
@@ -57,8 +57,8 @@ def measure(encoder: str, overrides: dict) -> dict:
     train_config = dataclasses.replace(experiment.train, **overrides)
     train_ds, _, test_ds = build_datasets(experiment.data)
     start = time.perf_counter()
-    result = training.fit(train_ds, model, train_config)
-    figures = training.evaluate_dataset(
+    result = trainer.fit(train_ds, model, train_config)
+    figures = trainer.evaluate_dataset(
         result.params, model, train_config, test_ds, reference_ds=train_ds
     )
     return {
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(table(rows))
     if args.out:
-        from neuraleq_jax.checkpoints import atomic_write_text
+        from neuraleq_jax.training.checkpoints import atomic_write_text
 
         atomic_write_text(args.out, json.dumps(rows, indent=2) + "\n")
     return 0

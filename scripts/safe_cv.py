@@ -11,14 +11,14 @@ settings are recognised as their word as often as real held-out settings are. Fo
 
 1. splits SAFE-DB by contributor with the preset's fractions (``data.grouped_split``, what
    ``python -m neuraleq_jax.train --config safe --data.split_seed=S`` does) and trains the
-   preset's model on the training contributors (``training.fit``);
+   preset's model on the training contributors (``trainer.fit``);
 2. chooses the variation spread (``train.variation_ratio``) on the VALIDATION contributors only,
    by the rule configs/safe.py documents: the widest ratio of the grid whose generated settings
    are recognised as their word at least as often as the validation contributors' own settings
    (if none is, the one recognised most often). Only the word model is refitted per ratio
    (``generation.fit_word_model`` through ``experiment.fit_word_model_for_run``); the network is not
    retrained;
-3. reports the quality figures on the TEST contributors (``evaluation.evaluate_system``) for the
+3. reports the quality figures on the TEST contributors (``evaluator.evaluate_system``) for the
    chosen ratio, for the preset's own ratio, and for the lite baseline fitted on the same
    training part: word accuracy of generated settings, the same classifier's accuracy on the
    held-out real settings, latent silhouette, calibration median, box rate (against the test
@@ -47,14 +47,17 @@ from pathlib import Path
 import numpy as np
 
 from neuraleq_jax import config as config_lib
-from neuraleq_jax import evaluation, fileio, training
-from neuraleq_jax.baseline import LiteBaseline
+from neuraleq_jax import fileio
 from neuraleq_jax.config import ExperimentConfig
-from neuraleq_jax.data import EQDataset, grouped_split
+from neuraleq_jax.data.dataset import EQDataset, grouped_split
+from neuraleq_jax.evaluation import evaluator
+from neuraleq_jax.evaluation.baseline import LiteBaseline
+from neuraleq_jax.metrics import goals
+from neuraleq_jax.training import trainer
 
 DEFAULT_RATIOS = (0.6, 0.7, 0.8, 0.9, 1.0)
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "safe_cv.json"
-# the test figures kept per system and split (keys of evaluation.evaluate_system's result)
+# the test figures kept per system and split (keys of evaluator.evaluate_system's result)
 FIDELITY = (
     "distribution_match_mean",
     "distribution_match_worst",
@@ -73,7 +76,7 @@ FIGURES = (
 REFERENCE_FIGURES = ("word_accuracy", "word_accuracy_data") + FIDELITY
 SYSTEMS = ("model", "model_preset_ratio", "baseline")
 # SAFE-DB's goal: every word's distribution match on held-out contributors at most this
-DISTRIBUTION_GOAL = evaluation.REAL_DATA_BOUNDS["distribution_match_worst"]
+DISTRIBUTION_GOAL = goals.REAL_DATA_BOUNDS["distribution_match_worst"]
 
 
 # ------------------------------------------------------------------ the pieces of one split
@@ -99,8 +102,8 @@ def make_system(params, experiment: ExperimentConfig, train_ds: EQDataset, ratio
     kernel bandwidth calibrated on a fifth of the training part) reaches
     ``generation.fit_word_model`` as after ``python -m neuraleq_jax.train``.
     """
-    from neuraleq_jax.experiment import fit_word_model_for_run
     from neuraleq_jax.system import NeuralEQMorphingSystem
+    from neuraleq_jax.training.experiment import fit_word_model_for_run
 
     train_config = dataclasses.replace(experiment.train, variation_ratio=float(ratio))
     word_model = fit_word_model_for_run(params, experiment.model, train_config, train_ds)
@@ -139,7 +142,7 @@ def heldout_figures(
     word, and the nearest-word classifier's labels behind its word accuracies (for pooling
     over splits): ``{"generated_asked", "generated_predicted"}`` (``W·V`` each) and
     ``{"data_true", "data_predicted"}`` (one per held-out setting)."""
-    figures = evaluation.evaluate_system(
+    figures = evaluator.evaluate_system(
         system,
         test_ds,
         train=train_ds,
@@ -167,8 +170,8 @@ def gaussian_figures(
     train_ds: EQDataset, test_ds: EQDataset, *, n_variations: int, seed: int
 ) -> dict:
     """The fidelity figures of the per-word unit-space Gaussian on the test
-    contributors (:func:`neuraleq_jax.workdir_evaluation.reference_figures`)."""
-    from neuraleq_jax.workdir_evaluation import reference_figures
+    contributors (:func:`neuraleq_jax.evaluation.workdirs.reference_figures`)."""
+    from neuraleq_jax.evaluation.workdirs import reference_figures
 
     figures = reference_figures(train_ds, test_ds, n_variations=n_variations, seed=seed)[
         "unit_gaussian"
@@ -187,7 +190,7 @@ def validate_ratios(
     validation, systems = {}, {}
     for ratio in sorted({float(r) for r in ratios}):
         systems[ratio] = make_system(params, experiment, train_ds, ratio)
-        figures = evaluation.evaluate_system(systems[ratio], val_ds, **kw)
+        figures = evaluator.evaluate_system(systems[ratio], val_ds, **kw)
         validation[ratio] = {
             "word_accuracy": float(figures["word_accuracy"]),
             "word_accuracy_data": float(figures["word_accuracy_data"]),
@@ -227,7 +230,7 @@ def evaluate_split(
     check_disjoint((train_ds, val_ds, test_ds))
     kw = dict(n_variations=n_variations, steps=steps, seed=seed)
     start = time.perf_counter()
-    result = training.fit(train_ds, experiment.model, experiment.train, val_ds=val_ds)
+    result = trainer.fit(train_ds, experiment.model, experiment.train, val_ds=val_ds)
     params = result.params
     train_s = time.perf_counter() - start
 
@@ -556,8 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
-    from neuraleq_jax.datasets import load_dataset
-    from neuraleq_jax.experiment import setup_jax
+    from neuraleq_jax.data.registry import load_dataset
+    from neuraleq_jax.training.experiment import setup_jax
 
     experiment = config_lib.load_preset(args.config)
     experiment = config_lib.apply_overrides(experiment, config_lib.parse_overrides(rest))

@@ -60,6 +60,7 @@ SHARED_DATA = Path(
     os.environ.get("NEURALEQ_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 SAFE_CSV = SHARED_DATA / "safe-db" / "SAFEEqualiserUserData.csv"
+AUDEALIZE_JSON = SHARED_DATA / "audealize" / "eqdescriptors.json"
 
 # the session's tiny model: the synthetic preset's code path at a size that trains in seconds,
 # on one device as on a user's CPU (sharded training has tests of its own; eight simulated
@@ -148,13 +149,16 @@ def synthetic_preset_fit():
     70-per-word set, seed 0). Tests that judge what that preset learns share it.
 
     Returns a dict: ``train``, ``validation``, ``test`` (EQDatasets), ``model_config``,
-    ``train_config`` and ``result`` (training.fit's FitResult); treat it as read-only."""
+    ``train_config`` and ``result`` (trainer.fit's FitResult); treat it as read-only."""
     import dataclasses
 
-    from neuraleq_jax import config, data, synthetic, training
+    from neuraleq_jax import config
+    from neuraleq_jax.data import synthetic
+    from neuraleq_jax.data.dataset import stratified_split
+    from neuraleq_jax.training import trainer
 
     preset = config.load_preset("synthetic")
-    train, validation, test = data.stratified_split(
+    train, validation, test = stratified_split(
         synthetic.make_synthetic(preset.data.per_word, seed=preset.data.data_seed),
         preset.data.split_fractions,
         seed=preset.data.split_seed,
@@ -166,7 +170,7 @@ def synthetic_preset_fit():
         test=test,
         model_config=preset.model,
         train_config=train_config,
-        result=training.fit(train, preset.model, train_config),
+        result=trainer.fit(train, preset.model, train_config),
     )
 
 
@@ -177,22 +181,22 @@ def synthetic_preset_fit():
 # that the workers finish together instead of one waiting on a long file picked up last.
 SAME_WORKER = {  # file → group: these files share synthetic_preset_fit (a 50-epoch training)
     "test_generation.py": "synthetic preset",
-    "test_training.py": "synthetic preset",
+    "test_trainer.py": "synthetic preset",
 }
 COSTLY_FIRST = (  # by CPU seconds of a whole-suite run, costliest first; the rest follow
-    "test_training.py",
+    "test_trainer.py",
     "test_generation.py",
     "test_readme.py",
     "test_system.py",
-    "test_run_faults.py",
-    "test_crowd_model.py",
-    "test_blend_morph.py",
+    "test_experiment.py",
+    "test_crowd.py",
+    "test_morph.py",
     "test_safe_cv.py",
-    "test_explore_store.py",
+    "test_explore.py",
     "test_cli_faults.py",
     "test_cli.py",
-    "test_browser.py",
-    "test_models.py",
+    "test_web.py",
+    "test_networks.py",
 )
 MAX_WORKERS = 4  # each worker holds its own compiled programs and trained fixtures (GBs)
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from neuraleq_jax import models
+from neuraleq_jax.model import networks
 
 # benchmarks/ is a folder of the repository, not part of the installed package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -111,11 +111,12 @@ def test_targets_table_picks_paths_out_of_results():
 
 
 @pytest.mark.parametrize(
-    "config", [models.ModelConfig(), models.ModelConfig(latent_dim=8, decoder_widths=(16, 16, 48))]
+    "config",
+    [networks.ModelConfig(), networks.ModelConfig(latent_dim=8, decoder_widths=(16, 16, 48))],
 )
 def test_decoder_flop_count(config):
     # shapes are all this needs: eval_shape traces the initialiser without compiling it
-    params = jax.eval_shape(lambda key: models.init_params(config, key), jax.random.key(0))
+    params = jax.eval_shape(lambda key: networks.init_params(config, key), jax.random.key(0))
     kernels = [
         leaf
         for path, leaf in jax.tree_util.tree_leaves_with_path(params["decoder"])
@@ -126,7 +127,7 @@ def test_decoder_flop_count(config):
     # and XLA's own count (which adds the elementwise work) is at most a little larger
     rows = 512
     compiled = (
-        jax.jit(lambda p, z: models.decode(p, config, z))
+        jax.jit(lambda p, z: networks.decode(p, config, z))
         .lower(params, jnp.zeros((rows, config.latent_dim)))
         .compile()
     )
@@ -137,13 +138,13 @@ def test_decoder_flop_count(config):
 
 
 def test_model_round_trips_through_npz(tmp_path):
-    config = models.ModelConfig(latent_dim=4, decoder_widths=(8,), encoder_widths=(8,))
+    config = networks.ModelConfig(latent_dim=4, decoder_widths=(8,), encoder_widths=(8,))
     # the model's parameter tree, filled with random values (running the initialiser eagerly
     # would compile each of its primitives, and would leave every bias zero)
     rng = np.random.default_rng(1)
     params = jax.tree.map(
         lambda leaf: jnp.asarray(rng.normal(size=leaf.shape).astype(leaf.dtype)),
-        jax.eval_shape(lambda key: models.init_params(config, key), jax.random.key(1)),
+        jax.eval_shape(lambda key: networks.init_params(config, key), jax.random.key(1)),
     )
     word_model = {"global_centre_L": np.arange(4, dtype=np.float32), "truncation": np.float32(2)}
     loaded_params, loaded_model = common.load_model(

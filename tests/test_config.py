@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuraleq_jax import checkpoints, config, train
+from neuraleq_jax import config
+from neuraleq_jax.cli import train
 from neuraleq_jax.config import ExperimentConfig, TrainConfig
+from neuraleq_jax.training import checkpoints
 
 
 @pytest.mark.parametrize("name", ["synthetic", "transformer", "large"])

@@ -77,14 +77,14 @@ EXEMPT = {
     "tests/test_benchmarks.py runs each benchmark module",
     "python scripts/safe_cv.py": "20 trainings on SAFE-DB; tests/test_safe_cv.py runs the script "
     "on two small splits",
-    "neuraleq serve": "a server runs until stopped; tests/test_server.py and test_browser.py "
+    "neuraleq serve": "a server runs until stopped; tests/server/test_server.py and test_web.py "
     "drive a live one",
     "neuraleq explore -n 1000000000 --out /shared/explored.zarr": (
-        "needs two hosts; tests/test_explore_store.py runs two processes on loopback"
+        "needs two hosts; tests/explore/test_explore.py runs two processes on loopback"
     ),
     "python -m neuraleq_jax.train --workdir runs/synthetic "
     "--distributed.coordinator_address=host0:1234": (
-        "needs two hosts; tests/test_training.py trains over two processes on loopback"
+        "needs two hosts; tests/training/test_trainer.py trains over two processes on loopback"
     ),
 }
 # README's model is the session's tiny model (conftest.TINY_TRAIN_ARGS): the same programs
@@ -111,7 +111,7 @@ SHRINK = (
     (
         "system.train(epochs=50)",
         "system.train(epochs=2)",
-        "training to convergence is tests/test_system.py's and test_training.py's job",
+        "training to convergence is tests/test_system.py's and test_trainer.py's job",
     ),
     ("10_000_000, chunk=8192", "20_000, chunk=8192", "10M settings take a minute on 2 cores"),
     ("n=1_000_000, k=100", "n=5_000, k=100", "1M novelty ranks take seconds each"),
@@ -133,7 +133,7 @@ SHRINK = (
     (
         "neuraleq data fetch audealize --dest data/",
         "neuraleq data fetch audealize --dest data/ --from {SHARED_DATA}/audealize/eqdescriptors.json",
-        "no network in tests: the shared copy stands in (tests/test_fetch.py tests the download)",
+        "no network in tests: the shared copy stands in (tests/data/test_fetch.py tests the download)",
     ),
 )
 # Trainings whose command is about a preset or a data set, and whose training another test runs
@@ -143,7 +143,7 @@ SHRINK = (
 CONFIG_ONLY = {
     "runs/transformer": (
         "python -m neuraleq_jax.train --config transformer",
-        "tests/test_training.py trains the transformer encoder end to end",
+        "tests/training/test_trainer.py trains the transformer encoder end to end",
     ),
     "runs/large": (
         "python -m neuraleq_jax.train --config large",
@@ -151,12 +151,12 @@ CONFIG_ONLY = {
     ),
     "runs/safe": (
         "python -m neuraleq_jax.train --config safe",
-        "tests/test_dataset_configs.py builds its contributor split, tests/test_safe_cv.py "
+        "tests/data/test_registry.py builds its contributor split, tests/test_safe_cv.py "
         "trains on SAFE-DB",
     ),
     "runs/audealize": (
         "python -m neuraleq_jax.train --config audealize",
-        "tests/test_crowd_model.py trains this preset through `neuraleq train` and runs "
+        "tests/data/test_crowd.py trains this preset through `neuraleq train` and runs "
         "words, describe, plot --map and the evaluation on it",
     ),
 }

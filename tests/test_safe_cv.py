@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from neuraleq_jax.config import DataConfig, ExperimentConfig, TrainConfig
-from neuraleq_jax.data import EQDataset, grouped_split
-from neuraleq_jax.models import ModelConfig
-from neuraleq_jax.synthetic import make_synthetic
+from neuraleq_jax.data.dataset import EQDataset, grouped_split
+from neuraleq_jax.data.synthetic import make_synthetic
+from neuraleq_jax.model.networks import ModelConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "safe_cv.py"
 RATIOS = (0.5, 1.0)

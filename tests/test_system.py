@@ -13,16 +13,11 @@ import numpy as np
 import pytest
 from tolerances import assert_same_settings, blend_amplification
 
-from neuraleq_jax import (
-    NeuralEQMorphingSystem,
-    compound,
-    generation,
-    paramspace,
-    response,
-    synthetic,
-    use_synchronous_cpu_dispatch,
-)
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT
+from neuraleq_jax import NeuralEQMorphingSystem, generation, use_synchronous_cpu_dispatch
+from neuraleq_jax.data import synthetic
+from neuraleq_jax.language import compound
+from neuraleq_jax.model import paramspace, response
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
 GAINS = DEFAULT_LAYOUT.gain_indices
 
@@ -239,7 +234,7 @@ def test_save_and_load_round_trip(snippet, tmp_path):
         np.testing.assert_array_equal(
             again.generate_eq_from_semantic("warm", 4, as_array=True), expected
         )
-    from neuraleq_jax.checkpoints import CheckpointError
+    from neuraleq_jax.training.checkpoints import CheckpointError
 
     with pytest.raises(CheckpointError):
         NeuralEQMorphingSystem.load(tmp_path / "nothing here")

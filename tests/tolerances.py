@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax import paramspace
-from neuraleq_jax.models import ModelConfig
+from neuraleq_jax.model import paramspace
+from neuraleq_jax.model.networks import ModelConfig
 
 UNIT_ROUNDOFF = 2.0**-24
 # dB responses in float32 are sums of ~5 band responses of up to ~20 dB over a grid; one

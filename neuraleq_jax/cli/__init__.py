@@ -104,7 +104,7 @@ def build_parser() -> Parser:
 
 def _failure(error: BaseException) -> tuple[str, int]:
     """The one-line message and exit status for an exception (see the module docstring)."""
-    checkpoints = sys.modules.get("neuraleq_jax.checkpoints")
+    checkpoints = sys.modules.get("neuraleq_jax.training.checkpoints")
     if isinstance(error, CommandError):
         return str(error), error.code
     if checkpoints is not None and isinstance(error, checkpoints.CheckpointError):
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     position = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
     if argv[position : position + 1] == ["train"]:  # its own parser lists every config field
-        from neuraleq_jax import train
+        from neuraleq_jax.cli import train
 
         debug = ["--debug"] if "--debug" in argv[:position] else []
         return train.main(argv[position + 1 :] + debug)

@@ -102,7 +102,7 @@ def _loudness_line(report) -> str:
 
 
 def _clipping_line(report) -> str:
-    from neuraleq_jax.audio import FLOAT_SUBTYPES
+    from neuraleq_jax.audio.filtering import FLOAT_SUBTYPES
 
     if report.subtype in FLOAT_SUBTYPES:
         return (
@@ -117,14 +117,14 @@ def _clipping_line(report) -> str:
 def cmd_apply(args, _):
     import warnings
 
-    from neuraleq_jax import audio
-    from neuraleq_jax.paramspace import DEFAULT_LAYOUT
+    from neuraleq_jax.audio import filtering
+    from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
     setting, source = _setting_for(args.source, args)
     try:
         with warnings.catch_warnings():  # the summary states peaks and clipping itself
-            warnings.simplefilter("ignore", audio.ClippingWarning)
-            report = audio.apply_eq_to_file(
+            warnings.simplefilter("ignore", filtering.ClippingWarning)
+            report = filtering.apply_eq_to_file(
                 args.input,
                 args.output,
                 setting,
@@ -136,7 +136,7 @@ def cmd_apply(args, _):
     except FileExistsError as error:
         message = str(error).replace("pass overwrite=True", "pass --overwrite")
         raise CommandError(message) from None
-    except audio.ClippingError as error:
+    except filtering.ClippingError as error:
         raise CommandError(
             f"output peak {_dbfs(error.report.peak_out_dbfs)}: {error.report.clipped_samples} "
             f"sample value(s) above full scale, so --peaks error wrote nothing; use --peaks "
@@ -230,7 +230,7 @@ def add_apply(commands: Commands) -> None:
 
 
 def add_convert(commands: Commands) -> None:
-    from neuraleq_jax.presets import FORMATS as PRESET_FORMATS
+    from neuraleq_jax.presets.registry import FORMATS as PRESET_FORMATS
 
     command = commands.add(
         "convert",

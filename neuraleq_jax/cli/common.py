@@ -101,7 +101,7 @@ def resolve_format(args, also: tuple[str, ...] = ()) -> str:
     """``--format``, else the one ``--out``'s suffix names (like ``presets.write_preset``),
     else ``table``. An explicit ``--format`` wins over the suffix (a note says so). ``also``:
     the command's other outputs, named in the refusal of an unknown suffix."""
-    from neuraleq_jax.presets import SUFFIX_FORMATS
+    from neuraleq_jax.presets.registry import SUFFIX_FORMATS
 
     out = getattr(args, "out", None)
     implied = SUFFIX_FORMATS.get(Path(out).suffix.lower()) if out else None

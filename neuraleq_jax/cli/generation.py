@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax import cli_output as output
+from neuraleq_jax.cli import output as output
 from neuraleq_jax.cli.common import CommandError, Commands, positive_int, resolve_format, strength
 from neuraleq_jax.generation.explore import NOVEL_CHUNK, NOVEL_SEGMENT_CHUNKS
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
 
 def cmd_generate(args, _):
@@ -55,7 +55,7 @@ def cmd_morph(args, _):
 
 
 def cmd_explore(args, _):
-    from neuraleq_jax import explore_command
+    from neuraleq_jax.cli import explore as explore_command
 
     if explore_command.is_store_path(args.out):
         return explore_command.run(args)
@@ -171,7 +171,7 @@ def add_morph(commands: Commands) -> None:
 
 
 def add_explore(commands: Commands) -> None:
-    from neuraleq_jax import explore_command
+    from neuraleq_jax.cli import explore as explore_command
 
     command = commands.add(
         "explore",

@@ -17,13 +17,13 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, where benchma
 
 
 def cmd_train(args, extra):
-    from neuraleq_jax import train
+    from neuraleq_jax.cli import train
 
     return train.main(extra)
 
 
 def cmd_evaluate(args, _):
-    from neuraleq_jax import evaluate
+    from neuraleq_jax.cli import evaluate
 
     return evaluate.run(args)
 
@@ -39,7 +39,7 @@ def cmd_bench(args, extra):
 
 def cmd_serve(args, _):
     from neuraleq_jax import server
-    from neuraleq_jax.system import use_synchronous_cpu_dispatch
+    from neuraleq_jax.generation.serving import use_synchronous_cpu_dispatch
 
     with server.listen(args.host, args.port) as sock:  # a busy port fails before loading
         use_synchronous_cpu_dispatch()  # one request at a time: run each computation inline
@@ -47,7 +47,7 @@ def cmd_serve(args, _):
 
 
 def cmd_data_fetch(args, _):
-    from neuraleq_jax import fetch
+    from neuraleq_jax.data import fetch
 
     try:
         result = fetch.fetch(
@@ -78,7 +78,7 @@ def add_train(commands: Commands) -> None:
 
 
 def add_evaluate(commands: Commands) -> None:
-    from neuraleq_jax import evaluate
+    from neuraleq_jax.cli import evaluate
 
     command = commands.add(
         "evaluate",

@@ -45,7 +45,7 @@ def _confidence_text(value) -> str:
 
 
 def cmd_words(args, _):
-    from neuraleq_jax import vocabulary
+    from neuraleq_jax.data import vocabulary
 
     system = args.load_system(args.workdir)
     prefix = (args.prefix or "").strip().lower()

@@ -12,11 +12,12 @@ ranking).
 Modules: :mod:`.sampling` (variations of words and blends), :mod:`.morph` (response-evenly
 spaced paths), :mod:`.explore` (chunked, streaming, novelty top-k), :mod:`.word_model` (fitting
 the word model) and :mod:`.common` (decoding, encoding, strength, blend centres); large batches
-are laid out by :mod:`neuraleq_jax.sharding` (row tiles, devices). Every name is importable from here:
+are laid out by :mod:`neuraleq_jax.sharding` (row tiles, devices); :mod:`.serving` compiles
+the single-setting path the facade answers with. The public names are importable from here:
 ``from neuraleq_jax import generation; generation.generate(...)``.
 
 Words enter as weight vectors over the vocabulary (``[W]`` or ``[B, W]``): a one-hot row is one
-word, several non-zero entries blend words (see :mod:`neuraleq_jax.compound`). Weights are
+word, several non-zero entries blend words (see :mod:`neuraleq_jax.language.compound`). Weights are
 normalised to sum 1 inside every function.
 
 The device-side work is jit-compiled; the public functions are thin wrappers that check shapes
@@ -24,14 +25,8 @@ and pass only the word-model arrays each computation needs, so a large novelty r
 travels with a call that does not use it.
 """
 
-from neuraleq_jax.generation import batching  # the old name of neuraleq_jax.sharding
 from neuraleq_jax.generation.common import (
     BLEND_STEPS,
-    _as_float32,
-    _blend_centre,
-    _decode_physical,
-    _in_latent_range,
-    _select,
     apply_strength,
     blend_needs_correction,
     bucket_size,
@@ -46,7 +41,6 @@ from neuraleq_jax.generation.explore import (
     EXPLORE_CHUNK,
     EXPLORE_KEYS,
     NOVELTY_KEYS,
-    _explore_chunk,
     default_explore_chunk,
     explore,
     explore_chunks,
@@ -55,23 +49,11 @@ from neuraleq_jax.generation.explore import (
     explore_range,
     novelty_db,
 )
-from neuraleq_jax.generation.morph import MORPH_KEYS, _morph, morph
+from neuraleq_jax.generation.morph import MORPH_KEYS, morph
 from neuraleq_jax.generation.sampling import (
     GENERATE_KEYS,
-    _generate,
     blend_variations,
     generate,
     word_variations,
 )
 from neuraleq_jax.generation.word_model import BANDWIDTHS, PROTOTYPE_ANCHOR, fit_word_model
-from neuraleq_jax.sharding import (
-    ACCELERATOR_SPLIT,
-    CPU_TILE,
-    LARGE_BATCH,
-    BatchPlan,
-    large_batch_plan,
-)
-from neuraleq_jax.sharding import map_tiles as _map_tiles
-from neuraleq_jax.sharding import over_rows as _over_rows
-from neuraleq_jax.sharding import pad_rows as _take_rows
-from neuraleq_jax.sharding import place as _place

@@ -13,11 +13,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neuraleq_jax import response
-from neuraleq_jax.data import EQDataset
-from neuraleq_jax.distances import energy_distance, energy_from_means, mean_pairwise_distance
-from neuraleq_jax.fidelity import COPY_THRESHOLD_DB
+from neuraleq_jax.data.dataset import EQDataset
 from neuraleq_jax.generation.common import decode_latents
+from neuraleq_jax.metrics.distances import (
+    energy_distance,
+    energy_from_means,
+    mean_pairwise_distance,
+)
+from neuraleq_jax.metrics.fidelity import COPY_THRESHOLD_DB
+from neuraleq_jax.model import response
 
 RESPONSE_ROWS = 512
 

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import models, paramspace, response
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.model import networks, paramspace, response
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.sharding import map_tiles
 
 BLEND_STEPS = 3
@@ -69,13 +69,13 @@ def _in_latent_range(latents):
 
 
 def _decode_physical(
-    params, config: models.ModelConfig, latent_NxL, layout: EQLayout, *, tile: int | None = None
+    params, config: networks.ModelConfig, latent_NxL, layout: EQLayout, *, tile: int | None = None
 ):
     """Latents → physical settings, always inside the layout's ranges (``tile``: decode in row
     tiles of that many, see :func:`map_tiles`)."""
 
     def decode(latent_TxL):
-        unit = models.decode(params, config, latent_TxL)
+        unit = networks.decode(params, config, latent_TxL)
         return paramspace.clip(paramspace.denormalize(unit, layout), layout)
 
     return decode(latent_NxL) if tile is None else map_tiles(decode, latent_NxL, tile)
@@ -159,7 +159,7 @@ def _decode_jit(params, config, latents_NxL, layout):
 
 def decode_latents(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     latents_NxL,
     layout: EQLayout = DEFAULT_LAYOUT,
     *,
@@ -177,7 +177,7 @@ def decode_latents(
 
 
 def centre_settings(
-    params, config: models.ModelConfig, word_model, layout: EQLayout = DEFAULT_LAYOUT
+    params, config: networks.ModelConfig, word_model, layout: EQLayout = DEFAULT_LAYOUT
 ) -> np.ndarray:
     """Each word's centre setting (its decoded latent centre): ``[W, P]`` physical."""
     return decode_latents(params, config, word_model["centres_WxL"], layout)
@@ -185,12 +185,12 @@ def centre_settings(
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def _encode_latents(params, config, unit_NxP):
-    return models.encode(params, config, unit_NxP)[0]
+    return networks.encode(params, config, unit_NxP)[0]
 
 
 def encode_latents(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     settings_NxP,
     layout: EQLayout = DEFAULT_LAYOUT,
     *,

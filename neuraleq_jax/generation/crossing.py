@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuraleq_jax.data import EQDataset
+from neuraleq_jax.data.dataset import EQDataset
 from neuraleq_jax.generation.bandwidth import _calibration_split
 
 

@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import models, response
 from neuraleq_jax.generation.common import _decode_physical, _in_latent_range, _select, bucket_size
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.model import networks, response
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.sharding import large_batch_plan, over_rows, place
 
 # keys of the word-model dict that exploration and novelty ranking read
@@ -70,7 +70,7 @@ def default_explore_chunk() -> int:
 
 def explore_chunks(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     key,
     n: int,
@@ -98,7 +98,7 @@ def explore_chunks(
 
 def explore(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     key,
     n: int,
@@ -175,7 +175,7 @@ def _explore_novel_segment(
 
 def explore_novel(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     key,
     n: int,
@@ -232,7 +232,7 @@ def explore_novel(
 
 def explore_range(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     key,
     start: int,

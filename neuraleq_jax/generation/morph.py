@@ -8,7 +8,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from neuraleq_jax import models, response
 from neuraleq_jax.generation.common import (
     _as_float32,
     _blend_centre,
@@ -17,7 +16,8 @@ from neuraleq_jax.generation.common import (
     blend_needs_correction,
     check_word_weights,
 )
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.model import networks, response
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 
 # keys of the word-model dict that a morph reads
 MORPH_KEYS = ("centres_WxL", "centre_responses_WxF")
@@ -94,7 +94,7 @@ def _morph(
 
 def morph(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     weights_a,
     weights_b,

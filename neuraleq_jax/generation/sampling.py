@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import models
 from neuraleq_jax.generation.common import (
     _as_float32,
     _decode_physical,
@@ -31,7 +30,8 @@ from neuraleq_jax.generation.common import (
     check_keys,
     check_word_weights,
 )
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.model import networks
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 from neuraleq_jax.sharding import large_batch_plan, over_rows, place
 
 # keys of the word-model dict that generation reads
@@ -90,7 +90,7 @@ def _mixture_word(weights_W, key, index):
 
 def word_variations(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     word,
     key,
@@ -151,7 +151,7 @@ def _generate(
 
 def blend_variations(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     weights_W,
     key,
@@ -180,7 +180,7 @@ def blend_variations(
 
 def generate(
     params,
-    config: models.ModelConfig,
+    config: networks.ModelConfig,
     word_model,
     weights_BxW,
     keys_B,

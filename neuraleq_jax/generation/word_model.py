@@ -29,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neuraleq_jax import models, response
-from neuraleq_jax.data import EQDataset
+from neuraleq_jax.data.dataset import EQDataset
 from neuraleq_jax.generation import crossing
 from neuraleq_jax.generation.bandwidth import _calibrate_bandwidth, _responses
 from neuraleq_jax.generation.common import _decode_physical, decode_latents, encode_latents
+from neuraleq_jax.model import networks, response
 
 PROTOTYPE_ANCHOR = 0.002
 # kernel bandwidths tried, in units of each word's within-word latent std per dimension
@@ -213,7 +213,7 @@ def _encoded(params, model_config, dataset: EQDataset) -> np.ndarray:
 
 def fit_word_model(
     params,
-    model_config: models.ModelConfig,
+    model_config: networks.ModelConfig,
     dataset: EQDataset,
     *,
     validation: EQDataset | None = None,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax import paramspace
 from neuraleq_jax.fileio import atomic_path
-from neuraleq_jax.paramspace import EQLayout
+from neuraleq_jax.model import paramspace
+from neuraleq_jax.model.paramspace import EQLayout
 
 
 def require_matplotlib():

@@ -10,8 +10,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from neuraleq_jax.audio import clamp_band_frequencies
-from neuraleq_jax.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.audio.filtering import clamp_band_frequencies
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
+from neuraleq_jax.model.response import DEFAULT_SAMPLE_RATE, magnitude_response_db
 from neuraleq_jax.plots.figures import (
     check_labels,
     check_out_path,
@@ -20,7 +21,6 @@ from neuraleq_jax.plots.figures import (
     require_matplotlib,
     save,
 )
-from neuraleq_jax.response import DEFAULT_SAMPLE_RATE, magnitude_response_db
 
 PLOT_RANGE_HZ = (20.0, 20_000.0)
 PLOT_POINTS = 512

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from starlette.responses import Response
 
-from neuraleq_jax import checks, paramspace, presets
+from neuraleq_jax import checks, presets
+from neuraleq_jax.model import paramspace
 from neuraleq_jax.server import inputs
 from neuraleq_jax.server.inputs import LIMITS, SAMPLE_RATE_RANGE, ApiError
 from neuraleq_jax.server.service import Service

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from neuraleq_jax import paramspace
+from neuraleq_jax.model import paramspace
 
 LIMITS = {
     "body_bytes": 1 << 20,

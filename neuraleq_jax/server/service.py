@@ -8,7 +8,9 @@ import threading
 import jax
 import numpy as np
 
-from neuraleq_jax import audio, generation, paramspace, response
+from neuraleq_jax import generation
+from neuraleq_jax.audio import filtering
+from neuraleq_jax.model import paramspace, response
 from neuraleq_jax.server.inputs import ApiError
 
 
@@ -85,7 +87,7 @@ class Service:
                 setting = np.asarray(
                     self.system.morph_between_terms(term, term, steps=2, as_array=True)
                 )[0]
-                return audio.scale_strength(setting, strength, self.layout)[None]
+                return filtering.scale_strength(setting, strength, self.layout)[None]
             return np.asarray(
                 self.system.generate_eq_from_semantic(
                     term, variations=variations, strength=strength, seed=seed, as_array=True
@@ -130,7 +132,7 @@ class Service:
         return -10.0 * np.log10(10.0 ** (np.asarray(reference_db_NxF) / 10.0) @ weights)
 
     def coefficients(self, setting_P: np.ndarray, sample_rate: float) -> dict:
-        used, clamped = audio.clamp_band_frequencies(setting_P, sample_rate, self.layout)
+        used, clamped = filtering.clamp_band_frequencies(setting_P, sample_rate, self.layout)
         sos = response.second_order_sections(used, sample_rate, self.layout)
         bands = [
             {"band": i + 1, "type": kind, "b": row[:3].tolist(), "a": row[3:].tolist()}
@@ -163,6 +165,6 @@ def _k_weights(sample_rate: float, grid_bytes: bytes) -> np.ndarray:
     from scipy import signal
 
     grid = np.frombuffer(grid_bytes, np.float64)
-    _, h = signal.sosfreqz(audio.k_weighting_sos(sample_rate), worN=grid, fs=sample_rate)
+    _, h = signal.sosfreqz(filtering.k_weighting_sos(sample_rate), worN=grid, fs=sample_rate)
     weights = np.abs(h) ** 2
     return weights / weights.sum()

@@ -1,0 +1,186 @@
+"""The data sets a training config can name (``data.dataset``), their train/validation/test
+split, and the held-out data an evaluation of a saved run compares with.
+
+:data:`DATASETS` maps each name of ``config.DATASET_NAMES`` to a builder that reads
+:class:`~neuraleq_jax.config.DataConfig` and returns the whole labelled
+:class:`~neuraleq_jax.data.dataset.EQDataset`; :func:`build_datasets` splits it as training does (by
+contributor where the data has them, so no contributor is on both sides). Builders import
+their readers lazily: naming one data set costs nothing for the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from neuraleq_jax import config as config_lib
+from neuraleq_jax.config import DataConfig
+from neuraleq_jax.data.dataset import EQDataset
+
+
+def _synthetic(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.data.synthetic import make_synthetic
+    from neuraleq_jax.data.vocabulary import with_sources
+
+    return with_sources(make_synthetic(per_word=data.per_word, seed=data.data_seed), "synthetic")
+
+
+def _safe(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.data.safedb import load_safe_db
+    from neuraleq_jax.data.vocabulary import with_sources
+
+    dataset, _report = load_safe_db(
+        data.path or None,
+        layout=data.layout,
+        min_examples=data.min_examples,
+        words=data.words or None,
+    )
+    return with_sources(dataset, "safe")
+
+
+def _curves(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.data.curves import load_curve_dataset
+
+    dataset, _curves_read, _fit = load_curve_dataset(
+        data.path, max_rms_db=data.max_fit_rms_db, seed=data.data_seed
+    )
+    if data.words:
+        from neuraleq_jax.data.dataset import from_arrays
+
+        keep = [i for i, word in enumerate(dataset.words) if word in data.words]
+        dataset = from_arrays(
+            dataset.settings[keep],
+            [dataset.words[i] for i in keep],
+            vocabulary=data.words,
+            layout=dataset.layout,
+        )
+    return dataset
+
+
+def _audealize(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.data.crowd import audealize_dataset
+
+    dataset, _read, _fit = audealize_dataset(
+        data.path,
+        per_word=data.per_word,
+        seed=data.data_seed,
+        spread_scale=data.spread_scale,
+        words=data.words,
+    )
+    return dataset
+
+
+def _crowd(data: DataConfig) -> EQDataset:
+    from neuraleq_jax.data.crowd import crowd_dataset
+
+    return crowd_dataset(
+        data.path,
+        None,
+        per_word=data.per_word,
+        min_examples=data.min_examples,
+        seed=data.data_seed,
+        spread_scale=data.spread_scale,
+    )
+
+
+# data.dataset name → builder; the same names as config.DATASET_NAMES (tests/test_layout.py)
+DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
+    "synthetic": _synthetic,
+    "safe": _safe,
+    "curves": _curves,
+    "audealize": _audealize,
+    "crowd": _crowd,
+}
+
+
+# how a preset marks data.path as the user's to give ("REQUIRED: --data.path=FILE.json")
+REQUIRED = "REQUIRED:"
+
+
+def load_dataset(data: DataConfig) -> EQDataset:
+    """The whole labelled data set that ``data`` names, before any split."""
+    if data.dataset not in DATASETS:
+        raise ValueError(f"unknown data.dataset {data.dataset!r}; known: {', '.join(DATASETS)}")
+    if data.path.startswith(REQUIRED):  # a preset's placeholder, not a file name
+        raise ValueError(
+            f"the {data.dataset} data set needs a file: pass {data.path[len(REQUIRED) :].strip()}"
+        )
+    return DATASETS[data.dataset](data)
+
+
+def build_datasets(data: DataConfig) -> tuple[EQDataset, EQDataset | None, EQDataset | None]:
+    """``(train, validation, test)`` for ``data`` (an empty part is None), split by
+    ``data.split_fractions`` with ``data.split_seed``: by contributor when the data has them,
+    else stratified by word."""
+    from neuraleq_jax.data.dataset import grouped_split, stratified_split
+
+    dataset = load_dataset(data)
+    split = grouped_split if dataset.contributors is not None else stratified_split
+    parts = split(dataset, data.split_fractions, data.split_seed)
+    parts = [p if len(p) else None for p in parts]
+    return parts[0], parts[1], parts[2] if len(parts) > 2 else None
+
+
+# ------------------------------------------------------------------ a saved run's data
+
+
+def split_from_config(config: Mapping):
+    """Rebuild ``(train, heldout, description, split)`` exactly as training split the data.
+
+    Uses :func:`build_datasets`, as training does, so the held-out part (the last of
+    ``data.split_fractions``: test, or held-out contributors for real data) is the one
+    training never saw.
+    """
+    experiment = config_lib.from_dict(config)
+    data = experiment.data
+    parts = [p for p in build_datasets(data) if p is not None]
+    train, heldout = parts[0], parts[-1]
+    if data.dataset == "synthetic":
+        description = (
+            f"synthetic, {data.per_word} per word (data seed {data.data_seed}), "
+            f"{sum(len(p) for p in parts)} settings"
+        )
+    else:
+        words = ", ".join(f"{w} {c}" for w, c in heldout.counts().items())
+        description = (
+            f"{data.dataset} ({data.path or 'SAFE-DB in ../shared'}), words "
+            f"{', '.join(train.vocabulary)}, layout {data.layout}"
+        )
+        description += f"; held-out per word: {words}"
+    grouped = train.contributors is not None
+    kind = "contributor-grouped" if grouped else "stratified"
+    split = (
+        f"{kind} {'/'.join(f'{f:g}' for f in data.split_fractions)} (seed "
+        f"{data.split_seed}); train {len(train)}, held-out {len(heldout)} settings"
+    )
+    if grouped:
+        split += (
+            f" from {len(set(heldout.contributors))} held-out contributors "
+            f"(none of them in training)"
+        )
+    return train, heldout, description, split
+
+
+FIDELITY_PER_WORD = 500
+# the fresh synthetic draw's data seed is the training data seed plus this (never equal to it)
+FRESH_SEED_OFFSET = 1
+
+
+def fidelity_heldout_from_config(config: Mapping, heldout, per_word: int = FIDELITY_PER_WORD):
+    """The held-out settings the fidelity figures compare with, and a line saying which.
+
+    Real data: the held-out split (held-out contributors). Synthetic data (with
+    ``per_word`` > 0): a fresh draw of ``per_word`` settings per word from the same
+    generator with data seed ``data_seed + 1``, none of them seen in training. The split
+    keeps ~10 settings per word, too few for the ratios of distribution match and blend
+    fidelity (its noise floor dominates them and pulls every ratio toward 1).
+    """
+    data = config_lib.from_dict(config).data
+    if data.dataset != "synthetic" or int(per_word) <= 0:
+        return heldout, "the held-out split"
+    seed = data.data_seed + FRESH_SEED_OFFSET
+    fresh = DATASETS["synthetic"](dataclasses.replace(data, per_word=int(per_word), data_seed=seed))
+    return fresh, (
+        f"a fresh synthetic draw, {int(per_word)} settings per word (data seed "
+        f"{seed}), not the split's held-out part"
+    )
