@@ -8,6 +8,8 @@ values (tanh-bounded), and only ``paramspace.denormalize`` maps them to physical
 from __future__ import annotations
 
 import dataclasses
+import types
+from collections.abc import Mapping
 
 import chex
 import flax.linen as nn
@@ -15,14 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ENCODERS = ("residual", "transformer")
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Model hyper-parameters; frozen and hashable so it can be a static jit argument."""
 
-    encoder: str = "residual"
+    encoder: str = "residual"  # a name in ENCODERS
     latent_dim: int = 32
     semantic_dim: int = 0
     embedding_dim: int = 128
@@ -37,7 +37,7 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         for name in (
             "latent_dim",
             "embedding_dim",
@@ -217,6 +217,16 @@ class TransformerEncoder(nn.Module):
         return _LatentHeads(cfg)(pooled)
 
 
+# name (``ModelConfig.encoder``) → encoder module. An encoder is a module with one field,
+# ``config: ModelConfig``, whose ``__call__(x_BxP, *, train)`` maps unit settings ``[B, P]`` to
+# ``(latent [B, L], embedding [B, E])`` (``_LatentHeads`` makes both); a new one is its class
+# and one entry here. EQAutoencoder names the instance ``encoder`` whatever its class, so the
+# parameter tree (and every saved checkpoint) starts ``encoder/…`` for all of them.
+ENCODERS: Mapping[str, type[nn.Module]] = types.MappingProxyType(
+    {"residual": ResidualEncoder, "transformer": TransformerEncoder}
+)
+
+
 class ResidualDecoder(nn.Module):
     """latent → residual blocks → gain / frequency / Q heads, each tanh-bounded to the unit space."""
 
@@ -242,13 +252,13 @@ class ResidualDecoder(nn.Module):
 
 
 class EQAutoencoder(nn.Module):
-    """Encoder (residual or transformer) and residual decoder over normalised settings."""
+    """The encoder named by ``config.encoder`` (see :data:`ENCODERS`) and the residual decoder
+    over normalised settings."""
 
     config: ModelConfig
 
     def setup(self):
-        encoder_cls = ResidualEncoder if self.config.encoder == "residual" else TransformerEncoder
-        self.encoder = encoder_cls(self.config)
+        self.encoder = ENCODERS[self.config.encoder](self.config)
         self.decoder = ResidualDecoder(self.config)
 
     def encode(self, x_BxP, train: bool = False):

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,6 +120,48 @@ def test_encoders_have_different_parameters(batch):
     transformer = init_params(dataclasses.replace(TINY, encoder="transformer"), jax.random.key(0))
     assert "position" in transformer["encoder"]
     assert "position" not in residual["encoder"]
+
+
+def test_encoder_parameters_keep_the_names_saved_checkpoints_hold():
+    # checkpoints store the parameter tree by name: these are the names models were trained with
+    residual = init_params(dataclasses.replace(TINY, encoder="residual"), jax.random.key(0))
+    transformer = init_params(dataclasses.replace(TINY, encoder="transformer"), jax.random.key(0))
+    assert set(residual) == set(transformer) == {"encoder", "decoder"}
+    assert set(residual["encoder"]) == {"ResidualBlock_0", "ResidualBlock_1", "_LatentHeads_0"}
+    layers = {"Dense_0", "Dense_1", "Dense_2", "LayerNorm_0", "LayerNorm_1", "LayerNorm_2"}
+    assert set(transformer["encoder"]) == layers | {
+        "position",
+        "MultiHeadDotProductAttention_0",
+        "_LatentHeads_0",
+    }
+
+
+class _MeanEncoder(nn.Module):
+    """A toy encoder for the registry test: every latent dimension is the settings' mean."""
+
+    config: networks.ModelConfig
+
+    @nn.compact
+    def __call__(self, x_BxP, *, train: bool):
+        scale = self.param("scale", nn.initializers.ones, ())
+        mean_Bx1 = jnp.mean(x_BxP, axis=-1, keepdims=True)
+        latent_BxL = jnp.tanh(scale * mean_Bx1) * jnp.ones(self.config.latent_dim)
+        return latent_BxL, jnp.zeros(x_BxP.shape[:-1] + (self.config.embedding_dim,))
+
+
+def test_a_new_encoder_is_one_class_and_one_registry_entry(monkeypatch, batch):
+    with pytest.raises(
+        ValueError, match="encoder must be one of residual, transformer, got 'mean'"
+    ):
+        dataclasses.replace(TINY, encoder="mean")
+    monkeypatch.setattr(networks, "ENCODERS", {**networks.ENCODERS, "mean": _MeanEncoder})
+    config = dataclasses.replace(TINY, encoder="mean")
+    params = networks.init_params(config, jax.random.key(0))
+    assert set(params["encoder"]) == {"scale"}
+    latent, embedding = networks.encode(params, config, batch)
+    expected_Bx1 = np.tanh(np.asarray(batch).mean(axis=1, keepdims=True))
+    np.testing.assert_allclose(latent, np.broadcast_to(expected_Bx1, (16, 6)), atol=1e-6)
+    assert embedding.shape == (16, 10)
 
 
 def test_transformer_reads_band_positions(batch):
