@@ -7,7 +7,7 @@ The entry point only; the command line is :mod:`neuraleq_jax.cli.evaluate` and t
 
 import sys
 
-if __name__ == "__main__":
-    from neuraleq_jax.cli.evaluate import main
+from neuraleq_jax.cli.evaluate import main
 
+if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@ config field) and the run itself :mod:`neuraleq_jax.training.experiment`.
 
 import sys
 
-if __name__ == "__main__":
-    from neuraleq_jax.cli.train import main
+from neuraleq_jax.cli.train import main
 
+if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,12 @@
-"""The package stays readable in one sitting: no module over 500 lines and no function (or
-method) over 60 lines in neuraleq_jax/. Counted from the sources with ast, so a newcomer's
-change that grows one past the limit fails here with its name, not in a reviewer's eye."""
+"""Functions stay short: no function (or method) over 60 lines in neuraleq_jax/. Counted from
+the sources with ast, so a change that grows one past the limit fails here with its name, not
+in a reviewer's eye. Modules have no line limit: a module holds one concern whole, however
+long that is (docs/architecture.md says which concern lives where)."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "neuraleq_jax"
-MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
 
@@ -16,16 +16,7 @@ def _modules() -> list[Path]:
 
 def test_the_scan_sees_the_package():
     names = {path.relative_to(PACKAGE).as_posix() for path in _modules()}
-    assert {"__init__.py", "paramspace.py", "system.py"} <= names
-
-
-def test_no_module_over_the_limit():
-    long = {
-        path.relative_to(PACKAGE).as_posix(): n
-        for path in _modules()
-        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
-    }
-    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by concern): {long}"
+    assert {"__init__.py", "model/paramspace.py", "system.py"} <= names
 
 
 def test_no_function_over_the_limit():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuraleq_jax.data import audealize, vocabulary
+from neuraleq_jax.data.safedb import load_safe_db
 from neuraleq_jax.evaluation import evaluator
 from neuraleq_jax.model import response
 
@@ -69,8 +70,6 @@ def source_curves(config: dict) -> dict[str, tuple[list[str], np.ndarray]]:
     read = audealize.load_audealize(data["path"], on_malformed="skip")
     out = {"audealize": (list(read.words), read.gains_db)}
     if data["dataset"] == "crowd":
-        from neuraleq_jax.data.safedb import load_safe_db
-
         safe, _ = load_safe_db(None, layout="spec", min_examples=data["min_examples"])
         db = np.asarray(
             response.magnitude_response_db(

@@ -18,6 +18,7 @@ import numpy as np
 from neuraleq_jax.config import TrainConfig
 from neuraleq_jax.data.dataset import EQDataset
 from neuraleq_jax.fileio import atomic_write_text
+from neuraleq_jax.metrics.silhouette import silhouette_score
 from neuraleq_jax.model import networks, paramspace
 from neuraleq_jax.training import checkpoints
 from neuraleq_jax.training import workdir as workdir_lib
@@ -47,8 +48,6 @@ def combine_chunks(chunks: Sequence[dict]) -> dict[str, np.ndarray]:
 def silhouette_or_none(latents_NxL: np.ndarray, labels_N: np.ndarray) -> float | None:
     """The latents' silhouette by word, or None where it is undefined (fewer than 2 words, or
     every setting its own word)."""
-    from neuraleq_jax.metrics.silhouette import silhouette_score
-
     if not 2 <= len(np.unique(labels_N)) <= len(labels_N) - 1:
         return None
     return float(silhouette_score(latents_NxL, labels_N))

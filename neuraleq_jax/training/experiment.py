@@ -18,8 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from neuraleq_jax import config as config_lib
+from neuraleq_jax import generation
 from neuraleq_jax.config import DistributedConfig, ExperimentConfig
+from neuraleq_jax.data import vocabulary
 from neuraleq_jax.data.registry import build_datasets
+from neuraleq_jax.training import checkpoints, trainer
 from neuraleq_jax.training import workdir as workdir_lib
 
 CONFIG_FILE = workdir_lib.CONFIG_FILE
@@ -115,8 +118,6 @@ def check_workdir(workdir: Path) -> None:
 def load_checked_datasets(config: ExperimentConfig):
     """``(train, validation, test)`` after every check :func:`trainer.fit` would make
     (data, batch size, devices); a failure raises :class:`UsageError`."""
-    from neuraleq_jax.training import trainer
-
     try:
         train_ds, val_ds, test_ds = build_datasets(config.data)
         trainer.check_run(train_ds, val_ds, config.model, config.train)
@@ -143,9 +144,6 @@ def fit_word_model_for_run(
     sources and the word map (:func:`vocabulary.bundle_arrays`). The trainer, the facade and
     scripts that refit a word model all call this, so the config reaches the word model in
     one place."""
-    from neuraleq_jax import generation
-    from neuraleq_jax.data import vocabulary
-
     word_model = generation.fit_word_model(
         params,
         model_config,
@@ -243,8 +241,6 @@ def _fit(
     config: ExperimentConfig, workdir: Path, datasets, progress, stop_after_epoch, handle_signals
 ):
     """``trainer.fit`` of the run: ``(result, signals received)``."""
-    from neuraleq_jax.training import trainer
-
     train_ds, val_ds, _test_ds = datasets
     hook = None
     if stop_after_epoch is not None:
@@ -277,8 +273,6 @@ def _train(
     """Fit, then (for a complete run) evaluate the held-out part and write the bundle."""
     import jax
     import numpy as np
-
-    from neuraleq_jax.training import checkpoints, trainer
 
     t0 = time.perf_counter()
     result, received = _fit(config, workdir, datasets, progress, stop_after_epoch, handle_signals)
@@ -315,8 +309,6 @@ def _train(
 
 def _bundle(config: ExperimentConfig, params, datasets, summary: dict, fit_word_model):
     """The model bundle of a finished run, with its word model."""
-    from neuraleq_jax.training import checkpoints
-
     train_ds, val_ds, test_ds = datasets
     # the kernel bandwidth is calibrated on the validation part, unless that is the part
     # evaluated (no test part): then on a fifth of the training part
