@@ -11,7 +11,10 @@ latents, weighted by ``(1 - (d / d_{k+1})^2)^2`` with ``d_{k+1}`` the distance t
 neighbour. A neighbour's weight falls to zero exactly where it leaves the set, so the map from
 latent to setting is continuous and a morph never jumps between neighbour sets halfway.
 
-It offers the same facade methods as the neural system, so evaluation treats both alike.
+It offers the same facade methods as the neural system, so evaluation treats both alike, and
+what the web server needs of a system (:class:`neuraleq_jax.server.service.ServedSystem`): each
+word's details, the word map and describe are computed from its centre settings' responses, as
+the neural system's are from its.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import numpy as np
 from neuraleq_jax.checks import count as _positive_int
 from neuraleq_jax.checks import seed as _checked_seed
 from neuraleq_jax.checks import strength as _checked_strength
+from neuraleq_jax.data import vocabulary as vocab
 from neuraleq_jax.data.dataset import EQDataset, from_records
 from neuraleq_jax.data.vocabulary import word_index
+from neuraleq_jax.metrics.distances import nearest_distance
 from neuraleq_jax.model import paramspace, response
 from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 
@@ -187,6 +192,7 @@ class LiteBaseline:
         self.layout = layout
         self.dataset: EQDataset | None = None
         self._tables: BaselineTables | None = None
+        self._word_arrays: dict[str, np.ndarray] | None = None
         self._fitted = False
 
     # ------------------------------------------------------------ data and fitting
@@ -207,6 +213,7 @@ class LiteBaseline:
         if len(dataset) < 2:
             raise ValueError(f"the baseline needs at least 2 settings, got {len(dataset)}")
         self.dataset, self.layout, self._fitted = dataset, dataset.layout, False
+        self._word_arrays = None
         return dataset
 
     def train(self, **_ignored) -> dict:
@@ -218,7 +225,7 @@ class LiteBaseline:
         """Fit PCA and the kNN tables; returns ``{"explained_variance": float in (0, 1]}``."""
         if self.dataset is not dataset:
             self.load_dataset(dataset)
-        self._tables = fit_tables(dataset, self.n_components)
+        self._tables, self._word_arrays = fit_tables(dataset, self.n_components), None
         self.explained_variance = self._tables.explained_variance
         self._fitted = True
         return {
@@ -336,7 +343,9 @@ class LiteBaseline:
         """``n_samples`` settings from latents drawn from the training latents' Gaussian.
 
         With ``novel``, four times as many are drawn and the ones furthest from any training
-        latent are kept, most novel first.
+        latent are kept, ordered by ``novelty_db`` (most novel first), the RMS dB (reference
+        grid) from each one's response to the nearest training setting's, which their dicts
+        carry.
         """
         self._require_fit()
         n_samples = _positive_int(n_samples, "n_samples", 1)
@@ -344,9 +353,52 @@ class LiteBaseline:
         draws = n_samples * (4 if novel else 1)
         cholesky_CxC = self._tables.global_cholesky_CxC
         latents = rng.standard_normal((draws, cholesky_CxC.shape[0])) @ cholesky_CxC.T
-        if novel:
-            latents = most_novel(self._tables, latents, n_samples)
-        return self._out(self.decode(latents), as_array)
+        if not novel:
+            return self._out(self.decode(latents), as_array)
+        settings = self.decode(most_novel(self._tables, latents, n_samples))
+        novelty_N = nearest_distance(
+            response.reference_response_db(settings, layout=self.layout),
+            response.reference_response_db(self.dataset.settings, layout=self.layout),
+        )
+        order = np.argsort(-novelty_N, kind="stable")
+        if as_array:
+            return settings[order]
+        rows = self._out(settings[order], False)
+        for row, novelty in zip(rows, novelty_N[order].tolist()):
+            row["novelty_db"] = novelty
+        return rows
+
+    # ------------------------------------------------------------ the vocabulary
+
+    def word_info(self, word: str) -> dict:
+        """``{"word", "sources", "contributors", "agreement", "confidence", "lang"}`` from the
+        fitted data set's sources (:func:`neuraleq_jax.data.vocabulary.word_info`)."""
+        return vocab.word_info(word, self.vocabulary, self._vocabulary_arrays())
+
+    def word_map(self) -> np.ndarray:
+        """2-D word positions, float32 ``[W, 2]`` in vocabulary order, about RMS dB apart: the
+        map of the centre settings' responses (:func:`neuraleq_jax.data.vocabulary.word_map`)."""
+        return self._vocabulary_arrays()[vocab.WORD_MAP_KEY].copy()
+
+    def describe(self, settings, k: int = 5):
+        """The ``k`` words whose centre settings sound nearest each setting: ``[15]`` (or a
+        named dict) → a list of ``(word, distance_db)``, nearest first; ``[N, 15]`` (or a list
+        of dicts) → a list of such lists (:func:`neuraleq_jax.data.vocabulary.describe`)."""
+        centres_WxF = self._vocabulary_arrays()["centre_responses_WxF"]
+        k = _positive_int(k, "k", 1)
+        return vocab.describe(settings, centres_WxF, self.vocabulary, k, self.layout)
+
+    def _vocabulary_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted data set's source arrays, the centre settings' responses (reference grid,
+        dB ``[W, F]``) and the word map; made on first use after each fit."""
+        self._require_fit()
+        if self._word_arrays is None:
+            centres_WxF = np.asarray(
+                response.reference_response_db(self.centre_settings(), layout=self.layout)
+            )
+            arrays = vocab.bundle_arrays(self.dataset, {"centre_responses_WxF": centres_WxF})
+            self._word_arrays = {**arrays, "centre_responses_WxF": centres_WxF}
+        return self._word_arrays
 
     # ------------------------------------------------------------ helpers
 

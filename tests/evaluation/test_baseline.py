@@ -165,3 +165,57 @@ def test_evaluate_system_on_the_baseline_small_config():
     assert out["morph_smoothness_max"] <= 1.5 and out["morph_endpoint_max_db"] < 1e-3
     assert 0 < out["word_accuracy_data"] <= 1 and 0 < out["calibration_median"] < 1.5
     assert out["response_error_mean_db"] > 0.1  # 8 of 15 dimensions lose information
+
+
+def _rms_db_loop(responses_NxF, reference_RxF) -> np.ndarray:
+    """Nearest RMS-dB distance of each response to the reference ones, one pair at a time."""
+    a, b = np.asarray(responses_NxF, np.float64), np.asarray(reference_RxF, np.float64)
+    return np.array([min(np.sqrt(np.mean((row - ref) ** 2)) for ref in b) for row in a])
+
+
+def test_novel_exploration_reports_and_orders_by_novelty_db(fitted, data):
+    rows = fitted.explore_latent_space(6, novel=True, seed=3)
+    settings = paramspace.from_dicts(rows, LAYOUT)
+    np.testing.assert_array_equal(
+        settings, fitted.explore_latent_space(6, novel=True, seed=3, as_array=True)
+    )
+    expected = _rms_db_loop(
+        response.reference_response_db(settings), response.reference_response_db(data.settings)
+    )
+    novelty = np.array([row["novelty_db"] for row in rows])
+    np.testing.assert_allclose(novelty, expected, rtol=1e-6, atol=1e-4)
+    assert np.all(np.diff(novelty) <= 0)
+    assert "novelty_db" not in fitted.explore_latent_space(6, seed=3)[0]
+
+
+def test_describe_names_each_words_centre_first(fitted):
+    centres = fitted.centre_settings()
+    nearest = fitted.describe(centres, k=3)
+    assert [row[0][0] for row in nearest] == list(fitted.vocabulary)
+    assert all(row[0][1] < 1e-3 and row[0][1] <= row[1][1] <= row[2][1] for row in nearest)
+    one = fitted.describe(centres[2], k=2)  # one setting: one list
+    assert one[0][0] == fitted.vocabulary[2] and len(one) == 2
+
+
+def test_word_map_places_words_as_far_apart_as_their_centres_sound(fitted):
+    points = fitted.word_map()
+    assert points.shape == (len(fitted.vocabulary), 2) and points.dtype == np.float32
+    responses = np.asarray(response.reference_response_db(fitted.centre_settings()), np.float64)
+    sound = np.sqrt(((responses[:, None] - responses[None]) ** 2).mean(-1))
+    mapped = np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+    upper = np.triu_indices(len(points), 1)
+    # the map is a 2-D projection: it never stretches a distance, and keeps their order roughly
+    assert np.all(mapped[upper] <= sound[upper] * (1 + 1e-4) + 1e-4)
+    assert np.corrcoef(mapped[upper], sound[upper])[0, 1] > 0.7
+
+
+def test_word_info_counts_each_words_settings(fitted, data):
+    for w, word in enumerate(fitted.vocabulary):
+        info = fitted.word_info(word)
+        assert info["word"] == word and info["confidence"] is None
+        settings = int(np.sum(np.asarray(data.word_ids) == w))
+        assert info["sources"] == [
+            {"name": "data", "settings": settings, "contributors": None, "agreement": None}
+        ]
+    with pytest.raises(ValueError, match="unknown word"):
+        fitted.word_info("wram")
