@@ -7,7 +7,8 @@ explored settings, and computes every figure from them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -32,6 +33,42 @@ BLEND_VARIATIONS = 1000
 
 
 # ---------------------------------------------------------------- a whole system
+
+
+class EvaluatedSystem(Protocol):
+    """What :func:`evaluate_system` needs of a system: the neural facade and the lite baseline
+    both offer it, trained or fitted. ``P`` is ``layout.n_params``; settings are physical.
+
+    - ``layout``, ``vocabulary``: the EQ layout and the ``W`` known words.
+    - ``encode(settings_NxP)``: latents ``[N, L]``; ``reconstruct(settings_NxP)``: ``[N, P]``.
+    - ``centre_settings()``: each word's centre setting, ``[W, P]``.
+    - ``generate_eq_from_semantic(term, variations=V, seed=k, as_array=True)``: ``[V, P]``; a
+      term that is a mapping ``{word: weight}`` asks for a blend, and a system without blends
+      raises TypeError (the baseline does; blend fidelity then takes a mixture).
+    - ``morph_between_terms(term1, term2, steps=S, seed=k, as_array=True)``: ``[S, P]``.
+    - ``explore_latent_space(n_samples=N, seed=k, as_array=True)``: ``[N, P]``.
+    """
+
+    layout: EQLayout
+
+    @property
+    def vocabulary(self) -> Sequence[str]: ...
+
+    def encode(self, settings_NxP) -> np.ndarray: ...
+
+    def reconstruct(self, settings_NxP) -> np.ndarray: ...
+
+    def centre_settings(self) -> np.ndarray: ...
+
+    def generate_eq_from_semantic(
+        self, term, variations: int, *, seed: int | None, as_array: bool
+    ): ...
+
+    def morph_between_terms(
+        self, term1, term2, steps: int, *, seed: int | None, as_array: bool
+    ): ...
+
+    def explore_latent_space(self, n_samples: int, *, seed: int | None, as_array: bool): ...
 
 
 def word_pairs(n_words: int) -> np.ndarray:
@@ -92,7 +129,7 @@ class SystemOutputs(NamedTuple):
     explored: np.ndarray  # [n_explore, P]
 
 
-def _check_system(system, heldout, n_variations: int, steps: int) -> None:
+def _check_system(system: EvaluatedSystem, heldout, n_variations: int, steps: int) -> None:
     vocabulary = tuple(system.vocabulary)
     if tuple(heldout.vocabulary) != vocabulary or heldout.layout != system.layout:
         raise ValueError(
@@ -104,7 +141,13 @@ def _check_system(system, heldout, n_variations: int, steps: int) -> None:
 
 
 def system_outputs(
-    system, settings_NxP, n_variations: int, steps: int, seed: int, *, n_explore: int = 64
+    system: EvaluatedSystem,
+    settings_NxP,
+    n_variations: int,
+    steps: int,
+    seed: int,
+    *,
+    n_explore: int = 64,
 ) -> SystemOutputs:
     """Ask ``system`` for everything the figures are computed from: latents and
     reconstructions of ``settings_NxP``, ``n_variations`` variations of each word (seed
@@ -300,7 +343,7 @@ def _fidelity_part(
 
 
 def evaluate_system(
-    system,
+    system: EvaluatedSystem,
     heldout,
     *,
     train=None,
@@ -314,10 +357,8 @@ def evaluate_system(
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
     return_arrays: bool = False,
 ) -> dict:
-    """Every quality figure for a system (the neural facade or :class:`LiteBaseline`), which
-    must offer ``vocabulary``, ``layout``, ``encode``, ``reconstruct``, ``centre_settings()``
-    and ``generate_eq_from_semantic`` / ``morph_between_terms`` / ``explore_latent_space``
-    with ``seed=`` and ``as_array=True``.
+    """Every quality figure for a system (the neural facade or :class:`LiteBaseline`; what it
+    must offer is :class:`EvaluatedSystem`).
 
     Args:
       heldout: an EQDataset not used for training, with the system's vocabulary and layout.

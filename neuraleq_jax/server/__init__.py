@@ -1,4 +1,5 @@
-"""The local web app: one page and a JSON API over :class:`NeuralEQMorphingSystem`.
+"""The local web app: one page and a JSON API over a :class:`ServedSystem` (the trained
+:class:`NeuralEQMorphingSystem`, or the fitted lite baseline).
 
     neuraleq serve --workdir runs/synthetic        # then open http://127.0.0.1:8000/
 
@@ -28,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from neuraleq_jax.server.endpoints import ENDPOINTS, ROUTES
 from neuraleq_jax.server.inputs import INCLUDES, LIMITS, SAMPLE_RATE_RANGE, ApiError
-from neuraleq_jax.server.service import Service
+from neuraleq_jax.server.service import ServedSystem, Service
 
 __all__ = [
     "ENDPOINTS",
@@ -37,6 +38,7 @@ __all__ = [
     "SAMPLE_RATE_RANGE",
     "WEB_DIR",
     "ApiError",
+    "ServedSystem",
     "Service",
     "create_app",
     "listen",
@@ -94,8 +96,9 @@ async def _index(request: Request):
     return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
-def create_app(system, *, allowed_hosts: list[str] | None = None) -> Starlette:
-    """The ASGI app serving ``system`` (a trained :class:`NeuralEQMorphingSystem`).
+def create_app(system: ServedSystem, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The ASGI app serving ``system`` (see :class:`ServedSystem`; TypeError naming what it
+    lacks otherwise).
 
     ``allowed_hosts`` (e.g. ``["127.0.0.1", "localhost"]``) rejects requests naming another
     Host, which keeps web pages elsewhere from reaching a local server by DNS rebinding.
@@ -159,7 +162,11 @@ def _url(host: str, port: int) -> str:
 
 
 def serve(
-    system, host: str = "127.0.0.1", port: int = 8000, *, sock: socket.socket | None = None
+    system: ServedSystem,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    sock: socket.socket | None = None,
 ) -> int:
     """Run the app on uvicorn until interrupted (blocking), on ``sock`` if given (from
     :func:`listen`; closed on return) or else on a socket bound to ``host:port``."""

@@ -1,9 +1,12 @@
-"""The numbers the web app serves, over the trained model; nothing here knows of HTTP."""
+"""The numbers the web app serves, over a system that offers :class:`ServedSystem`; nothing
+here knows of HTTP."""
 
 from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Sequence
+from typing import Protocol
 
 import jax
 import numpy as np
@@ -11,7 +14,67 @@ import numpy as np
 from neuraleq_jax import generation
 from neuraleq_jax.audio import filtering
 from neuraleq_jax.model import paramspace, response
+from neuraleq_jax.model.paramspace import EQLayout
 from neuraleq_jax.server.inputs import ApiError
+
+
+class ServedSystem(Protocol):
+    """What the web server needs of a system: the neural facade
+    (:class:`~neuraleq_jax.system.NeuralEQMorphingSystem`) and the lite baseline
+    (:class:`~neuraleq_jax.evaluation.baseline.LiteBaseline`) both offer all of it, trained or
+    fitted. ``P`` is ``layout.n_params``; settings are physical (dB, Hz, Q), float32.
+
+    - ``layout``: the EQ layout every setting is in.
+    - ``vocabulary``: the ``W`` known words, in the order of every per-word array.
+    - ``generate_eq_from_semantic(term, variations=V, strength=s, seed=k, as_array=True)``:
+      ``[V, P]`` settings for ``term``, gains scaled by ``s`` toward 0 dB.
+    - ``morph_between_terms(term1, term2, steps=S, as_array=True)``: ``[S, P]``, from ``term1``'s
+      centre setting to ``term2``'s, both included (``S = 2``, one term twice: its centre).
+    - ``explore_latent_space(n_samples=N, novel=None | True, seed=k)``: ``N`` named dicts (one
+      entry per parameter); with ``novel`` the most novel first, each with ``novelty_db``, the
+      RMS dB (reference grid) from its response to the nearest training setting's.
+    - ``word_info(word)``: ``{"word", "sources", "contributors", "agreement", "confidence",
+      "lang"}`` (:func:`neuraleq_jax.data.vocabulary.word_info`).
+    - ``word_map()``: ``[W, 2]`` word positions about RMS dB apart, in vocabulary order.
+    - ``describe(settings_NxP, k=K)``: for each of ``N`` settings, its ``K`` nearest words as
+      ``(word, distance_db)``, nearest first.
+
+    Terms a system cannot read (the baseline reads single words only) raise ValueError or
+    TypeError with a one-line message, which the server answers with 400.
+    """
+
+    layout: EQLayout
+
+    @property
+    def vocabulary(self) -> Sequence[str]: ...
+
+    def generate_eq_from_semantic(
+        self, term, variations: int, *, strength: float, seed: int | None, as_array: bool
+    ): ...
+
+    def morph_between_terms(self, term1, term2, steps: int, *, as_array: bool): ...
+
+    def explore_latent_space(self, n_samples: int, *, novel, seed: int | None) -> list[dict]: ...
+
+    def word_info(self, word: str) -> dict: ...
+
+    def word_map(self) -> np.ndarray: ...
+
+    def describe(self, settings, k: int) -> list: ...
+
+
+SERVED_MEMBERS = tuple(
+    sorted(
+        {*ServedSystem.__annotations__, *(n for n in vars(ServedSystem) if not n.startswith("_"))}
+    )
+)
+
+
+def missing_members(system) -> list[str]:
+    """The members of :class:`ServedSystem` that ``system`` lacks (none for the facade or the
+    baseline). Read from its class and its own attributes, so no property runs."""
+    own = getattr(system, "__dict__", {})
+    return [name for name in SERVED_MEMBERS if name not in own and not hasattr(type(system), name)]
 
 
 @functools.partial(jax.jit, static_argnames=("layout",))
@@ -22,36 +85,29 @@ def _responses_db(settings_NxP, freqs_F, sample_rate, layout):
 class Service:
     """The model and the numbers the API serves; knows nothing of HTTP."""
 
-    def __init__(self, system):
+    def __init__(self, system: ServedSystem):
+        missing = missing_members(system)
+        if missing:
+            raise TypeError(
+                f"the web server needs a system offering {', '.join(SERVED_MEMBERS)}; "
+                f"{type(system).__name__} lacks {', '.join(missing)}"
+            )
         self.system = system
         self.layout = system.layout
         self.lock = threading.Lock()
 
-    def _require(self, name: str):
-        method = getattr(self.system, name, None)
-        if method is None:
-            raise ApiError(
-                501,
-                f"this model has no {name}() (it needs a newer neuraleq_jax); "
-                f"the rest of the API works",
-            )
-        return method
-
     def vocabulary(self) -> dict:
-        info = getattr(self.system, "word_info", None)
-        words = [
-            self._info(word) if info else {"word": word, "confidence": None}
-            for word in self.system.vocabulary
-        ]
+        # every served system has word details, a map and describe; the flags stay for clients
+        # that read them
         return {
-            "words": words,
-            "details": info is not None,
-            "has_map": getattr(self.system, "word_map", None) is not None,
-            "has_describe": getattr(self.system, "describe", None) is not None,
+            "words": [self._info(word) for word in self.system.vocabulary],
+            "details": True,
+            "has_map": True,
+            "has_describe": True,
         }
 
     def _info(self, word: str) -> dict:
-        details = dict(self._require("word_info")(word))
+        details = dict(self.system.word_info(word))
         return {
             key: (list(value) if isinstance(value, tuple) else value)
             for key, value in details.items()
@@ -67,14 +123,13 @@ class Service:
         return self._info(word)
 
     def word_map(self) -> dict:
-        xy = np.asarray(self._require("word_map")(), np.float64)
+        xy = np.asarray(self.system.word_map(), np.float64)
         words = list(self.system.vocabulary)
-        info = getattr(self.system, "word_info", None)
-        confidence = [self._info(w).get("confidence") if info else None for w in words]
+        confidence = [self._info(w).get("confidence") for w in words]
         return {"words": words, "xy": xy.tolist(), "confidence": confidence}
 
     def describe(self, settings_NxP: np.ndarray, k: int) -> dict:
-        nearest = self._require("describe")(settings_NxP, k=k)
+        nearest = self.system.describe(settings_NxP, k=k)
         return {
             "nearest": [[{"word": w, "distance_db": float(d)} for w, d in row] for row in nearest]
         }

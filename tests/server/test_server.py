@@ -1,6 +1,7 @@
 """The web app's JSON API: every endpoint, every kind of bad input, and a bounded load test."""
 
 import asyncio
+import inspect
 import math
 import socket
 import threading
@@ -15,11 +16,15 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx2")
 from rbj_reference import WARM, rbj_sos, setting_db  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
-from tolerances import RESPONSE_DB_TOL  # noqa: E402
+from tolerances import RESPONSE_DB_TOL, assert_unit_close  # noqa: E402
 
 from neuraleq_jax import presets, server  # noqa: E402
 from neuraleq_jax.audio import filtering  # noqa: E402
+from neuraleq_jax.data.synthetic import make_synthetic  # noqa: E402
+from neuraleq_jax.evaluation.baseline import LiteBaseline  # noqa: E402
 from neuraleq_jax.model import paramspace, response  # noqa: E402
+from neuraleq_jax.server import service  # noqa: E402
+from neuraleq_jax.system import NeuralEQMorphingSystem  # noqa: E402
 
 I16 = "needs system.describe/word_map (branch i16)"
 
@@ -224,19 +229,71 @@ def test_word_info(client, system):
     assert body["confidence"] is None or 0.0 <= body["confidence"] <= 1.0
 
 
-def test_missing_model_methods_answer_501(system):
+def test_a_system_lacking_what_the_server_needs_is_refused_naming_it(system):
     bare = types.SimpleNamespace(vocabulary=system.vocabulary, layout=system.layout)
-    with TestClient(server.create_app(bare)) as bare_client:
-        for method, path, body in (
-            ("GET", "/api/map", None),
-            ("GET", "/api/word?word=warm", None),
-            ("POST", "/api/describe", {"setting": WARM.tolist()}),
-        ):
-            message = error_of(bare_client.request(method, path, json=body), 501)
-            assert "no " in message
-        vocabulary = bare_client.get("/api/vocabulary").json()
-        assert vocabulary["details"] is False and vocabulary["has_map"] is False
-        assert all(w["confidence"] is None for w in vocabulary["words"])
+    with pytest.raises(TypeError, match=r"SimpleNamespace lacks describe, explore_latent_space"):
+        server.create_app(bare)
+
+
+def _parameters(function) -> dict[str, inspect.Parameter]:
+    return dict(list(inspect.signature(function).parameters.items())[1:])  # without self
+
+
+@pytest.mark.parametrize("implementation", [NeuralEQMorphingSystem, LiteBaseline])
+def test_the_facade_and_the_baseline_offer_what_the_server_needs(implementation):
+    # every member of the Protocol, and every argument it names in the same place (positional
+    # or keyword-only); any further argument has a default
+    expected = {"layout", "vocabulary", "generate_eq_from_semantic", "morph_between_terms"}
+    expected |= {"explore_latent_space", "word_info", "word_map", "describe"}
+    assert set(service.SERVED_MEMBERS) == expected
+    for name in expected - {"layout", "vocabulary"}:
+        wanted = _parameters(getattr(service.ServedSystem, name))
+        offered = _parameters(getattr(implementation, name))
+        for arg, parameter in wanted.items():
+            assert arg in offered, (implementation.__name__, name, arg)
+            keyword_only = offered[arg].kind is inspect.Parameter.KEYWORD_ONLY
+            assert keyword_only == (parameter.kind is inspect.Parameter.KEYWORD_ONLY), (name, arg)
+        for arg in set(offered) - set(wanted):
+            assert offered[arg].default is not inspect.Parameter.empty or offered[arg].kind in (
+                inspect.Parameter.VAR_KEYWORD,
+                inspect.Parameter.VAR_POSITIONAL,
+            ), (implementation.__name__, name, arg)
+    made = LiteBaseline() if implementation is LiteBaseline else implementation(latent_dim=4)
+    assert service.missing_members(made) == []
+
+
+@pytest.fixture(scope="module")
+def baseline_client():
+    baseline = LiteBaseline()
+    baseline.fit(make_synthetic(per_word=12, seed=1))
+    with TestClient(server.create_app(baseline)) as test_client:
+        yield baseline, test_client
+
+
+def test_the_server_serves_the_lite_baseline(baseline_client):
+    baseline, client = baseline_client
+    words = client.get("/api/vocabulary").json()["words"]
+    assert [w["word"] for w in words] == list(baseline.vocabulary)
+    assert words[0]["sources"] == [
+        {"name": "data", "settings": 12, "contributors": None, "agreement": None}
+    ]
+    body = post(client, "/generate", term="warm", variations=3, strength=0.5, seed=4).json()
+    expected = baseline.generate_eq_from_semantic("warm", 3, strength=0.5, seed=4, as_array=True)
+    np.testing.assert_array_equal(np.array(body["settings"], np.float32), expected)
+    path = post(client, "/morph", **{"from": "warm", "to": "bright", "steps": 5}).json()
+    centres = baseline.centre_settings()
+    ends = np.array(path["settings"], np.float32)[[0, -1]]
+    warm, bright = baseline.vocabulary.index("warm"), baseline.vocabulary.index("bright")
+    assert_unit_close(ends, centres[[warm, bright]], 1e-5)
+    novel = post(client, "/explore", n=4, novel=True, seed=2).json()
+    assert len(novel["settings"]) == 4
+    assert novel["novelty_db"] == sorted(novel["novelty_db"], reverse=True)
+    nearest = post(client, "/describe", setting=centres[warm].tolist(), k=2).json()["nearest"]
+    assert nearest[0][0]["word"] == "warm" and nearest[0][0]["distance_db"] < 1e-3
+    word_map = client.get("/api/map").json()
+    assert np.array(word_map["xy"]).shape == (len(baseline.vocabulary), 2)
+    # a blend is the facade's alone: the baseline's one-line TypeError answers 400
+    assert "single word" in error_of(post(client, "/generate", term={"warm": 1.0}), 400)
 
 
 # ---------------------------------------------------------------- bad input
