@@ -4,6 +4,8 @@ Each reader returns a :class:`FilterList`: the file's shelf and peaking filters 
 biquads, the same formula as :mod:`neuraleq_jax.model.response`), its preamp and notes about anything
 it ignored or approximated. :mod:`neuraleq_jax.presets.registry` maps a filter list onto the model's
 band layout (exactly when the file holds one filter per band, else by a least-squares fit).
+The writers' pieces are here too (filter lines, REW's header, EasyEffects' document), and
+:func:`inert_text`, through which every text a preset embeds (a name) passes.
 
 - Equalizer APO ``config.txt`` / AutoEQ ``ParametricEQ.txt``: ``Preamp: -6.2 dB`` and
   ``Filter 1: ON LSC Fc 105 Hz Gain 5.5 dB Q 0.70`` lines. Types: ``PK``/``PEQ``/``Modal``
@@ -27,12 +29,16 @@ import dataclasses
 import json
 import math
 import re
+import unicodedata
 
 RBJ_TYPES = ("low_shelf", "peaking", "high_shelf")
 APO_TOKENS = {"low_shelf": "LSC", "peaking": "PK", "high_shelf": "HSC"}
 EASYEFFECTS_TYPES = {"low_shelf": "Lo-shelf", "peaking": "Bell", "high_shelf": "Hi-shelf"}
 EASYEFFECTS_RBJ_MODE = "APO (DR)"
 DEFAULT_SHELF_Q = 1.0 / math.sqrt(2.0)  # RBJ slope S = 1: 12 dB per octave
+REW_MEASUREMENT_LINE = "neuraleq_jax preset"
+# what inert_text replaces: controls (Cc), line and paragraph separators, lone surrogates
+_UNSAFE_CATEGORIES = {"Cc", "Zl", "Zp", "Cs"}
 
 _FILTER = re.compile(r"^Filter\s*\d*\s*:\s*(?P<state>ON|OFF)\s+(?P<rest>.*)$", re.IGNORECASE)
 _NUMBER = r"([-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?)"
@@ -241,7 +247,30 @@ def parse_filter_text(text: str) -> FilterList:
     return result
 
 
-def _apo_lines(filters: list[Filter]) -> list[str]:
+def inert_text(text: str) -> str:
+    """``text`` made safe to embed in any preset file: control characters (``\\n``, ``\\r``,
+    escape codes, every Unicode category Cc) and line or paragraph separators become spaces,
+    lone surrogates (which UTF-8 cannot encode) become U+FFFD, and runs of whitespace one
+    space, trimmed. The result is one line, so a comment holding it cannot end early and no
+    reader splits it into lines that another program would obey."""
+    return " ".join("".join(map(_inert_char, str(text))).split())
+
+
+def _inert_char(char: str) -> str:
+    category = unicodedata.category(char)
+    if category == "Cs":
+        return "\ufffd"
+    return " " if category in _UNSAFE_CATEGORIES else char
+
+
+def comment_line(text: str) -> str:
+    """An Equalizer APO comment holding ``text`` (made inert): ``# text``."""
+    return f"# {inert_text(text)}".rstrip()
+
+
+def filter_lines(filters: list[Filter]) -> list[str]:
+    """``Filter N: ON LSC Fc F Hz Gain G dB Q Q`` lines (Equalizer APO, AutoEQ and REW):
+    0.01 Hz, 0.01 dB and 1e-4 in Q."""
     return [
         f"Filter {i + 1}: ON {APO_TOKENS[f.kind]} Fc {f.freq_hz:.2f} Hz Gain "
         f"{f.gain_db:.2f} dB Q {f.q:.4f}"
@@ -249,27 +278,22 @@ def _apo_lines(filters: list[Filter]) -> list[str]:
     ]
 
 
-def apo_text(filters: list[Filter], preamp_db: float, name: str) -> str:
-    """Equalizer APO / AutoEQ ``ParametricEQ.txt`` text."""
-    lines = [f"# {name}", f"Preamp: {preamp_db:.2f} dB", *_apo_lines(filters)]
-    return "\n".join(lines) + "\n"
+def rew_header_lines(name: str) -> list[str]:
+    """REW's "filter settings" header (Generic equaliser) before the preamp and filters.
 
-
-def rew_text(filters: list[Filter], preamp_db: float, name: str) -> str:
-    """REW "filter settings" text (Generic equaliser), readable by REW and Equalizer APO."""
-    lines = [
+    The name goes only into the ``Notes:`` line (made inert), which Equalizer APO ignores as
+    an unknown command; the measurement line after ``Equaliser:`` is fixed, since that line
+    stands bare and a name there (``Preamp: 15 dB``) would be obeyed."""
+    return [
         "Filter Settings file",
         "",
         "neuraleq_jax",
         "",
-        f"Notes:{name}",
+        f"Notes:{inert_text(name)}",
         "",
         "Equaliser: Generic",
-        name,
-        f"Preamp: {preamp_db:.2f} dB",
-        *_apo_lines(filters),
+        REW_MEASUREMENT_LINE,
     ]
-    return "\n".join(lines) + "\n"
 
 
 def easyeffects_document(filters: list[Filter], preamp_db: float) -> dict:

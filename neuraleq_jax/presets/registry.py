@@ -1,6 +1,9 @@
 """Preset export and import that round-trip with other EQ programs; files are written atomically.
 
-Formats (``FORMATS``), one setting per file where the program holds one EQ:
+Every format is one :class:`PresetFormat` record in :data:`PRESET_FORMATS` (its name, file
+suffixes, MIME type, whether it holds one setting, its writer, parser and detector): a new
+format is one entry there. ``FORMATS``, ``ONE_SETTING_FORMATS``, ``SUFFIX_FORMATS``,
+``FILE_SUFFIXES`` and ``MEDIA_TYPES`` are views of the records.
 
 - ``json``: ours, ``{"format": "neuraleq-preset", "version": 1, "sample_rate_hz": ...,
   "presets": [{"name": ..., "preamp_db": ..., "bands": [{"band": 1, "type": "low_shelf",
@@ -12,258 +15,39 @@ Formats (``FORMATS``), one setting per file where the program holds one EQ:
 - ``easyeffects``: an EasyEffects output preset JSON holding one equalizer (bands in its
   ``APO (DR)`` mode, the RBJ design, so the response is ours).
 
-Every written preset carries a preamp of minus the response's largest boost, so playback
-through it cannot clip. :func:`read_preset_file` reads every format (and the variants other
-programs write, see :mod:`neuraleq_jax.presets.formats`) and says what it ignored or
-approximated; a file whose filters are not one per band of the layout (say AutoEQ's ten
-peaking filters) is refused, or with ``fit=True`` our bands are fitted to its response.
+``apo``, ``rew`` and ``easyeffects`` hold exactly one setting (the program holds one EQ whose
+filters add up). Every written preset carries a preamp of minus the response's largest boost,
+so playback through it cannot clip. Names are written inert in every format
+(:func:`~neuraleq_jax.presets.formats.inert_text`: one line, no control characters; a CSV
+name that a spreadsheet would take for a formula starts with ``'``), so a name cannot add a
+line that Equalizer APO obeys. :func:`read_preset_file` reads every format (UTF-8 with or
+without a byte-order mark, or UTF-16 with one, as Windows Notepad saves "Unicode"), and the
+variants other programs write (see :mod:`neuraleq_jax.presets.formats`), and says what it
+ignored or approximated; a file whose filters are not one per band of the layout (say
+AutoEQ's ten peaking filters) is refused, or with ``fit=True`` our bands are fitted to its
+response.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
-import functools
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from neuraleq_jax.fileio import atomic_write_text
-from neuraleq_jax.model import paramspace, response
+from neuraleq_jax.model import paramspace
 from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
-from neuraleq_jax.presets import formats
-from neuraleq_jax.presets.formats import Filter
+from neuraleq_jax.presets import formats, writers
 
 # the mapping of foreign filters onto the layout is part of this module's API too
 from neuraleq_jax.presets.mapping import filters_to_settings
-
-FORMATS = ("json", "csv", "apo", "rew", "easyeffects")
-ONE_SETTING_FORMATS = ("apo", "rew", "easyeffects")
-SUFFIX_FORMATS = {
-    ".json": "json",
-    ".txt": "apo",
-    ".apo": "apo",
-    ".cfg": "apo",
-    ".csv": "csv",
-    ".rew": "rew",
-}
-FILE_SUFFIXES = {
-    "json": ".json",
-    "csv": ".csv",
-    "apo": ".txt",
-    "rew": ".txt",
-    "easyeffects": ".json",
-}
-MEDIA_TYPES = {
-    "json": "application/json",
-    "csv": "text/csv",
-    "apo": "text/plain",
-    "rew": "text/plain",
-    "easyeffects": "application/json",
-}
-APO_TYPES = formats.APO_TOKENS
-JSON_FORMAT_TAG = "neuraleq-preset"
-
-
-def _as_settings(settings, layout: EQLayout) -> np.ndarray:
-    """Array ``[P]``/``[N, P]`` or list of named dicts → validated float32 ``[N, P]``."""
-    if isinstance(settings, Mapping):
-        settings = [settings]
-    if isinstance(settings, Sequence) and settings and isinstance(settings[0], Mapping):
-        return paramspace.from_dicts(settings, layout)
-    array = paramspace.validate(settings, layout, name="settings")
-    return array.reshape(-1, layout.n_params)
-
-
-def _names(names, count: int) -> list[str]:
-    if names is None:
-        return [f"preset {i + 1}" for i in range(count)]
-    names = [names] if isinstance(names, str) else [str(n) for n in names]
-    if len(names) != count:
-        raise ValueError(f"got {len(names)} names for {count} settings")
-    return names
-
-
-def preset_dict(
-    settings,
-    *,
-    names=None,
-    layout: EQLayout = DEFAULT_LAYOUT,
-    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
-) -> dict:
-    """The JSON preset document (a dict) for settings ``[P]``/``[N, P]`` or named dicts."""
-    array = _as_settings(settings, layout)
-    presets, preamps_N = [], preamp_db(array, layout, sample_rate)
-    for name, row, preamp in zip(_names(names, len(array)), array.astype(np.float64), preamps_N):
-        bands = [
-            {
-                "band": i + 1,
-                "type": kind,
-                "frequency_hz": float(freq),
-                "gain_db": float(gain),
-                "q": float(q),
-            }
-            for i, (kind, (gain, freq, q)) in enumerate(zip(layout.kinds, row.reshape(-1, 3)))
-        ]
-        presets.append({"name": name, "preamp_db": float(preamp), "bands": bands})
-    return {
-        "format": JSON_FORMAT_TAG,
-        "version": 1,
-        "sample_rate_hz": float(sample_rate),
-        "presets": presets,
-    }
-
-
-@functools.partial(jax.jit, static_argnames=("layout", "sample_rate"))
-def _peaks_db(settings_NxP, layout: EQLayout, sample_rate: float):
-    grid_F = response.reference_frequencies(2048)
-    curves_NxF = response.magnitude_response_db(settings_NxP, grid_F, sample_rate, layout)
-    return jnp.max(curves_NxF, axis=-1)
-
-
-def peak_boost_db(
-    settings, layout: EQLayout = DEFAULT_LAYOUT, sample_rate: float = response.DEFAULT_SAMPLE_RATE
-):
-    """Largest boost (dB, >= 0) of each setting's response on a fine 20 Hz–20 kHz grid: a
-    float for one setting ``[P]``, an array ``[N]`` for ``[N, P]`` (one compiled call)."""
-    array = np.asarray(settings, np.float32)
-    peaks = np.maximum(
-        np.asarray(
-            _peaks_db(array.reshape(-1, array.shape[-1]), layout, float(sample_rate)), np.float64
-        ),
-        0.0,
-    )
-    return float(peaks[0]) if array.ndim == 1 else peaks
-
-
-def preamp_db(
-    settings, layout: EQLayout = DEFAULT_LAYOUT, sample_rate: float = response.DEFAULT_SAMPLE_RATE
-):
-    """The preamp written with a preset: minus its largest boost, rounded up to 0.01 dB
-    (so a rounded preamp never leaves a boost above 0 dB); per setting for ``[N, P]``."""
-    return -np.ceil(peak_boost_db(settings, layout, sample_rate) * 100.0) / 100.0 + 0.0
-
-
-def csv_text(
-    settings, *, names=None, layout: EQLayout = DEFAULT_LAYOUT, header: bool = True
-) -> str:
-    """CSV text: header ``name`` + the parameter names (unless ``header=False``, for text
-    appended to a file already started), one row per setting."""
-    array = _as_settings(settings, layout)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(("name",) + layout.param_names + ("preamp_db",))
-    preamps_N = preamp_db(array, layout)
-    for name, row, preamp in zip(_names(names, len(array)), array.astype(np.float64), preamps_N):
-        writer.writerow([name] + [repr(float(v)) for v in row] + [float(preamp)])
-    return buffer.getvalue()
-
-
-def setting_filters(setting_P, layout: EQLayout = DEFAULT_LAYOUT) -> list[Filter]:
-    """One physical setting ``[P]`` → its bands as :class:`~formats.Filter` s."""
-    row = np.asarray(setting_P, np.float64).reshape(layout.n_bands, 3)
-    return [
-        Filter(kind, float(freq), float(gain), float(q))
-        for kind, (gain, freq, q) in zip(layout.kinds, row)
-    ]
-
-
-def _one_setting(setting, layout: EQLayout, program: str) -> np.ndarray:
-    array = _as_settings(setting, layout)
-    if len(array) != 1:
-        raise ValueError(
-            f"an {program} preset holds one setting (its filters add up); got "
-            f"{len(array)}: export them one per file, or use JSON/CSV"
-        )
-    return array[0]
-
-
-def apo_text(
-    setting, *, name: str | None = None, preamp: bool = True, layout: EQLayout = DEFAULT_LAYOUT
-) -> str:
-    """Equalizer APO / AutoEQ text for ONE setting ``[P]`` (or a one-row batch / dict)."""
-    row = _one_setting(setting, layout, "Equalizer APO")
-    text = formats.apo_text(
-        setting_filters(row, layout), preamp_db(row, layout), name or "neuraleq_jax preset"
-    )
-    if not preamp:
-        text = "\n".join(line for line in text.split("\n") if not line.startswith("Preamp"))
-    return text
-
-
-def rew_text(setting, *, name: str | None = None, layout: EQLayout = DEFAULT_LAYOUT) -> str:
-    """REW filter-settings text for ONE setting ``[P]``."""
-    row = _one_setting(setting, layout, "REW")
-    return formats.rew_text(
-        setting_filters(row, layout), preamp_db(row, layout), name or "neuraleq_jax preset"
-    )
-
-
-def easyeffects_text(setting, *, layout: EQLayout = DEFAULT_LAYOUT) -> str:
-    """EasyEffects output-preset JSON for ONE setting ``[P]``."""
-    row = _one_setting(setting, layout, "EasyEffects")
-    document = formats.easyeffects_document(setting_filters(row, layout), preamp_db(row, layout))
-    return json.dumps(document, indent=4) + "\n"
-
-
-def preset_text(
-    settings, format: str, *, names=None, preamp: bool = True, layout: EQLayout = DEFAULT_LAYOUT
-) -> str:
-    """The text of a preset file in ``format`` (one of :data:`FORMATS`)."""
-    if format not in FORMATS:
-        raise ValueError(f"unknown preset format {format!r}; accepted: {', '.join(FORMATS)}")
-    if format == "json":
-        return json.dumps(preset_dict(settings, names=names, layout=layout), indent=2) + "\n"
-    if format == "csv":
-        return csv_text(settings, names=names, layout=layout)
-    name = names if isinstance(names, str) or names is None else _names(names, 1)[0]
-    if format == "apo":
-        return apo_text(settings, name=name, preamp=preamp, layout=layout)
-    if format == "rew":
-        return rew_text(settings, name=name, layout=layout)
-    return easyeffects_text(settings, layout=layout)
-
-
-def _format_of(path: Path, format: str | None) -> str:
-    if format is not None:
-        if format not in FORMATS:
-            raise ValueError(f"unknown preset format {format!r}; accepted: {', '.join(FORMATS)}")
-        return format
-    try:
-        return SUFFIX_FORMATS[path.suffix.lower()]
-    except KeyError:
-        raise ValueError(
-            f"cannot tell the preset format from {path.name!r}; use a suffix in "
-            f"{sorted(SUFFIX_FORMATS)} or pass format= one of {FORMATS}"
-        ) from None
-
-
-def write_preset(
-    path,
-    settings,
-    *,
-    format: str | None = None,
-    names=None,
-    preamp: bool = True,
-    layout: EQLayout = DEFAULT_LAYOUT,
-) -> Path:
-    """Export settings (``[P]``, ``[N, P]`` or named dicts) to ``path``, atomically.
-
-    ``format`` is one of :data:`FORMATS`; by default it follows the suffix (``.json`` ours,
-    ``.txt``/``.apo``/``.cfg`` Equalizer APO, ``.rew`` REW, ``.csv``; EasyEffects needs
-    ``format="easyeffects"``). Returns the path written.
-    """
-    path = Path(path)
-    text = preset_text(
-        settings, _format_of(path, format), names=names, preamp=preamp, layout=layout
-    )
-    return atomic_write_text(path, text)
+from neuraleq_jax.presets.writers import JSON_FORMAT_TAG
 
 
 @dataclasses.dataclass
@@ -329,24 +113,215 @@ def _load_json(text: str):
         raise ValueError(f"preset is not valid JSON: {error}") from None
 
 
+# ---------------------------------------------------------------- parsers and detectors
+# A parser takes the text, the layout and whether to fit a foreign layout → PresetImport (its
+# format is filled in by parse_preset_text); a detector says whether text is of its format,
+# and the detectors exclude each other, so their order does not matter.
+
+
+def _import_json(text: str, layout: EQLayout, fit: bool) -> PresetImport:
+    return PresetImport(*parse_json(text, layout), format="json")
+
+
+def _import_csv(text: str, layout: EQLayout, fit: bool) -> PresetImport:
+    return PresetImport(*parse_csv(text, layout), format="csv")
+
+
+def _import_filters(found: formats.FilterList, layout: EQLayout, fit: bool) -> PresetImport:
+    settings, rms, notes = filters_to_settings(found, layout, fit=fit)
+    return PresetImport(
+        settings, [found.name or "preset 1"], "", found.preamp_db, found.notes + notes, rms
+    )
+
+
+def _import_filter_text(text: str, layout: EQLayout, fit: bool) -> PresetImport:
+    return _import_filters(formats.parse_filter_text(text), layout, fit)
+
+
+def _import_easyeffects(text: str, layout: EQLayout, fit: bool) -> PresetImport:
+    return _import_filters(formats.parse_easyeffects(_load_json(text)), layout, fit)
+
+
+def _is_json(text: str) -> bool:
+    return text.lstrip().startswith("{")
+
+
+def _is_ours(text: str) -> bool:
+    if not _is_json(text):
+        return False
+    document = _load_json(text)
+    return isinstance(document, dict) and document.get("format") == JSON_FORMAT_TAG
+
+
+def _is_easyeffects(text: str) -> bool:
+    return (
+        _is_json(text) and not _is_ours(text) and formats.looks_like_easyeffects(_load_json(text))
+    )
+
+
+def _is_csv(text: str) -> bool:
+    first_line = text.lstrip().split("\n", 1)[0]
+    return "band1_gain" in first_line and "," in first_line
+
+
+def _is_rew(text: str) -> bool:
+    return not _is_json(text) and not _is_csv(text) and formats.looks_like_rew(text)
+
+
+def _is_apo(text: str) -> bool:
+    """Plain filter lines: what no other format claims, JSON aside."""
+    return not _is_json(text) and not _is_csv(text) and not formats.looks_like_rew(text)
+
+
+# ---------------------------------------------------------------- the formats, one record each
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetFormat:
+    """Everything the package knows of one preset format.
+
+    ``name``: what ``format=``, ``--to`` and ``--format`` take; ``title``: the program's name
+    in messages; ``suffix``: a file of it as the web page downloads it; ``path_suffixes``: the
+    suffixes that name it in a path (each names one format at most); ``media_type``: its MIME
+    type; ``one_setting``: a file holds exactly one setting (the program holds one EQ);
+    ``write(settings [N, P], names, layout, preamp) -> text``; ``parse(text, layout, fit) ->``
+    :class:`PresetImport`; ``detect(text) -> bool``: the text is of this format.
+    """
+
+    name: str
+    title: str
+    suffix: str
+    path_suffixes: tuple[str, ...]
+    media_type: str
+    one_setting: bool
+    write: Callable[[np.ndarray, list[str], EQLayout, bool], str]
+    parse: Callable[[str, EQLayout, bool], PresetImport]
+    detect: Callable[[str], bool]
+
+
+PRESET_FORMATS = {
+    record.name: record
+    for record in (
+        PresetFormat(
+            "json", "neuraleq", ".json", (".json",), "application/json", False,
+            writers.to_json, _import_json, _is_ours,
+        ),
+        PresetFormat(
+            "csv", "CSV", ".csv", (".csv",), "text/csv", False,
+            writers.to_csv, _import_csv, _is_csv,
+        ),
+        PresetFormat(
+            "apo", "Equalizer APO", ".txt", (".txt", ".apo", ".cfg"), "text/plain", True,
+            writers.to_apo, _import_filter_text, _is_apo,
+        ),
+        PresetFormat(
+            "rew", "REW", ".txt", (".rew",), "text/plain", True,
+            writers.to_rew, _import_filter_text, _is_rew,
+        ),
+        PresetFormat(
+            "easyeffects", "EasyEffects", ".json", (), "application/json", True,
+            writers.to_easyeffects, _import_easyeffects, _is_easyeffects,
+        ),
+    )
+}  # fmt: skip
+FORMATS = tuple(PRESET_FORMATS)
+ONE_SETTING_FORMATS = tuple(name for name, f in PRESET_FORMATS.items() if f.one_setting)
+SUFFIX_FORMATS = {s: f.name for f in PRESET_FORMATS.values() for s in f.path_suffixes}
+FILE_SUFFIXES = {name: f.suffix for name, f in PRESET_FORMATS.items()}
+MEDIA_TYPES = {name: f.media_type for name, f in PRESET_FORMATS.items()}
+
+
+def preset_format(name: str) -> PresetFormat:
+    """The record of format ``name``; an unknown name is refused naming the accepted ones."""
+    try:
+        return PRESET_FORMATS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown preset format {name!r}; accepted: {', '.join(FORMATS)}"
+        ) from None
+
+
+# ---------------------------------------------------------------- text and files
+
+
+def preset_text(
+    settings, format: str, *, names=None, preamp: bool = True, layout: EQLayout = DEFAULT_LAYOUT
+) -> str:
+    """The text of a preset file in ``format`` (one of :data:`FORMATS`) for settings ``[P]``,
+    ``[N, P]`` or named dicts; a one-setting format takes exactly one. ``preamp=False``
+    leaves out the ``Preamp:`` line of APO and REW text."""
+    record = preset_format(format)
+    array = writers.as_settings(settings, layout)
+    if record.one_setting and len(array) != 1:
+        raise ValueError(
+            f"the {record.name} format ({record.title}) holds one setting (its filters add "
+            f"up); got {len(array)}: export them one per file, or use json or csv for several"
+        )
+    return record.write(array, writers.preset_names(names, len(array)), layout, preamp)
+
+
+def apo_text(
+    setting, *, name: str | None = None, preamp: bool = True, layout: EQLayout = DEFAULT_LAYOUT
+) -> str:
+    """Equalizer APO / AutoEQ text for ONE setting ``[P]`` (or a one-row batch / dict)."""
+    return preset_text(setting, "apo", names=name, preamp=preamp, layout=layout)
+
+
+def rew_text(setting, *, name: str | None = None, layout: EQLayout = DEFAULT_LAYOUT) -> str:
+    """REW filter-settings text for ONE setting ``[P]``."""
+    return preset_text(setting, "rew", names=name, layout=layout)
+
+
+def easyeffects_text(setting, *, layout: EQLayout = DEFAULT_LAYOUT) -> str:
+    """EasyEffects output-preset JSON for ONE setting ``[P]``."""
+    return preset_text(setting, "easyeffects", layout=layout)
+
+
+def _format_of(path: Path, format: str | None) -> str:
+    if format is not None:
+        return preset_format(format).name
+    try:
+        return SUFFIX_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(
+            f"cannot tell the preset format from {path.name!r}; use a suffix in "
+            f"{sorted(SUFFIX_FORMATS)} or pass format= one of {FORMATS}"
+        ) from None
+
+
+def write_preset(
+    path,
+    settings,
+    *,
+    format: str | None = None,
+    names=None,
+    preamp: bool = True,
+    layout: EQLayout = DEFAULT_LAYOUT,
+) -> Path:
+    """Export settings (``[P]``, ``[N, P]`` or named dicts) to ``path``, atomically.
+
+    ``format`` is one of :data:`FORMATS`; by default it follows the suffix (``.json`` ours,
+    ``.txt``/``.apo``/``.cfg`` Equalizer APO, ``.rew`` REW, ``.csv``; EasyEffects needs
+    ``format="easyeffects"``). Returns the path written.
+    """
+    path = Path(path)
+    text = preset_text(
+        settings, _format_of(path, format), names=names, preamp=preamp, layout=layout
+    )
+    return atomic_write_text(path, text)
+
+
 def detect_format(text: str) -> str:
     """The format of preset text, from its content (``.txt`` may be APO or REW, ``.json`` ours
     or EasyEffects')."""
-    head = text.lstrip()
-    if head.startswith("{"):
-        document = _load_json(text)
-        if isinstance(document, dict) and document.get("format") == JSON_FORMAT_TAG:
-            return "json"
-        if formats.looks_like_easyeffects(document):
-            return "easyeffects"
-        raise ValueError(
-            f'JSON preset of unknown kind: expected ours ("format": '
-            f"\"{JSON_FORMAT_TAG}\") or an EasyEffects preset ('output' key)"
-        )
-    first_line = head.split("\n", 1)[0]
-    if "band1_gain" in first_line and "," in first_line:
-        return "csv"
-    return "rew" if formats.looks_like_rew(text) else "apo"
+    text = text.removeprefix("\ufeff")
+    for record in PRESET_FORMATS.values():
+        if record.detect(text):
+            return record.name
+    raise ValueError(
+        f'JSON preset of unknown kind: expected ours ("format": '
+        f"\"{JSON_FORMAT_TAG}\") or an EasyEffects preset ('output' key)"
+    )
 
 
 def parse_preset_text(
@@ -354,36 +329,34 @@ def parse_preset_text(
 ) -> PresetImport:
     """Preset text in any of :data:`FORMATS` (detected from the content when ``format`` is
     None) → :class:`PresetImport`. Raises ValueError naming what is wrong."""
-    kind = format or detect_format(text)
-    if kind not in FORMATS:
-        raise ValueError(f"unknown preset format {kind!r}; accepted: {', '.join(FORMATS)}")
-    if kind == "json":
-        settings, names = parse_json(text, layout)
-        return PresetImport(settings, names, kind)
-    if kind == "csv":
-        settings, names = parse_csv(text, layout)
-        return PresetImport(settings, names, kind)
-    if kind == "easyeffects":
-        found = formats.parse_easyeffects(_load_json(text))
-    else:
-        found = formats.parse_filter_text(text)
-    settings, rms, notes = filters_to_settings(found, layout, fit=fit)
-    return PresetImport(
-        settings, [found.name or "preset 1"], kind, found.preamp_db, found.notes + notes, rms
-    )
+    text = text.removeprefix("\ufeff")
+    record = preset_format(format or detect_format(text))
+    return dataclasses.replace(record.parse(text, layout, fit), format=record.name)
+
+
+def decode_preset_bytes(data: bytes, where: str = "the preset") -> str:
+    """A preset file's bytes → its text: UTF-8 with or without a byte-order mark, or UTF-16
+    (little or big endian) with one, as Windows Notepad saves "Unicode"."""
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    try:
+        return data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{where} is not text in UTF-8, or in UTF-16 with a byte-order mark "
+            f"({'UTF-16' if utf16 else 'UTF-8'} decoding failed)"
+        ) from None
 
 
 def read_preset_file(
     path, *, format: str | None = None, layout: EQLayout = DEFAULT_LAYOUT, fit: bool = False
 ) -> PresetImport:
-    """Read a preset file of any supported format (see :func:`parse_preset_text`)."""
+    """Read a preset file of any supported format (see :func:`parse_preset_text`), in
+    UTF-8 or UTF-16 (see :func:`decode_preset_bytes`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = decode_preset_bytes(path.read_bytes(), f"preset file {path}")
     except FileNotFoundError:
         raise FileNotFoundError(f"preset file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"preset file {path} is not UTF-8 text") from None
     try:
         return parse_preset_text(text, format, layout=layout, fit=fit)
     except ValueError as error:
@@ -395,10 +368,4 @@ def read_preset(
 ) -> tuple[np.ndarray, list[str]]:
     """Read a preset file: ``(settings [N, P], names)`` (notes: :func:`read_preset_file`)."""
     found = read_preset_file(path, format=format, layout=layout, fit=fit)
-    return found.settings, found.names
-
-
-def parse_apo(text: str, layout: EQLayout = DEFAULT_LAYOUT) -> tuple[np.ndarray, list[str]]:
-    """Equalizer APO text → ``(settings [1, P], [name])`` (exact mapping only)."""
-    found = parse_preset_text(text, "apo", layout=layout)
     return found.settings, found.names
