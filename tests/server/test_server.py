@@ -3,6 +3,7 @@
 import asyncio
 import inspect
 import math
+import re
 import socket
 import threading
 import time
@@ -207,6 +208,30 @@ def test_presets_import_reports_notes_and_fits_on_request(client):
     assert "fit" in error_of(post(client, "/presets/import", text=ten), 400)
     fitted = post(client, "/presets/import", text=ten, fit=True).json()
     assert fitted["fit_rms_db"] < 1.0 and len(fitted["settings"]) == 1
+
+
+INJECTED_NAME = "warm\r\nPreamp: 15 dB\nFilter 9: ON PK Fc 1000 Hz Gain 12 dB Q 1\u2028\x1b[2J"
+
+
+@pytest.mark.parametrize("fmt", presets.FORMATS)
+def test_presets_export_writes_names_inert(client, fmt):
+    """A name cannot add a line that Equalizer APO obeys, nor a control character: the file
+    reads back with our own reader as the one setting it was, its name on one line."""
+    exported = post(
+        client, "/presets/export", setting=WARM.tolist(), format=fmt, names=[INJECTED_NAME]
+    )
+    assert exported.status_code == 200, exported.text
+    lines = re.split(r"\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", exported.text)
+    obeyed = [line for line in lines if re.match(r"\s*(preamp|filter\s*\d*)\s*:", line, re.I)]
+    if fmt in ("apo", "rew"):
+        assert len(obeyed) == 1 + paramspace.DEFAULT_LAYOUT.n_bands, obeyed
+    assert "\x1b" not in exported.text and "\r" not in exported.text
+    found = presets.parse_preset_text(exported.text)
+    assert found.format == fmt and found.notes == []
+    np.testing.assert_allclose(found.settings, [WARM], atol=0.005 + 1e-3)
+    if fmt != "easyeffects":  # which embeds no name
+        assert found.names == ["warm Preamp: 15 dB Filter 9: ON PK Fc 1000 Hz Gain 12 dB Q 1 [2J"]
+    assert post(client, "/presets/import", text=exported.text).json()["names"] == found.names
 
 
 def test_describe_and_map(client, system):
