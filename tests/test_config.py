@@ -9,7 +9,7 @@ import pytest
 from neuraleq_jax import config
 from neuraleq_jax.cli import train
 from neuraleq_jax.config import ExperimentConfig, TrainConfig
-from neuraleq_jax.training import checkpoints
+from neuraleq_jax.training import checkpoints, experiment
 
 
 @pytest.mark.parametrize("name", ["synthetic", "transformer", "large"])
@@ -157,8 +157,8 @@ def test_cli_trains_resumes_and_writes_a_loadable_bundle(tmp_path, monkeypatch, 
     monkeypatch.setenv("NEURALEQ_JAX_CACHE_DIR", "off")
     # the generation module fits the word model; here only the call site is under test
     monkeypatch.setattr(
-        train,
-        "fit_word_model",
+        experiment,
+        "fit_word_model_for_run",
         lambda params, model_config, train_config, ds, **kw: {"centres": np.zeros((8, 4))},
     )
     full, cut = tmp_path / "full", tmp_path / "cut"

@@ -228,7 +228,7 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over_with_a_note(tmp_path, in_p
             "lock.WorkdirLock(sys.argv[1]).acquire()\nprint('locked', flush=True)\n"
             "time.sleep(600)\n",
             str(workdir),
-            str(REPO / "neuraleq_jax" / "workdir.py"),
+            str(REPO / "neuraleq_jax" / "training" / "workdir.py"),
         ]
     )
     assert holder.stdout.readline().strip() == "locked"

@@ -259,13 +259,13 @@ WORKER = textwrap.dedent("""
     jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2,
                                process_id=int(sys.argv[2]))
     import numpy as np
-    from neuraleq_jax import data
+    from neuraleq_jax.data.dataset import stratified_split
     from neuraleq_jax.model import networks
     from neuraleq_jax.training import trainer
     from neuraleq_jax.training.checkpoints import host_array
     from neuraleq_jax.config import TrainConfig
     from neuraleq_jax.data.synthetic import make_synthetic
-    train, _ = data.stratified_split(make_synthetic(per_word=8, seed=1), (0.75, 0.25), 0)
+    train, _ = stratified_split(make_synthetic(per_word=8, seed=1), (0.75, 0.25), 0)
     config = networks.ModelConfig(encoder_widths=(16,), decoder_widths=(16,), latent_dim=4,
                                 embedding_dim=8, mlp_width=8, dropout=0.1)
     assert jax.device_count() == 8 and jax.local_device_count() == 4
