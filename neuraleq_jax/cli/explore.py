@@ -72,7 +72,7 @@ def read_target(path, layout):
     import numpy as np
 
     from neuraleq_jax import presets
-    from neuraleq_jax.data import curves
+    from neuraleq_jax.data import audealize
     from neuraleq_jax.explore.store import Target
     from neuraleq_jax.model import response
 
@@ -92,7 +92,7 @@ def read_target(path, layout):
         reasons.append(f"as a preset: {error}")
     if path.suffix.lower() == ".json":
         try:
-            curve_set = curves.load_curves(path)
+            curve_set = audealize.load_any_curve_file(path)  # either kind of curve file
             return Target(
                 tuple(map(float, curve_set.freqs)),
                 tuple(map(float, curve_set.gains_db[0])),

@@ -7,6 +7,9 @@ list of entries ``{"word", "lang", "settings" (40 dB gains at the plug-in's full
 "agreement", "num" (contributors), "x", "y" (position on Audealize's word map)}``. The band
 centres are :data:`AUDEALIZE_FREQS` (the plug-in's own, not evenly log-spaced).
 
+:func:`load_any_curve_file` reads a curve file of either kind (this one or
+:mod:`neuraleq_jax.data.curves`' own), for callers that take both.
+
 The file is GPL-2.0 upstream and never ships with this package: the user gives its path or
 downloads it (:mod:`neuraleq_jax.data.fetch`).
 
@@ -31,6 +34,7 @@ import numpy as np
 
 from neuraleq_jax import checks
 from neuraleq_jax.data import curves
+from neuraleq_jax.data.vocabulary import word_index
 from neuraleq_jax.model import paramspace, response
 from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 
@@ -115,8 +119,6 @@ class AudealizeSet:
     def subset(self, words: Sequence[str]) -> AudealizeSet:
         """The entries of ``words`` in the given order (each must be in the file: an unknown
         word is a one-line error with close spellings)."""
-        from neuraleq_jax.data.vocabulary import word_index
-
         rows = [word_index(word, self.words) for word in words]
         return dataclasses.replace(
             self,
@@ -248,6 +250,41 @@ def is_audealize_document(document) -> bool:
     rather than :mod:`neuraleq_jax.data.curves`' own (entries with 'gains_db')."""
     first = document[0] if isinstance(document, list) and document else None
     return isinstance(first, dict) and "settings" in first and "gains_db" not in first
+
+
+def parse_any_curves(
+    document,
+    *,
+    on_malformed: str = "raise",
+    source: str = "curves",
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> curves.CurveSet:
+    """A decoded curve document of either kind as a :class:`curves.CurveSet`: Audealize's
+    (:func:`is_audealize_document`; its 40 bands, language and map dropped) by
+    :func:`parse_audealize`, any other by :func:`curves.parse_curves` (``sample_rate``, in Hz,
+    bounds its band frequencies)."""
+    if not is_audealize_document(document):
+        return curves.parse_curves(
+            document, on_malformed=on_malformed, source=source, sample_rate=sample_rate
+        )
+    read = parse_audealize(document, on_malformed=on_malformed, source=source)
+    return dataclasses.replace(read.as_curves(), skipped=read.skipped)
+
+
+def load_any_curve_file(
+    path: str | os.PathLike,
+    *,
+    on_malformed: str = "raise",
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> curves.CurveSet:
+    """A curve file of either kind, Audealize's ``eqdescriptors.json`` or
+    :mod:`neuraleq_jax.data.curves`' own format (see :func:`parse_any_curves`)."""
+    return parse_any_curves(
+        curves.read_curve_document(path),
+        on_malformed=on_malformed,
+        source=str(path),
+        sample_rate=sample_rate,
+    )
 
 
 # ------------------------------------------------------------------ the crowd's uncertainty

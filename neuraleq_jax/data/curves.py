@@ -11,7 +11,8 @@ File format (UTF-8 JSON), either a list of entries or an object
 ``agreement`` (any finite number) and ``count`` (a non-negative integer) are optional. Without
 ``freqs`` the bands are :data:`CURVE_FREQS`. Words are trimmed and lower-cased, not folded.
 Audealize's own ``eqdescriptors.json`` (entries with ``settings``, ``num``, ``lang``, ``x``,
-``y``) is read too, at its 40 band frequencies (:mod:`neuraleq_jax.data.audealize`).
+``y``) is :mod:`neuraleq_jax.data.audealize`'s to read; its ``load_any_curve_file`` reads a
+file of either kind, for callers that accept both.
 
 The fit optimises each setting in the parameter-space unit space ``[-1, 1]^15`` with Adam,
 projecting back into the box after every step (clipping, not tanh: tanh's vanishing gradient
@@ -118,7 +119,11 @@ def _parse_entry(entry, n_freqs: int) -> tuple[str, list[float], float, int]:
         raise ValueError("'word' is missing or not a non-empty string")
     gains = entry.get("gains_db")
     if not isinstance(gains, list):
-        raise ValueError("'gains_db' is missing or not a list of numbers (dB)")
+        audealize = " (its 'settings' are Audealize's: audealize.load_any_curve_file reads them)"
+        raise ValueError(
+            "'gains_db' is missing or not a list of numbers (dB)"
+            + (audealize if "settings" in entry else "")
+        )
     if len(gains) != n_freqs:
         raise ValueError(
             f"'gains_db' has {len(gains)} values, expected {n_freqs} (one per band of 'freqs')"
@@ -150,11 +155,6 @@ def parse_curves(
       source: a name for error messages (the file path).
     """
     checks.on_malformed(on_malformed)
-    from neuraleq_jax.data import audealize  # imports this module: only when a document is read
-
-    if audealize.is_audealize_document(document):
-        read = audealize.parse_audealize(document, on_malformed=on_malformed, source=source)
-        return dataclasses.replace(read.as_curves(), skipped=read.skipped)
     if isinstance(document, dict):
         if "entries" not in document:
             raise ValueError(
@@ -194,19 +194,29 @@ def load_curves(
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
 ) -> CurveSet:
     """Load and validate a curve file (format in the module docstring)."""
+    return parse_curves(
+        read_curve_document(path),
+        on_malformed=on_malformed,
+        source=str(path),
+        sample_rate=sample_rate,
+    )
+
+
+def read_curve_document(path: str | os.PathLike):
+    """The decoded JSON of a curve file (UTF-8, a byte-order mark tolerated), either kind;
+    FileNotFoundError or a one-line ValueError when it cannot be read as JSON."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"curve file not found: {path}")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error})") from None
     except json.JSONDecodeError as error:
         raise ValueError(
             f"{path}: not valid JSON ({error}); expected a list of entries or "
             "{'freqs': [...], 'entries': [...]}"
         ) from None
-    return parse_curves(
-        document, on_malformed=on_malformed, source=str(path), sample_rate=sample_rate
-    )
 
 
 def _fit_one(
@@ -410,8 +420,17 @@ def load_curve_dataset(
     """
     sample_rate = fit_options.get("sample_rate", response.DEFAULT_SAMPLE_RATE)
     curves = load_curves(path, on_malformed=on_malformed, sample_rate=sample_rate)
+    dataset, fit = fit_curve_dataset(curves, max_rms_db=max_rms_db, **fit_options)
+    return dataset, curves, fit
+
+
+def fit_curve_dataset(
+    curves: CurveSet, *, max_rms_db: float | None = None, **fit_options
+) -> tuple[EQDataset, CurveFit]:
+    """Fit every curve of ``curves`` (read from a file of either kind) and return
+    ``(dataset, fit)``: :func:`fit_curves` with ``fit_options``, then :func:`dataset_from_fit`."""
     fit = fit_curves(curves.gains_db, curves.freqs, **fit_options)
-    return dataset_from_fit(curves, fit, max_rms_db=max_rms_db), curves, fit
+    return dataset_from_fit(curves, fit, max_rms_db=max_rms_db), fit
 
 
 def curve_document(

@@ -39,10 +39,12 @@ def _safe(data: DataConfig) -> EQDataset:
 
 
 def _curves(data: DataConfig) -> EQDataset:
-    from neuraleq_jax.data.curves import load_curve_dataset
+    # a curve file of either kind: curves' own format or Audealize's eqdescriptors.json
+    from neuraleq_jax.data.audealize import load_any_curve_file
+    from neuraleq_jax.data.curves import fit_curve_dataset
 
-    dataset, _curves_read, _fit = load_curve_dataset(
-        data.path, max_rms_db=data.max_fit_rms_db, seed=data.data_seed
+    dataset, _fit = fit_curve_dataset(
+        load_any_curve_file(data.path), max_rms_db=data.max_fit_rms_db, seed=data.data_seed
     )
     if data.words:
         from neuraleq_jax.data.dataset import from_arrays

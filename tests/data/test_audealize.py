@@ -105,21 +105,26 @@ def test_file_errors(tmp_path):
         audealize.parse_audealize({"entries": []})
 
 
-def test_curve_reader_reads_both_formats(tmp_path):
+def test_either_kind_of_curve_file_is_read_by_the_caller_that_takes_both(tmp_path):
     adz = tmp_path / "adz.json"
-    adz.write_text(json.dumps([entry("bright", gains=[1.0] * 40)]), encoding="utf-8")
-    read = curves.load_curves(adz)
+    adz.write_text(json.dumps([entry("bright", gains=[1.0] * 40)]), encoding="utf-8-sig")
+    read = audealize.load_any_curve_file(adz)
     assert read.words == ("bright",)
     np.testing.assert_array_equal(read.freqs, audealize.AUDEALIZE_FREQS)
+    np.testing.assert_array_equal(read.gains_db, np.ones((1, 40), np.float32))
     np.testing.assert_array_equal(read.counts, [2])
     own = tmp_path / "own.json"
     own.write_text(json.dumps([{"word": "warm", "gains_db": [0.5] * 40}]), encoding="utf-8")
-    read = curves.load_curves(own)
+    read = audealize.load_any_curve_file(own)
+    assert read.words == ("warm",)
     np.testing.assert_array_equal(read.freqs, curves.CURVE_FREQS)
     bad = [entry("bright"), entry("dark", gains=[0.0] * 3)]
     with pytest.raises(ValueError, match="entry 1"):
-        curves.parse_curves(bad)
-    assert curves.parse_curves(bad, on_malformed="skip").skipped[0][0] == 1
+        audealize.parse_any_curves(bad)
+    assert audealize.parse_any_curves(bad, on_malformed="skip").skipped[0][0] == 1
+    # curves reads its own format only, and says where Audealize's is read
+    with pytest.raises(ValueError, match=r"entry 0: 'gains_db' is missing.*load_any_curve_file"):
+        curves.load_curves(adz)
 
 
 def test_band_frequencies_are_the_plugins():

@@ -9,7 +9,7 @@ import pytest
 from neuraleq_jax import config as config_lib
 from neuraleq_jax.config import DataConfig
 from neuraleq_jax.data import curves
-from neuraleq_jax.data.registry import build_datasets
+from neuraleq_jax.data.registry import DATASETS, build_datasets
 from neuraleq_jax.model import paramspace
 
 
@@ -50,6 +50,24 @@ def test_curve_file_dataset_with_word_filter(tmp_path):
     assert len(train) + len(val) == 8
     assert np.all(train.settings >= lower.astype(np.float32) - 1e-3)
     assert np.all(train.settings <= upper.astype(np.float32) + 1e-3)
+
+
+def test_curve_data_set_reads_an_audealize_file_too(tmp_path):
+    # a flat curve and a 6 dB one: the fit must give a flat setting and one about 6 dB up
+    document = [
+        {"word": w, "lang": "English", "settings": [g] * 40, "agreement": 0.5, "num": 3}
+        | {"x": 0.0, "y": 0.0}
+        for w, g in (("flat", 0.0), ("loud", 6.0))
+    ]
+    path = tmp_path / "eqdescriptors.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    data = DataConfig(dataset="curves", path=str(path))
+    whole = DATASETS["curves"](data)
+    assert whole.vocabulary == ("flat", "loud") and len(whole) == 2
+    from neuraleq_jax.model import response
+
+    gains = np.asarray(response.magnitude_response_db(whole.settings, curves.CURVE_FREQS))
+    np.testing.assert_allclose(gains.mean(axis=1), [0.0, 6.0], atol=0.5)
 
 
 @pytest.mark.parametrize(
