@@ -2,12 +2,15 @@
 
 A temporary file is created beside the target (same folder, so the rename cannot cross file
 systems), filled, flushed to disk and renamed over the target with ``os.replace``. A reader never
-sees a half-written file, and a failure leaves any earlier file intact.
+sees a half-written file, and a failure leaves any earlier file intact. A full disk is an
+``OSError`` whose ``errno`` is in :data:`NO_SPACE` and whose ``filename`` is the target (never
+the temporary file); :func:`is_no_space` tells one anywhere in an exception's chain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -16,6 +19,29 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full disk, or the user's quota on it
+
+
+def is_no_space(error: BaseException | None) -> OSError | None:
+    """The full-disk ``OSError`` (:data:`NO_SPACE`) in ``error`` or the exceptions it was
+    raised from or during (a library may wrap one in its own error), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def no_space_message(error: OSError) -> str:
+    """``no space left on PATH`` for a full-disk error, with the writer's own explanation
+    when it gave one (one line, for a person)."""
+    where = error.filename if error.filename is not None else "the disk"
+    detail = error.strerror or ""
+    explained = "" if not detail or detail == os.strerror(error.errno) else f" ({detail})"
+    return f"no space left on {where}{explained}; free some space there or write elsewhere"
 
 
 @contextlib.contextmanager
@@ -46,8 +72,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(temporary)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in NO_SPACE:  # name the target
+            raise OSError(error.errno, error.strerror, str(target)) from error
         raise
 
 

@@ -422,9 +422,18 @@ def _output_subtype(fmt: str, subtype: str | None, in_subtype: str) -> tuple[str
 def _write_atomically(
     out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str, subtype: str
 ) -> None:
-    """Write to a fresh temporary file beside ``out_path``, then rename it over the target."""
-    with atomic_path(out_path) as temporary:
-        sf.write(temporary, data_TxC, sample_rate, subtype=subtype, format=fmt)
+    """Write to a fresh temporary file beside ``out_path``, then rename it over the target
+    (fsynced first, so that a full disk shows here rather than later)."""
+    with atomic_path(out_path) as temporary, open(temporary, "w+b", buffering=0) as stream:
+        sink = _AudioSink(stream)
+        try:
+            sf.write(sink, data_TxC, sample_rate, subtype=subtype, format=fmt)
+        except (sf.SoundFileError, RuntimeError, AssertionError):  # soundfile asserts the count
+            if sink.error is None:
+                raise
+        if sink.error is not None:  # libsndfile may not report a failed header update
+            raise sink.error
+        os.fsync(stream.fileno())
 
 
 def _check_paths(in_path: Path, out_path: Path, overwrite: bool) -> str:

@@ -42,6 +42,7 @@ from neuraleq_jax.cli.common import (
 )
 from neuraleq_jax.cli.common import load_system as _load_system
 from neuraleq_jax.cli.stopping import StopSignals, Terminated
+from neuraleq_jax.fileio import is_no_space, no_space_message
 
 __all__ = [
     "BAD_USAGE",
@@ -105,6 +106,9 @@ def build_parser() -> Parser:
 def _failure(error: BaseException) -> tuple[str, int]:
     """The one-line message and exit status for an exception (see the module docstring)."""
     checkpoints = sys.modules.get("neuraleq_jax.training.checkpoints")
+    full = is_no_space(error)
+    if full is not None:
+        return no_space_message(full), FAILED
     if isinstance(error, CommandError):
         return str(error), error.code
     if checkpoints is not None and isinstance(error, checkpoints.CheckpointError):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from neuraleq_jax.data.registry import FIDELITY_PER_WORD
 from neuraleq_jax.evaluation.workdirs import METRICS_FILE, REPORT_FILE, evaluate_workdir
+from neuraleq_jax.fileio import is_no_space, no_space_message
 
 
 def _print_crowd_summary(metrics: dict) -> None:
@@ -149,11 +150,21 @@ def run(args: argparse.Namespace) -> int:
             notes=args.note,
             fidelity_per_word=args.fidelity_per_word,
         )
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"evaluate: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # an output folder that cannot be written
-        print(f"evaluate: error: {error}", file=sys.stderr)
-        return 1
+    except (OSError, ValueError, RuntimeError) as error:
+        message, code = _failure(error)
+        print(f"neuraleq evaluate: {message}", file=sys.stderr)
+        return code
     _print_summary(metrics, Path(args.out or args.workdir))
     return 0
+
+
+def _failure(error: Exception) -> tuple[str, int]:
+    """The one-line message and exit status of ``neuraleq``'s rule: 1 for a full disk or an
+    output that cannot be written, 2 for a workdir or option that is wrong."""
+    full = is_no_space(error)
+    if full is not None:
+        return no_space_message(full), 1
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
+        return text, 1  # an output folder that cannot be written
+    return text, 2

@@ -13,6 +13,7 @@ JAX until the command runs, so building the parser stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DISTRIBUTED_FLAGS = (
@@ -164,6 +165,12 @@ def run(args) -> int:
         check_stop=args.check_stop,
     )
     if jax.process_index() == 0:
+        if report.replaced:
+            print(
+                f"note: replaced the unfinished exploration of other options in {args.out} "
+                f"(it held no finished chunk)",
+                file=sys.stderr,
+            )
         if report.already_complete:
             print(f"{args.out} is complete already ({args.n} settings); nothing written")
         else:

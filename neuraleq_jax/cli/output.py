@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import shutil
+import contextlib
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -101,9 +102,14 @@ class _Writer:
     def __exit__(self, *exc_info):
         if self._stream is None:
             return False
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
+        try:
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+            self._stream.close()
+        except OSError:  # a full disk shows here: the temporary file goes, the error names out
+            with contextlib.suppress(OSError):
+                self._stream.close()
+            return self._context.__exit__(*sys.exc_info())
         return self._context.__exit__(*exc_info)
 
 

@@ -240,7 +240,7 @@ def _read_checked(workdir: Path, out_dir: Path) -> dict:
     workdir_lib.check_writable(
         out_dir,
         purpose="the evaluation (metrics.json, report.md, plots/)",
-        hint="Write it elsewhere with --out DIR (out_dir=)",
+        hint="Write it elsewhere with --out DIR",
     )
     return config
 

@@ -23,15 +23,19 @@ gives the same bytes. Writing lives in :mod:`neuraleq_jax.explore.writer`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import tensorstore as ts
 
-from neuraleq_jax.fileio import atomic_write_text
+from neuraleq_jax.fileio import NO_SPACE, atomic_write_text
 
 FORMAT_VERSION = 1
 ATTRIBUTE = "neuraleq_explore"
@@ -206,6 +210,62 @@ def _short(value) -> str:
     return text if len(text) <= 24 else text[:12] + "…"
 
 
+def finished_chunks(path) -> int:
+    """How many chunks the store at ``path`` has marked done (0 before its marker array
+    exists, as after a crash or a full disk while it was being created)."""
+    try:
+        done = open_array(Path(path), "progress/chunk_done").read().result()
+    except ValueError:  # TensorStore's NOT_FOUND (or a marker array never finished)
+        return 0
+    return int(np.count_nonzero(done))
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """What in the store's folder no store of ours writes (a temporary file of ours aside)."""
+    ours = {"zarr.json", "progress", "settings", "top_novel", "top_target"}
+    ours |= {"latents", "novelty_db", "nearest_word", "nearest_word_db"}
+    return sorted(
+        entry.name
+        for entry in path.iterdir()
+        if entry.name not in ours and not entry.name.startswith(".zarr.json.")
+    )
+
+
+def replaceable(path, spec: StoreSpec) -> bool:
+    """Whether ``path`` holds an unfinished store made for another ``spec`` that has no
+    finished chunk and nothing but its own files: replacing it loses nothing."""
+    path = Path(path)
+    attributes = read_attributes(path)
+    if attributes is None or attributes.get("complete"):
+        return False
+    wanted = spec.identity()
+    if all(attributes.get(k) == wanted[k] for k in IDENTITY):
+        return False  # the same exploration: resume it
+    return finished_chunks(path) == 0 and not _foreign_entries(path)
+
+
+def remove_store(path) -> None:
+    """Delete the store at ``path`` (only ever one that :func:`replaceable` allows)."""
+    shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def disk_errors(path):
+    """Report a full disk under the store as ``OSError(ENOSPC)`` naming ``path``: TensorStore
+    raises it as a ValueError ``RESOURCE_EXHAUSTED: ... No space left on device``."""
+    try:
+        yield
+    except ValueError as error:
+        text = str(error)
+        if not text.startswith("RESOURCE_EXHAUSTED") or not ("space" in text or "quota" in text):
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
+
+
 def check_store(path, spec: StoreSpec) -> dict | None:
     """The attributes of the store at ``path`` when it was made for ``spec``; None where
     ``path`` does not exist or is empty. Raises ValueError (one line) for anything else."""
@@ -224,9 +284,13 @@ def check_store(path, spec: StoreSpec) -> dict | None:
         if attributes.get(k) != wanted[k]
     ]
     if differ:
+        finished = finished_chunks(path) if not attributes.get("complete") else None
+        removal = (
+            f", or delete it (rm -r {path}; it holds no finished chunk)" if finished == 0 else ""
+        )
         raise ValueError(
             f"{path} holds another exploration ({'; '.join(differ)}); rerun with "
-            "the same model and options to resume, or choose a new --out folder"
+            f"the same model and options to resume, or choose a new --out folder{removal}"
         )
     return attributes
 

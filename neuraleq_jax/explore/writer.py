@@ -320,13 +320,15 @@ def _rows_in(spec: store_lib.StoreSpec, chunks) -> int:
 class StoreReport:
     """What :func:`explore_to_store` did: ``store`` (opened), ``already_complete``,
     ``chunks_before`` (done before this run, all processes) and ``rows_written`` (this process),
-    ``seconds``."""
+    ``seconds``; ``replaced``: an unfinished store of another run, with no finished chunk, was
+    at ``path`` and is replaced."""
 
     store: store_lib.ExploreStore
     already_complete: bool
     chunks_before: int
     rows_written: int
     seconds: float
+    replaced: bool = False
 
 
 def explore_to_store(
@@ -386,24 +388,28 @@ def explore_to_store(
 def _explore(path: Path, spec, model, key, progress: bool, began: float, check_stop) -> StoreReport:
     """Create or resume the store at ``path`` and write this process's unfinished chunks;
     ``model`` is ``(params, config, word_model, layout)``."""
-    attributes = store_lib.check_store(path, spec)
+    replace = store_lib.replaceable(path, spec)  # another run's store with nothing finished
+    attributes = None if replace else store_lib.check_store(path, spec)
     if attributes is not None and attributes.get("complete"):
         return StoreReport(
             store_lib.open_store(path), True, spec.n_chunks, 0, time.perf_counter() - began
         )
     _barrier("checked")  # every process has looked before process 0 starts writing
-    if jax.process_index() == 0:
-        store_lib.create_store(path, spec)
-    _barrier("created")
-    done = store_lib.open_array(path, "progress/chunk_done").read().result().astype(bool)
-    share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
-    todo = [c for c in share if not done[c]]
-    with _progress_bar(spec, share, todo, enabled=progress) as bar:
-        _write_chunks(path, spec, todo, model, key, bar, check_stop)
-    _barrier("chunks")
-    if jax.process_index() == 0:
-        _finish_top(path, spec)
-        store_lib.mark_complete(path, spec)
+    with store_lib.disk_errors(path):
+        if jax.process_index() == 0:
+            if replace:
+                store_lib.remove_store(path)
+            store_lib.create_store(path, spec)
+        _barrier("created")
+        done = store_lib.open_array(path, "progress/chunk_done").read().result().astype(bool)
+        share = process_share(spec.n_chunks, jax.process_index(), jax.process_count())
+        todo = [c for c in share if not done[c]]
+        with _progress_bar(spec, share, todo, enabled=progress) as bar:
+            _write_chunks(path, spec, todo, model, key, bar, check_stop)
+        _barrier("chunks")
+        if jax.process_index() == 0:
+            _finish_top(path, spec)
+            store_lib.mark_complete(path, spec)
     _barrier("complete")
     return StoreReport(
         store_lib.open_store(path),
@@ -411,6 +417,7 @@ def _explore(path: Path, spec, model, key, progress: bool, began: float, check_s
         int(done.sum()),
         _rows_in(spec, todo),
         time.perf_counter() - began,
+        replaced=replace,
     )
 
 
@@ -432,7 +439,8 @@ def _progress_bar(spec, share: range, todo: list[int], *, enabled: bool):
 
 def _checked_sizes(path, n, chunk, columns, novel_k, target, target_k) -> tuple[int, int]:
     """``(n, chunk)`` as ints once every size and option is known good; ``chunk`` None takes
-    the existing store's, else the default explore chunk (at most n's bucket)."""
+    the existing store's when it explores the same ``n`` (a resume), else the default explore
+    chunk (at most n's bucket)."""
     n = int(n)
     if not 1 <= n < 2**31:
         raise ValueError(f"n (settings to explore) must be in [1, 2**31), got {n}")
@@ -448,7 +456,7 @@ def _checked_sizes(path, n, chunk, columns, novel_k, target, target_k) -> tuple[
         existing = store_lib.read_attributes(path)
         chunk = (
             existing["chunk"]
-            if existing and "chunk" in existing
+            if existing and "chunk" in existing and existing.get("n") == n
             else min(generation.default_explore_chunk(), generation.bucket_size(n))
         )
     elif int(chunk) < 1:

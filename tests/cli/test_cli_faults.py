@@ -637,3 +637,117 @@ def test_short_label_fits_and_keeps_the_last_word(label):
         head = short.rsplit(" ", 1)[0] if " " in label else short
         left, right = head.split("…")
         assert label.startswith(left) and label.rsplit(" ", 1)[0].endswith(right)
+
+
+# ------------------------------------------------------------------ a full disk
+
+
+class FullDiskFile:
+    """An open file on a full disk: every write raises ENOSPC, as the OS would."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, data):
+        import errno
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stream.close()
+
+
+def patched_full_folder(folder: Path, monkeypatch) -> None:
+    """Every file opened for writing under ``folder`` refuses its writes (ENOSPC); what the
+    library writes from Python (atomic files, streamed outputs, audio through libsndfile's
+    virtual I/O, PNGs) meets the full disk."""
+    import builtins
+
+    real_open = builtins.open
+
+    def open_on_full_disk(file, mode="r", *args, **kwargs):
+        stream = real_open(file, mode, *args, **kwargs)
+        under = isinstance(file, (str, os.PathLike)) and folder in Path(file).resolve().parents
+        return FullDiskFile(stream) if under and set(mode) & set("wax+") else stream
+
+    monkeypatch.setattr(builtins, "open", open_on_full_disk)
+
+
+@pytest.fixture(scope="module")
+def small_tmpfs(tmp_path_factory):
+    """A 64 KiB tmpfs (root may mount one; skipped where mounting is not permitted)."""
+    folder = tmp_path_factory.mktemp("tmpfs")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'not root'}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte; returns the filler file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as stream:
+        try:
+            while True:
+                stream.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == 28  # ENOSPC
+    return filler
+
+
+W = "--workdir {workdir}"
+WRITING_COMMANDS = {  # command → (its command line, the file it writes under OUT)
+    "apply": (f"apply {{preset}} {{audio}} {{out}}/o.wav {W}", "o.wav"),
+    "generate": (f"generate warm -n 3 --out {{out}}/g.json {W}", "g.json"),
+    "morph": (f"morph warm bright --steps 4 --out {{out}}/m.csv {W}", "m.csv"),
+    "convert": ("convert {preset} {out}/c.txt", "c.txt"),
+    "explore npz": (f"explore -n 100 --out {{out}}/x.npz {W}", "x.npz"),
+    "explore zarr": (f"explore -n 100 --out {{out}}/e.zarr {W}", "e.zarr"),
+    "plot": (f"plot warm --out {{out}}/p.png {W}", "p.png"),
+    "evaluate": (
+        f"evaluate --baseline-only --no-plots --n-variations 4 --steps 5 --out {{out}}/ev {W}",
+        "ev/metrics.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("disk", ["patched", "tmpfs"])
+@pytest.mark.parametrize("command", list(WRITING_COMMANDS))
+def test_a_full_disk_is_one_line_naming_the_file_with_exit_1(
+    command, disk, workdir, shared_system, tmp_path, monkeypatch, request, capsys
+):
+    """Every command that writes says ``no space left on PATH`` with exit 1 (a file operation
+    failed, docs/cli.md) and leaves no file behind: through a patched write everywhere, and
+    through a real full file system where a tmpfs can be mounted."""
+    sources = {"preset": tmp_path / "boost.json", "audio": tmp_path / "in.wav"}
+    presets.write_preset(sources["preset"], boost_setting(6.0)[None], names=["boost"])
+    sf.write(sources["audio"], np.zeros((4_800, 2)), 48_000, subtype="PCM_16")
+    if disk == "patched":
+        out = tmp_path / "full"
+        out.mkdir()
+        patched_full_folder(out.resolve(), monkeypatch)
+        kept = set()
+    else:
+        out = request.getfixturevalue("small_tmpfs")
+        kept = {fill(out)}
+    arguments, written = WRITING_COMMANDS[command]
+    argv = [a.format(out=out, workdir=workdir, **sources) for a in arguments.split()]
+    try:
+        assert cli.main(argv) == 1
+        line = one_line(capsys.readouterr().err)
+        assert line.startswith(f"neuraleq {argv[0]}: no space left on {out / written}"), line
+        assert [p for p in out.rglob("*") if p.is_file() and p not in kept] == []
+    finally:
+        for path in sorted(out.iterdir()):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()

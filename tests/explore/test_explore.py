@@ -386,3 +386,59 @@ def test_two_processes_write_the_store_of_one_process(workdir, tmp_path):
     # the one-process reference runs in this process (explore on CPU uses one device)
     assert cli.main([*common, "--out", str(tmp_path / "one.zarr")]) == 0
     assert store_files(shared) == store_files(tmp_path / "one.zarr")
+
+
+def test_a_store_without_a_finished_chunk_gives_way_to_another_run(model, tmp_path, capsys):
+    """A run stopped (or out of disk) before its first chunk leaves a store that holds nothing
+    finished: another run at that path replaces it; one with a foreign file is refused with
+    the command that removes it."""
+    params, config, word_model = model
+    path = tmp_path / "x.zarr"
+
+    def stop_at_once():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        writer.explore_to_store(
+            path, params, config, word_model, jax.random.key(1), 5_000, check_stop=stop_at_once
+        )
+    assert explore_store.read_attributes(path)["n"] == 5_000
+    report = writer.explore_to_store(path, params, config, word_model, jax.random.key(2), 300)
+    assert report.replaced and report.store.complete
+    expected = generation.explore(params, config, word_model, jax.random.key(2), 300)
+    np.testing.assert_array_equal(explore_store.open_store(path).settings[:], expected)
+    with pytest.raises(KeyboardInterrupt):  # an unfinished store that also holds a user's file
+        writer.explore_to_store(
+            tmp_path / "y.zarr", params, config, word_model, jax.random.key(1), 99,
+            check_stop=stop_at_once,
+        )  # fmt: skip
+    (tmp_path / "y.zarr" / "mine.txt").write_text("keep")
+    with pytest.raises(ValueError, match=r"another exploration .*rm -r .*y\.zarr"):
+        writer.explore_to_store(
+            tmp_path / "y.zarr", params, config, word_model, jax.random.key(1), 98
+        )
+    assert (tmp_path / "y.zarr" / "mine.txt").read_text() == "keep"
+
+
+def test_a_full_tmpfs_then_a_smaller_run_at_the_same_path(workdir, tmp_path, capsys):
+    """A real full disk (a 64 KiB tmpfs): the big run fails in one line with exit 1 and the
+    smaller rerun at the same --out replaces what it left."""
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out = folder / "e.zarr"
+        big = ["explore", "-n", "200000", "--out", str(out), "--workdir", str(workdir)]
+        assert cli.main(big) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[-1].startswith(f"neuraleq explore: no space left on {out}")
+        assert "RESOURCE_EXHAUSTED" not in "".join(lines)
+        assert cli.main([*big[:2], "100", *big[3:]]) == 0
+        assert "replaced the unfinished exploration" in capsys.readouterr().err
+        assert explore_store.open_store(out).settings.shape == (100, 15)
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
