@@ -436,6 +436,34 @@ def _write_atomically(
         os.fsync(stream.fileno())
 
 
+class _AudioSink:
+    """The temporary output file as libsndfile sees it (virtual I/O): an ``OSError`` of the
+    file system (a full disk) is kept for the caller to raise, where libsndfile itself would
+    only say "System error."."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            while view:  # an unbuffered write may take only part; the next one says why
+                view = view[self.stream.write(view) :]
+        except OSError as error:
+            self.error = error
+            return 0
+        return len(data)
+
+    def read(self, size: int) -> bytes:
+        return self.stream.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+
 def _check_paths(in_path: Path, out_path: Path, overwrite: bool) -> str:
     """The output's format, after checking that the input exists and the output may be written."""
     if not in_path.is_file():
