@@ -3,9 +3,8 @@ split, and the held-out data an evaluation of a saved run compares with.
 
 :data:`DATASETS` maps each name of ``config.DATASET_NAMES`` to a builder that reads
 :class:`~neuraleq_jax.config.DataConfig` and returns the whole labelled
-:class:`~neuraleq_jax.data.dataset.EQDataset`; :func:`build_datasets` splits it as training does (by
-contributor where the data has them, so no contributor is on both sides). Builders import
-their readers lazily: naming one data set costs nothing for the others.
+:class:`~neuraleq_jax.data.dataset.EQDataset`; :func:`build_datasets` splits it as training
+does (by contributor where the data has them, so no contributor is on both sides).
 """
 
 from __future__ import annotations
@@ -15,20 +14,20 @@ from collections.abc import Callable, Mapping
 
 from neuraleq_jax import config as config_lib
 from neuraleq_jax.config import DataConfig
-from neuraleq_jax.data.dataset import EQDataset
+from neuraleq_jax.data.audealize import load_any_curve_file
+from neuraleq_jax.data.crowd import audealize_dataset, crowd_dataset
+from neuraleq_jax.data.curves import fit_curve_dataset
+from neuraleq_jax.data.dataset import EQDataset, from_arrays, grouped_split, stratified_split
+from neuraleq_jax.data.safedb import load_safe_db
+from neuraleq_jax.data.synthetic import make_synthetic
+from neuraleq_jax.data.vocabulary import with_sources
 
 
 def _synthetic(data: DataConfig) -> EQDataset:
-    from neuraleq_jax.data.synthetic import make_synthetic
-    from neuraleq_jax.data.vocabulary import with_sources
-
     return with_sources(make_synthetic(per_word=data.per_word, seed=data.data_seed), "synthetic")
 
 
 def _safe(data: DataConfig) -> EQDataset:
-    from neuraleq_jax.data.safedb import load_safe_db
-    from neuraleq_jax.data.vocabulary import with_sources
-
     dataset, _report = load_safe_db(
         data.path or None,
         layout=data.layout,
@@ -40,15 +39,10 @@ def _safe(data: DataConfig) -> EQDataset:
 
 def _curves(data: DataConfig) -> EQDataset:
     # a curve file of either kind: curves' own format or Audealize's eqdescriptors.json
-    from neuraleq_jax.data.audealize import load_any_curve_file
-    from neuraleq_jax.data.curves import fit_curve_dataset
-
     dataset, _fit = fit_curve_dataset(
         load_any_curve_file(data.path), max_rms_db=data.max_fit_rms_db, seed=data.data_seed
     )
     if data.words:
-        from neuraleq_jax.data.dataset import from_arrays
-
         keep = [i for i, word in enumerate(dataset.words) if word in data.words]
         dataset = from_arrays(
             dataset.settings[keep],
@@ -60,8 +54,6 @@ def _curves(data: DataConfig) -> EQDataset:
 
 
 def _audealize(data: DataConfig) -> EQDataset:
-    from neuraleq_jax.data.crowd import audealize_dataset
-
     dataset, _read, _fit = audealize_dataset(
         data.path,
         per_word=data.per_word,
@@ -73,8 +65,6 @@ def _audealize(data: DataConfig) -> EQDataset:
 
 
 def _crowd(data: DataConfig) -> EQDataset:
-    from neuraleq_jax.data.crowd import crowd_dataset
-
     return crowd_dataset(
         data.path,
         None,
@@ -114,8 +104,6 @@ def build_datasets(data: DataConfig) -> tuple[EQDataset, EQDataset | None, EQDat
     """``(train, validation, test)`` for ``data`` (an empty part is None), split by
     ``data.split_fractions`` with ``data.split_seed``: by contributor when the data has them,
     else stratified by word."""
-    from neuraleq_jax.data.dataset import grouped_split, stratified_split
-
     dataset = load_dataset(data)
     split = grouped_split if dataset.contributors is not None else stratified_split
     parts = split(dataset, data.split_fractions, data.split_seed)
