@@ -16,7 +16,8 @@ import numpy as np
 from neuraleq_jax import checks
 
 DEFAULT_WORKDIR = os.environ.get("NEURALEQ_WORKDIR", "runs/synthetic")
-FORMATS = ("table", "json", "apo", "csv")
+# the table and presets.FORMATS (kept literal: importing presets loads jax; a test checks them)
+FORMATS = ("table", "json", "csv", "apo", "rew", "easyeffects")
 BAD_USAGE, FAILED, INTERRUPTED, TERMINATED = 2, 1, 130, 143
 PRESET_SUFFIXES = (".json", ".csv", ".txt", ".apo", ".cfg")
 
@@ -101,12 +102,14 @@ def resolve_format(args, also: tuple[str, ...] = ()) -> str:
     """``--format``, else the one ``--out``'s suffix names (like ``presets.write_preset``),
     else ``table``. An explicit ``--format`` wins over the suffix (a note says so). ``also``:
     the command's other outputs, named in the refusal of an unknown suffix."""
-    from neuraleq_jax.presets.registry import SUFFIX_FORMATS
+    from neuraleq_jax.presets.registry import FILE_SUFFIXES, SUFFIX_FORMATS
 
     out = getattr(args, "out", None)
-    implied = SUFFIX_FORMATS.get(Path(out).suffix.lower()) if out else None
+    suffix = Path(out).suffix.lower() if out else None
+    implied = SUFFIX_FORMATS.get(suffix)
     if args.format is not None:
-        if implied is not None and implied != args.format:
+        # a file's own suffix (.txt for REW, .json for EasyEffects) needs no note
+        if implied not in (None, args.format) and suffix != FILE_SUFFIXES.get(args.format):
             print(
                 f"note: writing {args.format} to {out} as --format asks (its suffix "
                 f"suggests {implied})",
@@ -119,7 +122,7 @@ def resolve_format(args, also: tuple[str, ...] = ()) -> str:
         raise CommandError(
             f"cannot tell the format of --out {out} from its suffix; use a "
             f"suffix in {', '.join(sorted(SUFFIX_FORMATS))}{''.join(', ' + a for a in also)} "
-            f"or --format json, apo or csv"
+            f"or --format one of {', '.join(FORMATS[1:])}"
         )
     return implied
 
@@ -181,7 +184,7 @@ def _add_output_options(command) -> None:
         choices=FORMATS,
         default=None,
         help="output format (default: the one --out's suffix names, "
-        ".json .csv .txt/.apo/.cfg; else table); given, it wins",
+        ".json .csv .txt/.apo/.cfg .rew; else table); given, it wins",
     )
     command.add_argument(
         "--out",

@@ -17,7 +17,9 @@ from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
 def cmd_generate(args, _):
     fmt = resolve_format(args)
-    count = args.n if args.n is not None else (1 if fmt == "apo" else 5)
+    one = output.holds_one_setting(fmt)
+    count = args.n if args.n is not None else (1 if one else 5)
+    output.check_output(fmt, count, args.out, "use -n 1, or --format json or csv for several")
     system = args.load_system(args.workdir)
     chunks = system.generate_eq_chunks(
         args.term, count, strength=args.strength, seed=args.seed, chunk=output.STREAM_CHUNK
@@ -35,6 +37,9 @@ def cmd_generate(args, _):
 
 def cmd_morph(args, _):
     fmt = resolve_format(args)
+    output.check_output(
+        fmt, args.steps, args.out, "a morph has 2 or more steps: use --format json or csv"
+    )
     system = args.load_system(args.workdir)
     settings = np.asarray(
         system.morph_between_terms(
@@ -66,6 +71,13 @@ def cmd_explore(args, _):
         raise CommandError(
             f"--novel {args.novel} asks for more settings than the -n {args.n} "
             "candidates explored; use --novel K with K <= N"
+        )
+    if fmt != "npz":
+        output.check_output(
+            fmt,
+            args.n if args.novel is None else args.novel,
+            args.out,
+            "use -n 1 (or --novel 1), or --format json or csv for several",
         )
     if fmt == "npz" and args.novel is None:
         _check_npz_fits(args.n, args.out)
@@ -151,7 +163,8 @@ def add_generate(commands: Commands) -> None:
         "-n",
         type=positive_int,
         default=None,
-        help="variations (default 5; 1 for --format apo, which holds one)",
+        help="variations (default 5; 1 for the apo, rew and easyeffects formats, which hold "
+        "one)",
     )
     command.add_argument(
         "--strength", type=strength, default=1.0, help="0 = flat, 1 = as generated (default 1)"
