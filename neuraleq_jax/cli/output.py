@@ -1,5 +1,9 @@
-"""How the ``neuraleq`` command shows settings: a table, JSON, Equalizer APO or CSV text,
-printed or written to a file, streamed chunk by chunk.
+"""How the ``neuraleq`` command shows settings: a table or any preset format (JSON, CSV,
+Equalizer APO, REW, EasyEffects), printed or written to a file, streamed chunk by chunk.
+
+One rule for the one-setting formats (APO, REW, EasyEffects), to a file or stdout alike: they
+hold exactly one setting, and asking for more is refused before anything is made
+(:func:`check_output`), naming the command's own fix.
 
 Output of any size goes through :func:`emit`: each chunk of settings is formatted and written
 before the next is made, so memory stays bounded by one chunk; a file is written to a
@@ -10,16 +14,18 @@ exactly the text :mod:`neuraleq_jax.presets.registry` writes in one piece.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
-import contextlib
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+
+from neuraleq_jax.cli.common import CommandError
 
 STREAM_CHUNK = 8192  # settings generated, formatted and written at a time
 LABEL_WIDTH = 23
@@ -135,14 +141,42 @@ def _pieces(chunks: Iterable[np.ndarray], fmt: str, layout, label: Callable[[int
             )
             if first == 0:  # the document's other keys, then the opening of its preset list
                 text = json.dumps(document, indent=2)[:-2] + ',\n  "presets": [' + text
-        else:
-            text = ("\n" if first else "") + "\n".join(
-                presets.apo_text(row, name=name, layout=layout) for row, name in zip(chunk, names)
-            )
+        else:  # a one-setting format: check_output let one setting through
+            text = presets.preset_text(chunk, fmt, names=names, layout=layout)
         yield text, len(chunk)
         first += len(chunk)
     if fmt == "json":
         yield "\n  ]\n}\n", 0
+
+
+def holds_one_setting(fmt: str) -> bool:
+    """Whether output format ``fmt`` (``table`` or a preset format) holds exactly one setting."""
+    if fmt == "table":
+        return False
+    from neuraleq_jax.presets import preset_format
+
+    return preset_format(fmt).one_setting
+
+
+def check_output(fmt: str, count: int, out: str | None, fix: str) -> None:
+    """Refuse, before anything is made, what cannot be written: a table to a file, or
+    ``count`` > 1 settings in a one-setting format, to a file or stdout alike. ``fix``: what
+    the user changes, in the command's own terms (``use -n 1, or --format json or csv for
+    several``)."""
+    if out and fmt == "table":
+        from neuraleq_jax.presets import FORMATS
+
+        raise CommandError(
+            f"--out needs a preset format: --format one of {', '.join(FORMATS)} "
+            f"(or a suffix that names one)"
+        )
+    if count > 1 and holds_one_setting(fmt):
+        from neuraleq_jax.presets import preset_format
+
+        raise CommandError(
+            f"the {fmt} format ({preset_format(fmt).title}) holds one setting and this would "
+            f"write {count}; {fix}"
+        )
 
 
 def emit(
@@ -158,13 +192,7 @@ def emit(
     ``out`` atomically, streaming: memory stays bounded by one chunk, and a progress bar
     (stderr) shows when the file holds more than one chunk. ``check_stop`` is called before
     each chunk and before the file is put in place; what it raises abandons the output."""
-    if fmt == "apo" and count > 1 and out:
-        raise ValueError(
-            "an Equalizer APO file holds one setting; use -n 1 with --out, "
-            "or --format json/csv for several"
-        )
-    if out and fmt == "table":
-        raise ValueError("--out needs --format json, apo or csv (or a suffix that names one)")
+    check_output(fmt, count, out, "ask for one setting, or use --format json or csv for several")
     from tqdm.auto import tqdm
 
     with (
