@@ -242,8 +242,8 @@ def _filter_parameters(setting, strength: float, sample_rate: float, layout: EQL
         f"({NYQUIST_FRACTION:g} x the {sample_rate:g} Hz sample rate)"
         for c in clamped
     ]
-    if np.any(scaled[layout.gain_indices] != setting[layout.gain_indices] * strength):
-        notes.append(f"strength {strength:g} pushed gains past their range; clipped into it")
+    clipped = paramspace.strength_clipped_bands(scaled, strength, layout)
+    notes += [paramspace.strength_clipping_note(clipped, strength, layout)] if clipped else []
     return scaled, used, clamped, notes
 
 

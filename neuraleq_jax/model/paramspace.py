@@ -145,6 +145,48 @@ def scale_gains(settings, strength, layout: EQLayout = DEFAULT_LAYOUT, xp=jnp):
     return xp.where(gain_mask, xp.clip(settings * strength, lower, upper), settings)
 
 
+def strength_clipped_bands(
+    scaled_settings, strength: float, layout: EQLayout = DEFAULT_LAYOUT
+) -> tuple[int, ...]:
+    """The bands (numbered from 1) whose gain ``strength`` took to the edge of the gain range
+    in any of the settings ``[..., n_params]``, given after :func:`scale_gains` (as generation
+    and ``audio.filtering.scale_strength`` scale them). Only a strength above 1 can: that gain
+    is held at the edge while the others keep scaling, so the setting's shape changes."""
+    if not float(strength) > 1.0:
+        return ()
+    settings = np.asarray(scaled_settings)
+    gains = settings[..., list(layout.gain_indices)].reshape(-1, layout.n_bands)
+    lower = layout.lower[list(layout.gain_indices)].astype(gains.dtype)
+    upper = layout.upper[list(layout.gain_indices)].astype(gains.dtype)
+    at_edge_B = np.any((gains <= lower) | (gains >= upper), axis=0)
+    return tuple(int(band) + 1 for band in np.flatnonzero(at_edge_B))
+
+
+def strength_clipping_note(
+    bands: tuple[int, ...], strength: float, layout: EQLayout = DEFAULT_LAYOUT
+) -> str | None:
+    """The one-line note for :func:`strength_clipped_bands`' ``bands`` (None when empty): which
+    gains ``strength`` clipped, and to what range."""
+    if not bands:
+        return None
+    edges = {
+        (
+            float(layout.lower[layout.gain_indices[b - 1]]),
+            float(layout.upper[layout.gain_indices[b - 1]]),
+        )
+        for b in bands
+    }
+    (low, high), *others = edges
+    limit = "their range" if others else f"{low:g} to {high:g} dB"
+    limit = f"±{high:g} dB" if not others and low == -high else limit
+    numbers = ", ".join(map(str, bands))
+    which = f"gains of bands {numbers}" if len(bands) > 1 else f"gain of band {numbers}"
+    return (
+        f"strength {float(strength):g} pushed the {which} past {limit}; clipped there while the "
+        f"other gains kept scaling"
+    )
+
+
 def flat_setting(layout: EQLayout = DEFAULT_LAYOUT) -> np.ndarray:
     """A 0 dB setting with every frequency and Q at its log-centre, shape ``[n_params]``."""
     centre = np.array(denormalize(jnp.zeros(layout.n_params), layout))
