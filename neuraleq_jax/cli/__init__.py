@@ -12,7 +12,9 @@ Failures print one line on stderr, ``neuraleq COMMAND: what went wrong``, and ex
   a damaged or too new one, a file-system error (permissions, full disk), peaks refused by
   ``--peaks error``, or an unexpected error;
 - 130 / 143: interrupted by Ctrl-C (SIGINT) / stopped by SIGTERM; a file being written is
-  removed, an earlier one at the same path is left as it was.
+  removed, an earlier one at the same path is left as it was;
+- 141 (128 + SIGPIPE, as other Unix tools), quietly: the reader of the output went away
+  (``neuraleq generate warm -n 1000 | head``).
 
 ``neuraleq --debug COMMAND ...`` prints the traceback as well. ``train`` and ``bench`` pass
 their arguments on and return the exit status of the module they run; ``evaluate`` takes the
@@ -44,8 +46,11 @@ from neuraleq_jax.cli.common import load_system as _load_system
 from neuraleq_jax.cli.stopping import StopSignals, Terminated
 from neuraleq_jax.fileio import is_no_space, no_space_message
 
+BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (quietly)
+
 __all__ = [
     "BAD_USAGE",
+    "BROKEN_PIPE",
     "DEFAULT_WORKDIR",
     "FAILED",
     "FORMATS",
@@ -144,13 +149,28 @@ def _parse(parser, argv: list[str], position: int):
     return parser.parse_args(argv), []
 
 
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (captured, closed): nothing to flush
+        pass
+
+
 def _run(args, extra) -> tuple[int, str | None, BaseException | None]:
     """Run the parsed command: ``(exit status, failure message or None, error or None)``."""
     signals = StopSignals(install=args.command not in tools.OWN_SIGNALS)
     args.check_stop = signals.check  # the long loops call it
     try:
         with signals:
-            return int(args.func(args, extra) or 0), None, None
+            code = int(args.func(args, extra) or 0)
+            sys.stdout.flush()  # a reader that went away shows here, not at exit
+            return code, None, None
+    except BrokenPipeError:  # `neuraleq generate ... | head`: the reader has what it wanted
+        _discard_stdout()
+        return BROKEN_PIPE, None, None
     except KeyboardInterrupt:
         return INTERRUPTED, "interrupted", None
     except Terminated:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from neuraleq_jax.cli.common import CommandError, Commands, port_number
+from neuraleq_jax.cli.common import FAILED, CommandError, Commands, port_number
 
 PASSTHROUGH = frozenset({"train", "bench"})  # they parse their own options
 # train handles its signals itself (it checkpoints first); evaluate and bench keep Python's
@@ -53,8 +53,8 @@ def cmd_data_fetch(args, _):
         result = fetch.fetch(
             args.name, args.dest, source=args.source, expected_sha256=args.sha256, force=args.force
         )
-    except RuntimeError as error:  # the download itself failed
-        raise CommandError(str(error)) from None
+    except fetch.DownloadError as error:  # the command was right; the network failed
+        raise CommandError(str(error), FAILED) from None
     check = "verified" if result.verified else "not checked (--from without --sha256)"
     print(
         f"wrote {result.path} ({result.size} bytes) from {result.source}\n"

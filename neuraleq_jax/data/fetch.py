@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -46,6 +47,11 @@ MAX_BYTES = 64 << 20  # far above the 364 kB file; a larger download is not this
 TIMEOUT_S = 60
 
 
+class DownloadError(RuntimeError):
+    """The download itself failed (no connection, an HTTP error, a reply cut short): the
+    command was right, the network was not (``neuraleq data fetch`` exits 1)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FetchResult:
     """What a fetch did: the file written, its sha256, whether the digest was checked."""
@@ -73,9 +79,12 @@ def _read_source(source: str) -> bytes:
         try:
             with urllib.request.urlopen(source, timeout=TIMEOUT_S) as reply:
                 data = reply.read(MAX_BYTES + 1)
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise RuntimeError(f"download of {source} failed: {reason}") from None
+                promised = reply.headers.get("Content-Length", "")
+            if promised.isdigit() and len(data) < int(promised):  # the connection dropped
+                raise http.client.IncompleteRead(data, int(promised) - len(data))
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise DownloadError(f"download of {source} failed: {reason}") from None
     if len(data) > MAX_BYTES:
         raise ValueError(f"{source} is larger than {MAX_BYTES >> 20} MiB; not this data set")
     return data
@@ -115,6 +124,7 @@ def fetch(
     Raises:
       ValueError: unknown name, digest mismatch, not the data set's format, or an existing
         different file without ``force``; nothing is written then.
+      DownloadError: the download failed (network, HTTP status); nothing is written.
     """
     if name not in SOURCES:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(SOURCES)}")

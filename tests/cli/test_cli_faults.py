@@ -751,3 +751,24 @@ def test_a_full_disk_is_one_line_naming_the_file_with_exit_1(
     finally:
         for path in sorted(out.iterdir()):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(workdir):
+    """``neuraleq generate warm -n 20000 | head -1``: the pipe closed early ends the command
+    with 141 (128 + SIGPIPE, as Unix tools do) and nothing on stderr, no "[Errno 32]"."""
+    command = [sys.executable, "-m", "neuraleq_jax.cli", "generate", "warm", "-n", "20000"]
+    process = subprocess.Popen(
+        [*command, "--workdir", str(workdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().startswith("setting")  # the table's head
+        process.stdout.close()  # as head does once it has its line
+        err = process.stderr.read()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == cli.BROKEN_PIPE == 141
+    assert err == ""

@@ -138,3 +138,53 @@ def test_default_source_is_https_with_the_published_digest():
     source = fetch.SOURCES["audealize"]
     assert source.url.startswith("https://raw.githubusercontent.com/interactiveaudiolab/")
     assert source.sha256 == "7483d83d93f493360e5b3526c9db183650199d6f7813ecf99620281735c49004"
+
+
+class FailingHandler(QuietHandler):
+    """A server that is up but fails: 503 for every path, or (``/cut``) a reply cut short."""
+
+    def do_GET(self):
+        if self.path == "/cut":  # promises 1000 bytes, sends one and closes
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"{")
+            return
+        self.send_error(503, "down for maintenance")
+
+
+@pytest.fixture(scope="module")
+def failing_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    """A local port that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("failure", ["http 503", "cut short", "refused"])
+def test_a_network_failure_is_exit_1_in_one_line_and_writes_nothing(
+    failure, failing_server, tmp_path, capsys
+):
+    """docs/cli.md: 1 when the command is right but a file or network operation failed (2 is
+    for a wrong command line)."""
+    url = {
+        "http 503": f"{failing_server}/eqdescriptors.json",
+        "cut short": f"{failing_server}/cut",
+        "refused": f"http://127.0.0.1:{_closed_port()}/eqdescriptors.json",
+    }[failure]
+    dest = tmp_path / "data"
+    assert cli.main(["data", "fetch", "audealize", "--from", url, "--dest", str(dest)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"neuraleq data: download of {url} failed")
+    assert not dest.exists()
