@@ -203,27 +203,62 @@ PRESET_FORMATS = {
     record.name: record
     for record in (
         PresetFormat(
-            "json", "neuraleq", ".json", (".json",), "application/json", False,
-            writers.to_json, _import_json, _is_ours,
+            name="json",
+            title="neuraleq",
+            suffix=".json",
+            path_suffixes=(".json",),
+            media_type="application/json",
+            one_setting=False,
+            write=writers.to_json,
+            parse=_import_json,
+            detect=_is_ours,
         ),
         PresetFormat(
-            "csv", "CSV", ".csv", (".csv",), "text/csv", False,
-            writers.to_csv, _import_csv, _is_csv,
+            name="csv",
+            title="CSV",
+            suffix=".csv",
+            path_suffixes=(".csv",),
+            media_type="text/csv",
+            one_setting=False,
+            write=writers.to_csv,
+            parse=_import_csv,
+            detect=_is_csv,
         ),
         PresetFormat(
-            "apo", "Equalizer APO", ".txt", (".txt", ".apo", ".cfg"), "text/plain", True,
-            writers.to_apo, _import_filter_text, _is_apo,
+            name="apo",
+            title="Equalizer APO",
+            suffix=".txt",
+            path_suffixes=(".txt", ".apo", ".cfg"),
+            media_type="text/plain",
+            one_setting=True,
+            write=writers.to_apo,
+            parse=_import_filter_text,
+            detect=_is_apo,
         ),
         PresetFormat(
-            "rew", "REW", ".txt", (".rew",), "text/plain", True,
-            writers.to_rew, _import_filter_text, _is_rew,
+            name="rew",
+            title="REW",
+            suffix=".txt",
+            path_suffixes=(".rew",),
+            media_type="text/plain",
+            one_setting=True,
+            write=writers.to_rew,
+            parse=_import_filter_text,
+            detect=_is_rew,
         ),
         PresetFormat(
-            "easyeffects", "EasyEffects", ".json", (), "application/json", True,
-            writers.to_easyeffects, _import_easyeffects, _is_easyeffects,
+            name="easyeffects",
+            title="EasyEffects",
+            suffix=".json",
+            path_suffixes=(),
+            media_type="application/json",
+            one_setting=True,
+            write=writers.to_easyeffects,
+            parse=_import_easyeffects,
+            detect=_is_easyeffects,
         ),
     )
-}  # fmt: skip
+}
 FORMATS = tuple(PRESET_FORMATS)
 ONE_SETTING_FORMATS = tuple(name for name, f in PRESET_FORMATS.items() if f.one_setting)
 SUFFIX_FORMATS = {s: f.name for f in PRESET_FORMATS.values() for s in f.path_suffixes}
