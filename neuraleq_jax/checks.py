@@ -14,6 +14,8 @@ import numbers
 import numpy as np
 
 SEED_LIMIT = 2**32  # seeds become a uint32 (jax.random.key, the kernels' packed arguments)
+# the most the command line and the web API scale gains by (the library's strength has no cap)
+MAX_STRENGTH = 4.0
 
 
 def count(value, name: str, minimum: int) -> int:

@@ -396,11 +396,28 @@ def _read_audio(in_path: Path) -> tuple[np.ndarray, int, str]:
         info = sf.info(str(in_path))
         data_TxC, sample_rate = sf.read(str(in_path), dtype="float64", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as error:
-        raise ValueError(
-            f"cannot read {in_path} as audio ({error}); readable formats: "
-            f"{', '.join(sorted(sf.available_formats()))}"
-        ) from None
+        raise ValueError(_unreadable_message(in_path, error)) from None
     return data_TxC, sample_rate, info.subtype
+
+
+def _unreadable_message(in_path: Path, error: Exception) -> str:
+    return (
+        f"cannot read {in_path} as audio ({error}); readable formats: "
+        f"{', '.join(sorted(sf.available_formats()))}"
+    )
+
+
+def check_files(in_path, out_path, *, overwrite: bool = False) -> None:
+    """Refuse at once what :func:`apply_eq_to_file` would refuse of its files (with the same
+    errors), before anything slow runs: a missing input or one libsndfile cannot open, an
+    output suffix that names no format, a missing output folder, an existing output without
+    ``overwrite``."""
+    in_path, out_path = Path(in_path), Path(out_path)
+    _check_paths(in_path, out_path, overwrite)
+    try:
+        sf.info(str(in_path))
+    except (sf.SoundFileError, RuntimeError) as error:
+        raise ValueError(_unreadable_message(in_path, error)) from None
 
 
 def _output_subtype(fmt: str, subtype: str | None, in_subtype: str) -> tuple[str, list[str]]:

@@ -13,15 +13,16 @@ from neuraleq_jax.cli.common import (
     PRESET_SUFFIXES,
     CommandError,
     Commands,
-    centre_setting,
+    add_setting_options,
     positive_int,
-    strength,
+    word_setting,
 )
 
 
 def _setting_for(source: str, args) -> tuple[np.ndarray, str]:
     """``(setting [P], what it is)``: one setting of a preset file (``--index``, counted from
-    1, when the file holds several), or a word's / compound's centre setting."""
+    1, when the file holds several), or a word's / compound's setting as generate gives it
+    (the variation ``--seed`` draws, or its centre with ``--centre``)."""
     from neuraleq_jax import presets
 
     path = Path(source)
@@ -33,7 +34,13 @@ def _setting_for(source: str, args) -> tuple[np.ndarray, str]:
                 f"{', '.join(PRESET_SUFFIXES)})"
             )
         system = args.load_system(args.workdir)
-        return centre_setting(system, source), f"the centre of {source!r}"
+        what = "the centre" if args.centre else f"variation --seed {args.seed}"
+        return word_setting(system, source, args), f"{what} of {source!r}"
+    if args.centre or args.seed:
+        raise CommandError(
+            f"--centre and --seed choose a word's setting; {source} is a preset file, whose "
+            f"setting is used as it is (--index picks one of several)"
+        )
     if not path.is_file():
         raise CommandError(f"preset file {path} does not exist")
     try:
@@ -120,6 +127,10 @@ def cmd_apply(args, _):
     from neuraleq_jax.audio import filtering
     from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
+    try:  # the files are checked before the model loads
+        filtering.check_files(args.input, args.output, overwrite=args.overwrite)
+    except FileExistsError as error:
+        raise CommandError(_overwrite_hint(error)) from None
     setting, source = _setting_for(args.source, args)
     try:
         with warnings.catch_warnings():  # the summary states peaks and clipping itself
@@ -134,8 +145,7 @@ def cmd_apply(args, _):
                 peak_mode=args.peaks,
             )
     except FileExistsError as error:
-        message = str(error).replace("pass overwrite=True", "pass --overwrite")
-        raise CommandError(message) from None
+        raise CommandError(_overwrite_hint(error)) from None
     except filtering.ClippingError as error:
         raise CommandError(
             f"output peak {_dbfs(error.report.peak_out_dbfs)}: {error.report.clipped_samples} "
@@ -144,6 +154,10 @@ def cmd_apply(args, _):
             FAILED,
         ) from None
     print(report.to_json() if args.json else apply_summary(report, source, DEFAULT_LAYOUT))
+
+
+def _overwrite_hint(error: FileExistsError) -> str:
+    return str(error).replace("pass overwrite=True", "pass --overwrite")
 
 
 def cmd_convert(args, _):
@@ -188,19 +202,19 @@ def add_apply(commands: Commands) -> None:
         [
             "neuraleq apply warm in.wav out.wav",
             "neuraleq apply bright in.flac out.flac --strength 0.5 --match-loudness lufs",
+            "neuraleq apply warm in.wav out.wav --centre",
             "neuraleq apply preset.json in.wav out.wav",
         ],
         cmd_apply,
         output=False,
+        seed=False,
     )
     command.add_argument(
         "source", help="word, compound description or preset file (.json/.csv/.txt)"
     )
     command.add_argument("input", help="input audio file (WAV, FLAC, ...)")
     command.add_argument("output", help="output audio file")
-    command.add_argument(
-        "--strength", type=strength, default=1.0, help="0 = flat, 1 = as given (default 1)"
-    )
+    add_setting_options(command, what="the setting (a word's or a preset's)")
     command.add_argument(
         "--match-loudness",
         choices=("rms", "lufs"),

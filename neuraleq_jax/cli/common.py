@@ -65,14 +65,36 @@ def port_number(text: str) -> int:
 
 
 def strength(text: str) -> float:
-    """argparse type: a gain strength (see :func:`neuraleq_jax.checks.strength`)."""
+    """argparse type: a gain strength from 0 to ``checks.MAX_STRENGTH``, as the web API takes
+    (see :func:`neuraleq_jax.checks.strength`)."""
     try:
-        return checks.strength(float(text))
+        value = checks.strength(float(text))
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= checks.MAX_STRENGTH:
+        raise argparse.ArgumentTypeError(
+            f"strength must be a finite number >= 0 and <= {checks.MAX_STRENGTH:g} (0 flat, "
+            f"1 as generated, > 1 exaggerates), got {text!r}"
+        )
+    return value
+
+
+def seed_number(text: str) -> int:
+    """argparse type: a PRNG seed, an integer in ``[0, 2**32)``."""
+    try:
+        return checks.seed(int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"strength must be a finite number >= 0 (0 flat, 1 as generated, > 1 "
-            f"exaggerates), got {text!r}"
+            f"must be an integer from 0 to {checks.SEED_LIMIT - 1}, got {text!r}"
         ) from None
+
+
+def at_least_two(text: str) -> int:
+    """argparse type: an integer >= 2 (the steps of a morph, both ends included)."""
+    try:
+        return checks.count(int(text), "the value", 2)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 2, got {text!r}") from None
 
 
 def load_system(workdir: str):
@@ -133,10 +155,81 @@ def centre_setting(system, term) -> np.ndarray:
     return np.asarray(system.morph_between_terms(term, term, steps=2, as_array=True))[0]
 
 
+def word_setting(system, term, args) -> np.ndarray:
+    """The setting ``[P]`` a word or compound means to every command, at strength 1: its
+    centre with ``--centre``, else the variation ``--seed`` draws (the first row of
+    ``neuraleq generate TERM --seed S``)."""
+    if args.centre:
+        return centre_setting(system, term)
+    return np.asarray(
+        system.generate_eq_from_semantic(term, 1, strength=1.0, seed=args.seed, as_array=True)
+    )[0]
+
+
+def add_setting_options(command, *, what: str) -> None:
+    """``--strength``, and ``--seed`` or ``--centre``: how a command that turns words into
+    settings (generate, apply, plot) chooses them, the same in each. ``what``: what the
+    strength scales, for the help."""
+    add_strength_option(command, what=what)
+    choice = command.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--seed",
+        type=seed_number,
+        default=0,
+        help="which variation of the word to use: the default is a variation, and the same "
+        "seed gives the same one in generate, apply and plot (default 0)",
+    )
+    choice.add_argument(
+        "--centre",
+        action="store_true",
+        help="use the word's centre setting instead of a variation drawn by --seed",
+    )
+
+
+def add_strength_option(command, *, what: str) -> None:
+    """``--strength``, with the range and the clipping note every command shares."""
+    command.add_argument(
+        "--strength",
+        type=strength,
+        default=1.0,
+        help=f"scales {what}'s gains toward flat, 0 to {checks.MAX_STRENGTH:g}: 0 flat, 1 as "
+        "generated, > 1 exaggerates; a gain pushed past ±12 dB is clipped, with a note "
+        "(default 1)",
+    )
+
+
+def strength_notes(settings, strength_value: float, layout) -> list[str]:
+    """The clipping note (a list of at most one) for ``settings`` ``[..., P]`` already scaled
+    by ``strength_value``: the one ``apply`` and the web API give too."""
+    from neuraleq_jax.model.paramspace import strength_clipped_bands, strength_clipping_note
+
+    bands = strength_clipped_bands(settings, strength_value, layout)
+    return [strength_clipping_note(bands, strength_value, layout)] if bands else []
+
+
+def clipping_watch(chunks, strength_value: float, layout, notes: list[str]):
+    """The chunks of settings ``[C, P]``, already scaled by ``strength_value``, passed on as
+    they come; once the last has passed, the clipping note for all of them (if any) is
+    appended to ``notes``."""
+    from neuraleq_jax.model.paramspace import strength_clipped_bands, strength_clipping_note
+
+    bands: set[int] = set()
+    for chunk in chunks:
+        bands.update(strength_clipped_bands(chunk, strength_value, layout))
+        yield chunk
+    if bands:
+        notes.append(strength_clipping_note(tuple(sorted(bands)), strength_value, layout))
+
+
+def print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
 class Commands:
     """Adds subcommands to the ``neuraleq`` parser, each with its examples, ``--debug`` and,
-    where asked, the model options (``--workdir``, ``--seed``) and output options
-    (``--format``, ``--out``)."""
+    where asked, the model options (``--workdir``, and ``--seed`` with ``seed``) and output
+    options (``--format``, ``--out``)."""
 
     def __init__(self, subparsers):
         self.subparsers = subparsers
@@ -150,6 +243,7 @@ class Commands:
         *,
         model: bool = True,
         output: bool = True,
+        seed: bool = True,
     ) -> argparse.ArgumentParser:
         command = self.subparsers.add_parser(
             name,
@@ -163,19 +257,20 @@ class Commands:
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
         if model:
-            _add_model_options(command)
+            _add_model_options(command, seed=seed)
         if output:
             _add_output_options(command)
         return command
 
 
-def _add_model_options(command) -> None:
+def _add_model_options(command, *, seed: bool) -> None:
     command.add_argument(
         "--workdir",
         default=DEFAULT_WORKDIR,
         help=f"folder of the trained model (default {DEFAULT_WORKDIR})",
     )
-    command.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    if seed:  # a command whose result a seed changes; words take theirs by add_setting_options
+        command.add_argument("--seed", type=seed_number, default=0, help="PRNG seed (default 0)")
 
 
 def _add_output_options(command) -> None:

@@ -10,42 +10,74 @@ from pathlib import Path
 import numpy as np
 
 from neuraleq_jax.cli import output as output
-from neuraleq_jax.cli.common import CommandError, Commands, positive_int, resolve_format, strength
+from neuraleq_jax.cli.common import (
+    CommandError,
+    Commands,
+    add_setting_options,
+    add_strength_option,
+    centre_setting,
+    clipping_watch,
+    positive_int,
+    print_notes,
+    resolve_format,
+    strength_notes,
+)
 from neuraleq_jax.generation.explore import NOVEL_CHUNK, NOVEL_SEGMENT_CHUNKS
 from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
 
 def cmd_generate(args, _):
     fmt = resolve_format(args)
+    if args.centre and args.n not in (None, 1):
+        raise CommandError(
+            f"--centre gives a word's one centre setting, so -n {args.n} cannot apply; drop "
+            f"-n for the centre, or drop --centre for {args.n} variations"
+        )
     one = output.holds_one_setting(fmt)
-    count = args.n if args.n is not None else (1 if one else 5)
+    count = 1 if args.centre else args.n if args.n is not None else (1 if one else 5)
     output.check_output(fmt, count, args.out, "use -n 1, or --format json or csv for several")
     system = args.load_system(args.workdir)
-    chunks = system.generate_eq_chunks(
-        args.term, count, strength=args.strength, seed=args.seed, chunk=output.STREAM_CHUNK
-    )
+    notes = []
     output.emit(
-        chunks,
+        clipping_watch(_generated_chunks(system, args, count), args.strength, system.layout, notes),
         count,
         system.layout,
         fmt,
         args.out,
-        lambda i: f"{args.term} #{i + 1}",
+        (lambda i: f"{args.term} centre") if args.centre else (lambda i: f"{args.term} #{i + 1}"),
         args.check_stop,
+    )
+    print_notes(notes)
+
+
+def _generated_chunks(system, args, count: int):
+    """``count`` settings of ``args.term`` at ``--strength`` as ``[C, P]`` chunks: its centre
+    (``--centre``) or the variations ``--seed`` draws."""
+    if args.centre:
+        from neuraleq_jax.generation.common import apply_strength
+
+        centre_1xP = centre_setting(system, args.term)[None]
+        return [np.asarray(apply_strength(centre_1xP, args.strength, system.layout))]
+    return system.generate_eq_chunks(
+        args.term, count, strength=args.strength, seed=args.seed, chunk=output.STREAM_CHUNK
     )
 
 
 def cmd_morph(args, _):
     fmt = resolve_format(args)
+    if args.steps < 2:
+        raise CommandError(f"--steps must be an integer >= 2 (both ends count), got {args.steps}")
     output.check_output(
         fmt, args.steps, args.out, "a morph has 2 or more steps: use --format json or csv"
     )
     system = args.load_system(args.workdir)
     settings = np.asarray(
-        system.morph_between_terms(
-            args.term_a, args.term_b, steps=args.steps, seed=args.seed, as_array=True
-        )
+        system.morph_between_terms(args.term_a, args.term_b, steps=args.steps, as_array=True)
     )
+    if args.strength != 1.0:
+        from neuraleq_jax.generation.common import apply_strength
+
+        settings = np.asarray(apply_strength(settings, args.strength, system.layout))
     count = len(settings)
     chunk = output.STREAM_CHUNK  # the text (and each preset's preamp) a chunk at a time
     output.emit(
@@ -57,6 +89,7 @@ def cmd_morph(args, _):
         lambda i: f"{args.term_a}→{args.term_b} {i / (count - 1):.2f}",
         args.check_stop,
     )
+    print_notes(strength_notes(settings, args.strength, system.layout))
 
 
 def cmd_explore(args, _):
@@ -155,20 +188,20 @@ def add_generate(commands: Commands) -> None:
             "neuraleq generate warm -n 5",
             "neuraleq generate '0.7 warm + 0.3 bright'",
             "neuraleq generate punchy --format apo --out punchy.txt",
+            "neuraleq generate warm --centre",
         ],
         cmd_generate,
+        seed=False,
     )
     command.add_argument("term", help="a word, 'warm and punchy' or '0.7 warm + 0.3 bright'")
     command.add_argument(
         "-n",
         type=positive_int,
         default=None,
-        help="variations (default 5; 1 for the apo, rew and easyeffects formats, which hold "
-        "one)",
+        help="variations, drawn from --seed on (default 5; 1 for the apo, rew and easyeffects "
+        "formats, which hold one)",
     )
-    command.add_argument(
-        "--strength", type=strength, default=1.0, help="0 = flat, 1 = as generated (default 1)"
-    )
+    add_setting_options(command, what="each setting")
 
 
 def add_morph(commands: Commands) -> None:
@@ -177,10 +210,12 @@ def add_morph(commands: Commands) -> None:
         "Settings along a smooth path from one word to another.",
         ["neuraleq morph warm bright --steps 10"],
         cmd_morph,
+        seed=False,
     )
-    command.add_argument("term_a", help="where the morph starts: a word or blend")
-    command.add_argument("term_b", help="where it ends: a word or blend")
+    command.add_argument("term_a", help="where the morph starts: a word's (or blend's) centre")
+    command.add_argument("term_b", help="where it ends: a word's (or blend's) centre")
     command.add_argument("--steps", type=int, default=10, help="steps, >= 2 (default 10)")
+    add_strength_option(command, what="every step")
 
 
 def add_explore(commands: Commands) -> None:

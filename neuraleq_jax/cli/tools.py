@@ -115,6 +115,7 @@ def add_serve(commands: Commands) -> None:
         ],
         cmd_serve,
         output=False,
+        seed=False,
     )
     command.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"

@@ -8,24 +8,39 @@ from pathlib import Path
 
 import numpy as np
 
-from neuraleq_jax.cli.common import CommandError, Commands, centre_setting, positive_int
+from neuraleq_jax.cli.common import (
+    CommandError,
+    Commands,
+    add_setting_options,
+    positive_int,
+    print_notes,
+    strength_notes,
+    word_setting,
+)
+from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT
 
 
 def cmd_plot(args, _):
     from neuraleq_jax import plots
+    from neuraleq_jax.plots.figures import check_out_path
 
-    system = args.load_system(args.workdir)
-    if args.map:
-        return cmd_plot_map(args, system)
-    if not args.terms:
+    check_out_path(args.out)  # a wrong name or folder fails before the model loads
+    if not args.map and not args.terms:
         raise CommandError(
             "name the words to plot (neuraleq plot warm bright --out f.png), "
             "or draw the word map with --map"
         )
-    settings = np.stack([centre_setting(system, term) for term in args.terms])
+    system = args.load_system(args.workdir)
+    if args.map:
+        return cmd_plot_map(args, system)
+    from neuraleq_jax.generation.common import apply_strength
+
+    settings = np.stack([word_setting(system, term, args) for term in args.terms])
+    settings = np.asarray(apply_strength(settings, args.strength, system.layout))
     path = plots.plot_responses(
         settings, list(args.terms), args.out, layout=system.layout, title=args.title
     )
+    print_notes(strength_notes(settings, args.strength, system.layout))
     print(f"wrote {path}")
 
 
@@ -74,11 +89,13 @@ def cmd_words(args, _):
 def cmd_describe(args, _):
     from neuraleq_jax import presets
 
-    system = args.load_system(args.workdir)
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"preset file {path} does not exist")
-    settings, names = presets.read_preset(path, layout=system.layout)
+    settings, names = presets.read_preset(path)  # a file it cannot read fails before loading
+    system = args.load_system(args.workdir)
+    if system.layout != DEFAULT_LAYOUT:
+        settings, names = presets.read_preset(path, layout=system.layout)
     described = system.describe(np.asarray(settings), k=args.k)
     if args.format == "json":
         entries = [
@@ -96,9 +113,14 @@ def add_plot(commands: Commands) -> None:
     command = commands.add(
         "plot",
         "Plot the response curves of words, or the word map (--map).",
-        ["neuraleq plot warm bright --out words.png", "neuraleq plot --map --out map.png"],
+        [
+            "neuraleq plot warm bright --out words.png",
+            "neuraleq plot warm --centre --out warm.png",
+            "neuraleq plot --map --out map.png",
+        ],
         cmd_plot,
         output=False,
+        seed=False,
     )
     command.add_argument(
         "terms", nargs="*", help="words or blends, one curve each ('warm', '0.7 warm + 0.3 bright')"
@@ -110,6 +132,7 @@ def add_plot(commands: Commands) -> None:
     )
     command.add_argument("--out", required=True, help="PNG file to write")
     command.add_argument("--title", default=None, help="the figure's title (default: none)")
+    add_setting_options(command, what="each curve")
 
 
 def add_words(commands: Commands) -> None:
@@ -120,6 +143,7 @@ def add_words(commands: Commands) -> None:
         ["neuraleq words", "neuraleq words mu", "neuraleq words --format json"],
         cmd_words,
         output=False,
+        seed=False,
     )
     command.add_argument("prefix", nargs="?", default="", help="list only words starting with it")
     command.add_argument(
@@ -134,6 +158,7 @@ def add_describe(commands: Commands) -> None:
         ["neuraleq describe preset.json", "neuraleq describe eq.txt -k 3"],
         cmd_describe,
         output=False,
+        seed=False,
     )
     command.add_argument("file", help="preset file (.json, .csv, .txt/.apo)")
     command.add_argument("-k", type=positive_int, default=5, help="words per setting (5)")

@@ -7,6 +7,7 @@ import numpy as np
 from starlette.responses import Response
 
 from neuraleq_jax import checks, presets
+from neuraleq_jax.audio import filtering
 from neuraleq_jax.model import paramspace
 from neuraleq_jax.server import inputs
 from neuraleq_jax.server.inputs import LIMITS, SAMPLE_RATE_RANGE, ApiError
@@ -17,8 +18,10 @@ ENDPOINTS = {
     "GET /api/vocabulary": "the words, with sources/agreement/confidence where the model has them",
     "GET /api/word?word=W": "one word's details (501 where the model has no word_info)",
     "GET /api/map": "the 2-D word map: words, xy [W, 2], confidence (501 without word_map)",
-    "POST /api/generate": "{term, variations=1, strength=1, seed=0, centre=false, include=[]}",
-    "POST /api/morph": "{from, to, steps=33, include=[]} → settings from one word to the other",
+    "POST /api/generate": "{term, variations=1, strength=1 (0-4), seed=0, centre=false, "
+    "include=[]} → settings, clipped_bands, notes",
+    "POST /api/morph": "{from, to, steps=33, strength=1 (0-4), include=[]} → settings from one "
+    "word's centre to the other's, clipped_bands, notes",
     "POST /api/explore": "{n=8, novel=false, seed=0, include=[]} → new settings",
     "POST /api/describe": "{setting [15] | settings [[15]], k=5} → nearest words (501 without)",
     "POST /api/response": "{setting | settings, points=256, low_hz=20, high_hz=20000, "
@@ -66,29 +69,44 @@ def api_map(service, body, query):
     return service.word_map()
 
 
+def _clipping(settings_NxP, strength: float, layout) -> dict:
+    """``clipped_bands`` and ``notes``: the bands whose gain ``strength`` clipped, and the note
+    that ``neuraleq generate`` and ``apply`` print for them."""
+    bands = paramspace.strength_clipped_bands(settings_NxP, strength, layout)
+    note = paramspace.strength_clipping_note(bands, strength, layout)
+    return {"clipped_bands": list(bands), "notes": [note] if note else []}
+
+
 def api_generate(service, body, query):
     inputs.check_keys(
         body, ("term", "variations", "strength", "seed", "centre", "include", "sample_rate")
     )
     term = inputs.term(body, "term")
+    variations, centre = inputs.word_choice(body)
+    strength = inputs.strength(body)
     settings = service.generate(
         term,
-        inputs.integer(body, "variations", 1, 1, LIMITS["variations"]),
-        inputs.number(body, "strength", 1.0, 0.0, 4.0),
+        variations,
+        strength,
         inputs.integer(body, "seed", 0, 0, checks.SEED_LIMIT - 1),
-        inputs.boolean(body, "centre", False),
+        centre,
     )
-    return _output(service, settings, body, term=term)
+    return _output(
+        service, settings, body, term=term, **_clipping(settings, strength, service.layout)
+    )
 
 
 def api_morph(service, body, query):
-    inputs.check_keys(body, ("from", "to", "steps", "include", "sample_rate"))
+    inputs.check_keys(body, ("from", "to", "steps", "strength", "include", "sample_rate"))
+    strength = inputs.strength(body)
     settings = service.morph(
         inputs.term(body, "from"),
         inputs.term(body, "to"),
         inputs.integer(body, "steps", 33, 2, LIMITS["steps"]),
     )
-    return _output(service, settings, body)
+    if strength != 1.0:
+        settings = filtering.scale_strength(settings, strength, service.layout)
+    return _output(service, settings, body, **_clipping(settings, strength, service.layout))
 
 
 def api_explore(service, body, query):

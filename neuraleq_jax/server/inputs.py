@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from neuraleq_jax.checks import MAX_STRENGTH
 from neuraleq_jax.model import paramspace
 
 LIMITS = {
@@ -18,6 +19,7 @@ LIMITS = {
     "points": 2048,
     "k": 20,
     "term_chars": 200,
+    "strength": MAX_STRENGTH,  # the command line's limit too
 }
 SAMPLE_RATE_RANGE = (8_000.0, 192_000.0)
 INCLUDES = ("response", "coefficients")
@@ -53,6 +55,25 @@ def number(body: dict, name: str, default: float, low: float, high: float) -> fl
     ):
         raise ApiError(400, f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
     return float(value)
+
+
+def strength(body: dict) -> float:
+    """``strength``, 0 to ``MAX_STRENGTH`` (default 1): how far gains are scaled from flat."""
+    return number(body, "strength", 1.0, 0.0, MAX_STRENGTH)
+
+
+def word_choice(body: dict) -> tuple[int, bool]:
+    """``(variations, centre)``: the word's centre (``centre: true``, one setting) or
+    ``variations`` drawn from ``seed`` on, as the command line chooses (``--centre``/``-n``)."""
+    variations = integer(body, "variations", 1, 1, LIMITS["variations"])
+    centre = boolean(body, "centre", False)
+    if centre and variations != 1:
+        raise ApiError(
+            400,
+            f"centre gives a word's one centre setting, so variations must be 1 with it "
+            f"(got {variations}); drop centre for variations drawn from seed",
+        )
+    return variations, centre
 
 
 def boolean(body: dict, name: str, default: bool) -> bool:

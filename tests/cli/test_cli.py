@@ -249,3 +249,138 @@ def test_a_misspelt_choice_names_the_nearest(argv, expected, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and expected in err, err
     assert ("did you mean" in err) == ("did you mean" in expected)
+
+
+# ---------------------------------------------------------------- one meaning per word
+
+
+def generated(workdir, capsys, *options) -> np.ndarray:
+    """The settings ``neuraleq generate warm OPTIONS --format json`` prints."""
+    argv = ["generate", "warm", *options, "--format", "json", "--workdir", workdir]
+    assert cli.main(argv) == 0
+    return presets.parse_json(capsys.readouterr().out)[0]
+
+
+def applied(workdir, tmp_path, capsys, *options) -> dict:
+    """The report of ``neuraleq apply warm in.wav out.wav OPTIONS --json``."""
+    source, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(source, 0.01 * np.random.default_rng(1).standard_normal(4800), 48_000)
+    argv = ["apply", "warm", str(source), str(out), *options, "--overwrite", "--json"]
+    assert cli.main(argv + ["--workdir", workdir]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# apply scales a float32 setting in float64, generate in float32: one rounding apart
+SAME_SETTING = dict(rtol=2.0**-22, atol=1e-6)
+
+
+def test_apply_takes_the_setting_generate_gives_for_the_same_seed_or_centre(
+    workdir, tmp_path, capsys, tiny_system
+):
+    for options in (["--seed", "5"], ["--seed", "0"], ["--centre"]):
+        count = [] if "--centre" in options else ["-n", "1"]
+        expected = generated(workdir, capsys, *options, *count, "--strength", "0.5")
+        assert expected.shape == (1, 15)
+        report = applied(workdir, tmp_path, capsys, *options, "--strength", "0.5")
+        np.testing.assert_allclose(report["setting"], expected[0], **SAME_SETTING)
+    # the default is the variation of seed 0, and a seed changes it
+    default = applied(workdir, tmp_path, capsys)["setting"]
+    np.testing.assert_allclose(default, generated(workdir, capsys, "-n", "1")[0], **SAME_SETTING)
+    assert not np.allclose(default, applied(workdir, tmp_path, capsys, "--seed", "5")["setting"])
+    # the centre is the word's own: the first step of a morph from it to itself
+    centre = tiny_system.morph_between_terms("warm", "warm", steps=2, as_array=True)[0]
+    np.testing.assert_array_equal(generated(workdir, capsys, "--centre")[0], centre)
+
+
+def test_the_centre_is_one_setting_and_excludes_a_seed(workdir, capsys):
+    assert cli.main(["generate", "warm", "--centre", "-n", "3", "--workdir", workdir]) == 2
+    assert "--centre gives a word's one centre setting" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["apply", "warm", "a.wav", "b.wav", "--centre", "--seed", "3"])
+    assert exit_info.value.code == 2
+    assert "--seed: not allowed with argument --centre" in capsys.readouterr().err
+
+
+def test_plot_draws_the_variation_or_centre_generate_gives(workdir, tmp_path, capsys, monkeypatch):
+    from neuraleq_jax import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "plot_responses", lambda settings, *a, **k: drawn.append(settings))
+    for options in (["--seed", "7", "--strength", "1.5"], ["--centre"]):
+        argv = ["plot", "warm", "--out", str(tmp_path / "w.png"), *options]
+        assert cli.main(argv + ["--workdir", workdir]) == 0
+        capsys.readouterr()
+        count = [] if "--centre" in options else ["-n", "1"]
+        expected = generated(workdir, capsys, *options, *count)
+        np.testing.assert_allclose(drawn.pop(), expected, **SAME_SETTING)
+
+
+def test_only_the_commands_a_seed_changes_take_one():
+    import argparse
+
+    commands = next(
+        a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices
+    seeded = {
+        name
+        for name, parser in commands.items()
+        if any("--seed" in action.option_strings for action in parser._actions)
+    }
+    assert seeded == {"generate", "apply", "plot", "explore", "evaluate"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "warm"],
+        ["morph", "warm", "bright"],
+        ["apply", "warm", "a.wav", "b.wav"],
+        ["plot", "warm", "--out", "w.png"],
+    ],
+)
+def test_strength_is_at_most_4_in_every_command(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv + ["--strength", "4.5"])
+    assert exit_info.value.code == 2
+    assert "strength must be a finite number >= 0 and <= 4" in capsys.readouterr().err
+
+
+def clipped_bands(unscaled_1xP, strength: float) -> list[int]:
+    """The bands whose gain times ``strength`` lies past ±12 dB (numbered from 1)."""
+    gains = np.asarray(unscaled_1xP)[0, list(LAYOUT.gain_indices)]
+    return [band + 1 for band in np.flatnonzero(np.abs(gains) * strength > 12.0)]
+
+
+def test_generate_apply_and_morph_note_the_same_clipping(workdir, tmp_path, capsys):
+    # the tiny model's centres are bolder than its variations: its warm centre boosts ~3.6 dB
+    centre = generated(workdir, capsys, "--centre")
+    gains = list(LAYOUT.gain_indices)
+    strength = 12.5 / np.max(np.abs(centre[0, gains]))
+    assert strength <= 4, "the tiny model's warm centre is too gentle for this test"
+    bands = clipped_bands(centre, strength)
+    assert 0 < len(bands) < LAYOUT.n_bands
+    argv = ["generate", "warm", "--centre", "--strength", f"{strength}", "--format", "json"]
+    assert cli.main(argv + ["--workdir", workdir]) == 0
+    shown = capsys.readouterr()
+    scaled = presets.parse_json(shown.out)[0]
+    np.testing.assert_allclose(
+        scaled[0, gains], np.clip(centre[0, gains] * strength, -12, 12), rtol=1e-6
+    )
+    notes = [line for line in shown.err.splitlines() if line.startswith("note: ")]
+    numbers = ", ".join(map(str, bands))
+    assert len(notes) == 1 and f"{numbers} past ±12 dB" in notes[0], shown.err
+    report = applied(workdir, tmp_path, capsys, "--centre", "--strength", f"{strength}")
+    assert report["notes"] == [notes[0].removeprefix("note: ")]
+    # without a clipped gain, no note
+    assert cli.main(argv[:4] + ["1.01", "--format", "json", "--workdir", workdir]) == 0
+    assert "note:" not in capsys.readouterr().err
+    # a morph's steps are scaled and noted as apply notes the centre at that strength
+    argv = ["morph", "warm", "warm", "--steps", "2", "--strength", f"{strength}"]
+    assert cli.main(argv + ["--format", "json", "--workdir", workdir]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.splitlines() == notes
+    np.testing.assert_allclose(
+        presets.parse_json(shown.out)[0][:, gains],
+        np.clip(np.repeat(centre, 2, axis=0)[:, gains] * strength, -12, 12),
+        rtol=1e-6,
+    )

@@ -639,6 +639,60 @@ def test_short_label_fits_and_keeps_the_last_word(label):
         assert label.startswith(left) and label.rsplit(" ", 1)[0].endswith(right)
 
 
+# ---------------------------------------------------------------- mistakes found before loading
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The workdirs the model loader was asked for; none should be, for a mistake that the
+    command line or the files show."""
+    asked = []
+
+    def loader(workdir):
+        asked.append(workdir)
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(cli, "_load_system", loader)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["apply", "warm", "in.wav", "exists.wav"],
+            "output exists: .*exists.wav; pass --overwrite",
+        ),
+        (["apply", "warm", "in.wav", "in.wav"], "output path is the input file"),
+        (["apply", "warm", "in.wav", "out.xyz"], "unsupported output format '.xyz'"),
+        (["apply", "warm", "missing.wav", "out.wav"], "input audio file not found"),
+        (["apply", "warm", "noise.wav", "out.wav"], "cannot read .*noise.wav as audio"),
+        (["apply", "warm", "in.wav", "nofolder/out.wav"], "output folder does not exist"),
+        (["plot", "warm", "--out", "words.jpg"], "must end in .png, got .*words.jpg"),
+        (["plot", "--out", "words.png"], "name the words to plot"),
+        (["describe", "missing.json"], "preset file .*missing.json does not exist"),
+        (["describe", "noise.json"], "preset is not valid JSON"),
+        (["morph", "warm", "bright", "--steps", "1"], "--steps must be an integer >= 2"),
+        (["generate", "warm", "--centre", "-n", "3"], "--centre gives a word's one centre"),
+        (["generate", "warm", "--out", "w.xyz"], "cannot tell the format of --out"),
+    ],
+)
+def test_a_mistake_is_one_line_before_the_model_loads(argv, message, loads, tmp_path, capsys):
+    sf.write(tmp_path / "in.wav", np.zeros((480, 1)), 48_000)
+    sf.write(tmp_path / "exists.wav", np.zeros((480, 1)), 48_000)
+    (tmp_path / "noise.wav").write_bytes(b"not audio at all")
+    (tmp_path / "noise.json").write_text("{not json")
+    paths = [
+        str(tmp_path / a) if a.endswith((".wav", ".xyz", ".jpg", ".png", ".json")) else a
+        for a in argv
+    ]
+    assert cli.main(paths + ["--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
+    assert err.startswith(f"neuraleq {argv[0]}: ")
+    assert loads == []
+
+
 # ------------------------------------------------------------------ a full disk
 
 

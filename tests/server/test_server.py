@@ -491,3 +491,51 @@ def test_a_bad_address_is_refused_in_one_line(args, message, tmp_path, capsys):
         status = exit_.code
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and message in err, err
+
+
+# ---------------------------------------------------------------- strength and the word's setting
+
+
+def test_generate_and_morph_report_the_gains_a_strength_clipped(client, system):
+    # the tiny model's centres are bolder than its variations: warm's centre boosts ~3.6 dB
+    centre = np.asarray(system.morph_between_terms("warm", "warm", steps=2, as_array=True))[0]
+    gains = list(paramspace.DEFAULT_LAYOUT.gain_indices)
+    strength = float(12.5 / np.max(np.abs(centre[gains])))
+    assert strength <= 4, "the tiny model's warm centre is too gentle for this test"
+    bands = [b + 1 for b in np.flatnonzero(np.abs(centre[gains]) * strength > 12.0)]
+    assert 0 < len(bands) < 5
+    body = post(client, "/generate", term="warm", centre=True, strength=strength).json()
+    assert body["clipped_bands"] == bands
+    assert len(body["notes"]) == 1 and "past ±12 dB" in body["notes"][0]
+    np.testing.assert_allclose(
+        np.array(body["settings"])[0, gains], np.clip(centre[gains] * strength, -12, 12), rtol=1e-6
+    )
+    morph = post(client, "/morph", **{"from": "warm", "to": "warm"}, steps=2, strength=strength)
+    morph = morph.json()
+    assert morph["clipped_bands"] == bands and morph["notes"] == body["notes"]
+    np.testing.assert_allclose(morph["settings"], [body["settings"][0]] * 2, rtol=1e-6)
+    gentle = post(client, "/generate", term="warm", centre=True, strength=1.0).json()
+    assert gentle["clipped_bands"] == [] and gentle["notes"] == []
+
+
+@pytest.mark.parametrize(
+    "path, body, expected",
+    [
+        ("/generate", {"term": "warm", "strength": 4.5}, "strength must be a number in [0, 4]"),
+        ("/morph", {"from": "warm", "to": "bright", "strength": 4.5}, "strength must be a number"),
+        ("/generate", {"term": "warm", "centre": True, "variations": 3}, "variations must be 1"),
+    ],
+)
+def test_strength_past_4_and_centre_with_variations_are_refused(client, path, body, expected):
+    assert expected in error_of(client.post(f"/api{path}", json=body), 400)
+
+
+def test_the_api_states_the_strength_limit_the_command_line_shares(client):
+    import argparse
+
+    from neuraleq_jax.cli.common import strength
+
+    limit = client.get("/api").json()["limits"]["strength"]
+    assert limit == 4 and strength(str(limit)) == limit
+    with pytest.raises(argparse.ArgumentTypeError):
+        strength(str(limit + 0.01))
