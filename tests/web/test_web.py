@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 import soundfile
 
 from neuraleq_jax import presets
-from neuraleq_jax.model import response
+from neuraleq_jax.model import paramspace, response
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -480,3 +481,286 @@ def test_input_during_start_up_is_applied_once_started(browser, system):
     assert browser.find_element(By.ID, "status").get_attribute("class") != "error"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
+
+
+READY = (
+    "const done = arguments[arguments.length - 1];"
+    "window.neuraleq.ready.then(done, (e) => done(String(e)));"
+)
+CURVE_X = {"width": 720, "left": 36, "right": 8}  # the page's horizontal drawing constants
+
+
+def open_page(driver, url):
+    """Load ``url`` afresh (not a same-document move to another #fragment), as opening a link
+    does; return what start-up resolved ``window.neuraleq.ready`` with (``True`` once ready)."""
+    driver.get("about:blank")
+    driver.get(url)
+    return driver.execute_async_script(READY)
+
+
+def api_get(base_url, path):
+    with urllib.request.urlopen(base_url + "/api" + path, timeout=60) as reply:
+        return json.load(reply)
+
+
+def shown_status(driver):
+    """(text, is it an error?) of the page's status line."""
+    status = driver.find_element(By.ID, "status")
+    return status.text, "error" in status.get_attribute("class").split()
+
+
+def link_params(driver):
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(driver.current_url).fragment))
+
+
+@pytest.mark.parametrize("kind", ["unknown word", "over-long term"])
+def test_a_link_with_a_bad_term_opens_a_working_page_that_says_why(browser, system, base_url, kind):
+    limit = api_get(base_url, "")["limits"]["term_chars"]
+    term, named = {
+        "unknown word": ("calido", "'calido'"),
+        "over-long term": ("x" * 5000, f"5000 characters long; a term has 1-{limit}"),
+    }[kind]
+    assert term not in system.vocabulary
+    assert open_page(browser, f"{base_url}/#term={term}") is True
+    assert browser.execute_script("return document.documentElement.dataset.ready") == "true"
+    assert (
+        browser.find_element(By.ID, "map-panel").is_displayed()
+        == api_get(base_url, "/vocabulary")["has_map"]
+    )
+    first = system.vocabulary[0]
+    text, is_error = shown_status(browser)
+    assert is_error and named in text and f"showing '{first}' instead" in text
+    assert "\n" not in text and len(text) < 400
+    np.testing.assert_allclose(
+        page_state(browser, "setting"), centre_setting(system, first), rtol=1e-5, atol=1e-5
+    )
+    assert link_params(browser)["term"] == first  # the URL says what is shown
+    # the page works: a word typed and set is shown, and the error is gone
+    set_word(browser, system.vocabulary[1])
+    assert shown_status(browser) == (f"{system.vocabulary[1]}: its centre setting", False)
+
+
+def drag_handle(driver, band, offset_px):
+    """Drag band's handle (1-5) by ``offset_px`` (dx, dy) CSS px in four moves and release it;
+    return the (Hz, dB) the page puts the band at for where the pointer stopped (its own
+    mapping of the curve, rounded as it rounds: 4 significant digits, 0.01 dB, band ranges)."""
+    handle = driver.find_element(By.CSS_SELECTOR, f"#handles circle[data-band='{band}']")
+    start = np.array(
+        driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return [r.x + r.width / 2, r.y + r.height / 2];",
+            handle,
+        )
+    )
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(*np.round(start).astype(int).tolist()).pointer_down()
+    for step in (0.25, 0.5, 0.75, 1.0):
+        stop = np.round(start + step * np.asarray(offset_px)).astype(int).tolist()
+        actions.pointer_action.move_to_location(*stop)
+    actions.pointer_action.pointer_up()
+    actions.perform()
+    x, y = map_point_in_curve(driver, stop)
+    ranges = page_state(driver, "layout")[band - 1]
+    plot = CURVE_X["width"] - CURVE_X["left"] - CURVE_X["right"]
+    hz = float(np.clip(20 * 1000 ** ((x - CURVE_X["left"]) / plot), *ranges["freq_range"]))
+    half = (CURVE["height"] - CURVE["top"] - CURVE["bottom"]) / 2
+    db = float(np.clip(CURVE["max_db"] * (1 - (y - CURVE["top"]) / half), *ranges["gain_range"]))
+    return float(f"{hz:.4g}"), round(db, 2)
+
+
+def map_point_in_curve(driver, xy):
+    """A viewport point (CSS px) in the curve's own viewBox units."""
+    return driver.execute_script(
+        "const p = new DOMPoint(arguments[0], arguments[1])"
+        ".matrixTransform(document.getElementById('curve').getScreenCTM().inverse());"
+        "return [p.x, p.y];",
+        *xy,
+    )
+
+
+def drag_and_wait(driver, band, offset_px):
+    """Drag a handle (see drag_handle) and wait until the page shows the band where the pointer
+    stopped (float32, as the page keeps settings); return the shown setting."""
+    hz, db = drag_handle(driver, band, offset_px)
+    moved = np.float32([db, hz])
+    WebDriverWait(driver, 30, poll_frequency=0.05).until(
+        lambda d: np.array_equal(
+            np.float32(page_state(d, "setting")[3 * band - 3 : 3 * band - 1]), moved
+        )
+    )
+    return np.array(page_state(driver, "setting"))
+
+
+def test_an_error_clears_when_the_next_action_succeeds(browser, system, base_url):
+    assert open_page(browser, f"{base_url}/#term={system.vocabulary[0]}") is True
+    field = browser.find_element(By.ID, "term")
+    field.clear()
+    field.send_keys("nope", Keys.ENTER)
+    wait_for(browser, "document.getElementById('status').className === 'error'")
+    assert "unknown word 'nope'" in shown_status(browser)[0]
+    before = np.array(page_state(browser, "setting"))
+    drag_handle(browser, 2, (-30, -25))
+    WebDriverWait(browser, 30).until(
+        lambda d: not np.array_equal(page_state(d, "setting")[3:5], before[3:5])
+    )
+    after = np.array(page_state(browser, "setting"))
+    text, is_error = shown_status(browser)
+    assert not is_error and text.startswith("edited band 2: ")
+    changed = np.flatnonzero(after != before)
+    assert set(changed) <= {3, 4} and len(changed) > 0  # only band 2's gain and Hz moved
+
+
+def press(driver, *keys):
+    """Press keys together (a shortcut) where the page has its focus."""
+    chain = ActionChains(driver)
+    for key in keys[:-1]:
+        chain.key_down(key)
+    chain.send_keys(keys[-1])
+    for key in reversed(keys[:-1]):
+        chain.key_up(key)
+    chain.perform()
+
+
+def setting_in_link(driver):
+    text = link_params(driver).get("setting")
+    return None if text is None else np.float32([float(v) for v in text.split(",")])
+
+
+def test_drags_undo_and_redo_one_drag_at_a_time_and_the_link_keeps_the_edit(
+    browser, system, base_url
+):
+    word = system.vocabulary[1]
+    assert open_page(browser, f"{base_url}/#term={word}") is True
+    assert browser.find_element(By.ID, "undo").get_attribute("disabled") == "true"
+    original = np.array(page_state(browser, "setting"))
+    assert setting_in_link(browser) is None  # a word's own setting: the word says it
+    first = drag_and_wait(browser, 2, (40, -30))
+    second = drag_and_wait(browser, 4, (-30, 35))
+    # the URL carries the edited setting, exactly (shortest float32 digits)
+    WebDriverWait(browser, 10).until(lambda d: setting_in_link(d) is not None)
+    WebDriverWait(browser, 10).until(lambda d: np.array_equal(setting_in_link(d), second))
+    # undo goes back a whole drag at a time (Ctrl+Z, then the button); redo comes forward
+    steps = [
+        (lambda: press(browser, Keys.CONTROL, "z"), first),
+        (lambda: browser.find_element(By.ID, "undo").click(), original),
+        (lambda: press(browser, Keys.CONTROL, Keys.SHIFT, "z"), first),
+        (lambda: press(browser, Keys.CONTROL, "y"), second),
+    ]
+    for act, expected in steps:
+        act()
+        WebDriverWait(browser, 10).until(
+            lambda d, e=expected: np.array_equal(page_state(d, "setting"), e)
+        )
+        in_link = setting_in_link(browser)
+        if expected is original:
+            assert in_link is None and link_params(browser)["term"] == word
+        else:
+            np.testing.assert_array_equal(in_link, expected)
+    assert browser.find_element(By.ID, "redo").get_attribute("disabled") == "true"
+    # the link reproduces what is shown: the setting, its curve, its table, its word
+    shown = {
+        "path": browser.find_element(By.ID, "response-path").get_attribute("d"),
+        "table": browser.find_element(By.ID, "bands").text,
+        "term": browser.find_element(By.ID, "term").get_attribute("value"),
+    }
+    assert open_page(browser, browser.current_url) is True
+    np.testing.assert_array_equal(page_state(browser, "setting"), second)
+    assert shown == {
+        "path": browser.find_element(By.ID, "response-path").get_attribute("d"),
+        "table": browser.find_element(By.ID, "bands").text,
+        "term": browser.find_element(By.ID, "term").get_attribute("value"),
+    }
+    assert not shown_status(browser)[1]
+
+
+@pytest.mark.parametrize("kind", ["out of range", "too few numbers"])
+def test_a_link_with_a_bad_setting_falls_back_to_its_word(browser, system, base_url, kind):
+    word = system.vocabulary[2]
+    numbers = [f"{v:.6g}" for v in centre_setting(system, word)]
+    if kind == "out of range":
+        numbers[3] = "40"  # band2_gain: gains lie within +-12 dB
+        named = 'band2_gain "40" is not a number from -12 to 12'
+    else:
+        numbers = numbers[:14]
+        named = "setting has 14 numbers; a setting is 15"
+    assert open_page(browser, f"{base_url}/#term={word}&setting={','.join(numbers)}") is True
+    text, is_error = shown_status(browser)
+    assert is_error and named in text and f"showing '{word}' instead" in text
+    np.testing.assert_allclose(
+        page_state(browser, "setting"), centre_setting(system, word), rtol=1e-5, atol=1e-5
+    )
+    assert setting_in_link(browser) is None and link_params(browser)["term"] == word
+
+
+def test_strength_reaches_the_apis_limit(browser, system, base_url):
+    limit = api_get(base_url, "")["limits"]["strength"]
+    assert limit == 4.0  # docs/webapp.md: strength 0-4, as on the command line
+    word = system.vocabulary[3]
+    assert open_page(browser, f"{base_url}/#term={word}") is True
+    slider = browser.find_element(By.ID, "strength")
+    assert float(slider.get_attribute("max")) == limit
+    slider.send_keys(Keys.END)
+    wait_for(browser, f"window.neuraleq.state.strength === {limit}")
+    expected = paramspace.scale_gains(centre_setting(system, word), limit, xp=np)
+    np.testing.assert_allclose(page_state(browser, "setting"), expected, rtol=1e-5, atol=1e-5)
+    assert float(link_params(browser)["strength"]) == limit
+    assert browser.find_element(By.ID, "strength-value").text == f"{limit:.2f}"
+
+
+def ten_filter_preset(path: Path) -> str:
+    """An AutoEQ-style APO file: ten peaks, not one filter per band, so it needs fitting."""
+    lines = ["Preamp: -6.0 dB"] + [
+        f"Filter {i + 1}: ON PK Fc {hz:.0f} Hz Gain {gain:.1f} dB Q 1.41"
+        for i, (hz, gain) in enumerate(zip(np.geomspace(31, 16_000, 10), np.linspace(-4, 5, 10)))
+    ]
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def test_a_preset_that_needs_fitting_names_the_pages_box(browser, base_url, tmp_path):
+    ten_filter_preset(tmp_path / "autoeq.txt")
+    assert open_page(browser, f"{base_url}/") is True
+    assert not browser.find_element(By.ID, "fit").is_selected()
+    browser.find_element(By.ID, "preset-file").send_keys(str(tmp_path / "autoeq.txt"))
+    wait_for(browser, "document.getElementById('status').className === 'error'")
+    text = shown_status(browser)[0]
+    assert text.startswith("autoeq.txt: ") and 'tick "fit other layouts"' in text
+    assert "fit=True" not in text and "--fit" not in text and '"fit": true' not in text
+
+
+def test_the_same_preset_file_imports_again_after_ticking_fit(browser, base_url, tmp_path):
+    text = ten_filter_preset(tmp_path / "autoeq.txt")
+    assert open_page(browser, f"{base_url}/") is True
+    file_input = browser.find_element(By.ID, "preset-file")
+    file_input.send_keys(str(tmp_path / "autoeq.txt"))
+    wait_for(browser, "document.getElementById('status').className === 'error'")
+    browser.find_element(By.ID, "fit").click()
+    file_input.send_keys(str(tmp_path / "autoeq.txt"))  # the same file, picked again
+    wait_for(browser, "document.getElementById('status').textContent.startsWith('imported ')")
+    assert shown_status(browser)[0].startswith("imported autoeq.txt")
+    fitted = post(base_url, "/presets/import", {"text": text, "fit": True})["settings"][0]
+    np.testing.assert_allclose(page_state(browser, "setting"), fitted, rtol=1e-6, atol=1e-6)
+    assert not shown_status(browser)[1]
+
+
+def test_the_page_fits_a_420_px_window(browser, base_url, tmp_path):
+    """No sideways scrolling at 420 CSS px, with the longest status line (a refused link); the
+    screenshot is for a person to look at."""
+    metrics = {"width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        assert open_page(browser, f"{base_url}/#term={'x' * 300}") is True
+        sizes = browser.execute_script(
+            "return [window.innerWidth, document.scrollingElement.scrollWidth,"
+            " document.scrollingElement.scrollHeight];"
+        )
+        assert sizes[0] == 420
+        assert sizes[1] <= sizes[0], f"the page is {sizes[1]} px wide in a 420 px window"
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {**metrics, "height": sizes[2]}
+        )
+        browser.save_screenshot(str(tmp_path / "page-420px.png"))
+        print(f"screenshot: {tmp_path / 'page-420px.png'}")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
