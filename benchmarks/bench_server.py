@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_generation import latency
-from benchmarks.common import bench_model, figure, machine, standalone_main
+from benchmarks.common import bench_model, figure, machine, require_module, standalone_main
 
 TARGET_S = 5e-3
 START_TIMEOUT_S = 300
@@ -99,7 +99,7 @@ def _concurrent(httpx, url: str, count: int) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    import httpx2 as httpx
+    httpx = require_module("httpx2")  # a test extra, not in the plain install
 
     from neuraleq_jax import NeuralEQMorphingSystem
     from neuraleq_jax.data import synthetic

@@ -21,6 +21,21 @@ from neuraleq_jax.fileio import atomic_write_text
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+class Skipped(Exception):
+    """Raised by a benchmark that cannot run here; its message names what is missing and how to
+    get it (the runner records the benchmark as skipped, not failed)."""
+
+
+def require_module(name: str, extra: str = "test"):
+    """``import name``, or :class:`Skipped` naming the install that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise Skipped(f"needs {name} (pip install -e '.[{extra}]')") from None
+
+
 def block(tree):
     """Wait for every array in ``tree`` (async dispatch would otherwise hide the work)."""
     return jax.block_until_ready(tree)

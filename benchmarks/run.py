@@ -10,7 +10,9 @@ that do not are picked out of their result by :data:`TARGETS`. Every figure is p
 target as the ratio ``figure / target`` and written, with the machine, devices, JAX version and
 date, to ``benchmarks/results/run_<UTC time>_<backend>.json`` (``..._quick.json`` for --quick).
 A benchmark that raises is recorded with its traceback, the others still run, and the exit status
-is 1.
+is 1. One that needs what this install or machine lacks (a test extra such as httpx2, Audealize's
+file) raises :class:`benchmarks.common.Skipped`: it is recorded as skipped with the reason, and
+the exit status is 0 when everything that could run ran.
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
     """Run the named benchmarks (all when ``names`` is empty) and return the run's record."""
     import jax
 
-    from benchmarks.common import machine
+    from benchmarks.common import Skipped, machine
 
     names = list(names or BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -317,6 +319,9 @@ def run_suite(names=None, *, quick: bool = False, log=print) -> dict:
             result = module.run(quick=quick)
             entry = {"status": "ok", "result": result}
             record["figures"] += collect_figures(name, result)
+        except Skipped as reason:  # an extra or data set this install lacks
+            entry = {"status": "skipped", "reason": str(reason)}
+            log(f"[benchmarks] {name} skipped: {reason}", flush=True)
         except Exception:  # one failing benchmark must not hide the others' figures
             entry = {"status": "error", "error": traceback.format_exc()}
             log(entry["error"], flush=True)
@@ -393,11 +398,14 @@ def main(argv=None) -> int:
     record = run_suite(args.names, quick=args.quick)
     print()
     print(table(record["figures"]))
-    failed = [n for n, e in record["benchmarks"].items() if e["status"] != "ok"]
+    failed = [n for n, e in record["benchmarks"].items() if e["status"] == "error"]
+    skipped = [f"{n} ({e['reason']})" for n, e in record["benchmarks"].items() if "reason" in e]
     print(
         f"\n{len(record['benchmarks'])} benchmark(s) in {record['wall_s']:.1f} s on "
         f"{record['machine']['backend']} ({len(record['devices'])} device(s)), jax "
-        f"{record['jax']}" + (f"; FAILED: {', '.join(failed)}" if failed else "")
+        f"{record['jax']}"
+        + (f"; skipped: {'; '.join(skipped)}" if skipped else "")
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
     )
     if not args.no_save:
         path = write_json(record, result_name(record), args.out or RESULTS_DIR)

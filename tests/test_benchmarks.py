@@ -195,3 +195,30 @@ def test_tiled_word_model_repeats_words_along_every_word_axis():
     np.testing.assert_array_equal(tiled["counts_W"], np.arange(7) % 3)
     np.testing.assert_array_equal(tiled["global_LxL"], model["global_LxL"])
     assert tiled["truncation"] == model["truncation"]
+
+
+def test_a_benchmark_whose_requirement_is_missing_is_skipped_with_its_reason(
+    tmp_path, fake_benchmarks, monkeypatch, capsys
+):
+    """README's plain install lacks the test extra (httpx2) and Audealize's file: such a
+    benchmark is recorded as skipped with what it needs, the others run, and the exit
+    status is 0 (1 stays for a benchmark that fails)."""
+
+    def needs_an_extra(quick=False):
+        common.require_module("no_such_module_for_the_test")
+        raise AssertionError("ran without its requirement")
+
+    monkeypatch.setitem(
+        sys.modules, "benchmarks.bench_needy", types.SimpleNamespace(run=needs_an_extra)
+    )
+    monkeypatch.setattr(run, "BENCHMARKS", run.BENCHMARKS + ("needy",))
+    argv = ["needy", "fake", "--quick", "--cpu-devices", "0", "--out", str(tmp_path)]
+    assert run.main(argv) == 0
+    _, record = _only_json(tmp_path)
+    reason = "needs no_such_module_for_the_test (pip install -e '.[test]')"
+    assert record["benchmarks"]["needy"]["status"] == "skipped"
+    assert record["benchmarks"]["needy"]["reason"] == reason
+    assert record["benchmarks"]["fake"]["status"] == "ok" and fake_benchmarks == [True]
+    out = capsys.readouterr().out
+    assert f"skipped: needy ({reason})" in out and "FAILED" not in out
+    assert run.main(["needy", "broken", "--quick", "--no-save", "--cpu-devices", "0"]) == 1
