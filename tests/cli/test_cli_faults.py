@@ -826,3 +826,18 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(workdir):
         process.kill()
     assert process.returncode == cli.BROKEN_PIPE == 141
     assert err == ""
+
+
+def test_evaluate_errors_carry_the_command_prefix_and_option_names(tmp_path, monkeypatch, capsys):
+    """``neuraleq evaluate`` fails like every other command: ``neuraleq evaluate: ...`` and
+    the command line's option (``--out DIR``), never a Python name (``out_dir=``)."""
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "absent"), "--baseline-only"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("neuraleq evaluate: no config.json in ")
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setattr("neuraleq_jax.training.workdir.os.access", lambda *args: False)
+    assert cli.main(["evaluate", "--workdir", str(tmp_path), "--baseline-only"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("neuraleq evaluate: cannot write the evaluation (metrics.json")
+    assert f"{tmp_path} is not writable" in line
+    assert "--out DIR" in line and "out_dir" not in line
