@@ -214,3 +214,18 @@ def test_a_byte_order_mark_and_ascii_escapes_read_the_same(tmp_path):
     assert (
         audealize.load_audealize(escaped).words == audealize.load_audealize(bom).words == ("frío",)
     )
+
+
+def test_the_words_docs_datasets_quotes_are_in_audealizes_file(shared_document):
+    """docs/datasets.md names words of Audealize's file as examples: each one is there, in
+    the language the doc gives it ("cálido" was promised and is not in the file)."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text("utf-8")
+    sentence = re.search(r"Audealize describes hundreds of words \((.*?)\)", doc, re.S)[1]
+    english, _, spanish = sentence.partition("Spanish")
+    languages = {e["word"]: e["lang"] for e in shared_document}
+    quoted = {w: "English" for w in re.findall(r'"([^"]+)"', english)}
+    quoted |= {w: "Español" for w in re.findall(r'"([^"]+)"', spanish)}
+    assert "Español" in quoted.values()
+    assert {word: languages.get(word) for word in quoted} == quoted
