@@ -189,6 +189,7 @@ def add_generate(commands: Commands) -> None:
             "neuraleq generate '0.7 warm + 0.3 bright'",
             "neuraleq generate punchy --format apo --out punchy.txt",
             "neuraleq generate warm --centre",
+            "neuraleq words        # the words it knows, each with its confidence",
         ],
         cmd_generate,
         seed=False,

@@ -384,3 +384,12 @@ def test_generate_apply_and_morph_note_the_same_clipping(workdir, tmp_path, caps
         np.clip(np.repeat(centre, 2, axis=0)[:, gains] * strength, -12, 12),
         rtol=1e-6,
     )
+
+
+def test_generate_help_points_to_the_words_command(capsys):
+    """A newcomer asking ``generate --help`` which words exist is told of ``neuraleq words``."""
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["generate", "--help"])
+    assert raised.value.code == 0
+    examples = capsys.readouterr().out.split("examples:", 1)[1]
+    assert any(line.strip().startswith("neuraleq words") for line in examples.splitlines())
