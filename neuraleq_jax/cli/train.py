@@ -43,8 +43,32 @@ from neuraleq_jax.training.experiment import StopNow, UsageError, setup_jax
 EXIT_RUNTIME, EXIT_USAGE = 1, 2
 
 
+def _verdict(held: dict) -> str:
+    """The held-out figures a newcomer asks about, each beside its goal and whether it is met."""
+    from neuraleq_jax.metrics.goals import GOALS
+
+    bounds = {key: (kind, bound) for key, _label, kind, bound in GOALS}
+    parts = []
+    for name, value, key, unit in (
+        ("silhouette", held.get("silhouette"), "latent_silhouette", ""),
+        ("response error", held.get("response_db"), "response_error_mean_db", " dB"),
+    ):
+        kind, bound = bounds[key]
+        if value is None:
+            parts.append(f"{name} n/a (goal {kind} {bound:g}{unit})")
+            continue
+        met = value >= bound if kind == ">=" else value <= bound
+        sign = "≥" if kind == ">=" else "≤"
+        parts.append(
+            f"{name} {value:.2f}{unit} (goal {sign} {bound:g}{unit}, {'met' if met else 'MISSED'})"
+        )
+    return "held-out: " + ", ".join(parts)
+
+
 def _format_summary(summary: dict) -> str:
-    lines = [
+    held = summary.get("held_out")
+    lines = [_verdict(held)] if held else []
+    lines += [
         f"{summary['name']}: {summary['epochs_done']} epochs ({summary['step']} steps) in "
         f"{summary['wall_s']:.1f} s (compile {summary['compile_s']:.1f} s, epoch loop "
         f"{summary['train_s']:.2f} s for {summary['epochs_run']} epochs)"
@@ -57,11 +81,11 @@ def _format_summary(summary: dict) -> str:
         if last.get("val_silhouette") is not None:
             parts.append(f"val silhouette {last['val_silhouette']:.3f}")
         lines.append("last epoch: " + ", ".join(parts))
-    held = summary.get("held_out")
     if held:
         f = {k: ("n/a" if v is None else f"{v:.4f}") for k, v in held.items()}
         lines.append(
-            f"held-out: silhouette {f['silhouette']}, response error {f['response_db']} dB RMS, "
+            f"held-out details: silhouette {f['silhouette']}, response error "
+            f"{f['response_db']} dB RMS, "
             f"unit MSE gain {f['recon_gain']} (mean predictor {f['mean_baseline_gain']}), "
             f"freq {f['recon_freq']} ({f['mean_baseline_freq']}), Q {f['recon_q']} "
             f"({f['mean_baseline_q']})"

@@ -393,3 +393,25 @@ def test_generate_help_points_to_the_words_command(capsys):
     assert raised.value.code == 0
     examples = capsys.readouterr().out.split("examples:", 1)[1]
     assert any(line.strip().startswith("neuraleq words") for line in examples.splitlines())
+
+
+def test_the_training_summary_leads_with_the_verdict_against_the_goals():
+    """The first line says whether training worked, each figure beside its goal (0.85
+    silhouette, 0.5 dB response error); the jargon (unit MSE, mean predictor) comes later."""
+    from neuraleq_jax.cli.train import _format_summary
+
+    held = {"silhouette": 0.8712, "response_db": 0.4611, "recon_gain": 0.0027}
+    held |= {"mean_baseline_gain": 0.0405, "recon_freq": 0.3, "mean_baseline_freq": 0.31}
+    held |= {"recon_q": 0.2, "mean_baseline_q": 0.21}
+    summary = {"name": "synthetic", "epochs_done": 3, "step": 21, "wall_s": 9.0}
+    summary |= {"compile_s": 5.0, "train_s": 1.0, "epochs_run": 3, "held_out": held}
+    lines = _format_summary(summary).splitlines()
+    assert lines[0] == (
+        "held-out: silhouette 0.87 (goal ≥ 0.85, met), response error 0.46 dB (goal ≤ 0.5 dB, met)"
+    )
+    assert "unit MSE gain 0.0027 (mean predictor 0.0405)" in "\n".join(lines[1:])
+    held |= {"silhouette": 0.6, "response_db": 0.73}
+    assert _format_summary(summary).splitlines()[0] == (
+        "held-out: silhouette 0.60 (goal ≥ 0.85, MISSED), response error 0.73 dB "
+        "(goal ≤ 0.5 dB, MISSED)"
+    )
