@@ -14,7 +14,7 @@ const state = {
   limits: null, strengthRange: null,
   // what is shown: the word it came from, and whether it was changed since (edited: the URL
   // then carries the setting itself); group: the gesture that showed it (see show)
-  term: "", seed: 0, strength: 1, centre: true, label: "flat", edited: false, group: null,
+  term: "", seed: 0, strength: 1, centre: false, label: "flat", edited: false, group: null,
   status: "",
   setting: null, freqs: null, responseDb: null, loudnessDb: 0, coefficients: null,
   coefficientsRate: null, morph: null, mapWords: null,
@@ -272,7 +272,7 @@ async function generate(source, { group = null } = {}) {
   show({ term, strength, seed, centre, setting: reply.settings[0],
          responseDb: reply.response_db[0], freqs: reply.freqs_hz,
          loudnessDb: reply.loudness_gain_db[0], coefficients: reply.coefficients[0],
-         label: centre ? term : `${term} #${seed}` },
+         label: centre ? `${term} (centre)` : seed === 0 ? term : `${term} #${seed}` },
        { status: [centre ? `${term}: its centre setting` : `${term}: variation ${seed}`,
                   ...(reply.notes || [])].join("; "),
          edited: false, group });
@@ -333,7 +333,7 @@ function parseLink(fragment) {
     throw new Error(`the link's strength ${JSON.stringify(strengthText.slice(0, 20))} is not a ` +
                     `number from ${low} to ${high}`);
   }
-  const seedText = params.get("seed") ?? "0", centreText = params.get("centre") ?? "1";
+  const seedText = params.get("seed") ?? "0", centreText = params.get("centre") ?? "0";
   if (!/^\d{1,15}$/.test(seedText)) {
     throw new Error(`the link's seed ${JSON.stringify(seedText.slice(0, 20))} is not a ` +
                     "whole number >= 0");
@@ -665,7 +665,7 @@ async function importPreset(file, fit) {
 
 // ------------------------------------------------------------------ start
 
-async function setTerm(term, { centre = true, seed = 0 } = {}) {
+async function setTerm(term, { centre = false, seed = 0 } = {}) {
   $("term").value = term;
   await generate({ term, strength: state.strength, seed, centre });
 }
@@ -701,7 +701,7 @@ async function start() {
   const typed = $("term").value;
   const { shown, problem } = await applyLink(fragment);
   if (!shown) {
-    await generate({ term: words[0], strength: 1, seed: 0, centre: true });
+    await generate({ term: words[0], strength: 1, seed: 0, centre: false });
     syncControls();
   }
   if (typed) $("term").value = typed;
@@ -733,7 +733,7 @@ function bindControls() {
                             { group });
           });
   $("strength").addEventListener("change", () => { strengthGesture += 1; });
-  $("centre").addEventListener("click", whenStarted(() => setTerm(state.term)));
+  $("centre").addEventListener("click", whenStarted(() => setTerm(state.term, { centre: true })));
   $("reroll").addEventListener("click", whenStarted(() => setTerm(state.term,
     { centre: false, seed: state.centre ? 1 : state.seed + 1 })));
   onEvent("morph-position", "input", () => `morph ${morphGesture}`, onMorphInput);

@@ -149,6 +149,12 @@ def centre_setting(system, word) -> np.ndarray:
     return np.asarray(system.morph_between_terms(word, word, steps=2, as_array=True))[0]
 
 
+def word_setting(system, word) -> np.ndarray:
+    """What the page shows for a word it is given: the variation of seed 0, the setting
+    ``neuraleq generate WORD -n 1`` and ``neuraleq apply WORD`` use."""
+    return system.generate_eq_from_semantic(word, 1, seed=0, as_array=True)[0]
+
+
 def wait_for_morph_label(driver, word_a, word_b):
     """Wait until the page shows word_a→word_b at its slider's position; return that position."""
     label = wait_for(
@@ -184,9 +190,9 @@ def set_word(driver, word):
 def test_typing_a_word_draws_its_response(browser, system):
     word = system.vocabulary[1]
     set_word(browser, word)
-    centre = np.asarray(system.morph_between_terms(word, word, steps=2, as_array=True))[0]
-    np.testing.assert_allclose(page_state(browser, "setting"), centre, rtol=1e-5, atol=1e-5)
-    expected = np.asarray(response.reference_response_db(centre))
+    shown = word_setting(system, word)
+    np.testing.assert_allclose(page_state(browser, "setting"), shown, rtol=1e-5, atol=1e-5)
+    expected = np.asarray(response.reference_response_db(shown))
     drawn = drawn_curve_db(browser)
     shown = np.abs(expected) < CURVE["max_db"]  # the page clips the curve to +-15 dB
     # path coordinates carry 3 decimals: 5e-4 px is 6e-5 dB; float32 settings add ~1e-4 dB
@@ -194,6 +200,23 @@ def test_typing_a_word_draws_its_response(browser, system):
     handles = browser.find_elements(By.CSS_SELECTOR, "#handles circle")
     assert len(handles) == 5
     assert browser.current_url.split("#")[1].startswith(f"term={word}")
+
+
+def test_a_word_shows_what_the_command_line_gives_and_centre_its_centre(browser, system):
+    """One meaning per word: the page shows the setting `neuraleq generate WORD -n 1` gives;
+    the centre button the one `--centre` gives."""
+    word = system.vocabulary[2]
+    set_word(browser, word)
+    np.testing.assert_allclose(
+        page_state(browser, "setting"), word_setting(system, word), rtol=1e-5, atol=1e-5
+    )
+    browser.find_element(By.ID, "centre").click()
+    wait_for(browser, f"window.neuraleq.state.label === {json.dumps(word + ' (centre)')}")
+    np.testing.assert_allclose(
+        page_state(browser, "setting"), centre_setting(system, word), rtol=1e-5, atol=1e-5
+    )
+    assert shown_status(browser) == (f"{word}: its centre setting", False)
+    assert "centre=1" in browser.current_url
 
 
 def test_reroll_is_seeded_and_shareable(browser, system, base_url):
@@ -363,7 +386,7 @@ def test_map_drag_morphs_toward_the_nearest_word(browser, system):
     actions.perform()
     wait_for(browser, f"window.neuraleq.state.label === {json.dumps(word_a)}")
     np.testing.assert_allclose(
-        page_state(browser, "setting"), centre_setting(system, word_a), rtol=1e-5, atol=1e-5
+        page_state(browser, "setting"), word_setting(system, word_a), rtol=1e-5, atol=1e-5
     )
 
 
@@ -532,12 +555,12 @@ def test_a_link_with_a_bad_term_opens_a_working_page_that_says_why(browser, syst
     assert is_error and named in text and f"showing '{first}' instead" in text
     assert "\n" not in text and len(text) < 400
     np.testing.assert_allclose(
-        page_state(browser, "setting"), centre_setting(system, first), rtol=1e-5, atol=1e-5
+        page_state(browser, "setting"), word_setting(system, first), rtol=1e-5, atol=1e-5
     )
     assert link_params(browser)["term"] == first  # the URL says what is shown
     # the page works: a word typed and set is shown, and the error is gone
     set_word(browser, system.vocabulary[1])
-    assert shown_status(browser) == (f"{system.vocabulary[1]}: its centre setting", False)
+    assert shown_status(browser) == (f"{system.vocabulary[1]}: variation 0", False)
 
 
 def drag_handle(driver, band, offset_px):
@@ -687,7 +710,7 @@ def test_a_link_with_a_bad_setting_falls_back_to_its_word(browser, system, base_
     text, is_error = shown_status(browser)
     assert is_error and named in text and f"showing '{word}' instead" in text
     np.testing.assert_allclose(
-        page_state(browser, "setting"), centre_setting(system, word), rtol=1e-5, atol=1e-5
+        page_state(browser, "setting"), word_setting(system, word), rtol=1e-5, atol=1e-5
     )
     assert setting_in_link(browser) is None and link_params(browser)["term"] == word
 
@@ -701,7 +724,7 @@ def test_strength_reaches_the_apis_limit(browser, system, base_url):
     assert float(slider.get_attribute("max")) == limit
     slider.send_keys(Keys.END)
     wait_for(browser, f"window.neuraleq.state.strength === {limit}")
-    expected = paramspace.scale_gains(centre_setting(system, word), limit, xp=np)
+    expected = paramspace.scale_gains(word_setting(system, word), limit, xp=np)
     np.testing.assert_allclose(page_state(browser, "setting"), expected, rtol=1e-5, atol=1e-5)
     assert float(link_params(browser)["strength"]) == limit
     assert browser.find_element(By.ID, "strength-value").text == f"{limit:.2f}"
