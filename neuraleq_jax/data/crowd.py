@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from neuraleq_jax.data import audealize, curves
+from neuraleq_jax.data.safedb import load_safe_db
 from neuraleq_jax.data.vocabulary import WordDataset
 from neuraleq_jax.fileio import atomic_save_npz
 from neuraleq_jax.model import paramspace, response
@@ -160,8 +161,6 @@ def crowd_dataset(
     """Audealize's words and SAFE-DB's words with ``min_examples`` settings, one vocabulary
     (Audealize's order, then SAFE's new words), in the standard layout. Sources ``("audealize",
     "safe")``; see the module docstring for how a word in both is combined."""
-    from neuraleq_jax.data.safedb import load_safe_db
-
     adz, read, _ = audealize_dataset(
         audealize_path, per_word=per_word, seed=seed, spread_scale=spread_scale
     )

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from neuraleq_jax.data import audealize
 from neuraleq_jax.fileio import atomic_write_bytes
 
 
@@ -92,8 +93,6 @@ def _read_source(source: str) -> bytes:
 
 def _check_format(name: str, data: bytes, source: str) -> None:
     """Raise ValueError unless ``data`` reads as the data set ``name``."""
-    from neuraleq_jax.data import audealize
-
     try:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -20,16 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
+from neuraleq_jax import config as config_lib
+from neuraleq_jax import plots
 from neuraleq_jax.data.registry import (
     FIDELITY_PER_WORD,
     build_datasets,
     fidelity_heldout_from_config,
     split_from_config,
 )
+from neuraleq_jax.evaluation import crowd as crowd_eval
 from neuraleq_jax.evaluation import evaluator, report
 from neuraleq_jax.evaluation.baseline import LiteBaseline
 from neuraleq_jax.fileio import atomic_write_json, atomic_write_text
 from neuraleq_jax.metrics import fidelity, goals
+from neuraleq_jax.system import NeuralEQMorphingSystem
 from neuraleq_jax.training import workdir as workdir_lib
 
 CONFIG_FILE = workdir_lib.CONFIG_FILE
@@ -58,21 +62,7 @@ def read_config(workdir: str | Path) -> dict:
 
 def load_model(workdir: str | Path):
     """The trained facade, ``NeuralEQMorphingSystem.load(workdir)``."""
-    try:
-        from neuraleq_jax.system import NeuralEQMorphingSystem
-    except ImportError as error:
-        raise RuntimeError(
-            f"cannot import neuraleq_jax.system ({error}); evaluate the lite "
-            f"baseline alone with --baseline-only"
-        ) from None
-    system = NeuralEQMorphingSystem.load(workdir)
-    if not callable(getattr(system, "centre_settings", None)):
-        raise RuntimeError(
-            "NeuralEQMorphingSystem has no centre_settings() method "
-            "(each word's decoded latent centre, [W, 15]); the morph end-point "
-            "figure needs it"
-        )
-    return system
+    return NeuralEQMorphingSystem.load(workdir)
 
 
 def machine_description() -> str:
@@ -121,8 +111,6 @@ def _plots(
     distribution match from ``details``; held-out settings from ``envelope_data``, default
     ``heldout``), the first pair's morph and a 2-D latent map; paths relative to the report.
     Raises ImportError when matplotlib (or plots) is missing."""
-    from neuraleq_jax import plots
-
     plots.require_matplotlib()  # before any folder exists: a broken install leaves none
     folder = out_dir / PLOTS_DIR / system_name
     folder.mkdir(parents=True, exist_ok=True)
@@ -376,8 +364,6 @@ def evaluate_crowd_workdir(
     per source (median r, median relative error, worst 10 words) beside the lite baseline fitted
     on the same training part, morphs between crowd words and the word map's agreement with
     Audealize's; writes metrics.json and report.md."""
-    from neuraleq_jax import config as config_lib
-    from neuraleq_jax.evaluation import crowd as crowd_eval
 
     system = load_model(workdir)
     baseline = LiteBaseline(seed=seed)
