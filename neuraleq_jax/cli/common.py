@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from neuraleq_jax import checks
+from neuraleq_jax.presets.registry import FILE_SUFFIXES, SUFFIX_FORMATS
+from neuraleq_jax.presets.registry import FORMATS as PRESET_FORMATS
 
 DEFAULT_WORKDIR = os.environ.get("NEURALEQ_WORKDIR", "runs/synthetic")
 # the table and presets.FORMATS (kept literal: importing presets loads jax; a test checks them)
-FORMATS = ("table", "json", "csv", "apo", "rew", "easyeffects")
+FORMATS = ("table", *PRESET_FORMATS)  # a table on the screen, or any preset format
 BAD_USAGE, FAILED, INTERRUPTED, TERMINATED = 2, 1, 130, 143
-PRESET_SUFFIXES = (".json", ".csv", ".txt", ".apo", ".cfg")
+PRESET_SUFFIXES = tuple(SUFFIX_FORMATS)  # a path ending so is read as a preset file
 
 
 class CommandError(Exception):
@@ -124,8 +126,6 @@ def resolve_format(args, also: tuple[str, ...] = ()) -> str:
     """``--format``, else the one ``--out``'s suffix names (like ``presets.write_preset``),
     else ``table``. An explicit ``--format`` wins over the suffix (a note says so). ``also``:
     the command's other outputs, named in the refusal of an unknown suffix."""
-    from neuraleq_jax.presets.registry import FILE_SUFFIXES, SUFFIX_FORMATS
-
     out = getattr(args, "out", None)
     suffix = Path(out).suffix.lower() if out else None
     implied = SUFFIX_FORMATS.get(suffix)
@@ -278,8 +278,8 @@ def _add_output_options(command) -> None:
         "--format",
         choices=FORMATS,
         default=None,
-        help="output format (default: the one --out's suffix names, "
-        ".json .csv .txt/.apo/.cfg .rew; else table); given, it wins",
+        help=f"output format (default: the one --out's suffix names, "
+        f"{' '.join(PRESET_SUFFIXES)}; else table); given, it wins",
     )
     command.add_argument(
         "--out",
