@@ -53,7 +53,8 @@ class NeuralEQMorphingSystem:
 
     Args:
       latent_dim: latent size (ignored when ``model_config`` is given, which must agree).
-      encoder: ``"residual"`` or ``"transformer"``.
+      encoder: a name of :data:`neuraleq_jax.model.networks.ENCODERS` (``"residual"``,
+        ``"transformer"``).
       model_config: a full :class:`~neuraleq_jax.model.networks.ModelConfig` (overrides the two above).
       train_config: a :class:`~neuraleq_jax.config.TrainConfig` (default: the synthetic
         preset's, on one device).

@@ -16,14 +16,14 @@ from neuraleq_jax.server.service import Service
 ENDPOINTS = {
     "GET /api": "this list",
     "GET /api/vocabulary": "the words, with sources/agreement/confidence where the model has them",
-    "GET /api/word?word=W": "one word's details (501 where the model has no word_info)",
-    "GET /api/map": "the 2-D word map: words, xy [W, 2], confidence (501 without word_map)",
+    "GET /api/word?word=W": "one word's details: sources, agreement, confidence",
+    "GET /api/map": "the 2-D word map: words, xy [W, 2], confidence",
     "POST /api/generate": "{term, variations=1, strength=1 (0-4), seed=0, centre=false, "
     "include=[]} → settings, clipped_bands, notes",
     "POST /api/morph": "{from, to, steps=33, strength=1 (0-4), include=[]} → settings from one "
     "word's centre to the other's, clipped_bands, notes",
     "POST /api/explore": "{n=8, novel=false, seed=0, include=[]} → new settings",
-    "POST /api/describe": "{setting [15] | settings [[15]], k=5} → nearest words (501 without)",
+    "POST /api/describe": "{setting [15] | settings [[15]], k=5} → nearest words",
     "POST /api/response": "{setting | settings, points=256, low_hz=20, high_hz=20000, "
     "sample_rate=48000} → dB response, per band too",
     "POST /api/coefficients": "{setting, sample_rate=48000} → RBJ biquads b, a per band",
