@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 import soundfile as sf
+from tqdm import tqdm
 
 from neuraleq_jax.audio import loudness
 from neuraleq_jax.checks import real as _check_real
@@ -36,6 +38,10 @@ NYQUIST_FRACTION = 0.45
 LIMIT_CEILING_DBFS = -0.1
 LOUDNESS_MODES = (None, "rms", "lufs")
 PEAK_MODES = ("report", "limit", "error")
+# frames filtered or written at once on the progress path; a file over PROGRESS_CHUNKS of them
+# shows a progress bar (a shorter one is done before a bar would be read)
+CHUNK_FRAMES = 1 << 18
+PROGRESS_CHUNKS = 4
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # file subtypes that hold values beyond full scale
 _MAX_CHANNELS = 256  # more than this is almost surely a channels-first [C, T] array
 
@@ -291,6 +297,7 @@ def apply_eq(
     match_loudness: str | None = None,
     peak_mode: str = "report",
     layout: EQLayout = DEFAULT_LAYOUT,
+    progress=None,
 ) -> tuple[np.ndarray, EQReport]:
     """Filter audio with an EQ setting.
 
@@ -305,6 +312,8 @@ def apply_eq(
         the whole output down to a −0.1 dBFS peak when it is higher) or ``"error"`` (raise
         :class:`ClippingError` when the output exceeds 0 dBFS).
       layout: the setting's band layout.
+      progress: None, or a tqdm bar that the filtering advances by one per frame (the result
+        is the same either way: the filter state carries over between pieces).
     Returns:
       ``(out, report)``: float64 audio of the input's shape, and an :class:`EQReport`.
     """
@@ -312,7 +321,7 @@ def apply_eq(
     x_TxC = _check_audio(audio)
     setting = _check_setting(setting, layout)
     scaled, used, clamped, notes = _filter_parameters(setting, strength, sample_rate, layout)
-    y_TxC = scipy.signal.sosfilt(second_order_sections(used, sample_rate, layout), x_TxC, axis=0)
+    y_TxC = _filter(second_order_sections(used, sample_rate, layout), x_TxC, progress)
     y_TxC, loudness_in, loudness_out, loudness_gain_db, loudness_notes = _match_loudness(
         x_TxC, y_TxC, sample_rate, match_loudness
     )
@@ -342,6 +351,35 @@ def apply_eq(
     if clipped:
         _signal_clipping(report, peak_mode)
     return y_TxC.reshape(np.shape(audio)), report
+
+
+def _filter(sos_Kx6: np.ndarray, x_TxC: np.ndarray, progress) -> np.ndarray:
+    """``sosfilt`` along time; with a progress bar, in pieces of CHUNK_FRAMES whose filter
+    state carries over, which gives the same samples as one call."""
+    if progress is None:
+        return scipy.signal.sosfilt(sos_Kx6, x_TxC, axis=0)
+    y_TxC = np.empty_like(x_TxC)
+    state = np.zeros((sos_Kx6.shape[0], 2, x_TxC.shape[1]))
+    for start in range(0, x_TxC.shape[0], CHUNK_FRAMES):
+        piece = slice(start, start + CHUNK_FRAMES)
+        y_TxC[piece], state = scipy.signal.sosfilt(sos_Kx6, x_TxC[piece], axis=0, zi=state)
+        progress.update(len(x_TxC[piece]))
+    return y_TxC
+
+
+def _progress_bar(frames: int, show: bool):
+    """A bar over filtering and writing ``frames`` (2 steps a frame) on stderr, or None where
+    ``show`` is false or the file is short."""
+    if not show or frames <= PROGRESS_CHUNKS * CHUNK_FRAMES:
+        return None
+    return tqdm(
+        total=2 * frames,
+        unit="frame",
+        unit_scale=True,
+        desc="filtering and writing",
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def _check_options(sample_rate, strength, match_loudness, peak_mode) -> tuple[float, float]:
@@ -437,20 +475,36 @@ def _output_subtype(fmt: str, subtype: str | None, in_subtype: str) -> tuple[str
 
 
 def _write_atomically(
-    out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str, subtype: str
+    out_path: Path, data_TxC: np.ndarray, sample_rate: int, fmt: str, subtype: str, bar=None
 ) -> None:
     """Write to a fresh temporary file beside ``out_path``, then rename it over the target
-    (fsynced first, so that a full disk shows here rather than later)."""
+    (fsynced first, so that a full disk shows here rather than later); ``bar``, a progress bar
+    advanced by one per frame written, or None."""
     with atomic_path(out_path) as temporary, open(temporary, "w+b", buffering=0) as stream:
         sink = _AudioSink(stream)
         try:
-            sf.write(sink, data_TxC, sample_rate, subtype=subtype, format=fmt)
+            _write_frames(sink, data_TxC, sample_rate, (fmt, subtype), bar)
         except (sf.SoundFileError, RuntimeError, AssertionError):  # soundfile asserts the count
             if sink.error is None:
                 raise
         if sink.error is not None:  # libsndfile may not report a failed header update
             raise sink.error
         os.fsync(stream.fileno())
+
+
+def _write_frames(sink, data_TxC: np.ndarray, sample_rate: int, kind: tuple, bar) -> None:
+    """The frames into ``sink`` as ``kind`` = ``(format, subtype)``: in one piece, or in
+    pieces of CHUNK_FRAMES with a progress bar (the same bytes: the header is written last)."""
+    fmt, subtype = kind
+    if bar is None:
+        sf.write(sink, data_TxC, sample_rate, subtype=subtype, format=fmt)
+        return
+    channels = data_TxC.shape[1]
+    with sf.SoundFile(sink, "w", sample_rate, channels, subtype, format=fmt) as out:
+        for start in range(0, data_TxC.shape[0], CHUNK_FRAMES):
+            piece = data_TxC[start : start + CHUNK_FRAMES]
+            out.write(piece)
+            bar.update(len(piece))
 
 
 class _AudioSink:
@@ -508,6 +562,7 @@ def apply_eq_to_file(
     overwrite: bool = False,
     subtype: str | None = None,
     layout: EQLayout = DEFAULT_LAYOUT,
+    progress: bool = False,
 ) -> EQReport:
     """Read an audio file, apply :func:`apply_eq`, write the result; return the report.
 
@@ -516,7 +571,9 @@ def apply_eq_to_file(
     the input's where the output format supports it, else that format's default (noted in the
     report). Integer PCM outputs clip sample values beyond full scale (counted in the report
     and noted); float outputs (``FLOAT_SUBTYPES``) keep them.
-    The output is written atomically; the input file is only ever read.
+    The output is written atomically; the input file is only ever read. ``progress``: show a
+    progress bar on stderr while a long file (over ``PROGRESS_CHUNKS * CHUNK_FRAMES`` frames)
+    is filtered and written.
 
     Raises:
       FileNotFoundError: missing input, or missing output folder.
@@ -528,21 +585,17 @@ def apply_eq_to_file(
     fmt = _check_paths(in_path, out_path, overwrite)
     data_TxC, sample_rate, in_subtype = _read_audio(in_path)
     subtype, notes = _output_subtype(fmt, subtype, in_subtype)
-    out_TxC, report = apply_eq(
-        data_TxC, sample_rate, setting, strength, match_loudness, peak_mode, layout
-    )
-    if report.clipped_samples and subtype not in FLOAT_SUBTYPES:
-        notes.append(
-            f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
-            f"{subtype} output format"
-        )
+    bar = _progress_bar(data_TxC.shape[0], progress)
     try:
-        _write_atomically(out_path, out_TxC, sample_rate, fmt, subtype)
-    except (sf.SoundFileError, RuntimeError) as error:
-        raise ValueError(
-            f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
-            f"with {out_TxC.shape[1]} channel(s): {error}"
-        ) from None
+        out_TxC, report, notes = _filter_and_write(
+            (data_TxC, sample_rate, setting, strength, match_loudness, peak_mode, layout),
+            (out_path, fmt, subtype),
+            notes,
+            bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     return dataclasses.replace(
         report,
         notes=report.notes + tuple(notes),
@@ -551,3 +604,24 @@ def apply_eq_to_file(
         format=fmt,
         subtype=subtype,
     )
+
+
+def _filter_and_write(apply_args: tuple, output: tuple, notes: list, bar):
+    """:func:`apply_eq` of ``apply_args``, then the atomic write of ``output`` =
+    ``(path, format, subtype)``; returns ``(audio, report, notes)``."""
+    out_path, fmt, subtype = output
+    sample_rate = apply_args[1]
+    out_TxC, report = apply_eq(*apply_args, progress=bar)
+    if report.clipped_samples and subtype not in FLOAT_SUBTYPES:
+        notes.append(
+            f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
+            f"{subtype} output format"
+        )
+    try:
+        _write_atomically(out_path, out_TxC, sample_rate, fmt, subtype, bar)
+    except (sf.SoundFileError, RuntimeError) as error:
+        raise ValueError(
+            f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
+            f"with {out_TxC.shape[1]} channel(s): {error}"
+        ) from None
+    return out_TxC, report, notes

@@ -143,6 +143,7 @@ def cmd_apply(args, _):
                 match_loudness=args.match_loudness,
                 overwrite=args.overwrite,
                 peak_mode=args.peaks,
+                progress=sys.stderr.isatty(),  # a bar for a long file, where a person reads it
             )
     except FileExistsError as error:
         raise CommandError(_overwrite_hint(error)) from None

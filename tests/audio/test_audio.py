@@ -470,3 +470,48 @@ def test_overwrite_replaces_the_input_in_place(tmp_path, wav):
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(wav).st_mode & 0o777 == 0o666 & ~umask  # not a private temp file's 0600
+
+
+def test_a_long_file_shows_a_progress_bar_and_gives_the_same_bytes(tmp_path, monkeypatch, capsys):
+    """Issue 28, 11b: a long file is filtered and written in pieces with a bar on stderr; the
+    pieces carry the filter state over, so the output file is byte for byte the one-piece one
+    (and the filtered samples equal scipy's single sosfilt call)."""
+    monkeypatch.setattr(filtering, "CHUNK_FRAMES", 1000)  # 9,600 frames: 10 pieces, a long file
+    source = tmp_path / "in.wav"
+    sf.write(source, noise(0.2, 48_000, channels=2), 48_000, subtype="FLOAT")
+    plain, shown = tmp_path / "plain.wav", tmp_path / "shown.wav"
+    apply_eq_to_file(source, plain, GENTLE, match_loudness="lufs")
+    assert "filtering and writing" not in capsys.readouterr().err  # no bar unless asked
+    bars = []
+    monkeypatch.setattr(filtering, "tqdm", lambda **kw: bars.append(_Counter(**kw)) or bars[-1])
+    apply_eq_to_file(source, shown, GENTLE, match_loudness="lufs", progress=True)
+    assert [(bar.frames, bar.total, bar.closed) for bar in bars] == [(2 * 9600, 2 * 9600, True)]
+    assert digest(shown) == digest(plain)
+    monkeypatch.undo()
+    monkeypatch.setattr(filtering, "CHUNK_FRAMES", 1000)
+    apply_eq_to_file(source, tmp_path / "on_screen.wav", GENTLE, progress=True)
+    assert "filtering and writing" in capsys.readouterr().err  # the real bar, on stderr
+    x, _ = sf.read(source, dtype="float64")
+    sos = response.second_order_sections(GENTLE, 48_000)
+    pieces, _ = filtering.apply_eq(x, 48_000, GENTLE, progress=_Counter())
+    np.testing.assert_array_equal(pieces, scipy.signal.sosfilt(sos, x, axis=0))
+
+
+class _Counter:
+    """A stand-in progress bar that counts the frames it is told of."""
+
+    def __init__(self, total=None, **_):
+        self.frames, self.total, self.closed = 0, total, False
+
+    def update(self, n):
+        self.frames += n
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_short_file_shows_no_bar(tmp_path, capsys):
+    source = tmp_path / "in.wav"
+    sf.write(source, noise(0.1, 48_000), 48_000)
+    apply_eq_to_file(source, tmp_path / "out.wav", GENTLE, progress=True)
+    assert capsys.readouterr().err == ""
