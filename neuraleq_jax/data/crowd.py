@@ -43,9 +43,12 @@ def _cache_dir() -> Path | None:
     return None if folder.lower() == "off" else Path(folder)
 
 
-def fit_cached(gains_NxF, freqs_F, *, seed: int = 0, **options) -> curves.CurveFit:
+def fit_cached(
+    gains_NxF, freqs_F, *, seed: int = 0, progress: bool = False, **options
+) -> curves.CurveFit:
     """:func:`curves.fit_curves` (``FIT_OPTIONS`` unless given), cached on disk by a digest of
-    the curves, frequencies, seed and options (float32 settings and errors in an ``.npz``)."""
+    the curves, frequencies, seed and options (float32 settings and errors in an ``.npz``);
+    ``progress``: a bar on stderr while a fit runs (none when the cache answers)."""
     options = {**FIT_OPTIONS, **options}
     gains = np.ascontiguousarray(gains_NxF, np.float32)
     freqs = np.ascontiguousarray(freqs_F, np.float32)
@@ -64,7 +67,7 @@ def fit_cached(gains_NxF, freqs_F, *, seed: int = 0, **options) -> curves.CurveF
                 return curves.CurveFit(settings=paramspace.validate(settings), rms_db=rms)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is refitted and overwritten
-    fit = curves.fit_curves(gains, freqs, seed=seed, **options)
+    fit = curves.fit_curves(gains, freqs, seed=seed, progress=progress, **options)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +86,7 @@ def audealize_dataset(
     on_malformed: str = "skip",
     fit_options: dict | None = None,
     words: Sequence[str] = (),
+    progress: bool = False,
 ) -> tuple[WordDataset, audealize.AudealizeSet, curves.CurveFit]:
     """Every word of an Audealize file, ``per_word`` settings each: ``(dataset, curves, fit)``.
 
@@ -91,13 +95,17 @@ def audealize_dataset(
     of each word is its fitted curve, the others are :func:`audealize.variations` at the
     spread of :func:`audealize.spread_db` (times ``spread_scale``). Malformed entries are
     skipped (they are listed in ``curves.skipped``) unless ``on_malformed="raise"``.
+    ``progress``: a bar on stderr while the curves are fitted.
     """
     if int(per_word) < 2:
         raise ValueError(f"per_word must be >= 2 (a word's settings form a cloud), got {per_word}")
     read = audealize.load_audealize(path, on_malformed=on_malformed)
     if words:
         read = read.subset(words)
-    fit = fit_cached(read.gains_db, audealize.AUDEALIZE_FREQS, seed=seed, **(fit_options or {}))
+    fit = fit_cached(
+        read.gains_db, audealize.AUDEALIZE_FREQS, seed=seed, progress=progress,
+        **(fit_options or {}),
+    )  # fmt: skip
     spread = audealize.spread_db(read.gains_db, read.agreement, read.counts, scale=spread_scale)
     drawn = audealize.variations(fit.settings, spread, int(per_word), seed=seed)
     n_words = len(read)
@@ -157,12 +165,13 @@ def crowd_dataset(
     min_examples: int = 5,
     seed: int = 0,
     spread_scale: float = 1.0,
+    progress: bool = False,
 ) -> WordDataset:
     """Audealize's words and SAFE-DB's words with ``min_examples`` settings, one vocabulary
     (Audealize's order, then SAFE's new words), in the standard layout. Sources ``("audealize",
     "safe")``; see the module docstring for how a word in both is combined."""
     adz, read, _ = audealize_dataset(
-        audealize_path, per_word=per_word, seed=seed, spread_scale=spread_scale
+        audealize_path, per_word=per_word, seed=seed, spread_scale=spread_scale, progress=progress
     )
     safe, _ = load_safe_db(safe_path, layout="spec", min_examples=min_examples)
     vocabulary = tuple(dict.fromkeys(adz.vocabulary + safe.vocabulary))

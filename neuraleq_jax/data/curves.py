@@ -30,6 +30,7 @@ import functools
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm import tqdm
 
 from neuraleq_jax import checks
 from neuraleq_jax.data.dataset import EQDataset
@@ -306,6 +308,7 @@ def fit_curves(
     seed: int = 0,
     batch_size: int = 256,
     sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+    progress: bool = False,
 ) -> CurveFit:
     """Fit one setting of ``layout`` to each curve, by least squares on the dB response.
 
@@ -317,6 +320,7 @@ def fit_curves(
       candidates: random settings screened for each start (1 = plain random starts).
       seed: results are deterministic given the seed and ``batch_size``.
       batch_size: curves per compiled call (the last batch is padded, so one compilation).
+      progress: show a bar on stderr, advanced batch by batch (the first also compiles).
     Returns:
       :class:`CurveFit` with settings ``[N, n_params]`` in range and the RMS error in dB
       ``[N]`` of each fitted response against its curve at ``freqs``.
@@ -328,6 +332,10 @@ def fit_curves(
     padded = np.concatenate([targets, np.repeat(targets[-1:], -n % size, axis=0)])
     key = jax.random.key(seed)
     settings, errors = [], []
+    bar = tqdm(
+        total=n, unit="curve", desc=f"fitting 5 bands to {n} curves", disable=not progress,
+        file=sys.stderr, leave=False,
+    )  # fmt: skip
     for index, start in enumerate(range(0, len(padded), size)):
         batch_settings, batch_rms = _fit_batch(
             jnp.asarray(padded[start : start + size]),
@@ -342,6 +350,8 @@ def fit_curves(
         )
         settings.append(np.asarray(batch_settings))
         errors.append(np.asarray(batch_rms))
+        bar.update(min(size, n - start))
+    bar.close()
     settings_NxP = np.concatenate(settings)[:n]
     rms_N = np.concatenate(errors)[:n]
     chex.assert_shape(settings_NxP, (n, layout.n_params))

@@ -23,11 +23,11 @@ from neuraleq_jax.data.synthetic import make_synthetic
 from neuraleq_jax.data.vocabulary import with_sources
 
 
-def _synthetic(data: DataConfig) -> EQDataset:
+def _synthetic(data: DataConfig, progress: bool) -> EQDataset:
     return with_sources(make_synthetic(per_word=data.per_word, seed=data.data_seed), "synthetic")
 
 
-def _safe(data: DataConfig) -> EQDataset:
+def _safe(data: DataConfig, progress: bool) -> EQDataset:
     dataset, _report = load_safe_db(
         data.path or None,
         layout=data.layout,
@@ -37,10 +37,13 @@ def _safe(data: DataConfig) -> EQDataset:
     return with_sources(dataset, "safe")
 
 
-def _curves(data: DataConfig) -> EQDataset:
+def _curves(data: DataConfig, progress: bool) -> EQDataset:
     # a curve file of either kind: curves' own format or Audealize's eqdescriptors.json
     dataset, _fit = fit_curve_dataset(
-        load_any_curve_file(data.path), max_rms_db=data.max_fit_rms_db, seed=data.data_seed
+        load_any_curve_file(data.path),
+        max_rms_db=data.max_fit_rms_db,
+        seed=data.data_seed,
+        progress=progress,
     )
     if data.words:
         keep = [i for i, word in enumerate(dataset.words) if word in data.words]
@@ -53,18 +56,19 @@ def _curves(data: DataConfig) -> EQDataset:
     return dataset
 
 
-def _audealize(data: DataConfig) -> EQDataset:
+def _audealize(data: DataConfig, progress: bool) -> EQDataset:
     dataset, _read, _fit = audealize_dataset(
         data.path,
         per_word=data.per_word,
         seed=data.data_seed,
         spread_scale=data.spread_scale,
         words=data.words,
+        progress=progress,
     )
     return dataset
 
 
-def _crowd(data: DataConfig) -> EQDataset:
+def _crowd(data: DataConfig, progress: bool) -> EQDataset:
     return crowd_dataset(
         data.path,
         None,
@@ -72,11 +76,13 @@ def _crowd(data: DataConfig) -> EQDataset:
         min_examples=data.min_examples,
         seed=data.data_seed,
         spread_scale=data.spread_scale,
+        progress=progress,
     )
 
 
-# data.dataset name → builder; the same names as config.DATASET_NAMES (tests/test_layout.py)
-DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
+# data.dataset name → builder (the config, and whether to show progress on stderr while a
+# slow step runs); the same names as config.DATASET_NAMES (tests/test_layout.py)
+DATASETS: dict[str, Callable[[DataConfig, bool], EQDataset]] = {
     "synthetic": _synthetic,
     "safe": _safe,
     "curves": _curves,
@@ -89,22 +95,25 @@ DATASETS: dict[str, Callable[[DataConfig], EQDataset]] = {
 REQUIRED = "REQUIRED:"
 
 
-def load_dataset(data: DataConfig) -> EQDataset:
-    """The whole labelled data set that ``data`` names, before any split."""
+def load_dataset(data: DataConfig, *, progress: bool = False) -> EQDataset:
+    """The whole labelled data set that ``data`` names, before any split; ``progress``: bars
+    on stderr while slow steps run (the curve fits)."""
     if data.dataset not in DATASETS:
         raise ValueError(f"unknown data.dataset {data.dataset!r}; known: {', '.join(DATASETS)}")
     if data.path.startswith(REQUIRED):  # a preset's placeholder, not a file name
         raise ValueError(
             f"the {data.dataset} data set needs a file: pass {data.path[len(REQUIRED) :].strip()}"
         )
-    return DATASETS[data.dataset](data)
+    return DATASETS[data.dataset](data, progress)
 
 
-def build_datasets(data: DataConfig) -> tuple[EQDataset, EQDataset | None, EQDataset | None]:
+def build_datasets(
+    data: DataConfig, *, progress: bool = False
+) -> tuple[EQDataset, EQDataset | None, EQDataset | None]:
     """``(train, validation, test)`` for ``data`` (an empty part is None), split by
     ``data.split_fractions`` with ``data.split_seed``: by contributor when the data has them,
-    else stratified by word."""
-    dataset = load_dataset(data)
+    else stratified by word; ``progress`` as for :func:`load_dataset`."""
+    dataset = load_dataset(data, progress=progress)
     split = grouped_split if dataset.contributors is not None else stratified_split
     parts = split(dataset, data.split_fractions, data.split_seed)
     parts = [p if len(p) else None for p in parts]
@@ -169,7 +178,9 @@ def fidelity_heldout_from_config(config: Mapping, heldout, per_word: int = FIDEL
     if data.dataset != "synthetic" or int(per_word) <= 0:
         return heldout, "the held-out split"
     seed = data.data_seed + FRESH_SEED_OFFSET
-    fresh = DATASETS["synthetic"](dataclasses.replace(data, per_word=int(per_word), data_seed=seed))
+    fresh = DATASETS["synthetic"](
+        dataclasses.replace(data, per_word=int(per_word), data_seed=seed), False
+    )
     return fresh, (
         f"a fresh synthetic draw, {int(per_word)} settings per word (data seed "
         f"{seed}), not the split's held-out part"

@@ -115,11 +115,12 @@ def check_workdir(workdir: Path) -> None:
     )
 
 
-def load_checked_datasets(config: ExperimentConfig):
+def load_checked_datasets(config: ExperimentConfig, progress: bool = False):
     """``(train, validation, test)`` after every check :func:`trainer.fit` would make
-    (data, batch size, devices); a failure raises :class:`UsageError`."""
+    (data, batch size, devices); a failure raises :class:`UsageError`. ``progress``: bars on
+    stderr while the data set's slow steps run (a crowd vocabulary's curve fits)."""
     try:
-        train_ds, val_ds, test_ds = build_datasets(config.data)
+        train_ds, val_ds, test_ds = build_datasets(config.data, progress=progress)
         trainer.check_run(train_ds, val_ds, config.model, config.train)
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
@@ -225,7 +226,7 @@ def run(
 
     workdir = Path(workdir).expanduser().resolve()
     check_workdir(workdir)
-    datasets = load_checked_datasets(config)
+    datasets = load_checked_datasets(config, progress)
     options = (progress, stop_after_epoch, handle_signals, fit_word_model)
     if jax.process_index() != 0:
         return _train(config, workdir, datasets, *options)

@@ -52,7 +52,7 @@ def test_curve_file_dataset_with_word_filter(tmp_path):
     assert np.all(train.settings <= upper.astype(np.float32) + 1e-3)
 
 
-def test_curve_data_set_reads_an_audealize_file_too(tmp_path):
+def test_curve_data_set_reads_an_audealize_file_too(tmp_path, capsys):
     # a flat curve and a 6 dB one: the fit must give a flat setting and one about 6 dB up
     document = [
         {"word": w, "lang": "English", "settings": [g] * 40, "agreement": 0.5, "num": 3}
@@ -62,8 +62,13 @@ def test_curve_data_set_reads_an_audealize_file_too(tmp_path):
     path = tmp_path / "eqdescriptors.json"
     path.write_text(json.dumps(document), encoding="utf-8")
     data = DataConfig(dataset="curves", path=str(path))
-    whole = DATASETS["curves"](data)
+    whole = DATASETS["curves"](data, False)
     assert whole.vocabulary == ("flat", "loud") and len(whole) == 2
+    assert capsys.readouterr().err == ""  # no bar unless asked
+    # asked (as training asks, issue 28 11c): a bar while the curves are fitted, same fit
+    shown = DATASETS["curves"](data, True)
+    assert "fitting 5 bands to 2 curves" in capsys.readouterr().err
+    np.testing.assert_array_equal(shown.settings, whole.settings)
     from neuraleq_jax.model import response
 
     gains = np.asarray(response.magnitude_response_db(whole.settings, curves.CURVE_FREQS))
