@@ -132,6 +132,8 @@ def run(args) -> int:
     from neuraleq_jax.config import DistributedConfig
     from neuraleq_jax.training.experiment import setup_jax
 
+    if args.target and not Path(args.target).is_file():  # before anything loads
+        raise FileNotFoundError(f"--target file {args.target} does not exist")
     distributed = DistributedConfig(
         **{
             name: getattr(args, f"distributed_{name}")

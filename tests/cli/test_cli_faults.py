@@ -675,6 +675,10 @@ def loads(monkeypatch):
         (["morph", "warm", "bright", "--steps", "1"], "--steps must be an integer >= 2"),
         (["generate", "warm", "--centre", "-n", "3"], "--centre gives a word's one centre"),
         (["generate", "warm", "--out", "w.xyz"], "cannot tell the format of --out"),
+        (
+            ["explore", "-n", "10", "--out", "x.zarr", "--target", "missing.json"],
+            "--target file .*missing.json does not exist",
+        ),
     ],
 )
 def test_a_mistake_is_one_line_before_the_model_loads(argv, message, loads, tmp_path, capsys):
