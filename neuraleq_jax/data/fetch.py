@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from neuraleq_jax.data import audealize, socialfx
 from neuraleq_jax.fileio import atomic_write_bytes
 
 
@@ -103,8 +104,6 @@ def _read_source(source: str) -> bytes:
 
 def _check_format(name: str, data: bytes, source: str) -> None:
     """Raise ValueError unless ``data`` reads as the data set ``name``."""
-    from neuraleq_jax.data import audealize, socialfx
-
     if name == "socialfx":
         socialfx.parse_bytes(data, on_malformed="raise", source=source)
         return
