@@ -214,6 +214,9 @@ def test_a_tiny_training_through_the_train_entry_point(shared_rows, tmp_path, ca
     (source,) = listed["claro"]["sources"]
     assert source["name"] == "socialfx" and listed["claro"]["lang"] == "Español"
     assert source["contributors"] == source["settings"] == 26
+    assert cli.main(["words", "cl", "--workdir", str(workdir)]) == 0
+    (line,) = [row for row in capsys.readouterr().out.splitlines() if row.startswith("claro")]
+    assert line.split()[-3:] == ["Español", "socialfx", "26"]
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
