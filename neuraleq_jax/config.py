@@ -22,7 +22,7 @@ from neuraleq_jax.fileio import atomic_write_text
 from neuraleq_jax.model.networks import ModelConfig
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
-DATASET_NAMES = ("synthetic", "safe", "curves", "audealize", "crowd")
+DATASET_NAMES = ("synthetic", "safe", "curves", "audealize", "crowd", "socialfx")
 
 
 def find_configs_dir(package: Path) -> Path:
@@ -156,8 +156,9 @@ class DataConfig:
     data_seed: int = 0
     split_seed: int = 0
     split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
-    # real data ("safe", "curves", "audealize"): file path ("" = SAFE-DB in ../shared), words kept (empty =
-    # all), minimum examples per word, and SAFE's own slider layout or the standard ranges (clipped)
+    # real data ("safe", "curves", "audealize", "socialfx"): file path ("" = SAFE-DB in
+    # ../shared), words kept (empty = all), minimum examples per word (socialfx: contributions),
+    # and SAFE's own slider layout or the standard ranges (clipped)
     path: str = ""
     words: tuple[str, ...] = ()
     min_examples: int = 20
@@ -185,6 +186,12 @@ class DataConfig:
             self.dataset not in ("audealize", "crowd") or bool(self.path),
             "data.path must name Audealize's eqdescriptors.json (get it with `neuraleq data "
             "fetch audealize`) when data.dataset is 'audealize' or 'crowd', got",
+            repr(self.path),
+        )
+        _check(
+            self.dataset != "socialfx" or bool(self.path),
+            "data.path must name SocialFX's eq_contributions.csv (get it with `neuraleq data "
+            "fetch socialfx`) when data.dataset is 'socialfx', got",
             repr(self.path),
         )
         _check(self.spread_scale > 0, "data.spread_scale must be > 0, got", self.spread_scale)

@@ -135,6 +135,12 @@ SHRINK = (
         "neuraleq data fetch audealize --dest data/ --from {SHARED_DATA}/audealize/eqdescriptors.json",
         "no network in tests: the shared copy stands in (tests/data/test_fetch.py tests the download)",
     ),
+    (
+        "neuraleq data fetch socialfx --dest data/",
+        "neuraleq data fetch socialfx --dest data/ --from {SHARED_DATA}/socialfx/eq_contributions.csv",
+        "no network in tests: the shared copy stands in (tests/data/test_socialfx.py tests the "
+        "download against a local server)",
+    ),
 )
 # Trainings whose command is about a preset or a data set, and whose training another test runs
 # through the same entry point: here only the command line is resolved (the preset, every
@@ -159,9 +165,14 @@ CONFIG_ONLY = {
         "tests/data/test_crowd.py trains this preset through `neuraleq train` and runs "
         "words, describe, plot --map and the evaluation on it",
     ),
+    "runs/socialfx": (
+        "python -m neuraleq_jax.train --config socialfx",
+        "tests/data/test_socialfx.py trains this preset through the same entry point (three "
+        "words, tiny widths); all 49 words fit 527 curves and train for minutes",
+    ),
 }
 # commands that read the crowd data in ../shared; without it (a user's clone) they are skipped
-NEEDS_SHARED_DATA = ("audealize", "runs/safe")
+NEEDS_SHARED_DATA = ("audealize", "socialfx", "runs/safe")
 # entry points of the module-style commands the pages may use
 MODULE_COMMANDS = ("neuraleq_jax.train", "neuraleq_jax.evaluate")
 

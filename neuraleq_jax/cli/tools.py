@@ -128,7 +128,7 @@ def add_serve(commands: Commands) -> None:
 def add_data(commands: Commands) -> None:
     data = commands.subparsers.add_parser(
         "data",
-        help="Get crowd data sets (neuraleq data fetch audealize).",
+        help="Get crowd data sets (neuraleq data fetch audealize|socialfx).",
         description="Get crowd data sets.",
     )
     actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -139,10 +139,13 @@ def add_data(commands: Commands) -> None:
         "when the digest or the format is wrong.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  neuraleq data fetch audealize --dest data/\n"
+        "  neuraleq data fetch socialfx --dest data/\n"
         "  neuraleq data fetch audealize --from ./eqdescriptors.json --dest data/",
     )
     command.set_defaults(func=cmd_data_fetch)
-    command.add_argument("name", choices=("audealize",), help="the data set (audealize)")
+    command.add_argument(
+        "name", choices=("audealize", "socialfx"), help="the data set (audealize, socialfx)"
+    )
     command.add_argument("--dest", default=".", help="folder to write into (default .)")
     command.add_argument(
         "--from",

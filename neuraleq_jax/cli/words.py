@@ -59,6 +59,16 @@ def _confidence_text(value) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _sources_text(sources) -> str:
+    """Each source with its count: contributors where known, else settings."""
+    return ", ".join(
+        f"{s['name']} {s['contributors']}"
+        if s["contributors"] is not None
+        else f"{s['name']} ({s['settings']} settings)"
+        for s in sources
+    )
+
+
 def cmd_words(args, _):
     from neuraleq_jax.data import vocabulary
 
@@ -75,13 +85,16 @@ def cmd_words(args, _):
         print(json.dumps(infos, indent=2, ensure_ascii=False))
         return
     width = max(len(w) for w in words) + 2
-    print(f"{'word':<{width}}{'confidence':>11}{'contributors':>14}  sources")
-    for info in infos:
-        sources = ", ".join(s["name"] for s in info["sources"])
+    langs = [info["lang"] or "—" for info in infos]
+    lang_width = max(len(lang) for lang in [*langs, "language"]) + 2
+    print(
+        f"{'word':<{width}}{'confidence':>11}{'contributors':>14}  {'language':<{lang_width}}sources"
+    )
+    for info, lang in zip(infos, langs):
         people = "—" if info["contributors"] is None else str(info["contributors"])
         print(
             f"{info['word']:<{width}}{_confidence_text(info['confidence']):>11}"
-            f"{people:>14}  {sources}"
+            f"{people:>14}  {lang:<{lang_width}}{_sources_text(info['sources'])}"
         )
     print(f"{len(words)} of {len(system.vocabulary)} words")
 

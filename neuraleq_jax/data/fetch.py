@@ -1,10 +1,12 @@
-"""Download crowd data sets as a user would (``neuraleq data fetch audealize``).
+"""Download crowd data sets as a user would (``neuraleq data fetch audealize|socialfx``).
 
 Audealize's word curves are GPL-2.0 upstream, so the package never ships them: this module
 downloads the file from the Audealize plug-in repository over HTTPS, checks its sha256 against
 the digest of the published file, checks that it reads as Audealize's format, and only then
-writes it (atomically) into the destination folder. With another source (``source=``, a path
-or URL) the digest is reported instead of enforced, unless one is given (``expected_sha256``).
+writes it (atomically) into the destination folder. SocialFX's contributions (no licence
+stated) are fetched the same way, from the IMPBookCode repository, pinned to one commit. With
+another source (``source=``, a path or URL) the digest is reported instead of enforced, unless
+one is given (``expected_sha256``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from neuraleq_jax.data import audealize
+from neuraleq_jax.data import audealize, socialfx
 from neuraleq_jax.fileio import atomic_write_bytes
 
 
@@ -43,8 +45,17 @@ SOURCES = {
         filename="eqdescriptors.json",
         licence="GPL-2.0 (interactiveaudiolab/audealize-plugin)",
     ),
+    "socialfx": DataSource(
+        url=(
+            "https://raw.githubusercontent.com/ryanstables/IMPBookCode/"
+            "a1fc5474773a9107e9f603ad034fae53edf7dc35/data/raw/eq_contributions.csv"
+        ),
+        sha256="80f967a4131f53fec882c1b0fc7ae7a0f8aa1c181f45fcf9cd555d35a49342f0",
+        filename="eq_contributions.csv",
+        licence="none stated (ryanstables/IMPBookCode); cite Zheng, Seetharaman and Pardo 2016",
+    ),
 }
-MAX_BYTES = 64 << 20  # far above the 364 kB file; a larger download is not this data set
+MAX_BYTES = 64 << 20  # far above the files (364 kB, 1.3 MB); a larger download is not them
 TIMEOUT_S = 60
 
 
@@ -93,6 +104,9 @@ def _read_source(source: str) -> bytes:
 
 def _check_format(name: str, data: bytes, source: str) -> None:
     """Raise ValueError unless ``data`` reads as the data set ``name``."""
+    if name == "socialfx":
+        socialfx.parse_bytes(data, on_malformed="raise", source=source)
+        return
     try:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -113,7 +127,7 @@ def fetch(
     """Download the data set ``name`` into the folder ``dest``.
 
     Args:
-      name: a key of :data:`SOURCES` (``"audealize"``).
+      name: a key of :data:`SOURCES` (``"audealize"``, ``"socialfx"``).
       dest: folder for the file (created if missing).
       source: another path or URL; then the digest is only reported, unless
         ``expected_sha256`` is given.

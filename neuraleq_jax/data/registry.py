@@ -19,6 +19,7 @@ from neuraleq_jax.data.crowd import audealize_dataset, crowd_dataset
 from neuraleq_jax.data.curves import fit_curve_dataset
 from neuraleq_jax.data.dataset import EQDataset, from_arrays, grouped_split, stratified_split
 from neuraleq_jax.data.safedb import load_safe_db
+from neuraleq_jax.data.socialfx import socialfx_dataset
 from neuraleq_jax.data.synthetic import make_synthetic
 from neuraleq_jax.data.vocabulary import with_sources
 
@@ -80,6 +81,17 @@ def _crowd(data: DataConfig, progress: bool) -> EQDataset:
     )
 
 
+def _socialfx(data: DataConfig, progress: bool) -> EQDataset:
+    dataset, _read, _fit = socialfx_dataset(
+        data.path,
+        min_examples=data.min_examples,
+        words=data.words,
+        seed=data.data_seed,
+        progress=progress,
+    )
+    return dataset
+
+
 # data.dataset name → builder (the config, and whether to show progress on stderr while a
 # slow step runs); the same names as config.DATASET_NAMES (tests/test_layout.py)
 DATASETS: dict[str, Callable[[DataConfig, bool], EQDataset]] = {
@@ -88,6 +100,7 @@ DATASETS: dict[str, Callable[[DataConfig, bool], EQDataset]] = {
     "curves": _curves,
     "audealize": _audealize,
     "crowd": _crowd,
+    "socialfx": _socialfx,
 }
 
 
