@@ -4,11 +4,13 @@
     neuraleq serve --workdir runs/synthetic        # then open http://127.0.0.1:8000/
 
 Starlette on uvicorn; the page's HTML/JS/CSS live in ``neuraleq_jax/web`` and need no network.
-``GET /api`` lists the endpoints (:data:`ENDPOINTS`). Request bodies are JSON objects; every
-bad input answers 4xx with ``{"error": "<what was wrong and what is accepted>"}``; sizes are
-bounded by :data:`LIMITS`. The model is shared by all requests, so calls into it hold one
-lock (its compile caches and call counter are not thread-safe); a generate call takes about a
-millisecond, so serialising them costs little.
+``GET /api`` lists the endpoints (:data:`ENDPOINTS`). Request bodies are JSON objects sent
+as ``Content-Type: application/json``: a POST from another site's page (an ``Origin`` that is
+not the server's own) is refused 403 and a body of another type 415, so no page the user
+visits can drive the API. Every bad input answers 4xx with ``{"error": "<what was wrong and
+what is accepted>"}``; sizes are bounded by :data:`LIMITS`. The model is shared by all
+requests, so calls into it hold one lock (its compile caches and call counter are not
+thread-safe); a generate call takes about a millisecond, so serialising them costs little.
 """
 
 from __future__ import annotations
@@ -68,9 +70,40 @@ async def _read_json(request: Request) -> dict:
     return body
 
 
+def _own_origin(request: Request) -> str:
+    """The server's own origin as a browser names it: ``scheme://host[:port]`` of the URL
+    the request was sent to (its Host header)."""
+    host = request.headers.get("host") or request.url.netloc
+    return f"{request.url.scheme}://{host}".lower()
+
+
+def _check_action(request: Request) -> None:
+    """Refuse a request that acts (POST) unless it is the server's own page or a program:
+    an ``Origin`` other than the server's own is another site's page (any site the user
+    visits could otherwise drive the API), and a body not declared ``application/json`` is
+    what a cross-site "simple" request sends without a CORS preflight (which this server
+    never grants)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin.lower() != _own_origin(request):
+        raise ApiError(
+            403,
+            f"Origin {origin!r} is not this server's own ({_own_origin(request)}); the API "
+            f"acts only for its own page and for programs that send no Origin",
+        )
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            415,
+            f"Content-Type {media_type or 'missing'!r} is refused; a POST body must be JSON "
+            f"sent as Content-Type: application/json",
+        )
+
+
 def _endpoint(handler, path: str, method: str):
     async def endpoint(request: Request):
         try:
+            if method == "POST":
+                _check_action(request)
             body = await _read_json(request) if method == "POST" else {}
             result = await run_in_threadpool(
                 handler, request.app.state.service, body, request.query_params

@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import json
 import math
 import re
 import socket
@@ -377,16 +378,68 @@ def test_bad_input_answers_4xx_naming_the_problem(client, path, body, status, ne
 
 
 def test_malformed_bodies_and_routes(client):
-    assert "JSON" in error_of(client.post("/api/generate", content=b"{nope"), 400)
+    assert "JSON" in error_of(client.post("/api/generate", content=b"{nope", headers=JSON), 400)
     assert "object" in error_of(client.post("/api/generate", json=[1, 2]), 400)
     assert "strength" in error_of(
-        client.post("/api/generate", content=b'{"term": "warm", "strength": NaN}'), 400
+        client.post("/api/generate", content=b'{"term": "warm", "strength": NaN}', headers=JSON),
+        400,
     )
     huge = b'{"text": "' + b"x" * (server.LIMITS["body_bytes"] + 10) + b'"}'
-    assert "bytes" in error_of(client.post("/api/presets/import", content=huge), 413)
+    assert "bytes" in error_of(client.post("/api/presets/import", content=huge, headers=JSON), 413)
     assert "GET /api" in error_of(client.get("/api/nothing"), 404)
     assert "GET" in error_of(client.get("/api/generate"), 405)
     assert "unknown word" in error_of(client.get("/api/word?word=zzz"), 404)
+
+
+JSON = {"Content-Type": "application/json"}
+POSTS = [path for _, path, method in server.endpoints.ROUTES if method == "POST"]
+VALID_BODIES = {
+    "/generate": {"term": "warm"},
+    "/morph": {"from": "warm", "to": "bright", "steps": 3},
+    "/explore": {"n": 2},
+    "/describe": {"setting": WARM.tolist()},
+    "/response": {"setting": WARM.tolist()},
+    "/coefficients": {"setting": WARM.tolist()},
+    "/presets/export": {"setting": WARM.tolist(), "format": "apo"},
+    "/presets/import": {"text": presets.apo_text(WARM)},
+}
+
+
+def test_every_action_has_a_valid_body_here():
+    assert sorted(VALID_BODIES) == sorted(POSTS)
+
+
+CROSS_SITE = {"Origin": "http://evil.example", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_every_action_refuses_another_sites_page(client, path):
+    """A page on another site sends its own Origin: refused before the body is read, on
+    every endpoint that acts, whatever it asks (a valid body here)."""
+    body = json.dumps(VALID_BODIES[path]).encode()
+    reply = client.post(f"/api{path}", content=body, headers=CROSS_SITE)
+    message = error_of(reply, 403)
+    assert "http://evil.example" in message and "http://testserver" in message
+    own = {"Origin": "http://testserver", "Content-Type": "application/json; charset=utf-8"}
+    assert client.post(f"/api{path}", content=body, headers=own).status_code in (200, 501)
+
+
+@pytest.mark.parametrize("path", POSTS)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_every_action_refuses_a_body_that_is_not_declared_json(client, path, content_type):
+    """The cross-site "simple" request of issue 32 (text/plain, a JSON body) and its kin: a
+    browser sends them without a CORS preflight, so the type alone must refuse them."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    body = json.dumps(VALID_BODIES[path]).encode()
+    message = error_of(client.post(f"/api{path}", content=body, headers=headers), 415)
+    assert "application/json" in message and (content_type or "missing") in message
+
+
+def test_the_cross_site_simple_request_of_issue_32_is_refused(client):
+    simple = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    reply = client.post("/api/generate", content=b'{"term": "warm"}', headers=simple)
+    assert "Origin" in error_of(reply, 403)
+    assert "settings" not in reply.json()
 
 
 def test_host_check_when_bound_to_loopback(system):
