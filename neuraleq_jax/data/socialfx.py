@@ -360,10 +360,11 @@ def socialfx_dataset(
 
     Words as :func:`keep_words` keeps them; each contribution's curve in dB
     (:func:`weights_to_db`) fitted to 5 bands by :func:`crowd.fit_cached` (``fit_options``
-    override :data:`crowd.FIT_OPTIONS`; ``progress``: a bar on stderr while they fit). The dataset is a :class:`WordDataset` of source
-    ``"socialfx"``: per word its contributions (settings and contributors), their agreement
-    (:func:`curve_agreement`) and languages. It has no contributor ids, so training splits it
-    stratified by word, which with one contribution per contributor is a split by contribution.
+    override :data:`crowd.FIT_OPTIONS`; ``progress``: a bar on stderr while they fit). The
+    dataset is a :class:`WordDataset` of source ``"socialfx"``: per word its contributions
+    (settings and contributors), their agreement (:func:`curve_agreement`) and languages. It has
+    no contributor ids, so training splits it stratified by word, which with one contribution
+    per contributor is a split by contribution.
     """
     read, vocabulary = keep_words(
         load_socialfx(path, on_malformed=on_malformed), min_examples=min_examples, words=words
