@@ -317,7 +317,8 @@ def _fidelity_part(
     blend_variations: int,
 ) -> tuple[dict, dict]:
     """The fidelity figures of a system: ``(flat figures, details)``; ``sizes`` is
-    ``(n_variations, steps, seed)``. Without training data only blend fidelity is computed;
+    ``(n_variations, steps, seed)``. Without training data only the blend figures (blend
+    fidelity, blend per setting: its word spreads from the system's own variations) are computed;
     with it, also the system's generated-set figures and the reference of decoding its own
     training latents (``reconstruct(train)``)."""
     seed = sizes[2]
@@ -325,8 +326,17 @@ def _fidelity_part(
     blends = fidelity.system_blend_fidelity(
         system, heldout, variations=int(blend_variations), seed=seed, sample_rate=sample_rate
     )
-    flat = {key: value for key, value in blends.items() if key != "details"}
-    details = {"blend_fidelity": blends["details"]}
+    per_setting = fidelity.system_blend_per_setting(
+        system,
+        heldout,
+        gen,
+        gen_ids,
+        variations=int(blend_variations),
+        seed=seed,
+        sample_rate=sample_rate,
+    )
+    flat = {key: value for key, value in {**blends, **per_setting}.items() if key != "details"}
+    details = {"blend_fidelity": blends["details"], "blend_per_setting": per_setting["details"]}
     if train is not None:
         figures = fidelity.generated_figures(gen, gen_ids, train, heldout, sample_rate=sample_rate)
         details["fidelity"] = figures.pop("details")

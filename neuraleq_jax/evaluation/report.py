@@ -23,6 +23,7 @@ EXTRA_FIGURES = (
     ("morph_smoothness_median", "morph smoothness (median pair)", "{:.3f}"),
     ("morph_endpoint_mean_db", "morph end points (mean, dB)", "{:.3f}"),
     ("blend_fidelity_mean", "blend fidelity (mean pair)", "{:.3f}"),
+    ("blend_per_setting_mean", "blend per setting (mean blend)", "{:.1%}"),
     ("all_in_range", "every returned setting in range", "{}"),
     ("explained_variance", "PCA explained variance (baseline)", "{:.1%}"),
 )
@@ -35,6 +36,7 @@ _FORMATS = {
     "distribution_match_mean": "{:.2f}",
     "distribution_match_worst": "{:.2f}",
     "mean_response_noise_ratio_worst": "{:.2f}",
+    "blend_per_setting_worst": "{:.1%}",
 }
 _TITLES = {"model": "model", "baseline": "lite baseline"}
 
@@ -195,6 +197,28 @@ def _blend_lines(metrics: dict) -> list[str]:
                 f"{blend['worst_pair']}, {metrics[name]['blend_fidelity_worst']:.3f}; "
                 f"mean over ordered pairs {metrics[name]['blend_fidelity_mean']:.3f}."
             )
+    return lines + _per_setting_lines(metrics)
+
+
+def _per_setting_lines(metrics: dict) -> list[str]:
+    """One line per system with blend per setting: its worst blend, mean and blends counted."""
+    lines = []
+    for name in ("model", "baseline"):
+        blend = ((metrics.get(name) or {}).get("details") or {}).get("blend_per_setting")
+        if not blend:
+            continue
+        if not blend["counted"]:
+            lines.append(f"- Blend per setting ({_TITLES[name]}): no word pair is separated.")
+            continue
+        how = "its own blends" if blend["how"] == "blend" else "a mixture, as it has no blends"
+        lines.append(
+            f"- Blend per setting ({_TITLES[name]}, {how}): share of single variations nearer "
+            f"to one word's mean response than to the mix, worst blend {blend['worst_blend']} "
+            f"{metrics[name]['blend_per_setting_worst']:.1%}; mean "
+            f"{metrics[name]['blend_per_setting_mean']:.1%} over the {blend['counted']} "
+            f"50/50 and 60/40 blends of pairs farther apart than {blend['separation']:g}× "
+            f"the larger word's spread."
+        )
     return lines
 
 

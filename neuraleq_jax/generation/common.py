@@ -87,6 +87,12 @@ def apply_strength(settings, strength, layout: EQLayout = DEFAULT_LAYOUT):
     return paramspace.scale_gains(jnp.asarray(settings, jnp.float32), strength, layout)
 
 
+def _latent_response(params, config: networks.ModelConfig, layout: EQLayout, latent_L):
+    """The dB response ``[F]`` of one latent's decoded setting."""
+    setting = _decode_physical(params, config, latent_L[None], layout)[0]
+    return response.magnitude_response_db(setting, layout=layout)
+
+
 def _blend_centre(
     params, config, layout, weights_W, centres_WxL, responses_WxF, match_responses: bool
 ):
@@ -102,9 +108,7 @@ def _blend_centre(
         return centre_L
     target_F = weights_W @ responses_WxF
 
-    def respond(latent_L):
-        setting = _decode_physical(params, config, latent_L[None], layout)[0]
-        return response.magnitude_response_db(setting, layout=layout)
+    respond = functools.partial(_latent_response, params, config, layout)
 
     def misfit(latent_L):
         return jnp.mean((target_F - respond(latent_L)) ** 2)

@@ -6,10 +6,15 @@ word's encoded training latents at random, add Gaussian kernel noise (per-dimens
 ``kde_scale_WxL``, calibrated on validation data by :func:`fit_word_model`), clip to the tanh
 range, decode. So they spread like the word's data in everything the latent holds (gains,
 frequency and Q), yet are new settings: the noise moves each draw away from the training
-setting it started from. A blend is the mixture of its words' densities: each variation first
-picks a word with probability equal to its weight (evenly spread over consecutive variations,
-:func:`_mixture_word`), so the mean response of many variations is the weighted mix of the
-words' mean responses.
+setting it started from.
+
+A blend's every variation is itself a blend (:func:`_blend_latents`): it draws one latent from
+each word's density, and moves the row's blend centre (the latent whose decoded response is the
+weighted mix of the words' mean-latent responses, :func:`_blend_centre`) by the weighted sum of
+the draws' deviations from their words' latent means, scaled by ``1 / sqrt(Σ wᵢ²)``: a weighted
+sum of independent deviations has ``Σ wᵢ²`` of their variance, and the scale gives it back the
+spread of a single word's variations. One-hot rows are drawn as before, bit for bit
+(:func:`_mixture_word` picks their one word).
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ import numpy as np
 
 from neuraleq_jax.generation.common import (
     _as_float32,
+    _blend_centre,
     _decode_physical,
     _in_latent_range,
+    _latent_response,
     _select,
     apply_strength,
+    blend_needs_correction,
     check_keys,
     check_word_weights,
 )
@@ -109,7 +117,8 @@ def word_variations(
 
 def _variation_latents(word_model, weights_W, key, first, variations: int):
     """Latents ``[variations, L]`` of variations ``first … first + variations - 1`` of one
-    weight vector, drawn from the mixture of its words' densities."""
+    weight vector, each drawn from one word of the row picked by :func:`_mixture_word` (for a
+    one-hot row: its word, as :func:`word_variations` draws it)."""
     index_V = first + jnp.arange(variations)
 
     def one(key_v, index):
@@ -118,7 +127,73 @@ def _variation_latents(word_model, weights_W, key, first, variations: int):
     return jax.vmap(one)(_variation_keys(key, first, variations), index_V)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "plan"))
+def _latent_means(word_model):
+    """Each word's kernel density mean, the mean of its training latents: ``[W, L]``."""
+    points_WxNxL = jnp.asarray(word_model["kde_points_WxNxL"])
+    counts_W = jnp.asarray(word_model["counts_W"])
+    mask_WxN = jnp.arange(points_WxNxL.shape[1])[None, :] < counts_W[:, None]
+    total_WxL = jnp.einsum("wn,wnl->wl", mask_WxN.astype(points_WxNxL.dtype), points_WxNxL)
+    return total_WxL / jnp.maximum(counts_W, 1)[:, None].astype(points_WxNxL.dtype)
+
+
+def _blend_frame(params, config, layout, weights_W, means_WxL, mean_responses_WxF):
+    """``(centre_L, fixed_LxL)`` of a blend row: its blend centre (:func:`_blend_centre`
+    toward the weighted mix of ``mean_responses_WxF``) and the projector onto the latent
+    directions that, to first order at the centre, move the response along the differences
+    between its words' mean responses and the mix: how much of each word the blend holds."""
+    weights_W = weights_W / jnp.sum(weights_W)
+    centre_L = _blend_centre(params, config, layout, weights_W, means_WxL, mean_responses_WxF, True)
+    jacobian_FxL = jax.jacfwd(functools.partial(_latent_response, params, config, layout))(centre_L)
+    axes_WxF = jnp.where(
+        (weights_W > 0)[:, None], mean_responses_WxF - weights_W @ mean_responses_WxF, 0.0
+    )
+    mixing_WxL = axes_WxF @ jacobian_FxL
+    return centre_L, jnp.linalg.pinv(mixing_WxL, rtol=1e-4) @ mixing_WxL
+
+
+def _blend_latents(word_model, weights_W, key, first, variations: int, frame, means_WxL):
+    """Latents ``[variations, L]`` of a blend row around its ``frame`` (:func:`_blend_frame`):
+    variation ``v`` draws one latent ``zᵢ`` from every word ``i`` with key
+    ``fold_in(fold_in(key, v), i)``, and moves the centre by ``Σ wᵢ (zᵢ − meanᵢ) / sqrt(Σ wᵢ²)``
+    (weights normalised) less its part along the fixed directions, clipped to the tanh range.
+
+    The scale gives back a single word's spread (independent deviations, weighted and summed,
+    hold ``Σ wᵢ²`` of it); the fixed part is left out because the weights, not the draw, say
+    how much of each word a blend holds: a variation that moved along it would sound like one
+    of the words instead of the blend."""
+    centre_L, fixed_LxL = frame
+    weights_W = weights_W / jnp.sum(weights_W)
+    scale = jax.lax.rsqrt(jnp.sum(weights_W**2))
+    words_W = jnp.arange(weights_W.shape[0], dtype=jnp.int32)
+
+    def one(key_v):
+        keys_W = jax.vmap(jax.random.fold_in, (None, 0))(key_v, words_W)
+        draws_WxL = jax.vmap(lambda w, k: _kernel_draw(word_model, w, k))(words_W, keys_W)
+        deviation_L = scale * (weights_W @ (draws_WxL - means_WxL))
+        return _in_latent_range(centre_L + deviation_L - fixed_LxL @ deviation_L)
+
+    return jax.vmap(one)(_variation_keys(key, first, variations))
+
+
+def _row_latents(params, config, layout, word_model, weights_RxW, keys_R, first, variations):
+    """Latents ``[R, variations, L]`` of blend rows: :func:`_blend_latents` around each row's
+    blend centre, and exactly :func:`_variation_latents` for one-hot rows."""
+    means_WxL = _latent_means(word_model)
+    mean_responses_WxF = jax.vmap(functools.partial(_latent_response, params, config, layout))(
+        means_WxL
+    )
+
+    def row(weights_W, key):
+        frame = _blend_frame(params, config, layout, weights_W, means_WxL, mean_responses_WxF)
+        blended = _blend_latents(word_model, weights_W, key, first, variations, frame, means_WxL)
+        single = _variation_latents(word_model, weights_W, key, first, variations)
+        one_word = jnp.max(weights_W) >= (1.0 - 1e-6) * jnp.sum(weights_W)
+        return jnp.where(one_word, single, blended)
+
+    return jax.vmap(row)(weights_RxW, keys_R)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "variations", "layout", "plan", "blends"))
 def _generate(
     params,
     config,
@@ -130,12 +205,18 @@ def _generate(
     variations,
     layout,
     plan=None,
+    blends=True,
 ):
     def rows(shared, rows_R):
         params, word_model, first = shared
         weights_RxW, keys_R, strength_R = rows_R
-        one = functools.partial(_variation_latents, word_model, variations=variations)
-        latents_RxVxL = jax.vmap(one, (0, 0, None))(weights_RxW, keys_R, first)
+        if blends:
+            latents_RxVxL = _row_latents(
+                params, config, layout, word_model, weights_RxW, keys_R, first, variations
+            )
+        else:  # only one-hot rows: no blend centre to solve for
+            one = functools.partial(_variation_latents, word_model, variations=variations)
+            latents_RxVxL = jax.vmap(one, (0, 0, None))(weights_RxW, keys_R, first)
         n_rows = latents_RxVxL.shape[0]
         settings = _decode_physical(
             params,
@@ -201,8 +282,10 @@ def generate(
       strength_B: scalar or ``[B]`` gain strength (0 flat, 1 as generated).
       variations: settings per row; ``first`` is the index of the first one (variation ``v`` of
         a row always draws from ``fold_in(key, v)``, so large counts can be made in pieces).
-      correct_blends: accepted so that generate and :func:`morph` take the same arguments;
-        a mixture of word densities needs no blend correction, so it changes nothing.
+      correct_blends: whether blend rows are drawn as blends (module docstring); ``None``
+        (default): when any row mixes several words. ``False`` draws every row from the
+        mixture of its words' densities (each variation one word, the former behaviour), and
+        one-hot rows are drawn the same either way.
     Returns:
       ``[B, variations, P]`` physical settings (dB, Hz, Q), inside the layout's ranges.
     """
@@ -212,6 +295,8 @@ def generate(
     check_keys(keys_B, batch)
     if int(variations) < 1:
         raise ValueError(f"variations must be >= 1, got {variations}")
+    if correct_blends is None:
+        correct_blends = blend_needs_correction(weights_BxW)
     plan = large_batch_plan(batch, int(variations))
     args = (
         params,
@@ -232,4 +317,5 @@ def generate(
         int(variations),
         layout,
         plan,
+        bool(correct_blends),
     )

@@ -25,6 +25,10 @@ from neuraleq_jax.model.paramspace import DEFAULT_LAYOUT, EQLayout
 
 COPY_THRESHOLD_DB = 0.1
 BLEND_WEIGHT = 0.7
+# blend per setting: the blends judged, and how far apart (× the larger word's own spread) their
+# two words' mean responses must lie for a nearest-word test to mean something
+PER_SETTING_WEIGHTS = (0.5, 0.6)
+PER_SETTING_SEPARATION = 1.25
 
 
 # ---------------------------------------------------------------- figures on settings
@@ -182,6 +186,89 @@ def blend_fidelity(
         "worst_pair": pairs[worst].tolist(),
         "mean": float(np.nanmean(ratios)),
         "per_pair": ratios.tolist(),
+    }
+
+
+def word_spreads(
+    settings_NxP,
+    word_ids_N,
+    n_words: int,
+    *,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> np.ndarray:
+    """Each word's own spread, ``[W]`` dB: the mean RMS dB of its settings' responses from
+    their mean response; every word needs a setting."""
+    groups = _grouped(settings_NxP, word_ids_N, n_words, "settings", layout, sample_rate)
+    return np.array([rms(g, g.mean(axis=0)).mean() for g in groups])
+
+
+def separated_pairs(
+    means_WxF, spreads_W, pairs_Px2, *, separation: float = PER_SETTING_SEPARATION
+) -> np.ndarray:
+    """Which word pairs ``[P]`` (bool) have mean responses farther apart (RMS dB) than
+    ``separation`` × the larger of the two words' spreads."""
+    pairs = np.asarray(pairs_Px2)
+    apart = rms(means_WxF[pairs[:, 0]], means_WxF[pairs[:, 1]])
+    return apart > separation * np.maximum(spreads_W[pairs[:, 0]], spreads_W[pairs[:, 1]])
+
+
+def blend_per_setting(
+    blend_settings_BxVxP,
+    pairs_Bx2,
+    weights_B,
+    word_settings_NxP,
+    word_ids_N,
+    heldout_KxP,
+    heldout_ids_K,
+    n_words: int,
+    *,
+    separation: float = PER_SETTING_SEPARATION,
+    layout: EQLayout = DEFAULT_LAYOUT,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
+    """Blend per setting of B blends "w·a + (1−w)·b" (``pairs_Bx2`` ``[a, b]``, ``weights_B``
+    w), each with V variations.
+
+    Per blend whose words are separated (:func:`separated_pairs`; the spreads are those of
+    ``word_settings_NxP``, each word's own variations): the share of its variations whose
+    response is nearer (RMS dB) to m_a or m_b than to ``w·m_a + (1−w)·m_b`` (m: the words' mean
+    held-out responses). Returns ``{"worst" (NaN without a counted blend), "worst_blend"
+    (index or -1), "mean", "counted", "per_blend" [B] (NaN where not counted)}``.
+    """
+    blends = check_settings(blend_settings_BxVxP, layout, "blend settings", min_ndim=3)
+    pairs, weights = np.asarray(pairs_Bx2), np.asarray(weights_B, np.float64)
+    if pairs.shape != (len(blends), 2) or not np.issubdtype(pairs.dtype, np.integer):
+        raise ValueError(f"pairs must be integer [{len(blends)}, 2], got {pairs.shape}")
+    if weights.shape != (len(blends),) or not np.all((weights >= 0) & (weights <= 1)):
+        raise ValueError(f"weights must be [{len(blends)}] in [0, 1], got {weights}")
+    check_word_ids(pairs.reshape(-1), pairs.size, n_words, "pairs")
+    kw = dict(layout=layout, sample_rate=sample_rate)
+    means_WxF = word_mean_responses(heldout_KxP, heldout_ids_K, n_words, **kw)
+    spreads_W = word_spreads(word_settings_NxP, word_ids_N, n_words, **kw)
+    counted = separated_pairs(means_WxF, spreads_W, pairs, separation=separation)
+    shares = np.full(len(blends), np.nan)
+    for index in np.flatnonzero(counted):
+        responses_VxF = responses_db(blends[index], **kw)
+        first, second = means_WxF[pairs[index, 0]], means_WxF[pairs[index, 1]]
+        mix = weights[index] * first + (1.0 - weights[index]) * second
+        nearest_word = np.minimum(rms(responses_VxF, first), rms(responses_VxF, second))
+        shares[index] = np.mean(nearest_word < rms(responses_VxF, mix))
+    if not counted.any():
+        return {
+            "worst": float("nan"),
+            "worst_blend": -1,
+            "mean": float("nan"),
+            "counted": 0,
+            "per_blend": shares.tolist(),
+        }
+    worst = int(np.nanargmax(shares))
+    return {
+        "worst": float(shares[worst]),
+        "worst_blend": worst,
+        "mean": float(np.nanmean(shares)),
+        "counted": int(counted.sum()),
+        "per_blend": shares.tolist(),
     }
 
 
@@ -417,5 +504,68 @@ def system_blend_fidelity(
             "per_pair": dict(zip(names, out["per_pair"])),
             "how": drawn[0][1],
             "weight": float(weight),
+        },
+    }
+
+
+def per_setting_blends(n_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """The blends blend per setting judges: ``(pairs [B, 2], weights [B])``, 50/50 for every
+    unordered word pair and 60/40 for every ordered one."""
+    rows = [(a, b, 0.5) for a in range(n_words) for b in range(a + 1, n_words)]
+    rows += [(a, b, 0.6) for a in range(n_words) for b in range(n_words) if a != b]
+    pairs = np.array([(a, b) for a, b, _ in rows], dtype=np.int64).reshape(-1, 2)
+    return pairs, np.array([w for _, _, w in rows], dtype=np.float64)
+
+
+def system_blend_per_setting(
+    system,
+    heldout,
+    word_settings_NxP,
+    word_ids_N,
+    *,
+    variations: int = 100,
+    seed: int = 0,
+    sample_rate: float = response.DEFAULT_SAMPLE_RATE,
+) -> dict:
+    """Blend per setting of a system (:func:`blend_per_setting`) over
+    :func:`per_setting_blends`; only the blends of separated pairs are generated, each with
+    ``variations`` settings, and ``word_settings_NxP`` are the system's own word variations.
+
+    Returns ``{"blend_per_setting_worst", "blend_per_setting_mean", "details": {"worst_blend",
+    "per_blend" {name: share}, "counted", "how", "separation"}}``.
+    """
+    vocabulary, layout = tuple(heldout.vocabulary), heldout.layout
+    kw = dict(layout=layout, sample_rate=sample_rate)
+    pairs, weights = per_setting_blends(len(vocabulary))
+    means_WxF = word_mean_responses(heldout.settings, heldout.word_ids, len(vocabulary), **kw)
+    spreads_W = word_spreads(word_settings_NxP, word_ids_N, len(vocabulary), **kw)
+    keep = separated_pairs(means_WxF, spreads_W, pairs)
+    pairs, weights = pairs[keep], weights[keep]
+    drawn = [
+        blend_variations(system, vocabulary[a], vocabulary[b], variations, weight=w, seed=seed + i)
+        for i, ((a, b), w) in enumerate(zip(pairs, weights))
+    ]
+    settings = np.stack([s for s, _ in drawn]) if drawn else np.empty((0, 1, layout.n_params))
+    out = blend_per_setting(
+        settings,
+        pairs,
+        weights,
+        word_settings_NxP,
+        word_ids_N,
+        heldout.settings,
+        heldout.word_ids,
+        len(vocabulary),
+        **kw,
+    )
+    names = [blend_name(vocabulary[a], vocabulary[b], w) for (a, b), w in zip(pairs, weights)]
+    return {
+        "blend_per_setting_worst": out["worst"],
+        "blend_per_setting_mean": out["mean"],
+        "details": {
+            "worst_blend": names[out["worst_blend"]] if out["counted"] else None,
+            "per_blend": dict(zip(names, out["per_blend"])),
+            "counted": out["counted"],
+            "how": drawn[0][1] if drawn else None,
+            "separation": PER_SETTING_SEPARATION,
         },
     }

@@ -20,6 +20,7 @@ GOALS = (
     ("mean_response_noise_ratio_worst", "mean response error ÷ noise (worst)", "<=", 2.0),
     ("copy_rate", "copy rate", "<=", 0.05),
     ("blend_fidelity_worst", "blend fidelity (worst pair)", "<=", 0.15),
+    ("blend_per_setting_worst", "blend per setting (worst blend)", "<=", 0.25),
 )
 # On real data (SAFE-DB held-out contributors) every word's distribution match must be ≤ 2.
 REAL_DATA_BOUNDS = {"distribution_match_worst": 2.0}

@@ -168,15 +168,22 @@ def test_kernel_draws_pick_points_uniformly_and_add_noise_of_the_kernel_scale():
     np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=5 * 0.02 / np.sqrt(n))
 
 
-def test_blend_draws_choose_each_word_with_its_weight(trained):
-    # every word a single point at zero bandwidth: each variation decodes to one word's point
+def test_mixture_draws_choose_each_word_with_its_weight(trained):
+    # correct_blends=False draws a blend from the mixture of its words' densities; every word a
+    # single point at zero bandwidth: each variation decodes to one word's point
     model = one_point_model(trained)
     weights = np.zeros((1, W), np.float32)
     weights[0, [WARM, BRIGHT, 5]] = [0.6, 0.3, 0.1]
     n = 3000
     out = np.asarray(
         generation.generate(
-            trained["params"], trained["config"], model, weights, keys(1, seed=4), variations=n
+            trained["params"],
+            trained["config"],
+            model,
+            weights,
+            keys(1, seed=4),
+            variations=n,
+            correct_blends=False,
         )
     )[0]
     decoded = generation.decode_latents(

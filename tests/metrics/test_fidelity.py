@@ -166,6 +166,67 @@ def test_blend_of_the_data_mixture_scores_near_zero(split):
     assert got["worst"] < 1e-9
 
 
+def test_blend_per_setting_matches_loop(split):
+    train, heldout = split
+    pairs, weights = fidelity.per_setting_blends(N_WORDS)
+    assert len(pairs) == N_WORDS * (N_WORDS - 1) * 3 // 2 and set(weights) == {0.5, 0.6}
+    pairs, weights = pairs[::5], weights[::5]
+    # each blend: a data mixture of its two words' training settings (which a nearest-word test
+    # should catch), then the ids of the words' own settings for the spreads
+    rows = [
+        np.concatenate([np.flatnonzero(train.word_ids == w)[:10] for w in pair]) for pair in pairs
+    ]
+    blends = np.stack([train.settings[r] for r in rows])
+    got = fidelity.blend_per_setting(
+        blends,
+        pairs,
+        weights,
+        train.settings,
+        train.word_ids,
+        heldout.settings,
+        heldout.word_ids,
+        N_WORDS,
+    )
+    held, own = responses_db(heldout.settings), responses_db(train.settings)
+    means = [held[heldout.word_ids == w].mean(axis=0) for w in range(N_WORDS)]
+    spreads = []
+    for w in range(N_WORDS):
+        settings_of_w = own[train.word_ids == w]
+        centre = settings_of_w.mean(axis=0)
+        spreads.append(np.mean([_rms(r, centre) for r in settings_of_w]))
+    expected = []
+    for (a, b), weight, settings in zip(pairs, weights, blends):
+        if _rms(means[a], means[b]) <= 1.25 * max(spreads[a], spreads[b]):
+            expected.append(np.nan)
+            continue
+        mix = weight * means[a] + (1 - weight) * means[b]
+        near = [
+            min(_rms(r, means[a]), _rms(r, means[b])) < _rms(r, mix) for r in responses_db(settings)
+        ]
+        expected.append(np.mean(near))
+    expected = np.array(expected)
+    assert 0 < np.isfinite(expected).sum() < len(expected)  # some pairs counted, some not
+    np.testing.assert_array_equal(got["per_blend"], expected)
+    assert got["counted"] == np.isfinite(expected).sum()
+    assert got["worst"] == np.nanmax(expected) and got["mean"] == pytest.approx(
+        np.nanmean(expected)
+    )
+    assert got["per_blend"][got["worst_blend"]] == got["worst"]
+    # no separated pair: nothing counted
+    none = fidelity.blend_per_setting(
+        blends,
+        pairs,
+        weights,
+        train.settings,
+        train.word_ids,
+        heldout.settings,
+        heldout.word_ids,
+        N_WORDS,
+        separation=1e3,
+    )
+    assert none["counted"] == 0 and np.isnan(none["worst"]) and none["worst_blend"] == -1
+
+
 def test_copy_rate_of_training_settings_is_one_and_loop(split):
     train, _ = split
     out = fidelity.copy_rate(
