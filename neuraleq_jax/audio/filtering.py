@@ -312,14 +312,12 @@ def apply_eq(
         the whole output down to a −0.1 dBFS peak when it is higher) or ``"error"`` (raise
         :class:`ClippingError` when the output exceeds 0 dBFS).
       layout: the setting's band layout.
-      progress: None, or a tqdm bar that the filtering advances by one per frame (the result
-        is the same either way: the filter state carries over between pieces).
+      progress: None, or a bar the filtering advances per frame (the same result either way).
     Returns:
       ``(out, report)``: float64 audio of the input's shape, and an :class:`EQReport`.
     """
     sample_rate, strength = _check_options(sample_rate, strength, match_loudness, peak_mode)
-    x_TxC = _check_audio(audio)
-    setting = _check_setting(setting, layout)
+    x_TxC, setting = _check_audio(audio), _check_setting(setting, layout)
     scaled, used, clamped, notes = _filter_parameters(setting, strength, sample_rate, layout)
     y_TxC = _filter(second_order_sections(used, sample_rate, layout), x_TxC, progress)
     y_TxC, loudness_in, loudness_out, loudness_gain_db, loudness_notes = _match_loudness(

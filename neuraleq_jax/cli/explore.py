@@ -127,6 +127,27 @@ def _load_model(workdir: str):
     return bundle
 
 
+def _print_report(report, args) -> None:
+    """What the store run did: a replaced unfinished store, nothing to do, or rows written."""
+    if report.replaced:
+        print(
+            f"note: replaced the unfinished exploration of other options in {args.out} "
+            f"(it held no finished chunk)",
+            file=sys.stderr,
+        )
+    if report.already_complete:
+        print(f"{args.out} is complete already ({args.n} settings); nothing written")
+        return
+    resumed = (
+        f", resumed after {report.chunks_before} done chunk(s)" if report.chunks_before else ""
+    )
+    rate = report.rows_written / max(report.seconds, 1e-9)
+    print(
+        f"wrote {report.rows_written} setting(s) to {args.out} in "
+        f"{report.seconds:.1f} s ({rate:,.0f} settings/s{resumed})"
+    )
+
+
 def run(args) -> int:
     """Run ``neuraleq explore`` with ``--out DIR.zarr`` (``args`` from the cli parser)."""
     from neuraleq_jax.config import DistributedConfig
@@ -167,25 +188,7 @@ def run(args) -> int:
         check_stop=args.check_stop,
     )
     if jax.process_index() == 0:
-        if report.replaced:
-            print(
-                f"note: replaced the unfinished exploration of other options in {args.out} "
-                f"(it held no finished chunk)",
-                file=sys.stderr,
-            )
-        if report.already_complete:
-            print(f"{args.out} is complete already ({args.n} settings); nothing written")
-        else:
-            resumed = (
-                f", resumed after {report.chunks_before} done chunk(s)"
-                if report.chunks_before
-                else ""
-            )
-            rate = report.rows_written / max(report.seconds, 1e-9)
-            print(
-                f"wrote {report.rows_written} setting(s) to {args.out} in "
-                f"{report.seconds:.1f} s ({rate:,.0f} settings/s{resumed})"
-            )
+        _print_report(report, args)
     if distributed.enabled:
         jax.distributed.shutdown()
     return 0

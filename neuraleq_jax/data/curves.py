@@ -331,11 +331,7 @@ def fit_curves(
     size = min(n, int(batch_size))
     padded = np.concatenate([targets, np.repeat(targets[-1:], -n % size, axis=0)])
     key = jax.random.key(seed)
-    settings, errors = [], []
-    bar = tqdm(
-        total=n, unit="curve", desc=f"fitting 5 bands to {n} curves", disable=not progress,
-        file=sys.stderr, leave=False,
-    )  # fmt: skip
+    settings, errors, bar = [], [], _fit_bar(n, progress)
     for index, start in enumerate(range(0, len(padded), size)):
         batch_settings, batch_rms = _fit_batch(
             jnp.asarray(padded[start : start + size]),
@@ -352,14 +348,21 @@ def fit_curves(
         errors.append(np.asarray(batch_rms))
         bar.update(min(size, n - start))
     bar.close()
-    settings_NxP = np.concatenate(settings)[:n]
-    rms_N = np.concatenate(errors)[:n]
+    settings_NxP, rms_N = np.concatenate(settings)[:n], np.concatenate(errors)[:n]
     chex.assert_shape(settings_NxP, (n, layout.n_params))
     chex.assert_tree_all_finite((settings_NxP, rms_N))
     return CurveFit(
         settings=paramspace.validate(settings_NxP, layout, name="fitted settings"),
         rms_db=rms_N.astype(np.float32),
         layout=layout,
+    )
+
+
+def _fit_bar(curves: int, show: bool):
+    """A bar on stderr over the curves fitted (disabled where ``show`` is false)."""
+    desc = f"fitting 5 bands to {curves} curves"
+    return tqdm(
+        total=curves, unit="curve", desc=desc, disable=not show, file=sys.stderr, leave=False
     )
 
 
