@@ -148,6 +148,17 @@ def word_mean_responses(
     return np.stack([g.mean(axis=0) for g in groups])
 
 
+def _checked_blends(blend_settings_BxVxP, pairs_Bx2, n_words: int, layout: EQLayout):
+    """``(settings [B, V, P], pairs [B, 2])`` of B blends of word pairs, checked: settings in
+    range, one integer ``[a, b]`` pair of word ids per blend."""
+    blends = check_settings(blend_settings_BxVxP, layout, "blend settings", min_ndim=3)
+    pairs = np.asarray(pairs_Bx2)
+    if pairs.shape != (len(blends), 2) or not np.issubdtype(pairs.dtype, np.integer):
+        raise ValueError(f"pairs must be integer [{len(blends)}, 2], got {pairs.shape}")
+    check_word_ids(pairs.reshape(-1), pairs.size, n_words, "pairs")
+    return blends, pairs
+
+
 def blend_fidelity(
     blend_settings_PxVxP,
     pairs_Px2,
@@ -165,11 +176,7 @@ def blend_fidelity(
     ``w·m_a + (1−w)·m_b`` (m: the words' mean held-out responses), ÷ RMS dB between m_a and
     m_b. Returns ``{"worst", "worst_pair" [a, b], "mean", "per_pair" [P]}``.
     """
-    blends = check_settings(blend_settings_PxVxP, layout, "blend settings", min_ndim=3)
-    pairs = np.asarray(pairs_Px2)
-    if pairs.shape != (len(blends), 2) or not np.issubdtype(pairs.dtype, np.integer):
-        raise ValueError(f"pairs must be integer [{len(blends)}, 2], got {pairs.shape}")
-    check_word_ids(pairs.reshape(-1), pairs.size, n_words, "pairs")
+    blends, pairs = _checked_blends(blend_settings_PxVxP, pairs_Px2, n_words, layout)
     if not 0.0 <= float(weight) <= 1.0:
         raise ValueError(f"weight must lie in [0, 1], got {weight}")
     means_WxF = word_mean_responses(
@@ -236,13 +243,10 @@ def blend_per_setting(
     held-out responses). Returns ``{"worst" (NaN without a counted blend), "worst_blend"
     (index or -1), "mean", "counted", "per_blend" [B] (NaN where not counted)}``.
     """
-    blends = check_settings(blend_settings_BxVxP, layout, "blend settings", min_ndim=3)
-    pairs, weights = np.asarray(pairs_Bx2), np.asarray(weights_B, np.float64)
-    if pairs.shape != (len(blends), 2) or not np.issubdtype(pairs.dtype, np.integer):
-        raise ValueError(f"pairs must be integer [{len(blends)}, 2], got {pairs.shape}")
+    blends, pairs = _checked_blends(blend_settings_BxVxP, pairs_Bx2, n_words, layout)
+    weights = np.asarray(weights_B, np.float64)
     if weights.shape != (len(blends),) or not np.all((weights >= 0) & (weights <= 1)):
         raise ValueError(f"weights must be [{len(blends)}] in [0, 1], got {weights}")
-    check_word_ids(pairs.reshape(-1), pairs.size, n_words, "pairs")
     kw = dict(layout=layout, sample_rate=sample_rate)
     means_WxF = word_mean_responses(heldout_KxP, heldout_ids_K, n_words, **kw)
     spreads_W = word_spreads(word_settings_NxP, word_ids_N, n_words, **kw)
@@ -254,19 +258,11 @@ def blend_per_setting(
         mix = weights[index] * first + (1.0 - weights[index]) * second
         nearest_word = np.minimum(rms(responses_VxF, first), rms(responses_VxF, second))
         shares[index] = np.mean(nearest_word < rms(responses_VxF, mix))
-    if not counted.any():
-        return {
-            "worst": float("nan"),
-            "worst_blend": -1,
-            "mean": float("nan"),
-            "counted": 0,
-            "per_blend": shares.tolist(),
-        }
-    worst = int(np.nanargmax(shares))
+    worst = int(np.nanargmax(shares)) if counted.any() else -1
     return {
-        "worst": float(shares[worst]),
+        "worst": float(shares[worst]) if counted.any() else float("nan"),
         "worst_blend": worst,
-        "mean": float(np.nanmean(shares)),
+        "mean": float(np.nanmean(shares)) if counted.any() else float("nan"),
         "counted": int(counted.sum()),
         "per_blend": shares.tolist(),
     }
