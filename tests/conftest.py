@@ -61,6 +61,19 @@ SHARED_DATA = Path(
 )
 SAFE_CSV = SHARED_DATA / "safe-db" / "SAFEEqualiserUserData.csv"
 AUDEALIZE_JSON = SHARED_DATA / "audealize" / "eqdescriptors.json"
+SOCIALFX_CSV = SHARED_DATA / "socialfx" / "eq_contributions.csv"
+
+
+def require_shared(path: Path, what: str) -> Path:
+    """``path``, a file of the shared data; skip the test, saying where it is looked for, where
+    it is absent (a user's clone has no ../shared; CI has it)."""
+    if not path.is_file():
+        pytest.skip(
+            f"{what} not found at {path} (it lives in ../shared/data/{path.parent.name} beside "
+            "the repository; set NEURALEQ_SHARED_DATA to its parent folder)"
+        )
+    return path
+
 
 # the session's tiny model: the synthetic preset's code path at a size that trains in seconds,
 # on one device as on a user's CPU (sharded training has tests of its own; eight simulated
@@ -80,12 +93,7 @@ TINY_TRAIN_ARGS = (
 @pytest.fixture(scope="session")
 def safe_csv_path() -> Path:
     """Path of the shared SAFE-DB CSV; tests using it skip where the shared folder is absent."""
-    if not SAFE_CSV.is_file():
-        pytest.skip(
-            f"SAFE-DB not found at {SAFE_CSV} (it lives in ../shared/data/safe-db beside "
-            "the repository; set NEURALEQ_SHARED_DATA to its parent folder)"
-        )
-    return SAFE_CSV
+    return require_shared(SAFE_CSV, "SAFE-DB")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import re
 import jax
 import numpy as np
 import pytest
-from conftest import AUDEALIZE_JSON
+from conftest import AUDEALIZE_JSON, require_shared
 
 from neuraleq_jax.data import audealize, curves
 from neuraleq_jax.model import paramspace, response
@@ -20,11 +20,7 @@ magnitude_response_db = jax.jit(
 
 @pytest.fixture(scope="module")
 def shared_document():
-    if not AUDEALIZE_JSON.is_file():
-        pytest.skip(
-            f"Audealize's curves not found at {AUDEALIZE_JSON} (they live in "
-            "../shared/data/audealize beside the repository; set NEURALEQ_SHARED_DATA)"
-        )
+    require_shared(AUDEALIZE_JSON, "Audealize's curves")
     return json.loads(AUDEALIZE_JSON.read_text(encoding="utf-8"))
 
 

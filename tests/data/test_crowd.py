@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import AUDEALIZE_JSON
+from conftest import AUDEALIZE_JSON, require_shared
 
 from neuraleq_jax import cli, presets
 from neuraleq_jax.data import vocabulary
@@ -45,11 +45,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    if not AUDEALIZE_JSON.is_file():
-        pytest.skip(
-            f"Audealize's curves not found at {AUDEALIZE_JSON} (../shared/data/audealize; "
-            "set NEURALEQ_SHARED_DATA)"
-        )
+    require_shared(AUDEALIZE_JSON, "Audealize's curves")
     folder = tmp_path_factory.mktemp("crowd")
     document = json.loads(AUDEALIZE_JSON.read_text(encoding="utf-8"))
     subset = [e for e in document if e["word"] in WORDS]

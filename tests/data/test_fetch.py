@@ -11,7 +11,7 @@ import shutil
 import threading
 
 import pytest
-from conftest import AUDEALIZE_JSON
+from conftest import AUDEALIZE_JSON, require_shared
 
 from neuraleq_jax import cli
 from neuraleq_jax.data import fetch
@@ -20,11 +20,7 @@ from neuraleq_jax.data import fetch
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """``(base URL, sha256 of the served copy)`` of a server on 127.0.0.1 (a free port)."""
-    if not AUDEALIZE_JSON.is_file():
-        pytest.skip(
-            f"Audealize's curves not found at {AUDEALIZE_JSON} (../shared/data/audealize; "
-            "set NEURALEQ_SHARED_DATA)"
-        )
+    require_shared(AUDEALIZE_JSON, "Audealize's curves")
     root = tmp_path_factory.mktemp("server")
     shutil.copy(AUDEALIZE_JSON, root / "eqdescriptors.json")
     (root / "other.json").write_text('{"not": "audealize"}', encoding="utf-8")

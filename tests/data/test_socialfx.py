@@ -14,14 +14,13 @@ from collections import Counter
 import jax
 import numpy as np
 import pytest
-from conftest import AUDEALIZE_JSON, SHARED_DATA, TINY_TRAIN_ARGS
+from conftest import AUDEALIZE_JSON, SOCIALFX_CSV, TINY_TRAIN_ARGS, require_shared
 
 from neuraleq_jax import cli
 from neuraleq_jax.config import DataConfig
 from neuraleq_jax.data import audealize, curves, fetch, registry, socialfx
 from neuraleq_jax.model import paramspace, response
 
-SOCIALFX_CSV = SHARED_DATA / "socialfx" / "eq_contributions.csv"
 WORDS = ("warm", "claro", "cold")  # the most frequent English and Spanish words of the copy
 magnitude_response_db = jax.jit(response.magnitude_response_db, static_argnames=("sample_rate",))
 
@@ -29,11 +28,7 @@ magnitude_response_db = jax.jit(response.magnitude_response_db, static_argnames=
 @pytest.fixture(scope="module")
 def shared_rows():
     """The shared copy's header and data rows, read with the csv module alone."""
-    if not SOCIALFX_CSV.is_file():
-        pytest.skip(
-            f"SocialFX's contributions not found at {SOCIALFX_CSV} (they live in "
-            "../shared/data/socialfx beside the repository; set NEURALEQ_SHARED_DATA)"
-        )
+    require_shared(SOCIALFX_CSV, "SocialFX's contributions")
     with open(SOCIALFX_CSV, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     return rows[0], rows[1:]
@@ -155,8 +150,7 @@ def test_unit_rule_on_a_curve_with_a_known_answer():
 
 
 def test_one_db_per_unit_makes_a_words_mean_contribution_audealizes_curve(shared_rows):
-    if not AUDEALIZE_JSON.is_file():
-        pytest.skip(f"Audealize's curves not found at {AUDEALIZE_JSON}")
+    require_shared(AUDEALIZE_JSON, "Audealize's curves")
     document = json.loads(AUDEALIZE_JSON.read_text(encoding="utf-8"))
     theirs = {e["word"].strip().lower(): np.array(e["settings"]) for e in document}
     read = socialfx.load_socialfx(SOCIALFX_CSV)
