@@ -12,6 +12,7 @@ down to a −0.1 dBFS peak and ``peak_mode="error"`` raises :class:`ClippingErro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -366,10 +367,11 @@ def _filter(sos_Kx6: np.ndarray, x_TxC: np.ndarray, progress) -> np.ndarray:
 
 
 def _progress_bar(frames: int, show: bool):
-    """A bar over filtering and writing ``frames`` (2 steps a frame) on stderr, or None where
-    ``show`` is false or the file is short."""
+    """A bar over filtering and writing ``frames`` (2 steps a frame) on stderr, or
+    ``nullcontext(None)`` (no bar: the whole file in one piece) where ``show`` is false or the
+    file is short."""
     if not show or frames <= PROGRESS_CHUNKS * CHUNK_FRAMES:
-        return None
+        return contextlib.nullcontext(None)
     return tqdm(
         total=2 * frames,
         unit="frame",
@@ -583,17 +585,22 @@ def apply_eq_to_file(
     fmt = _check_paths(in_path, out_path, overwrite)
     data_TxC, sample_rate, in_subtype = _read_audio(in_path)
     subtype, notes = _output_subtype(fmt, subtype, in_subtype)
-    bar = _progress_bar(data_TxC.shape[0], progress)
-    try:
-        out_TxC, report, notes = _filter_and_write(
-            (data_TxC, sample_rate, setting, strength, match_loudness, peak_mode, layout),
-            (out_path, fmt, subtype),
-            notes,
-            bar,
+    with _progress_bar(data_TxC.shape[0], progress) as bar:
+        out_TxC, report = apply_eq(
+            data_TxC, sample_rate, setting, strength, match_loudness, peak_mode, layout, bar
         )
-    finally:
-        if bar is not None:
-            bar.close()
+        if report.clipped_samples and subtype not in FLOAT_SUBTYPES:
+            notes.append(
+                f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
+                f"{subtype} output format"
+            )
+        try:
+            _write_atomically(out_path, out_TxC, sample_rate, fmt, subtype, bar)
+        except (sf.SoundFileError, RuntimeError) as error:
+            raise ValueError(
+                f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
+                f"with {out_TxC.shape[1]} channel(s): {error}"
+            ) from None
     return dataclasses.replace(
         report,
         notes=report.notes + tuple(notes),
@@ -602,24 +609,3 @@ def apply_eq_to_file(
         format=fmt,
         subtype=subtype,
     )
-
-
-def _filter_and_write(apply_args: tuple, output: tuple, notes: list, bar):
-    """:func:`apply_eq` of ``apply_args``, then the atomic write of ``output`` =
-    ``(path, format, subtype)``; returns ``(audio, report, notes)``."""
-    out_path, fmt, subtype = output
-    sample_rate = apply_args[1]
-    out_TxC, report = apply_eq(*apply_args, progress=bar)
-    if report.clipped_samples and subtype not in FLOAT_SUBTYPES:
-        notes.append(
-            f"{report.clipped_samples} sample value(s) above 0 dBFS are clipped by the "
-            f"{subtype} output format"
-        )
-    try:
-        _write_atomically(out_path, out_TxC, sample_rate, fmt, subtype, bar)
-    except (sf.SoundFileError, RuntimeError) as error:
-        raise ValueError(
-            f"cannot write {out_path} as {fmt}/{subtype} at {sample_rate} Hz "
-            f"with {out_TxC.shape[1]} channel(s): {error}"
-        ) from None
-    return out_TxC, report, notes

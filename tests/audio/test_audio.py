@@ -509,6 +509,12 @@ class _Counter:
     def close(self):
         self.closed = True
 
+    def __enter__(self):  # as tqdm: a bar used in a with block closes when it ends
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
 
 def test_a_short_file_shows_no_bar(tmp_path, capsys):
     source = tmp_path / "in.wav"
