@@ -65,11 +65,9 @@ def _deferred_imports() -> set[tuple[str, str]]:
     return found
 
 
-def _allowed(importer: str, imported: str) -> bool:
-    return any(
-        fnmatch.fnmatchcase(importer, who) and fnmatch.fnmatchcase(imported, what)
-        for who, what in DEFERRED_IMPORTS_ALLOWED
-    )
+def _matches(rule: tuple[str, str], importer: str, imported: str) -> bool:
+    who, what = rule
+    return fnmatch.fnmatchcase(importer, who) and fnmatch.fnmatchcase(imported, what)
 
 
 def test_the_graph_reader_sees_known_edges():
@@ -113,14 +111,14 @@ def test_folders_import_downhill():
 
 
 def test_deferred_imports_only_where_a_reason_is_named():
-    unexplained = sorted(pair for pair in _deferred_imports() if not _allowed(*pair))
+    deferred = _deferred_imports()
+    unexplained = sorted(
+        pair for pair in deferred if not any(_matches(r, *pair) for r in DEFERRED_IMPORTS_ALLOWED)
+    )
     assert unexplained == [], (
         "import these at module level, or name the reason in DEFERRED_IMPORTS_ALLOWED"
     )
-    used = {rule for rule in DEFERRED_IMPORTS_ALLOWED if any(
-        fnmatch.fnmatchcase(a, rule[0]) and fnmatch.fnmatchcase(b, rule[1])
-        for a, b in _deferred_imports()
-    )}  # fmt: skip
+    used = {r for r in DEFERRED_IMPORTS_ALLOWED if any(_matches(r, *pair) for pair in deferred)}
     assert used == set(DEFERRED_IMPORTS_ALLOWED), "a named reason no import needs any more"
 
 
