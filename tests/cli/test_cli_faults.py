@@ -517,6 +517,36 @@ def test_sigterm_while_writing_leaves_no_file_behind(workdir, tmp_path):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_gc_callback_is_deferred_to_check_not_printed(signum):
+    """A signal that lands in a gc callback (JAX has one) or a ``__del__`` would print a
+    traceback there and be dropped: the handler records it for check() instead of raising."""
+    import gc
+    import sys
+
+    from neuraleq_jax.cli.stopping import StopSignals, Terminated
+
+    expected = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}[signum]
+    stop, raised = StopSignals(), []
+
+    def callback(phase, info):  # the handler as Python would call it, with this frame
+        try:
+            stop.handler(signum, sys._getframe())
+        except BaseException as error:  # what the gc would have swallowed
+            raised.append(error)
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    assert raised == [] and stop.received
+    with pytest.raises(expected):
+        stop.check()
+    with pytest.raises(expected):  # anywhere else it raises at once, as before
+        StopSignals().handler(signum, sys._getframe())
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_whose_exception_was_swallowed_still_stops_the_output(signum, tmp_path):
